@@ -1,0 +1,67 @@
+"""``create_app(settings)``: builds the ASGI app; the lifespan opens everything, nothing happens at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from opencts import __version__
+from opencts.api import errors, health, traces
+from opencts.api.deps import Services
+from opencts.config import Settings
+from opencts.consumers import ConsumerRunner, LogSignal
+from opencts.iam.bootstrap import bootstrap, write_credentials
+from opencts.store import Database, migrate
+from opencts.traces.retention import RetentionConsumer
+
+log = logging.getLogger("opencts")
+
+
+def open_database(settings: Settings) -> Database:
+    """Open, migrate and bootstrap the database; shared by the server and the offline CLI commands."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url, max_pending_writes=settings.max_pending_writes)
+    migrate.upgrade(db)
+    password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    creds = db.write_sync(lambda conn: bootstrap(conn, region=settings.region, password=password))
+    if creds is not None:
+        write_credentials(settings.credentials_path, creds)
+        log.info("first start: credentials written to %s", settings.credentials_path)
+    return db
+
+
+def create_app(settings: Settings | None = None, *, start_consumers: bool = True) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await asyncio.to_thread(open_database, settings)
+        services = Services(settings=settings, db=db, signal=LogSignal())
+        app.state.services = services
+        runners = [
+            ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
+        ]
+        tasks = [asyncio.create_task(r.run_forever(), name=r.consumer.name) for r in runners] if start_consumers else []
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            db.close()
+
+    app = FastAPI(
+        title="OpenCTS",
+        version=__version__,
+        description="A self-hosted Cloud Trace Service speaking the CTS v3 API.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(errors.RequestIdMiddleware)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(traces.router)
+    return app

@@ -1,0 +1,104 @@
+"""Every error leaves as ``{"error_code": "CTS.xxxx", "error_msg": ...}`` with an ``X-Request-Id``.
+
+Nothing below this module decides HTTP shapes, and nothing here leaks a traceback to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opencts.errors import OpenCTSError, Overloaded
+
+log = logging.getLogger("opencts.api")
+
+_STATUS_CODES = {
+    400: "CTS.0001",
+    401: "CTS.0401",
+    403: "CTS.0403",
+    404: "CTS.0404",
+    405: "CTS.0405",
+    409: "CTS.0409",
+    413: "CTS.0413",
+    415: "CTS.0415",
+    422: "CTS.0001",
+    429: "CTS.0429",
+}
+
+
+def request_id(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    return rid if isinstance(rid, str) else uuid.uuid4().hex
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    rid = request_id(request)
+    body = orjson.dumps({"error_code": code, "error_msg": message, "request_id": rid})
+    all_headers = {"X-Request-Id": rid, **(headers or {})}
+    return Response(body, status_code=status, media_type="application/json", headers=all_headers)
+
+
+class RequestIdMiddleware:
+    """Give every request an id (kept in ``state``) and every response the ``X-Request-Id`` header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                message["headers"] = [*headers, header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OpenCTSError)
+    async def _domain(request: Request, exc: OpenCTSError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+        if exc.status >= 500:
+            log.error("internal error %s: %r", request_id(request), exc)
+        return error_response(request, exc.status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(request, 400, "CTS.0001", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, f"CTS.0{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such API: {request.method} {request.url.path}"
+        return error_response(request, exc.status_code, code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in request %s", request_id(request))
+        return error_response(request, 500, "CTS.9999", "internal error; quote the request id to the operator")

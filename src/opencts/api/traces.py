@@ -1,0 +1,94 @@
+"""``/v3/{project_id}/traces``: ingest (ours), ListTraces (CTS v3), export (ours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from opencts.api.deps import ServicesDep, ensure_project, read_body, require_json
+from opencts.clock import now_ms
+from opencts.errors import BadRequest
+from opencts.store.trace_log import append
+from opencts.traces.export import export_csv, export_ndjson
+from opencts.traces.ingest import MAX_BATCH_BYTES, parse_batch, prepare, settle, summary
+from opencts.traces.listing import list_traces, render
+from opencts.traces.query import FILTER_PARAMS, parse_query
+
+router = APIRouter(tags=["traces"])
+
+
+def _param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_QUERY_DOC = [
+    _param("trace_type", "system (management traces, default) or data"),
+    _param("from", "start, ms since the epoch, exclusive (default one hour before to)", {"type": "integer"}),
+    _param("to", "end, ms since the epoch, exclusive (default now)", {"type": "integer"}),
+    _param("trace_id", "one trace; other filters are ignored"),
+    *[_param(p, f"exact match on {p}") for p in FILTER_PARAMS],
+]
+
+
+@router.post("/v3/{project_id}/traces", summary="Append a batch of traces (idempotent by trace_id)")
+async def put_traces(project_id: str, request: Request, services: ServicesDep) -> Response:
+    require_json(request)
+    await ensure_project(services, project_id)
+    items = parse_batch(await read_body(request, MAX_BATCH_BYTES))
+    batch = prepare(
+        items, project_id=project_id, now=now_ms(), retention_ms=services.settings.retention_ms
+    )
+    inserted: set[str] = set()
+    if batch.rows:
+        rows = batch.rows
+        inserted = await services.db.write(lambda conn: append(conn, rows), shed=True)
+        if inserted:
+            services.signal.notify()
+    body = summary(settle(batch, inserted))
+    status = 200
+    if body["rejected"] == len(batch.results):
+        status = 400
+        body = {"error_code": "CTS.0001", "error_msg": "no trace in the batch is valid", **body}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.get(
+    "/v3/{project_id}/traces",
+    summary="ListTraces: newest first, filtered, paged with next=marker",
+    openapi_extra={"parameters": [*_QUERY_DOC, _param("limit", "1-200, default 10", {"type": "integer"}),
+                                  _param("next", "the marker of the previous page")]},
+)
+async def get_traces(project_id: str, request: Request, services: ServicesDep) -> Response:
+    await ensure_project(services, project_id)
+    query = parse_query(request.query_params, now=now_ms(), retention_ms=services.settings.retention_ms)
+    rows, marker = await services.db.read(
+        lambda conn: list_traces(conn, project_id=project_id, query=query)
+    )
+    return Response(render(rows, marker), media_type="application/json")
+
+
+@router.get(
+    "/v3/{project_id}/traces/export",
+    summary="Stream every matching trace as CSV or NDJSON (no row cap)",
+    openapi_extra={"parameters": [*_QUERY_DOC, _param("format", "csv (default) or ndjson")]},
+)
+async def export_traces(project_id: str, request: Request, services: ServicesDep) -> Response:
+    await ensure_project(services, project_id)
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in ("csv", "ndjson"):
+        raise BadRequest(f"format must be csv or ndjson, got {fmt!r}")
+    now = now_ms()
+    query = parse_query(request.query_params, now=now, retention_ms=services.settings.retention_ms, max_limit=None)
+    read = services.db.read_sync
+    if fmt == "csv":
+        stream, media = export_csv(read, project_id, query), "text/csv; charset=utf-8"
+    else:
+        stream, media = export_ndjson(read, project_id, query), "application/x-ndjson"
+    filename = f"traces-{query.kind}-{now}.{fmt}"
+    return StreamingResponse(
+        stream, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

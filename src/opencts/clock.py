@@ -1,0 +1,9 @@
+"""One place to read the time, in the unit CTS speaks: integer milliseconds since the epoch."""
+
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

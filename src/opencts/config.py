@@ -1,0 +1,72 @@
+"""Settings, read once from ``OPENCTS_*`` environment variables (or keyword arguments in tests).
+
+Every setting is declared here and nowhere else, so the README table and the CLI help are derived from
+the same field descriptions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BIND = "127.0.0.1:8080"
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Build one per process; nothing reads the environment at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENCTS_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the SQLite database and credentials live.")
+    bind: str = Field(DEFAULT_BIND, description="HOST:PORT the HTTP server listens on.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default a SQLite file in the data dir (postgresql://… for shared use)."
+    )
+    region: str = Field("local-1", description="Region id used in URNs, trace files and the SDK endpoint.")
+    retention_days: int = Field(7, ge=1, le=3650, description="How many days traces stay in the trace list.")
+    public_url: str | None = Field(None, description="Base URL people and subscribers reach; default the bind.")
+    max_pending_writes: int = Field(
+        64, ge=1, description="Write batches queued before ingest answers 429 instead of queueing more."
+    )
+    consumer_poll_seconds: float = Field(
+        1.0, gt=0, description="How often idle consumers look at the log when nothing woke them."
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="Password for the first admin; default a random one written to credentials.json."
+    )
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_has_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("bind must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.bind.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rpartition(":")[2])
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'opencts.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.bind}").rstrip("/")
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * 86_400_000

@@ -1,0 +1,1 @@
+"""Identity: domains, projects, users, groups, AK/SK credentials, signatures and tokens."""

@@ -1,0 +1,102 @@
+"""First start: create the account, its project, the admin user and an AK/SK, and write them down.
+
+``credentials.json`` (mode 0600) is the only place the admin password and secret key are ever shown;
+the database keeps a password hash. A later start finds the domain and leaves everything alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, insert, select
+
+from opencts.clock import now_ms
+from opencts.iam.secrets import hash_password, new_access_key, new_id, new_password, new_secret_key
+from opencts.store.tables import credentials, domains, group_members, group_roles, groups, projects, users
+
+ADMIN_GROUP = "admin"
+ADMIN_ROLE = "Tenant Administrator"
+
+
+@dataclass(frozen=True)
+class BootstrapCredentials:
+    domain_id: str
+    domain_name: str
+    project_id: str
+    project_name: str
+    region: str
+    user_name: str
+    password: str
+    access_key: str
+    secret_key: str
+
+
+def bootstrap(
+    conn: Connection, *, region: str, domain_name: str = "opencts", password: str | None = None
+) -> BootstrapCredentials | None:
+    """Create the first account if there is none; returns its credentials, or None if it existed."""
+    if conn.execute(select(domains.c.id).limit(1)).first() is not None:
+        return None
+    now = now_ms()
+    creds = BootstrapCredentials(
+        domain_id=new_id(),
+        domain_name=domain_name,
+        project_id=new_id(),
+        project_name=region,  # Huawei names a region's default project after the region
+        region=region,
+        user_name="admin",
+        password=password or new_password(),
+        access_key=new_access_key(),
+        secret_key=new_secret_key(),
+    )
+    user_id, group_id = new_id(), new_id()
+    conn.execute(insert(domains).values(id=creds.domain_id, name=domain_name, created_at=now))
+    conn.execute(
+        insert(projects).values(id=creds.project_id, domain_id=creds.domain_id, name=region, created_at=now)
+    )
+    conn.execute(
+        insert(users).values(
+            id=user_id,
+            domain_id=creds.domain_id,
+            name=creds.user_name,
+            password_hash=hash_password(creds.password),
+            enabled=True,
+            created_at=now,
+        )
+    )
+    conn.execute(
+        insert(groups).values(
+            id=group_id, domain_id=creds.domain_id, name=ADMIN_GROUP, description="administrators", created_at=now
+        )
+    )
+    conn.execute(insert(group_members).values(group_id=group_id, user_id=user_id))
+    conn.execute(insert(group_roles).values(group_id=group_id, role=ADMIN_ROLE))
+    conn.execute(
+        insert(credentials).values(
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+            user_id=user_id,
+            status="active",
+            description="created at first start",
+            created_at=now,
+        )
+    )
+    return creds
+
+
+def write_credentials(path: Path, creds: BootstrapCredentials) -> None:
+    """Write with mode 0600 from the first byte: the file is never readable by others, even briefly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(asdict(creds), fh, indent=2)
+        fh.write("\n")
+    os.chmod(path, 0o600)
+
+
+def read_credentials(path: Path) -> BootstrapCredentials:
+    data = json.loads(path.read_text())
+    return BootstrapCredentials(**{k: data[k] for k in BootstrapCredentials.__dataclass_fields__})

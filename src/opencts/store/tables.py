@@ -1,0 +1,139 @@
+"""The schema as SQLAlchemy Core tables. Migrations in ``migrations/versions`` create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (the fast, monotonic append key).
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Columns a ListTraces filter can name, each backed by its own index ``(project_id, kind, col, time, seq)``.
+FILTER_COLUMNS: tuple[str, ...] = (
+    "tracker_name",
+    "service_type",
+    "user_name",
+    "resource_id",
+    "resource_name",
+    "resource_type",
+    "trace_name",
+    "trace_rating",
+    "access_key_id",
+    "enterprise_project_id",
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("project_id", String(64), nullable=False),
+    Column("trace_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # "system" (management) or "data"
+    Column("time", BigInteger, nullable=False),
+    Column("record_time", BigInteger, nullable=False),
+    Column("trace_name", String(64), nullable=False),
+    Column("trace_rating", String(16), nullable=False),
+    Column("trace_type", String(16), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("resource_type", String(128)),
+    Column("resource_id", String(350)),
+    Column("resource_name", String(256)),
+    Column("user_name", String(256)),
+    Column("access_key_id", String(64)),
+    Column("tracker_name", String(64), nullable=False),
+    Column("enterprise_project_id", String(64)),
+    Column("body", LargeBinary, nullable=False),  # the whole normalised trace as JSON
+    UniqueConstraint("project_id", "trace_id", name="uq_traces_project_trace_id"),
+)
+Index("ix_traces_time", traces.c.project_id, traces.c.kind, traces.c.time, traces.c.seq)
+for _col in FILTER_COLUMNS:
+    Index(f"ix_traces_{_col}", traces.c.project_id, traces.c.kind, traces.c[_col], traces.c.time, traces.c.seq)
+
+consumer_cursors = Table(
+    "consumer_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("domain_id", String(32), ForeignKey("domains.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("domain_id", "name", name="uq_projects_domain_name"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("domain_id", String(32), ForeignKey("domains.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("password_hash", Text),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("domain_id", "name", name="uq_users_domain_name"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("domain_id", String(32), ForeignKey("domains.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", String(255), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("domain_id", "name", name="uq_groups_domain_name"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(32), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+group_roles = Table(
+    "group_roles",
+    metadata,
+    Column("group_id", String(32), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(64), primary_key=True),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("access_key", String(64), primary_key=True),
+    Column("secret_key", String(128), nullable=False),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),  # "active" | "inactive"
+    Column("description", String(255), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger),
+)

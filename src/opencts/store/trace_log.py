@@ -1,0 +1,195 @@
+"""Append to and read from the trace log. Dialect-specific SQL (upserts, append ordering) lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, delete, func, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from opencts.store.tables import FILTER_COLUMNS, traces
+
+# SQLite limits host parameters per statement (32,766); 19 columns x 1,000 rows stays well under it.
+_INSERT_CHUNK = 1000
+_ADVISORY_APPEND_LOCK = 0x0C75  # one PostgreSQL lock id: appends are serialised so seq order == commit order
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRow:
+    """One row to append: the indexed columns plus the JSON body."""
+
+    project_id: str
+    trace_id: str
+    kind: str
+    time: int
+    record_time: int
+    trace_name: str
+    trace_rating: str
+    trace_type: str
+    service_type: str
+    resource_type: str | None
+    resource_id: str | None
+    resource_name: str | None
+    user_name: str | None
+    access_key_id: str | None
+    tracker_name: str
+    enterprise_project_id: str | None
+    body: bytes
+
+
+def append(conn: Connection, rows: Sequence[TraceRow]) -> set[str]:
+    """Insert rows whose (project, trace_id) is new; return the trace ids actually inserted.
+
+    Idempotence is the unique constraint's job, so a retried batch can race with itself and still never
+    duplicate. On PostgreSQL an advisory transaction lock makes sequence order equal commit order, which
+    consumers rely on when they read "everything after my cursor".
+    """
+    if not rows:
+        return set()
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_APPEND_LOCK})
+        insert: Any = postgresql.insert(traces)
+    else:
+        insert = sqlite.insert(traces)
+    stmt = insert.on_conflict_do_nothing(index_elements=["project_id", "trace_id"]).returning(
+        traces.c.trace_id
+    )
+    inserted: set[str] = set()
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        params = [_row_params(r) for r in rows[start : start + _INSERT_CHUNK]]
+        inserted.update(conn.execute(stmt, params).scalars())
+    return inserted
+
+
+def _row_params(row: TraceRow) -> dict[str, Any]:
+    return {
+        "project_id": row.project_id,
+        "trace_id": row.trace_id,
+        "kind": row.kind,
+        "time": row.time,
+        "record_time": row.record_time,
+        "trace_name": row.trace_name,
+        "trace_rating": row.trace_rating,
+        "trace_type": row.trace_type,
+        "service_type": row.service_type,
+        "resource_type": row.resource_type,
+        "resource_id": row.resource_id,
+        "resource_name": row.resource_name,
+        "user_name": row.user_name,
+        "access_key_id": row.access_key_id,
+        "tracker_name": row.tracker_name,
+        "enterprise_project_id": row.enterprise_project_id,
+        "body": row.body,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ends, in the list's order (time descending, then seq descending)."""
+
+    time: int
+    seq: int
+
+
+def position_of(conn: Connection, project_id: str, trace_id: str) -> Position | None:
+    row = conn.execute(
+        select(traces.c.time, traces.c.seq).where(
+            traces.c.project_id == project_id, traces.c.trace_id == trace_id
+        )
+    ).first()
+    return Position(row.time, row.seq) if row else None
+
+
+def page(
+    conn: Connection,
+    *,
+    project_id: str,
+    kind: str,
+    time_from: int,
+    time_to: int,
+    filters: dict[str, str],
+    after: Position | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Up to ``limit`` traces, newest first, strictly between ``time_from`` and ``time_to``.
+
+    Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
+    :data:`FILTER_COLUMNS`; each has an index led by (project_id, kind, column, time).
+    """
+    conds = [
+        traces.c.project_id == project_id,
+        traces.c.kind == kind,
+        traces.c.time > time_from,
+        traces.c.time < time_to,
+    ]
+    for column, value in filters.items():
+        if column not in FILTER_COLUMNS:
+            raise ValueError(f"not a filter column: {column}")
+        conds.append(traces.c[column] == value)
+    if after is not None:
+        conds.append(tuple_(traces.c.time, traces.c.seq) < tuple_(after.time, after.seq))
+    stmt = (
+        select(traces.c.seq, traces.c.time, traces.c.trace_id, traces.c.body)
+        .where(and_(*conds))
+        .order_by(traces.c.time.desc(), traces.c.seq.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt))
+
+
+def by_trace_id(conn: Connection, *, project_id: str, kind: str, trace_id: str, not_before: int) -> list[Row[Any]]:
+    stmt = select(traces.c.seq, traces.c.time, traces.c.trace_id, traces.c.body).where(
+        traces.c.project_id == project_id,
+        traces.c.kind == kind,
+        traces.c.trace_id == trace_id,
+        traces.c.time > not_before,
+    )
+    return list(conn.execute(stmt))
+
+
+def read_after(conn: Connection, position: int, limit: int, *, with_body: bool = True) -> list[Row[Any]]:
+    """The log in append order, for consumers: rows with seq greater than ``position``."""
+    columns = [traces.c.seq, traces.c.project_id, traces.c.record_time]
+    if with_body:
+        columns.append(traces.c.body)
+    stmt = (
+        select(*columns)
+        .where(traces.c.seq > position)
+        .order_by(traces.c.seq)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt))
+
+
+def delete_through(conn: Connection, after: int, through: int) -> int:
+    """Delete the log rows with ``after < seq <= through`` (retention); return how many went."""
+    result = conn.execute(delete(traces).where(traces.c.seq > after, traces.c.seq <= through))
+    return int(result.rowcount or 0)
+
+
+def last_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(traces.c.seq), 0))).scalar_one())
+
+
+def count(conn: Connection, project_id: str | None = None) -> int:
+    stmt = select(func.count()).select_from(traces)
+    if project_id is not None:
+        stmt = stmt.where(traces.c.project_id == project_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def existing_ids(conn: Connection, project_id: str, trace_ids: Iterable[str]) -> set[str]:
+    ids = list(trace_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found.update(
+            conn.execute(
+                select(traces.c.trace_id).where(
+                    traces.c.project_id == project_id, traces.c.trace_id.in_(ids[start : start + 500])
+                )
+            ).scalars()
+        )
+    return found

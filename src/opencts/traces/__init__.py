@@ -1,0 +1,1 @@
+"""Traces: the model, ingest (validate, normalise, append), queries and exports."""

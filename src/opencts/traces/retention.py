@@ -1,0 +1,41 @@
+"""Retention, the first consumer of the log: it deletes traces older than the retention window.
+
+The log is in record order, so expired traces are always a prefix of what the cursor has not passed yet;
+deleting by sequence range is cheap and needs no index on time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opencts.clock import now_ms
+from opencts.store import Database, trace_log
+
+
+class RetentionConsumer:
+    name = "retention"
+    batch_size = 10_000
+    wake_on_append = False
+    with_body = False
+
+    def __init__(
+        self, db: Database, *, retention_ms: int, poll_seconds: float = 60.0, clock: Callable[[], int] = now_ms
+    ) -> None:
+        self.db = db
+        self.retention_ms = retention_ms
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.deleted = 0
+
+    async def process(self, rows: list[Any]) -> int | None:
+        cutoff = self.clock() - self.retention_ms
+        first = rows[0].seq
+        last_expired = first - 1
+        for row in rows:
+            if row.record_time >= cutoff:
+                break
+            last_expired = row.seq
+        if last_expired >= first:
+            self.deleted += await self.db.write(lambda conn: trace_log.delete_through(conn, first - 1, last_expired))
+        return None if last_expired == rows[-1].seq else last_expired
