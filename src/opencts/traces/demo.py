@@ -102,25 +102,25 @@ class _Op:
 _OPS: tuple[_Op, ...] = (
     _Op("ECS", "createServer", "ecs", "server", "create", 3, "v1", 200),
     _Op("ECS", "deleteServer", "ecs", "server", "delete", 2.5, "v1", 200),
-    _Op("ECS", "startServer", "ecs", "server", "modify", 6, "v2.1", 202),
-    _Op("ECS", "stopServer", "ecs", "server", "modify", 6, "v2.1", 202),
-    _Op("ECS", "rebootServer", "ecs", "server", "modify", 4, "v2.1", 202),
+    _Op("ECS", "startServer", "ecs", "server", "modify", 6, "v2.1", 200),
+    _Op("ECS", "stopServer", "ecs", "server", "modify", 6, "v2.1", 200),
+    _Op("ECS", "rebootServer", "ecs", "server", "modify", 4, "v2.1", 200),
     _Op("ECS", "resizeServer", "ecs", "server", "modify", 1, "v1.1", 200),
     _Op("VPC", "createVpc", "vpc", "vpc", "create", 0.7, "v1", 200),
     _Op("VPC", "deleteVpc", "vpc", "vpc", "delete", 0.6, "v1", 204),
     _Op("VPC", "createSubnet", "subnet", "vpc", "modify", 1, "v1", 200),
     _Op("VPC", "createSecurityGroupRule", "securityGroupRule", "sg", "modify", 4, "v3", 201),
-    _Op("VPC", "deleteSecurityGroupRule", "securityGroupRule", "sg", "modify", 3, "v3", 204),
+    _Op("VPC", "deleteSecurityGroupRule", "securityGroupRule", "sg", "modify", 2, "v3", 204),
     _Op("OBS", "createBucket", "bucket", "bucket", "create", 2, "v1", 200),
     _Op("OBS", "deleteBucket", "bucket", "bucket", "delete", 1.5, "v1", 204),
     _Op("OBS", "setBucketPolicy", "bucket", "bucket", "modify", 3, "v1", 204),
     _Op("OBS", "setBucketAcl", "bucket", "bucket", "modify", 2, "v1", 200),
     _Op("OBS", "setBucketLifecycle", "bucket", "bucket", "modify", 1, "v1", 200),
-    _Op("RDS", "createInstance", "instance", "rds", "create", 0.8, "v3", 202),
-    _Op("RDS", "deleteInstance", "instance", "rds", "delete", 0.7, "v3", 202),
+    _Op("RDS", "createInstance", "instance", "rds", "create", 0.8, "v3", 201),
+    _Op("RDS", "deleteInstance", "instance", "rds", "delete", 0.7, "v3", 200),
     _Op("RDS", "resetPassword", "instance", "rds", "modify", 1.5, "v3", 200),
-    _Op("RDS", "restartInstance", "instance", "rds", "modify", 3, "v3", 202),
-    _Op("RDS", "createManualBackup", "backup", "rds", "modify", 2, "v3", 202),
+    _Op("RDS", "restartInstance", "instance", "rds", "modify", 3, "v3", 200),
+    _Op("RDS", "createManualBackup", "backup", "rds", "modify", 2, "v3", 201),
     _Op("CTS", "createTracker", "tracker", "tracker", "create", 0.4, "v3", 201),
     _Op("CTS", "updateTracker", "tracker", "tracker", "modify", 1, "v3", 200),
 )
@@ -128,7 +128,7 @@ _OPS_BY_NAME = {op.trace_name: op for op in _OPS}
 
 # (code, weight) of failed calls; the rest succeed.
 _FAILURES: tuple[tuple[int, float], ...] = ((400, 30), (403, 25), (404, 20), (409, 8), (500, 10), (503, 4))
-_FAILURE_RATE = 0.07
+_FAILURE_RATE = 0.05
 _ERROR_TEXT = {
     400: "Invalid request parameter.",
     403: "You do not have permission to perform this operation.",
@@ -213,13 +213,18 @@ class _Week:
         prod_ep = self.uuid()
         org = _slug(self.domain["name"])
 
-        def res(name: str, *, critical: bool = False, rid: str | None = None, prod: bool = False) -> _Resource:
+        def res(
+            name: str, *, critical: bool = False, rid: str | None = None, prod: bool = False
+        ) -> _Resource:
             ep = prod_ep if prod and self.rng.random() < 0.7 else "0"
             return _Resource(rid or self.uuid(), name, critical, ep)
 
         servers = [res(f"web-{i:02d}", prod=True) for i in range(1, 5)]
         servers += [res(f"app-{i:02d}", prod=True) for i in range(1, 5)]
-        servers += [res("db-proxy-01", critical=True, prod=True), res("db-proxy-02", critical=True, prod=True)]
+        servers += [
+            res("db-proxy-01", critical=True, prod=True),
+            res("db-proxy-02", critical=True, prod=True),
+        ]
         servers += [res("bastion-01", critical=True, prod=True), res("jenkins-01")]
         vpcs = [res("vpc-prod", critical=True, prod=True), res("vpc-staging"), res("vpc-shared-services")]
         sgs = [res("sg-web", prod=True), res("sg-app", prod=True), res("sg-db", prod=True), res("sg-bastion")]
@@ -240,7 +245,10 @@ class _Week:
             "server": (servers, [res(f"ci-runner-{i:02d}") for i in range(1, 7)]),
             "vpc": (vpcs, [res(f"vpc-sandbox-{i:02d}") for i in range(1, 4)]),
             "sg": (sgs, []),
-            "bucket": (buckets, [res(f"{org}-tmp-export-{i:02d}", rid=f"{org}-tmp-export-{i:02d}") for i in range(1, 4)]),
+            "bucket": (
+                buckets,
+                [res(f"{org}-tmp-export-{i:02d}", rid=f"{org}-tmp-export-{i:02d}") for i in range(1, 4)],
+            ),
             "rds": (dbs, [res(f"rds-test-{i:02d}", rid=self.hex32() + "in01") for i in range(1, 4)]),
             "tracker": (trackers, [res("data-tracker-archive"), res("lts-forwarder")]),
         }
@@ -274,16 +282,38 @@ class _Week:
             response = {"result": "failure", "error_code": "IAM.0013", "error_msg": _BAD_PASSWORD}
             code, rating, message = 401, "warning", _BAD_PASSWORD
         self.emit(
-            t, user, "ConsoleAction", trace_name="login", service_type="IAM", resource_type="user",
-            resource_id=user.id, resource_name=user.name, source_ip=ip, code=code, trace_rating=rating,
-            request=request, response=response, message=message, api_version="v3",
+            t,
+            user,
+            "ConsoleAction",
+            trace_name="login",
+            service_type="IAM",
+            resource_type="user",
+            resource_id=user.id,
+            resource_name=user.name,
+            source_ip=ip,
+            code=code,
+            trace_rating=rating,
+            request=request,
+            response=response,
+            message=message,
+            api_version="v3",
         )
 
     def logout(self, t: int, user: _User, ip: str) -> None:
         self.emit(
-            t, user, "ConsoleAction", trace_name="logout", service_type="IAM", resource_type="user",
-            resource_id=user.id, resource_name=user.name, source_ip=ip, code=302, trace_rating="normal",
-            response={"result": "success"}, api_version="v3",
+            t,
+            user,
+            "ConsoleAction",
+            trace_name="logout",
+            service_type="IAM",
+            resource_type="user",
+            resource_id=user.id,
+            resource_name=user.name,
+            source_ip=ip,
+            code=302,
+            trace_rating="normal",
+            response={"result": "success"},
+            api_version="v3",
         )
 
     def pick_op(self, user: _User, *, only: tuple[str, ...] = ()) -> _Op:
@@ -299,7 +329,9 @@ class _Week:
             return self.rng.choice(fleet)  # somebody deletes something that mattered
         return self.rng.choice(scratch)
 
-    def operate(self, t: int, user: _User, trace_type: TraceType, ip: str, op: _Op, *, fail: bool = True) -> None:
+    def operate(
+        self, t: int, user: _User, trace_type: TraceType, ip: str, op: _Op, *, fail: bool = True
+    ) -> None:
         rng = self.rng
         resource = self.target(op)
         request, response, risky = self.bodies(op, resource)
@@ -323,10 +355,22 @@ class _Week:
             message = _ERROR_TEXT[code]
             response = {"error_code": f"{op.service}.{code}{rng.randint(0, 99):02d}", "error_msg": message}
         self.emit(
-            t, user, trace_type, trace_name=op.trace_name, service_type=op.service,
-            resource_type=op.resource_type, resource_id=resource_id, resource_name=resource_name,
-            source_ip=ip, code=code, trace_rating=rating, request=request or None, response=response,
-            message=message, api_version=op.api_version, read_only=False,
+            t,
+            user,
+            trace_type,
+            trace_name=op.trace_name,
+            service_type=op.service,
+            resource_type=op.resource_type,
+            resource_id=resource_id,
+            resource_name=resource_name,
+            source_ip=ip,
+            code=code,
+            trace_rating=rating,
+            request=request or None,
+            response=response,
+            message=message,
+            api_version=op.api_version,
+            read_only=False,
             enterprise_project_id=resource.enterprise_project_id,
             endpoint=f"https://{op.service.lower()}.{_REGION}.myhuaweicloud.com",
         )
@@ -381,8 +425,11 @@ class _Week:
             world = rng.random() < (0.35 if port in (22, 3306, 5432) else 0.6)
             cidr = "0.0.0.0/0" if world else rng.choice(("10.0.0.0/8", "203.0.113.0/24", "192.168.0.0/16"))
             rule = {
-                "security_group_id": r.id, "direction": "ingress", "protocol": "tcp",
-                "multiport": str(port), "remote_ip_prefix": cidr,
+                "security_group_id": r.id,
+                "direction": "ingress",
+                "protocol": "tcp",
+                "multiport": str(port),
+                "remote_ip_prefix": cidr,
             }
             rule_id = self.uuid()
             risky = world and port in (22, 3306, 5432)
@@ -398,8 +445,11 @@ class _Week:
             public = rng.random() < 0.25
             principal = ["*"] if public else [f"domain/{self.domain['id']}:user/*"]
             statement = {
-                "Sid": "demo", "Effect": "Allow", "Principal": {"ID": principal},
-                "Action": ["GetObject"], "Resource": [f"{r.name}/*"],
+                "Sid": "demo",
+                "Effect": "Allow",
+                "Principal": {"ID": principal},
+                "Action": ["GetObject"],
+                "Resource": [f"{r.name}/*"],
             }
             return {"bucket": r.name, "policy": {"Statement": [statement]}}, None, public
         if name == "setBucketAcl":
@@ -407,12 +457,14 @@ class _Week:
             return {"bucket": r.name, "grants": [{"grantee": "owner", "permission": grant}]}, None, False
         if name == "setBucketLifecycle":
             days = rng.choice((30, 90, 180, 365))
-            rule = {"id": f"expire-{days}d", "status": "Enabled", "expiration": {"days": days}}
-            return {"bucket": r.name, "rules": [rule]}, None, False
+            expiry = {"id": f"expire-{days}d", "status": "Enabled", "expiration": {"days": days}}
+            return {"bucket": r.name, "rules": [expiry]}, None, False
         if name == "createInstance":
             spec = {
-                "name": r.name, "datastore": {"type": "MySQL", "version": "8.0"},
-                "flavor_ref": "rds.mysql.n1.large.2", "volume": {"type": "CLOUDSSD", "size": 100},
+                "name": r.name,
+                "datastore": {"type": "MySQL", "version": "8.0"},
+                "flavor_ref": "rds.mysql.n1.large.2",
+                "volume": {"type": "CLOUDSSD", "size": 100},
             }
             return spec, {"instance": {"id": r.id, "name": r.name, "status": "BUILD"}, **job}, False
         if name == "deleteInstance":
@@ -420,7 +472,7 @@ class _Week:
         if name == "resetPassword":
             return {"instance_id": r.id, "db_user": "root"}, {"resp": "successful"}, True
         if name == "restartInstance":
-            return {"restart": {}}, job, r.critical
+            return {"restart": {}}, job, False
         if name == "createManualBackup":
             backup = {"instance_id": r.id, "name": f"manual-{r.name}-{rng.randint(1000, 9999)}"}
             return backup, {"backup": {"id": self.hex32() + "br01", "status": "BUILDING"}}, False
@@ -431,8 +483,8 @@ class _Week:
         # updateTracker
         disable = rng.random() < 0.1
         status = "disabled" if disable else "enabled"
-        spec = {"tracker_type": "system", "tracker_name": r.name, "status": status, "is_lts_enabled": True}
-        return spec, None, disable
+        update: dict[str, Any] = {"tracker_type": "system", "tracker_name": r.name, "status": status}
+        return {**update, "is_lts_enabled": True}, None, disable
 
     # -- activities -----------------------------------------------------------------------------------
 
@@ -477,8 +529,14 @@ class _Week:
                 op = self.pick_op(robot, only=("rebootServer", "restartInstance"))
                 self.operate(t0 + x, robot, "SystemAction", ip, op)
             else:
-                only = ("startServer", "stopServer", "createManualBackup", "setBucketLifecycle", "createServer",
-                        "deleteServer")
+                only = (
+                    "startServer",
+                    "stopServer",
+                    "createManualBackup",
+                    "setBucketLifecycle",
+                    "createServer",
+                    "deleteServer",
+                )
                 self.operate(t0 + x, robot, "ApiCall", ip, self.pick_op(robot, only=only))
 
     def travel_login(self) -> None:
@@ -500,8 +558,14 @@ class _Week:
         ip = rng.choice(_FOREIGN_IPS)
         guesses = rng.randint(3, 8)
         breach = rng.random() < 0.35
-        damage = ("deleteSecurityGroupRule", "createSecurityGroupRule", "setBucketPolicy", "resetPassword",
-                  "updateTracker", "deleteServer")
+        damage = (
+            "deleteSecurityGroupRule",
+            "createSecurityGroupRule",
+            "setBucketPolicy",
+            "resetPassword",
+            "updateTracker",
+            "deleteServer",
+        )
         n_ops = rng.randint(1, 3) if breach else 0
         offs = self.offsets(guesses + int(breach) + n_ops, 2 * SECOND_MS, 25 * SECOND_MS)
         t0 = self.start(offs[-1], "night" if rng.random() < 0.6 else "any")
@@ -516,7 +580,11 @@ class _Week:
 
     def generate(self, count: int) -> list[dict[str, Any]]:
         activities: tuple[Callable[[], None], ...] = (
-            self.console_session, self.api_burst, self.robot_job, self.travel_login, self.attack,
+            self.console_session,
+            self.api_burst,
+            self.robot_job,
+            self.travel_login,
+            self.attack,
         )
         weights = (60.0, 25.0, 12.0, 1.0, 0.6)
         while len(self.out) < count:

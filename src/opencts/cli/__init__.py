@@ -1,0 +1,1 @@
+"""The ``opencts`` command (Typer + Rich)."""

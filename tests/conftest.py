@@ -1,0 +1,131 @@
+"""Shared fixtures: real SQLite files, a real PostgreSQL database, the app with its lifespan, a signed client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+
+from opencts.api.app import create_app
+from opencts.clock import now_ms
+from opencts.config import Settings
+from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
+from opencts.iam.signature import HmacAuth
+from opencts.store import Database, migrate
+
+POSTGRES_ADMIN_URL = os.environ.get("OPENCTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read OPENCTS_* variables; a developer's shell must not change what tests see."""
+    for name in list(os.environ):
+        if name.startswith(("OPENCTS_", "HUAWEICLOUD_SDK_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"opencts_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db = Database(url)
+    migrate.upgrade(db)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+TraceFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def make_trace() -> TraceFactory:
+    """A valid management trace a few seconds old; keyword arguments override fields."""
+    counter = iter(range(1, 10**9))
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        n = next(counter)
+        trace: dict[str, Any] = {
+            "trace_id": str(uuid.uuid4()),
+            "trace_name": "createServer",
+            "trace_type": "ApiCall",
+            "trace_rating": "normal",
+            "service_type": "ECS",
+            "resource_type": "ecs",
+            "resource_id": f"srv-{n}",
+            "resource_name": f"web-{n}",
+            "time": now_ms() - 5_000 - n,
+            "user": {"id": "u" * 32, "name": "alice", "domain": {"id": "d" * 32, "name": "acme"}},
+            "source_ip": "10.1.2.3",
+            "code": 200,
+            "request": {"server": {"name": f"web-{n}"}},
+            "response": {"id": f"srv-{n}"},
+        }
+        trace.update(overrides)
+        return {k: v for k, v in trace.items() if v is not None}
+
+    return make
+
+
+@dataclass
+class Api:
+    """An in-process app with its lifespan running, and a client signed as the bootstrap admin."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    creds: BootstrapCredentials
+    settings: Settings
+
+    @property
+    def project(self) -> str:
+        return self.creds.project_id
+
+    async def put(self, traces: list[dict[str, Any]]) -> httpx.Response:
+        return await self.client.post(f"/v3/{self.project}/traces", json={"traces": traces})
+
+    async def list(self, **params: Any) -> httpx.Response:
+        return await self.client.get(f"/v3/{self.project}/traces", params=params)
+
+
+def signed_client(app: FastAPI, creds: BootstrapCredentials, base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=base_url,
+        auth=HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id),
+    )
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080")
+    app = create_app(settings, start_consumers=False)
+    async with app.router.lifespan_context(app):
+        creds = read_credentials(settings.credentials_path)
+        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
+            yield Api(app, client, creds, settings)
