@@ -129,3 +129,70 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         creds = read_credentials(settings.credentials_path)
         async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
             yield Api(app, client, creds, settings)
+
+
+@dataclass
+class LiveServer:
+    """``opencts serve`` in its own process, on a free port, with its own data dir."""
+
+    url: str
+    data_dir: Path
+    creds: BootstrapCredentials
+    process: Any
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_")}
+    env.update(extra_env or {})
+    exe = Path(sys.executable).with_name("opencts")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--data-dir", str(data_dir), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return LiveServer(url, data_dir, read_credentials(data_dir / "credentials.json"), proc)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not become healthy in 30 s")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except Exception:
+        server.process.kill()
+    if server.process.stderr:
+        server.process.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("live") / "data")
+    try:
+        yield server
+    finally:
+        stop_server(server)
