@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from opencts import __version__
-from opencts.api import errors, health, traces
+from opencts.api import errors, health, iam, traces
 from opencts.api.deps import Services
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
+from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
 from opencts.store import Database, migrate
 from opencts.traces.retention import RetentionConsumer
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await asyncio.to_thread(open_database, settings)
-        services = Services(settings=settings, db=db, signal=LogSignal())
+        services = Services(settings=settings, db=db, signal=LogSignal(), authenticator=Authenticator(db))
         app.state.services = services
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
@@ -63,5 +64,6 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.add_middleware(errors.RequestIdMiddleware)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(iam.router)
     app.include_router(traces.router)
     return app

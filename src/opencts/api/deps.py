@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
-
 from opencts.config import Settings
 from opencts.consumers import LogSignal
-from opencts.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from opencts.errors import PayloadTooLarge, UnsupportedMediaType
+from opencts.iam.authenticate import Authenticator
 from opencts.store import Database
-from opencts.store.tables import projects
 
 
 @dataclass
@@ -22,7 +20,7 @@ class Services:
     settings: Settings
     db: Database
     signal: LogSignal
-    known_projects: set[str] = field(default_factory=set)
+    authenticator: Authenticator
 
 
 def get_services(request: Request) -> Services:
@@ -38,6 +36,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
     The body is kept on the request so later readers (signature checks, audit) see the same bytes.
     """
+    cached = getattr(request, "_body", None)
+    if isinstance(cached, bytes):
+        if len(cached) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        return cached
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
@@ -57,14 +60,3 @@ def require_json(request: Request) -> None:
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype not in ("application/json", ""):
         raise UnsupportedMediaType(f"send application/json, not {ctype}")
-
-
-async def ensure_project(services: Services, project_id: str) -> None:
-    if project_id in services.known_projects:
-        return
-    found = await services.db.read(
-        lambda conn: conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first()
-    )
-    if found is None:
-        raise NotFound(f"project {project_id} does not exist")
-    services.known_projects.add(project_id)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
-from opencts.api.deps import ServicesDep, ensure_project, read_body, require_json
+from opencts.api.auth import require
+from opencts.api.deps import ServicesDep, read_body, require_json
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
+from opencts.iam.principal import Principal
 from opencts.store.trace_log import append
 from opencts.traces.export import export_csv, export_ndjson
 from opencts.traces.ingest import MAX_BATCH_BYTES, parse_batch, prepare, settle, summary
@@ -18,6 +22,8 @@ from opencts.traces.listing import list_traces, render
 from opencts.traces.query import FILTER_PARAMS, parse_query
 
 router = APIRouter(tags=["traces"])
+Producer = Annotated[Principal, Depends(require("cts:traces:put", replay_safe=True))]
+Reader = Annotated[Principal, Depends(require("cts:traces:list"))]
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,10 +40,11 @@ _QUERY_DOC = [
 ]
 
 
-@router.post("/v3/{project_id}/traces", summary="Append a batch of traces (idempotent by trace_id)")
-async def put_traces(project_id: str, request: Request, services: ServicesDep) -> Response:
+@router.post(
+    "/v3/{project_id}/traces", name="putTraces", summary="Append a batch of traces (idempotent by trace_id)"
+)
+async def put_traces(project_id: str, request: Request, services: ServicesDep, caller: Producer) -> Response:
     require_json(request)
-    await ensure_project(services, project_id)
     items = parse_batch(await read_body(request, MAX_BATCH_BYTES))
     batch = prepare(
         items, project_id=project_id, now=now_ms(), retention_ms=services.settings.retention_ms
@@ -58,12 +65,12 @@ async def put_traces(project_id: str, request: Request, services: ServicesDep) -
 
 @router.get(
     "/v3/{project_id}/traces",
+    name="listTraces",
     summary="ListTraces: newest first, filtered, paged with next=marker",
     openapi_extra={"parameters": [*_QUERY_DOC, _param("limit", "1-200, default 10", {"type": "integer"}),
                                   _param("next", "the marker of the previous page")]},
 )
-async def get_traces(project_id: str, request: Request, services: ServicesDep) -> Response:
-    await ensure_project(services, project_id)
+async def get_traces(project_id: str, request: Request, services: ServicesDep, caller: Reader) -> Response:
     query = parse_query(request.query_params, now=now_ms(), retention_ms=services.settings.retention_ms)
     rows, marker = await services.db.read(
         lambda conn: list_traces(conn, project_id=project_id, query=query)
@@ -73,11 +80,11 @@ async def get_traces(project_id: str, request: Request, services: ServicesDep) -
 
 @router.get(
     "/v3/{project_id}/traces/export",
+    name="exportTraces",
     summary="Stream every matching trace as CSV or NDJSON (no row cap)",
     openapi_extra={"parameters": [*_QUERY_DOC, _param("format", "csv (default) or ndjson")]},
 )
-async def export_traces(project_id: str, request: Request, services: ServicesDep) -> Response:
-    await ensure_project(services, project_id)
+async def export_traces(project_id: str, request: Request, services: ServicesDep, caller: Reader) -> Response:
     fmt = request.query_params.get("format", "csv")
     if fmt not in ("csv", "ndjson"):
         raise BadRequest(f"format must be csv or ndjson, got {fmt!r}")

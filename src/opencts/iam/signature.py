@@ -27,6 +27,7 @@ import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -67,14 +68,18 @@ _SIGNATURE_HEX_LEN = 64
 # its own canonical form, which lets the common case skip urllib.parse entirely.
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
-_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&-]*")
+# One ``name=value`` query item with nothing to decode or encode (at most one '=': ``a==b`` needs ``a=%3Db``).
+_PLAIN_PAIR = re.compile(r"[A-Za-z0-9_.~-]*(?:=[A-Za-z0-9_.~-]*)?")
+_CACHED_ITEM_MAX = 256
 _DATE_RE = re.compile(r"\s*([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z\s*", re.ASCII)
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 _NO_SPACE = re.compile(r"\S+")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+", re.ASCII)
 # Exactly what the SDK emits; anything else still parses, through the slower tolerant path.
 _FAST_AUTH = re.compile(
-    r"SDK-HMAC-SHA256 Access=([^\s,=]+), SignedHeaders=([a-z0-9-]+(?:;[a-z0-9-]+)*), Signature=([0-9a-f]{64})",
+    r"SDK-HMAC-SHA256 Access=([^\s,=]+), "
+    r"SignedHeaders=([a-z0-9-]+(?:;[a-z0-9-]+)*), "
+    r"Signature=([0-9a-f]{64})",
     re.ASCII,
 )
 _AUTH_FIELDS = ("Access", "SignedHeaders", "Signature")
@@ -122,7 +127,9 @@ def parse_authorization(value: str) -> ParsedAuthorization:
     text = value.strip()
     head = text.split(None, 1)
     if not head:
-        raise SignatureError(f"expected an Authorization header starting with {ALGORITHM!r}, found an empty one")
+        raise SignatureError(
+            f"expected an Authorization header starting with {ALGORITHM!r}, found an empty one"
+        )
     if head[0] != ALGORITHM:
         raise SignatureError(f"expected algorithm {ALGORITHM!r}, found {_preview(head[0])}")
     if len(head) == 1:
@@ -152,7 +159,8 @@ def parse_authorization(value: str) -> ParsedAuthorization:
     for name in names:
         if _HEADER_NAME.fullmatch(name) is None:
             raise SignatureError(
-                f"expected ';'-separated header names in SignedHeaders, found {_preview(fields['SignedHeaders'])}"
+                "expected ';'-separated header names in SignedHeaders, "
+                f"found {_preview(fields['SignedHeaders'])}"
             )
 
     sig = fields["Signature"]
@@ -191,6 +199,20 @@ def _decode_query_part(part: str) -> str:
     return part
 
 
+@lru_cache(maxsize=4096)
+def _encoded_pair(item: str) -> tuple[str, str, str]:
+    """(decoded name, decoded value, canonical ``name=value``) for one ``&``-separated item.
+
+    Cached because unquote/quote cost microseconds each and the same encoded items
+    (``resource_name=My%20Res``, ``notification_id=n1%2Cn2``) recur across requests. Only short items are
+    cached (see the caller), so an attacker cannot make the cache hold much.
+    """
+    name, _, value = item.partition("=")
+    name = _decode_query_part(name)
+    value = _decode_query_part(value)
+    return name, value, f"{_encode(name)}={_encode(value)}"
+
+
 def canonical_query(query_string: str) -> str:
     """Step 4: the sorted, RFC 3986-encoded ``name=value&...`` form of a raw query string.
 
@@ -201,20 +223,20 @@ def canonical_query(query_string: str) -> str:
     """
     if not query_string:
         return ""
-    plain = _PLAIN_QUERY.fullmatch(query_string) is not None
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str, str]] = []
     for item in query_string.split("&"):
         if not item:
             continue
-        name, _, value = item.partition("=")
-        if plain:
-            pairs.append((name, value))
+        if _PLAIN_PAIR.fullmatch(item) is not None:  # nothing to decode or encode: the common case
+            name, eq, value = item.partition("=")
+            pairs.append((name, value, item if eq else item + "="))
+        elif len(item) <= _CACHED_ITEM_MAX:
+            pairs.append(_encoded_pair(item))
         else:
-            pairs.append((_decode_query_part(name), _decode_query_part(value)))
-    pairs.sort()
-    if plain:  # only '=' can need encoding here, when a value contains one (``a==b``)
-        return "&".join([f"{name}={value}" for name, value in pairs])
-    return "&".join([f"{_encode(name)}={_encode(value)}" for name, value in pairs])
+            pairs.append(_encoded_pair.__wrapped__(item))
+    if len(pairs) > 1:
+        pairs.sort()
+    return "&".join([pair[2] for pair in pairs])
 
 
 def _header_text(value: str) -> str:
@@ -242,7 +264,9 @@ def _signed_header_values(headers: Mapping[str, str], signed_headers: Sequence[s
                 lowered = {key.lower(): val for key, val in headers.items()}
             value = lowered.get(name.lower())
             if value is None:
-                raise SignatureError(f"expected header {name!r} (listed in SignedHeaders) in the request; not found")
+                raise SignatureError(
+                    f"expected header {name!r} (listed in SignedHeaders) in the request; not found"
+                )
         values.append(_header_text(value))
     return values
 
@@ -264,7 +288,9 @@ def _assemble(
     body: bytes,
 ) -> str:
     """Step 7, from header values already looked up: shared by the public builder, verify and signing."""
-    canonical_headers = "".join([f"{name}:{value}\n" for name, value in zip(signed_headers, values, strict=True)])
+    canonical_headers = "".join(
+        [f"{name}:{value}\n" for name, value in zip(signed_headers, values, strict=True)]
+    )
     if not body:
         payload = EMPTY_SHA256
     else:

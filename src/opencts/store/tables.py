@@ -137,3 +137,57 @@ credentials = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the token; the token itself is never stored
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+trackers = Table(
+    "trackers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("tracker_type", String(8), nullable=False),  # "system" | "data"
+    Column("status", String(16), nullable=False),  # "enabled" | "disabled" | "error"
+    Column("config", Text, nullable=False),  # JSON: the tracker's settings as the API models them
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_trackers_project_name"),
+)
+
+resource_tags = Table(
+    "resource_tags",
+    metadata,
+    Column("project_id", String(32), nullable=False),
+    Column("resource_type", String(32), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+#: (service, resource type) and user names seen in a project's traces, kept by the catalogue consumer so
+#: ListTraceResources / ListUserResources never scan the log.
+trace_resources = Table(
+    "trace_resources",
+    metadata,
+    Column("project_id", String(32), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("resource_type", String(128), primary_key=True),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
+trace_users = Table(
+    "trace_users",
+    metadata,
+    Column("project_id", String(32), primary_key=True),
+    Column("user_name", String(256), primary_key=True),
+    Column("last_seen", BigInteger, nullable=False),
+)

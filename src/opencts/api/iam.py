@@ -1,0 +1,177 @@
+"""IAM v3 (Keystone-shaped) for what clients need to start: password tokens and the project lookup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection, select
+
+from opencts.api.auth import require
+from opencts.api.deps import ServicesDep, read_body
+from opencts.clock import now_ms
+from opencts.errors import BadRequest, MalformedJSON, Unauthorized
+from opencts.iam import tokens as token_store
+from opencts.iam.authenticate import load_identity
+from opencts.iam.principal import Principal
+from opencts.iam.secrets import check_password
+from opencts.store.tables import domains, projects, users
+from opencts.traces.ingest import describe
+
+router = APIRouter(tags=["iam"])
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Domain(_Loose):
+    name: str | None = None
+    id: str | None = None
+
+
+class _User(_Loose):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    domain: _Domain
+
+
+class _Password(_Loose):
+    user: _User
+
+
+class _Identity(_Loose):
+    methods: list[str]
+    password: _Password
+
+
+class _Project(_Loose):
+    id: str | None = None
+    name: str | None = None
+
+
+class _Scope(_Loose):
+    project: _Project | None = None
+
+
+class _Auth(_Loose):
+    identity: _Identity
+    scope: _Scope | None = None
+
+
+class TokenRequest(_Loose):
+    auth: _Auth
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _login(conn: Connection, req: TokenRequest, now: int) -> tuple[str, dict[str, Any]]:
+    ident = req.auth.identity
+    if "password" not in ident.methods:
+        raise BadRequest("only the password method is supported")
+    user_req = ident.password.user
+    domain_cond = (
+        domains.c.id == user_req.domain.id if user_req.domain.id else domains.c.name == (user_req.domain.name or "")
+    )
+    row = conn.execute(
+        select(users.c.id, users.c.password_hash, domains.c.id.label("domain_id"))
+        .join(domains, domains.c.id == users.c.domain_id)
+        .where(domain_cond, users.c.name == user_req.name)
+    ).first()
+    # One answer for unknown user and wrong password, so names cannot be probed.
+    if row is None or not check_password(row.password_hash, user_req.password):
+        raise Unauthorized("the user name or password is wrong")
+    identity = load_identity(conn, row.id)
+    if identity is None or not identity.enabled:
+        raise Unauthorized("the user is disabled")
+    wanted = req.auth.scope.project if req.auth.scope else None
+    project_stmt = select(projects.c.id, projects.c.name).where(projects.c.domain_id == row.domain_id)
+    if wanted and wanted.id:
+        project_stmt = project_stmt.where(projects.c.id == wanted.id)
+    elif wanted and wanted.name:
+        project_stmt = project_stmt.where(projects.c.name == wanted.name)
+    project = conn.execute(project_stmt.order_by(projects.c.created_at).limit(1)).first()
+    if project is None:
+        raise Unauthorized("the requested project is not in your account")
+    token, expires = token_store.issue(conn, user_id=row.id, project_id=project.id, now=now)
+    body = {
+        "token": {
+            "methods": ["password"],
+            "issued_at": _iso(now),
+            "expires_at": _iso(expires),
+            "user": {
+                "id": identity.user_id,
+                "name": identity.user_name,
+                "domain": {"id": identity.domain_id, "name": identity.domain_name},
+            },
+            "project": {
+                "id": project.id,
+                "name": project.name,
+                "domain": {"id": identity.domain_id, "name": identity.domain_name},
+            },
+            "roles": [{"name": r, "id": r} for r in sorted(identity.roles)],
+            "catalog": [],
+        }
+    }
+    return token, body
+
+
+@router.post("/v3/auth/tokens", name="login", status_code=201, summary="Log in with a password; get a token")
+async def create_token(request: Request, services: ServicesDep) -> Response:
+    raw = await read_body(request, 64 * 1024)
+    try:
+        req = TokenRequest.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        raise MalformedJSON("request body is not valid JSON") from None
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
+    now = now_ms()
+    token, body = await services.db.write(lambda conn: _login(conn, req, now))
+    request.state.login_user = body["token"]["user"]
+    request.state.login_project = body["token"]["project"]["id"]
+    return Response(
+        orjson.dumps(body), status_code=201, media_type="application/json", headers={"X-Subject-Token": token}
+    )
+
+
+@router.delete("/v3/auth/tokens", name="logout", status_code=204, summary="Log out: revoke a token")
+async def delete_token(
+    request: Request, services: ServicesDep, caller: Annotated[Principal, Depends(require("iam:tokens:delete"))]
+) -> Response:
+    subject = request.headers.get("x-subject-token") or request.headers.get("x-auth-token")
+    if not subject:
+        raise BadRequest("X-Subject-Token names the token to revoke")
+    target = await services.authenticator.by_token(subject)
+    if target.user_id != caller.user_id and not caller.can("iam:tokens:revoke-any"):
+        raise Unauthorized("you may only revoke your own tokens")
+    await services.db.write(lambda conn: token_store.revoke(conn, subject))
+    services.authenticator.forget_token(subject)
+    return Response(status_code=204)
+
+
+@router.get("/v3/projects", name="listProjects", summary="Projects of the caller's account (SDK project lookup)")
+async def list_projects(
+    request: Request, services: ServicesDep, caller: Annotated[Principal, Depends(require("iam:projects:list"))]
+) -> Response:
+    name = request.query_params.get("name")
+
+    def fetch(conn: Connection) -> list[dict[str, Any]]:
+        stmt = select(projects.c.id, projects.c.name, projects.c.domain_id).where(
+            projects.c.domain_id == caller.domain_id
+        )
+        if name:
+            stmt = stmt.where(projects.c.name == name)
+        return [
+            {"id": r.id, "name": r.name, "domain_id": r.domain_id, "enabled": True, "is_domain": False,
+             "description": "", "parent_id": r.domain_id}
+            for r in conn.execute(stmt.order_by(projects.c.name))
+        ]
+
+    found = await services.db.read(fetch)
+    return Response(orjson.dumps({"projects": found, "links": {"self": str(request.url)}}), media_type="application/json")
