@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from opencts import __version__
-from opencts.api import errors, health, iam, traces
+from opencts.api import audit, errors, health, iam, traces
 from opencts.api.deps import Services
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
@@ -18,6 +18,7 @@ from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
 from opencts.store import Database, migrate
 from opencts.traces.retention import RetentionConsumer
+from opencts.traces.writer import TraceWriter
 
 log = logging.getLogger("opencts")
 
@@ -41,7 +42,14 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await asyncio.to_thread(open_database, settings)
-        services = Services(settings=settings, db=db, signal=LogSignal(), authenticator=Authenticator(db))
+        signal = LogSignal()
+        services = Services(
+            settings=settings,
+            db=db,
+            signal=signal,
+            authenticator=Authenticator(db),
+            writer=TraceWriter(db, signal, retention_ms=settings.retention_ms),
+        )
         app.state.services = services
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
@@ -61,6 +69,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         description="A self-hosted Cloud Trace Service speaking the CTS v3 API.",
         lifespan=lifespan,
     )
+    app.add_middleware(audit.AuditMiddleware)
     app.add_middleware(errors.RequestIdMiddleware)
     errors.install(app)
     app.include_router(health.router)

@@ -11,6 +11,7 @@ from opencts.consumers import LogSignal
 from opencts.errors import PayloadTooLarge, UnsupportedMediaType
 from opencts.iam.authenticate import Authenticator
 from opencts.store import Database
+from opencts.traces.writer import TraceWriter
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Services:
     db: Database
     signal: LogSignal
     authenticator: Authenticator
+    writer: TraceWriter
 
 
 def get_services(request: Request) -> Services:

@@ -15,9 +15,8 @@ from opencts.api.deps import ServicesDep, read_body, require_json
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
-from opencts.store.trace_log import append
 from opencts.traces.export import export_csv, export_ndjson
-from opencts.traces.ingest import MAX_BATCH_BYTES, parse_batch, prepare, settle, summary
+from opencts.traces.ingest import MAX_BATCH_BYTES, parse_batch, summary
 from opencts.traces.listing import list_traces, render
 from opencts.traces.query import FILTER_PARAMS, parse_query
 
@@ -46,18 +45,9 @@ _QUERY_DOC = [
 async def put_traces(project_id: str, request: Request, services: ServicesDep, caller: Producer) -> Response:
     require_json(request)
     items = parse_batch(await read_body(request, MAX_BATCH_BYTES))
-    batch = prepare(
-        items, project_id=project_id, now=now_ms(), retention_ms=services.settings.retention_ms
-    )
-    inserted: set[str] = set()
-    if batch.rows:
-        rows = batch.rows
-        inserted = await services.db.write(lambda conn: append(conn, rows), shed=True)
-        if inserted:
-            services.signal.notify()
-    body = summary(settle(batch, inserted))
+    body = summary(await services.writer.write(project_id, items))
     status = 200
-    if body["rejected"] == len(batch.results):
+    if body["rejected"] == len(items):
         status = 400
         body = {"error_code": "CTS.0001", "error_msg": "no trace in the batch is valid", **body}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")

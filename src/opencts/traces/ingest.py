@@ -6,7 +6,7 @@ with the reason). The answer is produced only after the write transaction commit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +46,20 @@ class PreparedBatch:
     #: index into ``results`` for each row, so the write's outcome can be reported per trace
     row_results: list[int]
 
+    def without(self, reason_for: Callable[[TraceRow], str | None]) -> PreparedBatch:
+        """Reject the rows ``reason_for`` has a reason against (e.g. their tracker is disabled)."""
+        rows: list[TraceRow] = []
+        row_results: list[int] = []
+        for row, index in zip(self.rows, self.row_results, strict=True):
+            reason = reason_for(row)
+            if reason is None:
+                rows.append(row)
+                row_results.append(index)
+            else:
+                self.results[index].status = "rejected"
+                self.results[index].reason = reason
+        return PreparedBatch(rows, self.results, row_results)
+
 
 def parse_batch(raw: bytes) -> list[Any]:
     """The ``traces`` array of an ingest body, or a clear 400."""
@@ -55,7 +69,7 @@ def parse_batch(raw: bytes) -> list[Any]:
         raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("traces"), list):
         raise MalformedJSON('request body must be a JSON object {"traces": [...]}')
-    items = doc["traces"]
+    items: list[Any] = doc["traces"]
     if not items:
         raise BadRequest("traces must hold at least one trace")
     if len(items) > MAX_BATCH_TRACES:
