@@ -1,4 +1,4 @@
-"""Shared fixtures: real SQLite files, a real PostgreSQL database, the app with its lifespan, a signed client."""
+"""Shared fixtures: real SQLite and PostgreSQL databases, the app with its lifespan, signed clients."""
 
 from __future__ import annotations
 
@@ -159,7 +159,16 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
     env.update(extra_env or {})
     exe = Path(sys.executable).with_name("opencts")
     proc = subprocess.Popen(
-        [str(exe), "serve", "--data-dir", str(data_dir), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        [
+            str(exe),
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -16,10 +16,23 @@ from opencts.traces.retention import RetentionConsumer
 def rows(start: int, n: int, record_time: int = 1000) -> list[TraceRow]:
     return [
         TraceRow(
-            project_id="p", trace_id=f"t{i}", kind="system", time=record_time, record_time=record_time,
-            trace_name="login", trace_rating="normal", trace_type="ApiCall", service_type="IAM",
-            resource_type=None, resource_id=None, resource_name=None, user_name="u", access_key_id=None,
-            tracker_name="system", enterprise_project_id=None, body=orjson.dumps({"trace_id": f"t{i}"}),
+            project_id="p",
+            trace_id=f"t{i}",
+            kind="system",
+            time=record_time,
+            record_time=record_time,
+            trace_name="login",
+            trace_rating="normal",
+            trace_type="ApiCall",
+            service_type="IAM",
+            resource_type=None,
+            resource_id=None,
+            resource_name=None,
+            user_name="u",
+            access_key_id=None,
+            tracker_name="system",
+            enterprise_project_id=None,
+            body=orjson.dumps({"trace_id": f"t{i}"}),
         )
         for i in range(start, start + n)
     ]

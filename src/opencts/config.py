@@ -22,11 +22,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where the SQLite database and credentials live.")
     bind: str = Field(DEFAULT_BIND, description="HOST:PORT the HTTP server listens on.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default a SQLite file in the data dir (postgresql://… for shared use)."
+        None,
+        description="SQLAlchemy URL; default a SQLite file in the data dir (postgresql://… for shared use).",
     )
     region: str = Field("local-1", description="Region id used in URNs, trace files and the SDK endpoint.")
     retention_days: int = Field(7, ge=1, le=3650, description="How many days traces stay in the trace list.")
-    public_url: str | None = Field(None, description="Base URL people and subscribers reach; default the bind.")
+    public_url: str | None = Field(
+        None, description="Base URL people and subscribers reach; default the bind."
+    )
     max_pending_writes: int = Field(
         64, ge=1, description="Write batches queued before ingest answers 429 instead of queueing more."
     )

@@ -90,7 +90,9 @@ class ConsumerRunner:
         if self.position is None:
             self.position = await self.db.read(lambda conn: get_cursor(conn, c.name))
         position = self.position
-        rows = await self.db.read(lambda conn: trace_log.read_after(conn, position, c.batch_size, with_body=c.with_body))
+        rows = await self.db.read(
+            lambda conn: trace_log.read_after(conn, position, c.batch_size, with_body=c.with_body)
+        )
         if not rows:
             return 0, False
         done = await c.process(rows)

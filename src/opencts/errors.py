@@ -1,17 +1,17 @@
 """Domain errors. Each carries the CTS wire error code and HTTP status; ``api.errors`` renders them.
 
-    OpenCTSError                  (500, CTS.9999)  never raised for bad input
-    ├── BadRequest                (400, CTS.0001)  a parameter or field is wrong
-    │   └── MalformedJSON         (400, CTS.0002)  the body is not JSON, or not the expected shape
-    ├── Unauthorized              (401, CTS.0401)  no or bad credentials
-    ├── Forbidden                 (403, CTS.0403)  credentials fine, permission missing
-    ├── NotFound                  (404, CTS.0404)
-    ├── MethodNotAllowed          (405, CTS.0405)
-    ├── Conflict                  (409, CTS.0409)  e.g. a tracker that exists already
-    ├── PayloadTooLarge           (413, CTS.0413)
-    ├── UnsupportedMediaType      (415, CTS.0415)
-    ├── QuotaExceeded             (400, CTS.0412)  a CTS limit (trackers, notifications) is reached
-    └── Overloaded                (429, CTS.0429)  try again after ``retry_after`` seconds
+OpenCTSError                  (500, CTS.9999)  never raised for bad input
+├── BadRequest                (400, CTS.0001)  a parameter or field is wrong
+│   └── MalformedJSON         (400, CTS.0002)  the body is not JSON, or not the expected shape
+├── Unauthorized              (401, CTS.0401)  no or bad credentials
+├── Forbidden                 (403, CTS.0403)  credentials fine, permission missing
+├── NotFound                  (404, CTS.0404)
+├── MethodNotAllowed          (405, CTS.0405)
+├── Conflict                  (409, CTS.0409)  e.g. a tracker that exists already
+├── PayloadTooLarge           (413, CTS.0413)
+├── UnsupportedMediaType      (415, CTS.0415)
+├── QuotaExceeded             (400, CTS.0412)  a CTS limit (trackers, notifications) is reached
+└── Overloaded                (429, CTS.0429)  try again after ``retry_after`` seconds
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ def login_body(api: Api, password: str) -> dict[str, Any]:
             "identity": {
                 "methods": ["password"],
                 "password": {
-                    "user": {"name": api.creds.user_name, "password": password, "domain": {"name": api.creds.domain_name}}
+                    "user": {
+                        "name": api.creds.user_name,
+                        "password": password,
+                        "domain": {"name": api.creds.domain_name},
+                    }
                 },
             },
             "scope": {"project": {"id": api.project}},

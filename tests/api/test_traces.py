@@ -60,7 +60,9 @@ async def test_a_batch_with_no_valid_trace_is_a_400_with_reasons(api: Api, make_
 
 async def test_traces_outside_the_time_window_are_rejected(api: Api, make_trace: TraceFactory) -> None:
     now = now_ms()
-    resp = await api.put([make_trace(time=now - 8 * 86_400_000), make_trace(time=now + 3_600_000), make_trace()])
+    resp = await api.put(
+        [make_trace(time=now - 8 * 86_400_000), make_trace(time=now + 3_600_000), make_trace()]
+    )
     reasons = [r.get("reason", "") for r in resp.json()["results"]]
     assert "retention" in reasons[0] and "future" in reasons[1] and reasons[2] == ""
 
@@ -95,7 +97,9 @@ async def test_batch_limits(api: Api, make_trace: TraceFactory) -> None:
 
 async def test_wrong_content_type_is_415(api: Api) -> None:
     resp = await api.client.post(
-        f"/v3/{api.project}/traces", content=b"a=b", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        f"/v3/{api.project}/traces",
+        content=b"a=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert resp.status_code == 415 and resp.json()["error_code"] == "CTS.0415"
 
@@ -195,7 +199,9 @@ async def test_from_and_to_are_exclusive(api: Api, make_trace: TraceFactory) -> 
 async def test_export_streams_every_match_as_csv_and_ndjson(api: Api, make_trace: TraceFactory) -> None:
     batch = [make_trace(resource_name=f'name, with "quotes" {i}') for i in range(120)]
     await api.put(batch)
-    resp = await api.client.get(f"/v3/{api.project}/traces/export", params={"format": "csv", "from": now_ms() - 3_600_000})
+    resp = await api.client.get(
+        f"/v3/{api.project}/traces/export", params={"format": "csv", "from": now_ms() - 3_600_000}
+    )
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))

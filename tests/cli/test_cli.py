@@ -20,7 +20,10 @@ runner = CliRunner()
 
 def run(server: LiveServer, *args: str, input: str | None = None) -> tuple[int, str]:
     result = runner.invoke(
-        app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)], input=input, env={"COLUMNS": "200"}
+        app,
+        [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)],
+        input=input,
+        env={"COLUMNS": "200"},
     )
     return result.exit_code, result.stdout
 
@@ -30,8 +33,15 @@ def test_first_start_writes_private_credentials(live_server: LiveServer) -> None
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     creds = json.loads(path.read_text())
     assert set(creds) == {
-        "domain_id", "domain_name", "project_id", "project_name", "region", "user_name", "password",
-        "access_key", "secret_key",
+        "domain_id",
+        "domain_name",
+        "project_id",
+        "project_name",
+        "region",
+        "user_name",
+        "password",
+        "access_key",
+        "secret_key",
     }
     assert len(creds["project_id"]) == 32
 
@@ -49,7 +59,9 @@ def test_put_list_and_export(live_server: LiveServer, make_trace: TraceFactory, 
     code, out = run(live_server, "traces", "list", "--user", "cli-user", "--limit", "200", "--json")
     assert code == 0
     assert len(json.loads(out)["traces"]) == 30
-    code, out = run(live_server, "traces", "list", "--user", "cli-user", "--limit", "7", "--pages", "10", "--json")
+    code, out = run(
+        live_server, "traces", "list", "--user", "cli-user", "--limit", "7", "--pages", "10", "--json"
+    )
     assert len({t["trace_id"] for t in json.loads(out)["traces"]}) == 30
     code, out = run(live_server, "traces", "list", "--user", "cli-user")
     assert code == 0 and "cli-user" in out and "RDS" in out
@@ -70,7 +82,17 @@ def test_rejected_traces_are_explained_and_fail_the_command(live_server: LiveSer
 
 def test_bad_list_options_show_the_server_error(live_server: LiveServer) -> None:
     result = runner.invoke(
-        app, ["traces", "list", "--limit", "500", "--endpoint", live_server.url, "--data-dir", str(live_server.data_dir)]
+        app,
+        [
+            "traces",
+            "list",
+            "--limit",
+            "500",
+            "--endpoint",
+            live_server.url,
+            "--data-dir",
+            str(live_server.data_dir),
+        ],
     )
     assert result.exit_code == 1
     assert "CTS.0001" in result.stderr
@@ -79,8 +101,20 @@ def test_bad_list_options_show_the_server_error(live_server: LiveServer) -> None
 def test_demo_loads_a_week_and_is_idempotent(live_server: LiveServer) -> None:
     code, _ = run(live_server, "demo", "--count", "600")
     assert code == 0
-    code, out = run(live_server, "traces", "list", "--from", "7d", "--service-type", "IAM", "--trace-name", "login",
-                    "--limit", "200", "--json")
+    code, out = run(
+        live_server,
+        "traces",
+        "list",
+        "--from",
+        "7d",
+        "--service-type",
+        "IAM",
+        "--trace-name",
+        "login",
+        "--limit",
+        "200",
+        "--json",
+    )
     logins = json.loads(out)["traces"]
     assert len({t["source_ip"] for t in logins}) >= 3
     code, out = run(live_server, "demo", "--count", "600")

@@ -12,10 +12,22 @@ from opencts.store.trace_log import Position, TraceRow
 
 def row(trace_id: str, time: int, **kw: str) -> TraceRow:
     values = {
-        "project_id": "p1", "trace_id": trace_id, "kind": "system", "time": time, "record_time": time,
-        "trace_name": "login", "trace_rating": "normal", "trace_type": "ConsoleAction", "service_type": "IAM",
-        "resource_type": None, "resource_id": None, "resource_name": None, "user_name": "alice",
-        "access_key_id": None, "tracker_name": "system", "enterprise_project_id": None,
+        "project_id": "p1",
+        "trace_id": trace_id,
+        "kind": "system",
+        "time": time,
+        "record_time": time,
+        "trace_name": "login",
+        "trace_rating": "normal",
+        "trace_type": "ConsoleAction",
+        "service_type": "IAM",
+        "resource_type": None,
+        "resource_id": None,
+        "resource_name": None,
+        "user_name": "alice",
+        "access_key_id": None,
+        "tracker_name": "system",
+        "enterprise_project_id": None,
         "body": orjson.dumps({"trace_id": trace_id}),
     }
     values.update(kw)
@@ -52,8 +64,14 @@ def test_keyset_pages_and_deletes(database: Database) -> None:
     def page(after: Position | None) -> list[str]:
         rows = database.read_sync(
             lambda c: trace_log.page(
-                c, project_id="p1", kind="system", time_from=0, time_to=10**6, filters={"user_name": "alice"},
-                after=after, limit=4,
+                c,
+                project_id="p1",
+                kind="system",
+                time_from=0,
+                time_to=10**6,
+                filters={"user_name": "alice"},
+                after=after,
+                limit=4,
             )
         )
         return [r.trace_id for r in rows]

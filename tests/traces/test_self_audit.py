@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import orjson
 
-from opencts.traces.self_audit import AuditedCall, audit_trace, body_text, rating_of, redact, resource_type_of
 from opencts.traces.model import TraceIn
+from opencts.traces.self_audit import AuditedCall, audit_trace, body_text, rating_of, redact, resource_type_of
 
 
 def test_redaction_reaches_every_depth() -> None:
-    doc = {"user": {"name": "a", "password": "p"}, "list": [{"secret_key": "s"}], "X-Auth-Token": "t", "ok": 1}
-    assert redact(doc) == {"user": {"name": "a", "password": "***"}, "list": [{"secret_key": "***"}],
-                           "X-Auth-Token": "***", "ok": 1}
+    doc = {
+        "user": {"name": "a", "password": "p"},
+        "list": [{"secret_key": "s"}],
+        "X-Auth-Token": "t",
+        "ok": 1,
+    }
+    assert redact(doc) == {
+        "user": {"name": "a", "password": "***"},
+        "list": [{"secret_key": "***"}],
+        "X-Auth-Token": "***",
+        "ok": 1,
+    }
 
 
 def test_bodies_are_capped_and_non_json_is_described() -> None:
@@ -20,7 +29,13 @@ def test_bodies_are_capped_and_non_json_is_described() -> None:
 
 
 def test_ratings_and_resource_types() -> None:
-    assert [rating_of(s) for s in (200, 404, 401, 403, 500)] == ["normal", "warning", "warning", "incident", "incident"]
+    assert [rating_of(s) for s in (200, 404, 401, 403, 500)] == [
+        "normal",
+        "warning",
+        "warning",
+        "incident",
+        "incident",
+    ]
     assert resource_type_of("createTracker") == "tracker"
     assert resource_type_of("batchCreateResourceTags") == "resourceTags"
     assert resource_type_of("login") == "user"
@@ -28,9 +43,22 @@ def test_ratings_and_resource_types() -> None:
 
 def test_an_audit_trace_is_a_valid_trace() -> None:
     call = AuditedCall(
-        operation="createTracker", method="POST", path="/v3/p/tracker", status=201, request_body=b'{"a":1}',
-        response_body=b"{}", request_id="r", source_ip="127.0.0.1", time=1_800_000_000_000,
-        user={"name": "admin"}, resource_name="system",
+        operation="createTracker",
+        method="POST",
+        path="/v3/p/tracker",
+        status=201,
+        request_body=b'{"a":1}',
+        response_body=b"{}",
+        request_id="r",
+        source_ip="127.0.0.1",
+        time=1_800_000_000_000,
+        user={"name": "admin"},
+        resource_name="system",
     )
     trace = TraceIn.model_validate(audit_trace(call))
-    assert (trace.service_type, trace.trace_rating, trace.code, trace.api_version) == ("CTS", "normal", "201", "v3")
+    assert (trace.service_type, trace.trace_rating, trace.code, trace.api_version) == (
+        "CTS",
+        "normal",
+        "201",
+        "v3",
+    )

@@ -54,7 +54,11 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
         ]
-        tasks = [asyncio.create_task(r.run_forever(), name=r.consumer.name) for r in runners] if start_consumers else []
+        tasks = (
+            [asyncio.create_task(r.run_forever(), name=r.consumer.name) for r in runners]
+            if start_consumers
+            else []
+        )
         try:
             yield
         finally:

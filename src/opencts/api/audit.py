@@ -24,8 +24,16 @@ log = logging.getLogger("opencts.audit")
 #: routes whose successful calls are not audited (the data plane); denials still are
 UNAUDITED = frozenset({"putTraces"})
 _MAX_CAPTURE = 64 * 1024
-_RESOURCE_PARAMS = ("resource_id", "user_id", "group_id", "access_key", "topic_urn", "subscription_urn",
-                    "function_urn", "trigger_id")
+_RESOURCE_PARAMS = (
+    "resource_id",
+    "user_id",
+    "group_id",
+    "access_key",
+    "topic_urn",
+    "subscription_urn",
+    "function_urn",
+    "trigger_id",
+)
 
 
 def _user_of(principal: Principal) -> dict[str, Any]:
@@ -125,11 +133,19 @@ class AuditMiddleware:
             resource_name=_resource_name(request_body, params),
         )
         results = await services.writer.write(project_id, [audit_trace(call)], shed=False)
-        if results and results[0].status == "rejected" and not (results[0].reason or "").startswith("the management"):
+        if (
+            results
+            and results[0].status == "rejected"
+            and not (results[0].reason or "").startswith("the management")
+        ):
             log.warning("audit trace rejected: %s", results[0].reason)
 
     async def _project(
-        self, services: Any, principal: Principal | None, params: dict[str, Any], state: dict[str, Any],
+        self,
+        services: Any,
+        principal: Principal | None,
+        params: dict[str, Any],
+        state: dict[str, Any],
         user: dict[str, Any] | None,
     ) -> str | None:
         """Which project's trail the call belongs in; None when it names no real project of anybody."""
@@ -144,9 +160,13 @@ class AuditMiddleware:
         if domain_id is None and domain_name is None:
             return None
 
-        def first_project(conn: Any) -> str | None:
+        def first_project(conn: Any) -> Any:
             stmt = select(projects.c.id).join(domains, domains.c.id == projects.c.domain_id)
-            stmt = stmt.where(domains.c.id == domain_id) if domain_id else stmt.where(domains.c.name == domain_name)
+            stmt = (
+                stmt.where(domains.c.id == domain_id)
+                if domain_id
+                else stmt.where(domains.c.name == domain_name)
+            )
             return conn.execute(stmt.order_by(projects.c.created_at).limit(1)).scalar()
 
         found: str | None = await services.db.read(first_project)

@@ -54,7 +54,9 @@ async def scope(request: Request, services: ServicesDep, principal: Principal) -
     domain_id = request.path_params.get("domain_id")
     if project_id is not None:
         if project_id == "{project_id}":
-            raise Forbidden("the path holds a literal {project_id}: give project_id to the SDK's BasicCredentials")
+            raise Forbidden(
+                "the path holds a literal {project_id}: give project_id to the SDK's BasicCredentials"
+            )
         if principal.method == "token":
             if principal.project_id != project_id:
                 raise Forbidden(f"the token is scoped to another project, not {project_id}")
@@ -70,7 +72,9 @@ async def scope(request: Request, services: ServicesDep, principal: Principal) -
     return principal
 
 
-def require(action: str, *, replay_safe: bool = False) -> Callable[[Request, ServicesDep], Awaitable[Principal]]:
+def require(
+    action: str, *, replay_safe: bool = False
+) -> Callable[[Request, ServicesDep], Awaitable[Principal]]:
     """A dependency that yields the caller if they may perform ``action`` here, else 401/403.
 
     ``replay_safe`` marks idempotent writes (ingest), which may be retried with the same signature.
@@ -78,7 +82,9 @@ def require(action: str, *, replay_safe: bool = False) -> Callable[[Request, Ser
 
     async def dependency(request: Request, services: ServicesDep) -> Principal:
         request.state.action = action
-        principal = await scope(request, services, await authenticate(request, services, replay_safe=replay_safe))
+        principal = await scope(
+            request, services, await authenticate(request, services, replay_safe=replay_safe)
+        )
         request.state.principal = principal
         if not principal.can(action):
             raise Forbidden(f"permission denied: {action} is not granted to user {principal.user_name}")

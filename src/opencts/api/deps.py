@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+
 from opencts.config import Settings
 from opencts.consumers import LogSignal
 from opencts.errors import PayloadTooLarge, UnsupportedMediaType

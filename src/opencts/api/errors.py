@@ -101,4 +101,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error in request %s", request_id(request))
-        return error_response(request, 500, "CTS.9999", "internal error; quote the request id to the operator")
+        return error_response(
+            request, 500, "CTS.9999", "internal error; quote the request id to the operator"
+        )

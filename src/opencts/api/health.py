@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 import orjson
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from opencts import __version__

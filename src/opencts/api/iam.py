@@ -77,7 +77,9 @@ def _login(conn: Connection, req: TokenRequest, now: int) -> tuple[str, dict[str
         raise BadRequest("only the password method is supported")
     user_req = ident.password.user
     domain_cond = (
-        domains.c.id == user_req.domain.id if user_req.domain.id else domains.c.name == (user_req.domain.name or "")
+        domains.c.id == user_req.domain.id
+        if user_req.domain.id
+        else domains.c.name == (user_req.domain.name or "")
     )
     row = conn.execute(
         select(users.c.id, users.c.password_hash, domains.c.id.label("domain_id"))
@@ -142,7 +144,9 @@ async def create_token(request: Request, services: ServicesDep) -> Response:
 
 @router.delete("/v3/auth/tokens", name="logout", status_code=204, summary="Log out: revoke a token")
 async def delete_token(
-    request: Request, services: ServicesDep, caller: Annotated[Principal, Depends(require("iam:tokens:delete"))]
+    request: Request,
+    services: ServicesDep,
+    caller: Annotated[Principal, Depends(require("iam:tokens:delete"))],
 ) -> Response:
     subject = request.headers.get("x-subject-token") or request.headers.get("x-auth-token")
     if not subject:
@@ -155,9 +159,13 @@ async def delete_token(
     return Response(status_code=204)
 
 
-@router.get("/v3/projects", name="listProjects", summary="Projects of the caller's account (SDK project lookup)")
+@router.get(
+    "/v3/projects", name="listProjects", summary="Projects of the caller's account (SDK project lookup)"
+)
 async def list_projects(
-    request: Request, services: ServicesDep, caller: Annotated[Principal, Depends(require("iam:projects:list"))]
+    request: Request,
+    services: ServicesDep,
+    caller: Annotated[Principal, Depends(require("iam:projects:list"))],
 ) -> Response:
     name = request.query_params.get("name")
 
@@ -168,10 +176,19 @@ async def list_projects(
         if name:
             stmt = stmt.where(projects.c.name == name)
         return [
-            {"id": r.id, "name": r.name, "domain_id": r.domain_id, "enabled": True, "is_domain": False,
-             "description": "", "parent_id": r.domain_id}
+            {
+                "id": r.id,
+                "name": r.name,
+                "domain_id": r.domain_id,
+                "enabled": True,
+                "is_domain": False,
+                "description": "",
+                "parent_id": r.domain_id,
+            }
             for r in conn.execute(stmt.order_by(projects.c.name))
         ]
 
     found = await services.db.read(fetch)
-    return Response(orjson.dumps({"projects": found, "links": {"self": str(request.url)}}), media_type="application/json")
+    return Response(
+        orjson.dumps({"projects": found, "links": {"self": str(request.url)}}), media_type="application/json"
+    )

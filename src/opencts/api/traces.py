@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -26,8 +24,13 @@ Reader = Annotated[Principal, Depends(require("cts:traces:list"))]
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or {"type": "string"}}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
 
 
 _QUERY_DOC = [
@@ -57,14 +60,17 @@ async def put_traces(project_id: str, request: Request, services: ServicesDep, c
     "/v3/{project_id}/traces",
     name="listTraces",
     summary="ListTraces: newest first, filtered, paged with next=marker",
-    openapi_extra={"parameters": [*_QUERY_DOC, _param("limit", "1-200, default 10", {"type": "integer"}),
-                                  _param("next", "the marker of the previous page")]},
+    openapi_extra={
+        "parameters": [
+            *_QUERY_DOC,
+            _param("limit", "1-200, default 10", {"type": "integer"}),
+            _param("next", "the marker of the previous page"),
+        ]
+    },
 )
 async def get_traces(project_id: str, request: Request, services: ServicesDep, caller: Reader) -> Response:
     query = parse_query(request.query_params, now=now_ms(), retention_ms=services.settings.retention_ms)
-    rows, marker = await services.db.read(
-        lambda conn: list_traces(conn, project_id=project_id, query=query)
-    )
+    rows, marker = await services.db.read(lambda conn: list_traces(conn, project_id=project_id, query=query))
     return Response(render(rows, marker), media_type="application/json")
 
 
@@ -79,7 +85,9 @@ async def export_traces(project_id: str, request: Request, services: ServicesDep
     if fmt not in ("csv", "ndjson"):
         raise BadRequest(f"format must be csv or ndjson, got {fmt!r}")
     now = now_ms()
-    query = parse_query(request.query_params, now=now, retention_ms=services.settings.retention_ms, max_limit=None)
+    query = parse_query(
+        request.query_params, now=now, retention_ms=services.settings.retention_ms, max_limit=None
+    )
     read = services.db.read_sync
     if fmt == "csv":
         stream, media = export_csv(read, project_id, query), "text/csv; charset=utf-8"

@@ -34,7 +34,11 @@ def resolve_target(endpoint: str | None, data_dir: Path | None) -> Target:
     """Flags first, then ``OPENCTS_*`` variables, then the data dir's ``credentials.json``."""
     env = os.environ
     endpoint = endpoint or env.get("OPENCTS_ENDPOINT") or f"http://{env.get('OPENCTS_BIND', DEFAULT_BIND)}"
-    ak, sk, project = env.get("OPENCTS_ACCESS_KEY"), env.get("OPENCTS_SECRET_KEY"), env.get("OPENCTS_PROJECT_ID")
+    ak, sk, project = (
+        env.get("OPENCTS_ACCESS_KEY"),
+        env.get("OPENCTS_SECRET_KEY"),
+        env.get("OPENCTS_PROJECT_ID"),
+    )
     if ak and sk and project:
         return Target(endpoint.rstrip("/"), ak, sk, project, env.get("OPENCTS_DOMAIN_ID"))
     path = (data_dir or Path(env.get("OPENCTS_DATA_DIR", "data"))) / "credentials.json"

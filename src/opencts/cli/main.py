@@ -23,8 +23,12 @@ console = Console(stderr=True)
 
 @app.command()
 def serve(
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (OPENCTS_DATA_DIR, default ./data).")] = None,
-    bind: Annotated[str | None, typer.Option(help="HOST:PORT (OPENCTS_BIND, default 127.0.0.1:8080).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (OPENCTS_DATA_DIR, default ./data).")
+    ] = None,
+    bind: Annotated[
+        str | None, typer.Option(help="HOST:PORT (OPENCTS_BIND, default 127.0.0.1:8080).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Start the service; on first start it creates the account and writes credentials.json."""
@@ -50,7 +54,8 @@ def serve(
             f"data dir:     {settings.data_dir.resolve()}\n"
             f"database:     {settings.resolved_database_url.split('?')[0]}\n"
             f"log in as:    user [bold]{creds.user_name}[/bold] in account {creds.domain_name}\n"
-            f"credentials:  {settings.credentials_path.resolve()} (password, access key, secret key; mode 0600)\n"
+            f"credentials:  {settings.credentials_path.resolve()}\n"
+            f"              (password, access key and secret key; readable by you only)\n"
             f"project id:   {creds.project_id}   region: {creds.region}\n"
             f"try:          opencts demo --data-dir {settings.data_dir} && opencts traces list "
             f"--data-dir {settings.data_dir} --from 7d",
@@ -83,7 +88,8 @@ def demo(
     )
     with ApiClient(target) as client:
         totals = traces.send(client, items, label="loading the demo week")
-    console.print(f"demo: accepted {totals['accepted']}, duplicates {totals['duplicates']}, rejected {totals['rejected']}")
+    counts = ", ".join(f"{key} {totals[key]}" for key in ("accepted", "duplicates", "rejected"))
+    console.print(f"demo: {counts}")
     if totals["rejected"]:
         raise typer.Exit(1)
 

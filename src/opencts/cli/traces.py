@@ -23,9 +23,12 @@ app = typer.Typer(help="Send, list and export traces.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="OpenCTS URL (default http://OPENCTS_BIND).")]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint", help="OpenCTS URL (default http://OPENCTS_BIND).")
+]
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Read credentials.json from here (default OPENCTS_DATA_DIR).")
+    Path | None,
+    typer.Option("--data-dir", help="Read credentials.json from here (default OPENCTS_DATA_DIR)."),
 ]
 
 
@@ -62,8 +65,12 @@ def batches(items: list[Any]) -> Iterator[list[Any]]:
 def send(client: ApiClient, items: list[Any], *, label: str = "sending traces") -> dict[str, Any]:
     totals: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": 0, "reasons": []}
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
     ) as progress:
         task = progress.add_task(label, total=len(items))
         offset = 0
@@ -75,7 +82,9 @@ def send(client: ApiClient, items: list[Any], *, label: str = "sending traces") 
             for key in ("accepted", "duplicates", "rejected"):
                 totals[key] += data[key]
             totals["reasons"].extend(
-                (offset + r["index"], r.get("reason", "")) for r in data["results"] if r["status"] == "rejected"
+                (offset + r["index"], r.get("reason", ""))
+                for r in data["results"]
+                if r["status"] == "rejected"
             )
             offset += len(batch)
             progress.advance(task, len(batch))
@@ -150,9 +159,16 @@ def list_(
 ) -> None:
     """List traces, newest first, as CTS's ListTraces does; filters combine."""
     filters = {
-        "tracker_name": tracker_name, "service_type": service_type, "user": user, "resource_id": resource_id,
-        "resource_name": resource_name, "resource_type": resource_type, "trace_id": trace_id,
-        "trace_name": trace_name, "trace_rating": trace_rating, "access_key_id": access_key_id,
+        "tracker_name": tracker_name,
+        "service_type": service_type,
+        "user": user,
+        "resource_id": resource_id,
+        "resource_name": resource_name,
+        "resource_type": resource_type,
+        "trace_id": trace_id,
+        "trace_name": trace_name,
+        "trace_rating": trace_rating,
+        "access_key_id": access_key_id,
         "enterprise_project_id": enterprise_project_id,
     }
     params = _params(trace_type, since, until, filters)
@@ -173,19 +189,37 @@ def list_(
             if not marker:
                 break
     if as_json:
-        sys.stdout.write(json.dumps({"traces": traces, "meta_data": {"count": len(traces), "marker": marker}}))
+        sys.stdout.write(
+            json.dumps({"traces": traces, "meta_data": {"count": len(traces), "marker": marker}})
+        )
         sys.stdout.write("\n")
         return
     table = Table(show_lines=False)
-    for col in ("Time (UTC)", "Trace", "Service", "Resource type", "Resource", "User", "Source IP", "Code", "Rating"):
+    for col in (
+        "Time (UTC)",
+        "Trace",
+        "Service",
+        "Resource type",
+        "Resource",
+        "User",
+        "Source IP",
+        "Code",
+        "Rating",
+    ):
         table.add_column(col)
     colour = {"warning": "yellow", "incident": "red"}
     for t in traces:
         rating = t.get("trace_rating", "")
         table.add_row(
-            format_ms(t["time"]), t.get("trace_name", ""), t.get("service_type", ""), t.get("resource_type", ""),
-            t.get("resource_name", ""), (t.get("user") or {}).get("name", ""), t.get("source_ip", ""),
-            t.get("code", ""), f"[{colour[rating]}]{rating}[/]" if rating in colour else rating,
+            format_ms(t["time"]),
+            t.get("trace_name", ""),
+            t.get("service_type", ""),
+            t.get("resource_type", ""),
+            t.get("resource_name", ""),
+            (t.get("user") or {}).get("name", ""),
+            t.get("source_ip", ""),
+            t.get("code", ""),
+            f"[{colour[rating]}]{rating}[/]" if rating in colour else rating,
         )
     console.print(table)
     console.print(f"{len(traces)} trace(s)" + (f"; next page: --next {marker}" if marker else ""))
@@ -194,7 +228,9 @@ def list_(
 @app.command("export")
 def export(
     fmt: Annotated[str, typer.Option("--format", help="csv or ndjson")] = "csv",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")
+    ] = None,
     trace_type: Annotated[str, typer.Option(help="system or data")] = "system",
     since: Annotated[str | None, typer.Option("--from", help="Start (ms, ISO 8601, or 7d ago).")] = None,
     until: Annotated[str | None, typer.Option("--to")] = None,
@@ -211,18 +247,26 @@ def export(
 ) -> None:
     """Export every matching trace (no 5,000-row cap), streamed."""
     filters = {
-        "service_type": service_type, "user": user, "resource_type": resource_type,
-        "resource_name": resource_name, "resource_id": resource_id, "trace_name": trace_name,
-        "trace_rating": trace_rating, "tracker_name": tracker_name,
+        "service_type": service_type,
+        "user": user,
+        "resource_type": resource_type,
+        "resource_name": resource_name,
+        "resource_id": resource_id,
+        "trace_name": trace_name,
+        "trace_rating": trace_rating,
+        "tracker_name": tracker_name,
     }
     params = _params(trace_type, since, until, filters)
     params["format"] = fmt
     out = output.open("wb") if output else sys.stdout.buffer
     rows = 0
     try:
-        with ApiClient(resolve_target(endpoint, data_dir)) as client, Progress(
-            TextColumn("[bold]exporting"), TextColumn("{task.completed:,} rows"), console=err
-        ) as progress:
+        with (
+            ApiClient(resolve_target(endpoint, data_dir)) as client,
+            Progress(
+                TextColumn("[bold]exporting"), TextColumn("{task.completed:,} rows"), console=err
+            ) as progress,
+        ):
             task = progress.add_task("export", total=None)
             with client.http.stream("GET", f"/v3/{client.project}/traces/export", params=params) as resp:
                 if resp.status_code >= 400:

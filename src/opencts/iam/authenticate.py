@@ -47,7 +47,13 @@ class Credential:
 
 def load_identity(conn: Connection, user_id: str) -> Identity | None:
     row = conn.execute(
-        select(users.c.id, users.c.name, users.c.enabled, domains.c.id.label("domain_id"), domains.c.name.label("dn"))
+        select(
+            users.c.id,
+            users.c.name,
+            users.c.enabled,
+            domains.c.id.label("domain_id"),
+            domains.c.name.label("dn"),
+        )
         .join(domains, domains.c.id == users.c.domain_id)
         .where(users.c.id == user_id)
     ).first()
@@ -89,7 +95,12 @@ def load_token(conn: Connection, hashed: str) -> tuple[Identity, str | None, int
 
 class Authenticator:
     def __init__(
-        self, db: Database, *, skew_ms: int = SKEW_MS, cache_seconds: float = 5.0, clock: Callable[[], int] = now_ms
+        self,
+        db: Database,
+        *,
+        skew_ms: int = SKEW_MS,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.db = db
         self.skew_ms = skew_ms
@@ -120,7 +131,9 @@ class Authenticator:
         if project_id in self._projects:
             return self._projects[project_id]
         domain = await self.db.read(
-            lambda conn: conn.execute(select(projects.c.domain_id).where(projects.c.id == project_id)).scalar()
+            lambda conn: conn.execute(
+                select(projects.c.domain_id).where(projects.c.id == project_id)
+            ).scalar()
         )
         if domain is not None:  # remember hits only: a project created later must become visible
             self._projects[project_id] = domain
@@ -153,8 +166,13 @@ class Authenticator:
             raise Unauthorized("authentication failed: unknown access key")
         try:
             ok = sig.verify(  # (4)
-                method=method, path=raw_path, query_string=query_string, headers=headers, body=body,
-                secret_key=cred.secret_key, parsed=parsed,
+                method=method,
+                path=raw_path,
+                query_string=query_string,
+                headers=headers,
+                body=body,
+                secret_key=cred.secret_key,
+                parsed=parsed,
             )
         except sig.SignatureError as exc:
             raise Unauthorized(f"authentication failed: {exc}") from None
@@ -173,9 +191,14 @@ class Authenticator:
             raise Unauthorized("authentication failed: the user is disabled")
         ident = cred.identity
         return Principal(
-            user_id=ident.user_id, user_name=ident.user_name, domain_id=ident.domain_id,
-            domain_name=ident.domain_name, project_id=headers.get("x-project-id"), roles=ident.roles,
-            method="aksk", access_key=cred.access_key,
+            user_id=ident.user_id,
+            user_name=ident.user_name,
+            domain_id=ident.domain_id,
+            domain_name=ident.domain_name,
+            project_id=headers.get("x-project-id"),
+            roles=ident.roles,
+            method="aksk",
+            access_key=cred.access_key,
         )
 
     async def by_token(self, token: str) -> Principal:
@@ -198,8 +221,13 @@ class Authenticator:
         if not identity.enabled:
             raise Unauthorized("authentication failed: the user is disabled")
         return Principal(
-            user_id=identity.user_id, user_name=identity.user_name, domain_id=identity.domain_id,
-            domain_name=identity.domain_name, project_id=project_id, roles=identity.roles, method="token",
+            user_id=identity.user_id,
+            user_name=identity.user_name,
+            domain_id=identity.domain_id,
+            domain_name=identity.domain_name,
+            project_id=project_id,
+            roles=identity.roles,
+            method="token",
         )
 
     def forget_token(self, token: str) -> None:

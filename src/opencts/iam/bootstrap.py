@@ -69,7 +69,11 @@ def bootstrap(
     )
     conn.execute(
         insert(groups).values(
-            id=group_id, domain_id=creds.domain_id, name=ADMIN_GROUP, description="administrators", created_at=now
+            id=group_id,
+            domain_id=creds.domain_id,
+            name=ADMIN_GROUP,
+            description="administrators",
+            created_at=now,
         )
     )
     conn.execute(insert(group_members).values(group_id=group_id, user_id=user_id))

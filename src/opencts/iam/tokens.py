@@ -16,14 +16,20 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(conn: Connection, *, user_id: str, project_id: str | None, now: int, ttl_ms: int = TOKEN_TTL_MS) -> tuple[str, int]:
+def issue(
+    conn: Connection, *, user_id: str, project_id: str | None, now: int, ttl_ms: int = TOKEN_TTL_MS
+) -> tuple[str, int]:
     """A new token and its expiry (ms). The token is shown once; only its SHA-256 is kept."""
     token = "OC" + secrets.token_urlsafe(48)
     expires = now + ttl_ms
     conn.execute(
         insert(tokens).values(
-            token_hash=token_hash(token), user_id=user_id, project_id=project_id, issued_at=now,
-            expires_at=expires, revoked=False,
+            token_hash=token_hash(token),
+            user_id=user_id,
+            project_id=project_id,
+            issued_at=now,
+            expires_at=expires,
+            revoked=False,
         )
     )
     return token, expires

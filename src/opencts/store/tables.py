@@ -61,7 +61,9 @@ traces = Table(
 )
 Index("ix_traces_time", traces.c.project_id, traces.c.kind, traces.c.time, traces.c.seq)
 for _col in FILTER_COLUMNS:
-    Index(f"ix_traces_{_col}", traces.c.project_id, traces.c.kind, traces.c[_col], traces.c.time, traces.c.seq)
+    Index(
+        f"ix_traces_{_col}", traces.c.project_id, traces.c.kind, traces.c[_col], traces.c.time, traces.c.seq
+    )
 
 consumer_cursors = Table(
     "consumer_cursors",
@@ -141,7 +143,9 @@ credentials = Table(
 tokens = Table(
     "tokens",
     metadata,
-    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the token; the token itself is never stored
+    Column(
+        "token_hash", String(64), primary_key=True
+    ),  # SHA-256 of the token; the token itself is never stored
     Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE")),
     Column("issued_at", BigInteger, nullable=False),

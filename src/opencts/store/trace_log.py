@@ -140,7 +140,9 @@ def page(
     return list(conn.execute(stmt))
 
 
-def by_trace_id(conn: Connection, *, project_id: str, kind: str, trace_id: str, not_before: int) -> list[Row[Any]]:
+def by_trace_id(
+    conn: Connection, *, project_id: str, kind: str, trace_id: str, not_before: int
+) -> list[Row[Any]]:
     stmt = select(traces.c.seq, traces.c.time, traces.c.trace_id, traces.c.body).where(
         traces.c.project_id == project_id,
         traces.c.kind == kind,
@@ -155,12 +157,7 @@ def read_after(conn: Connection, position: int, limit: int, *, with_body: bool =
     columns = [traces.c.seq, traces.c.project_id, traces.c.record_time]
     if with_body:
         columns.append(traces.c.body)
-    stmt = (
-        select(*columns)
-        .where(traces.c.seq > position)
-        .order_by(traces.c.seq)
-        .limit(limit)
-    )
+    stmt = select(*columns).where(traces.c.seq > position).order_by(traces.c.seq).limit(limit)
     return list(conn.execute(stmt))
 
 

@@ -86,9 +86,7 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def prepare(
-    items: Sequence[Any], *, project_id: str, now: int, retention_ms: int
-) -> PreparedBatch:
+def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
     results: list[TraceResult] = []
     rows: list[TraceRow] = []
     row_results: list[int] = []

@@ -73,7 +73,9 @@ class UserInfo(_Strict):
     access_key_id: Short | None = None
     principal_urn: Short | None = None
     principal_id: Short | None = None
-    principal_is_root_user: Annotated[str, BeforeValidator(lambda v: str(v).lower() if isinstance(v, bool) else v)] | None = None
+    principal_is_root_user: (
+        Annotated[str, BeforeValidator(lambda v: str(v).lower() if isinstance(v, bool) else v)] | None
+    ) = None
     type: Short | None = None
     invoked_by: list[Short] | None = None
     session_context: SessionContext | None = None
@@ -108,7 +110,9 @@ class TraceIn(_Strict):
     read_only: bool | None = None
     operation_id: Short | None = None
     project_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    tracker_name: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")] | None = None
+    tracker_name: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")] | None = (
+        None
+    )
 
     @field_validator("time")
     @classmethod

@@ -20,7 +20,12 @@ class RetentionConsumer:
     with_body = False
 
     def __init__(
-        self, db: Database, *, retention_ms: int, poll_seconds: float = 60.0, clock: Callable[[], int] = now_ms
+        self,
+        db: Database,
+        *,
+        retention_ms: int,
+        poll_seconds: float = 60.0,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.db = db
         self.retention_ms = retention_ms
@@ -37,5 +42,7 @@ class RetentionConsumer:
                 break
             last_expired = row.seq
         if last_expired >= first:
-            self.deleted += await self.db.write(lambda conn: trace_log.delete_through(conn, first - 1, last_expired))
+            self.deleted += await self.db.write(
+                lambda conn: trace_log.delete_through(conn, first - 1, last_expired)
+            )
         return None if last_expired == rows[-1].seq else last_expired

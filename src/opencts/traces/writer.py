@@ -40,7 +40,9 @@ class TraceWriter:
             if policy is not None:
                 batch = batch.without(
                     lambda row: policy.refuse(
-                        kind=row.kind, service_type=row.service_type, trace_name=row.trace_name,
+                        kind=row.kind,
+                        service_type=row.service_type,
+                        trace_name=row.trace_name,
                         tracker_name=row.tracker_name,
                     )
                 )

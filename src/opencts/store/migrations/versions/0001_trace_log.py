@@ -95,12 +95,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "group_members",
-        sa.Column("group_id", sa.String(32), sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "group_id", sa.String(32), sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     )
     op.create_table(
         "group_roles",
-        sa.Column("group_id", sa.String(32), sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "group_id", sa.String(32), sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("role", sa.String(64), primary_key=True),
     )
     op.create_table(

@@ -26,7 +26,9 @@ def upgrade() -> None:
     op.create_table(
         "trackers",
         sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("tracker_type", sa.String(8), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
