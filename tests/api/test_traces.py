@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import threading
+from pathlib import Path
 
 import orjson
 import pytest
 
-from conftest import Api, TraceFactory
+from conftest import Api, TraceFactory, signed_client
+from opencts.api.app import create_app
 from opencts.clock import now_ms
+from opencts.config import Settings
+from opencts.iam.bootstrap import read_credentials
 
 
 async def test_ingest_reports_each_trace_and_keeps_the_good_ones(api: Api, make_trace: TraceFactory) -> None:
@@ -219,3 +225,26 @@ async def test_health_and_openapi(api: Api) -> None:
     assert (await api.client.get("/health")).json()["status"] == "ok"
     spec = (await api.client.get("/openapi.json")).json()
     assert "/v3/{project_id}/traces" in spec["paths"]
+
+
+async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
+    tmp_path: Path, make_trace: TraceFactory
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", max_pending_writes=1)
+    app = create_app(settings, start_consumers=False)
+    async with app.router.lifespan_context(app):
+        creds = read_credentials(settings.credentials_path)
+        services = app.state.services
+        release = threading.Event()
+        blocker = asyncio.create_task(services.db.write(lambda conn: release.wait(5)))
+        await asyncio.sleep(0.05)
+        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
+            trace = make_trace()
+            resp = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": [trace]})
+            assert resp.status_code == 429
+            assert resp.headers["retry-after"] == "1"
+            assert resp.json()["error_code"] == "CTS.0429"
+            release.set()
+            await blocker
+            retry = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": [trace]})
+            assert retry.json()["accepted"] == 1
