@@ -10,13 +10,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from opencts import __version__
-from opencts.api import audit, errors, health, iam, traces
+from opencts.api import audit, cts, errors, health, iam, iam_admin, traces
+from opencts.api import smn as smn_api
 from opencts.api.deps import Services
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
+from opencts.smn.service import SmnService
 from opencts.store import Database, migrate
+from opencts.trackers.catalogue import CatalogueConsumer
+from opencts.trackers.recording import PolicyCache
 from opencts.traces.retention import RetentionConsumer
 from opencts.traces.writer import TraceWriter
 
@@ -43,28 +47,43 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await asyncio.to_thread(open_database, settings)
         signal = LogSignal()
+        policies = PolicyCache()
         services = Services(
             settings=settings,
             db=db,
             signal=signal,
             authenticator=Authenticator(db),
-            writer=TraceWriter(db, signal, retention_ms=settings.retention_ms),
+            writer=TraceWriter(
+                db, signal, retention_ms=settings.retention_ms, policy=lambda pid: policies.get(db, pid)
+            ),
+            policies=policies,
+            smn=SmnService.open(
+                db,
+                data_dir=settings.data_dir,
+                region=settings.region,
+                default_public_url=settings.resolved_public_url,
+            ),
         )
         app.state.services = services
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
+            ConsumerRunner(db, CatalogueConsumer(db), services.signal),
         ]
         tasks = (
             [asyncio.create_task(r.run_forever(), name=r.consumer.name) for r in runners]
             if start_consumers
             else []
         )
+        if start_consumers and services.smn is not None:
+            services.smn.start()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if services.smn is not None:
+                await services.smn.close()
             db.close()
 
     app = FastAPI(
@@ -78,5 +97,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     errors.install(app)
     app.include_router(health.router)
     app.include_router(iam.router)
+    app.include_router(iam_admin.router)
     app.include_router(traces.router)
+    app.include_router(cts.router)
+    app.include_router(smn_api.router)
     return app

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -12,7 +12,11 @@ from opencts.consumers import LogSignal
 from opencts.errors import PayloadTooLarge, UnsupportedMediaType
 from opencts.iam.authenticate import Authenticator
 from opencts.store import Database
+from opencts.trackers.recording import PolicyCache
 from opencts.traces.writer import TraceWriter
+
+if TYPE_CHECKING:
+    from opencts.smn.service import SmnService
 
 
 @dataclass
@@ -24,6 +28,8 @@ class Services:
     signal: LogSignal
     authenticator: Authenticator
     writer: TraceWriter
+    policies: PolicyCache = field(default_factory=PolicyCache)
+    smn: SmnService | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
-from opencts.cli import traces
+from opencts.cli import iam, traces
 from opencts.cli.client import ApiClient, resolve_target
 from opencts.clock import now_ms
 
@@ -18,6 +18,7 @@ app = typer.Typer(
     help="OpenCTS: a self-hosted Cloud Trace Service.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 app.add_typer(traces.app, name="traces")
+app.add_typer(iam.app, name="iam")
 console = Console(stderr=True)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, insert, select
 
 from opencts.clock import now_ms
 from opencts.iam.secrets import hash_password, new_access_key, new_id, new_password, new_secret_key
+from opencts.trackers.store import create_system_tracker
 from opencts.store.tables import credentials, domains, group_members, group_roles, groups, projects, users
 
 ADMIN_GROUP = "admin"
@@ -57,6 +58,7 @@ def bootstrap(
     conn.execute(
         insert(projects).values(id=creds.project_id, domain_id=creds.domain_id, name=region, created_at=now)
     )
+    create_system_tracker(conn, project_id=creds.project_id, domain_id=creds.domain_id)
     conn.execute(
         insert(users).values(
             id=user_id,

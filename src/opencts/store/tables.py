@@ -195,3 +195,81 @@ trace_users = Table(
     Column("user_name", String(256), primary_key=True),
     Column("last_seen", BigInteger, nullable=False),
 )
+
+# --- SMN v2: topics, subscriptions, messages and the delivery outbox -------------------------------------
+
+smn_topics = Table(
+    "smn_topics",
+    metadata,
+    Column("topic_urn", String(512), primary_key=True),  # urn:smn:<region>:<project_id>:<name>
+    Column("topic_id", String(32), nullable=False, unique=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("display_name", String(192), nullable=False),
+    Column("push_policy", Integer, nullable=False),
+    Column("enterprise_project_id", String(64), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_smn_topics_project_name"),
+)
+
+smn_subscriptions = Table(
+    "smn_subscriptions",
+    metadata,
+    Column("subscription_urn", String(560), primary_key=True),  # <topic_urn>:<32 hex>
+    Column("topic_urn", String(512), ForeignKey("smn_topics.topic_urn", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("endpoint", String(2048), nullable=False),
+    Column("remark", String(128), nullable=False),
+    Column("status", Integer, nullable=False),  # 0 unconfirmed, 1 confirmed, 3 cancelled
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the confirmation token
+    Column("extension", Text, nullable=False),  # JSON
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("topic_urn", "protocol", "endpoint", name="uq_smn_subscriptions_endpoint"),
+)
+Index("ix_smn_subscriptions_project", smn_subscriptions.c.project_id, smn_subscriptions.c.created_at)
+
+smn_messages = Table(
+    "smn_messages",
+    metadata,
+    Column("message_id", String(32), primary_key=True),
+    Column("topic_urn", String(512), ForeignKey("smn_topics.topic_urn", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # "notification" | "confirmation"
+    Column("subject", Text),
+    Column("message", Text),
+    Column("message_structure", Text),  # the JSON string as published
+    Column("expires_at", BigInteger, nullable=False),  # created + time_to_live: undelivered by then = dead
+    Column("created_at", BigInteger, nullable=False),
+)
+
+#: the outbox: one row per (message, subscription), so a message can never be queued twice for one subscriber
+smn_deliveries = Table(
+    "smn_deliveries",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column(
+        "message_id", String(32), ForeignKey("smn_messages.message_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column(
+        "subscription_urn",
+        String(560),
+        ForeignKey("smn_subscriptions.subscription_urn", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("project_id", String(32), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("endpoint", String(2048), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivering | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),  # due time; while delivering, the lease end
+    Column("expires_at", BigInteger, nullable=False),  # give up (dead) after this; a manual retry extends it
+    Column("claim", String(32)),  # which attempt holds the lease; a stale worker cannot overwrite a newer one
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),
+    UniqueConstraint("message_id", "subscription_urn", name="uq_smn_deliveries_message_subscription"),
+)
+Index("ix_smn_deliveries_due", smn_deliveries.c.status, smn_deliveries.c.next_attempt_at)
+Index("ix_smn_deliveries_project", smn_deliveries.c.project_id, smn_deliveries.c.status, smn_deliveries.c.id)

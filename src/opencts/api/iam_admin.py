@@ -1,0 +1,387 @@
+"""IAM administration, on Huawei IAM's paths: users, groups, roles, AK/SK credentials, projects.
+
+Everything acts in the caller's account only (``iam.admin`` enforces it); ids of other accounts are 404.
+Route names are the operation names the self-audit records as trace names. Passwords arrive in request
+bodies and a secret key leaves in exactly one response (createCredential); neither is logged or echoed in
+an error message. Every change that can alter who may do what drops the authenticator's caches, so a
+disabled key or a revoked role stops working on this process at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection
+
+from opencts.api.auth import require
+from opencts.api.deps import ServicesDep, read_body
+from opencts.errors import BadRequest, MalformedJSON
+from opencts.iam import admin
+from opencts.iam.permissions import ROLES
+from opencts.iam.principal import Principal
+from opencts.traces.ingest import describe
+from opencts.trackers.store import create_system_tracker
+
+router = APIRouter(tags=["iam"])
+MAX_BODY = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+
+def _caller(action: str) -> Any:
+    return Depends(require(action))
+
+
+# The caller, once authorised for the action: handler signatures read as "who may do this".
+UsersCreate = Annotated[Principal, _caller("iam:users:create")]
+UsersList = Annotated[Principal, _caller("iam:users:list")]
+UsersGet = Annotated[Principal, _caller("iam:users:get")]
+UsersUpdate = Annotated[Principal, _caller("iam:users:update")]
+UsersDelete = Annotated[Principal, _caller("iam:users:delete")]
+GroupsCreate = Annotated[Principal, _caller("iam:groups:create")]
+GroupsList = Annotated[Principal, _caller("iam:groups:list")]
+GroupsUpdate = Annotated[Principal, _caller("iam:groups:update")]
+GroupsDelete = Annotated[Principal, _caller("iam:groups:delete")]
+RolesList = Annotated[Principal, _caller("iam:roles:list")]
+CredentialsCreate = Annotated[Principal, _caller("iam:credentials:create")]
+CredentialsList = Annotated[Principal, _caller("iam:credentials:list")]
+CredentialsUpdate = Annotated[Principal, _caller("iam:credentials:update")]
+CredentialsDelete = Annotated[Principal, _caller("iam:credentials:delete")]
+ProjectsCreate = Annotated[Principal, _caller("iam:projects:create")]
+
+
+class _Loose(BaseModel):
+    """Huawei's bodies carry more than we use (email, domain_id, ...): unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _UserIn(_Loose):
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+    enabled: bool = True
+    description: str = Field("", max_length=255)
+
+
+class CreateUserBody(_Loose):
+    user: _UserIn
+
+
+class _UserPatch(_Loose):
+    enabled: bool | None = None
+    password: str | None = Field(None, max_length=256)
+
+
+class UpdateUserBody(_Loose):
+    user: _UserPatch
+
+
+class _GroupIn(_Loose):
+    name: str = Field(max_length=64)
+    description: str = Field("", max_length=255)
+
+
+class CreateGroupBody(_Loose):
+    group: _GroupIn
+
+
+class _CredentialIn(_Loose):
+    user_id: str = Field(max_length=64)
+    description: str = Field("", max_length=255)
+
+
+class CreateCredentialBody(_Loose):
+    credential: _CredentialIn
+
+
+class _CredentialPatch(_Loose):
+    status: str | None = Field(None, max_length=16)
+    description: str | None = Field(None, max_length=255)
+
+
+class UpdateCredentialBody(_Loose):
+    credential: _CredentialPatch
+
+
+class _ProjectIn(_Loose):
+    name: str = Field(max_length=64)
+    description: str = Field("", max_length=255)
+
+
+class CreateProjectBody(_Loose):
+    project: _ProjectIn
+
+
+async def _body(request: Request, model: type[M]) -> M:
+    raw = await read_body(request, MAX_BODY)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MalformedJSON("request body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _time(ms: int | None) -> str | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _user(u: admin.User) -> dict[str, Any]:
+    return {
+        "id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "description": "",
+        "create_time": _time(u.created_at),
+    }
+
+
+def _group(g: admin.Group) -> dict[str, Any]:
+    return {
+        "id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
+        "create_time": _time(g.created_at),
+    }
+
+
+def _credential(c: admin.Credential) -> dict[str, Any]:
+    return {
+        "access": c.access_key, "user_id": c.user_id, "user_name": c.user_name, "status": c.status,
+        "description": c.description, "create_time": _time(c.created_at),
+        "last_use_time": _time(c.last_used_at),
+    }
+
+
+def _role(name: str) -> dict[str, Any]:
+    return {"id": name, "name": name, "display_name": name, "actions": list(ROLES.get(name, ()))}
+
+
+def _project(p: admin.Project) -> dict[str, Any]:
+    return {
+        "id": p.id, "name": p.name, "domain_id": p.domain_id, "parent_id": p.domain_id, "enabled": True,
+        "is_domain": False, "description": "",
+    }
+
+
+async def _change(services: ServicesDep, fn: Callable[[Connection], T]) -> T:
+    """One write transaction, then forget cached identities: roles, keys or users may have changed."""
+    result = await services.db.write(fn)
+    services.authenticator.invalidate()
+    return result
+
+
+
+# -- users --------------------------------------------------------------------------------------------------
+
+
+@router.post("/v3.0/OS-USER/users", name="createUser", status_code=201, summary="Create a user")
+async def create_user(request: Request, services: ServicesDep, caller: UsersCreate) -> Response:
+    """``description`` is accepted for compatibility but not kept: the schema has no column for it."""
+    req = (await _body(request, CreateUserBody)).user
+    user = await _change(services, lambda conn: admin.create_user(
+        conn, domain_id=caller.domain_id, name=req.name, password=req.password, enabled=req.enabled
+    ))
+    return _json({"user": _user(user)}, 201)
+
+
+@router.get("/v3/users", name="listUsers", summary="Users of the caller's account (?name= filters)")
+async def list_users(request: Request, services: ServicesDep, caller: UsersList) -> Response:
+    name = request.query_params.get("name")
+    found = await services.db.read(lambda conn: admin.list_users(conn, domain_id=caller.domain_id, name=name))
+    return _json({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
+
+
+@router.get("/v3/users/{user_id}", name="showUser", summary="One user, with their groups and roles")
+async def show_user(user_id: str, services: ServicesDep, caller: UsersGet) -> Response:
+    domain_id = caller.domain_id
+
+    def fetch(conn: Connection) -> tuple[admin.User, list[admin.Group], list[str]]:
+        user = admin.get_user(conn, domain_id=domain_id, user_id=user_id)
+        member_of = admin.user_groups(conn, domain_id=domain_id, user_id=user_id)
+        roles = {
+            r for g in member_of for r in admin.list_group_roles(conn, domain_id=domain_id, group_id=g.id)
+        }
+        return user, member_of, sorted(roles)
+
+    user, member_of, roles = await services.db.read(fetch)
+    body = {**_user(user), "groups": [{"id": g.id, "name": g.name} for g in member_of], "roles": roles}
+    return _json({"user": body})
+
+
+@router.patch("/v3/users/{user_id}", name="updateUser", summary="Enable, disable or set a new password")
+async def update_user(user_id: str, request: Request, services: ServicesDep, caller: UsersUpdate) -> Response:
+    req = (await _body(request, UpdateUserBody)).user
+    user = await _change(services, lambda conn: admin.update_user(
+        conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password=req.password
+    ))
+    return _json({"user": _user(user)})
+
+
+@router.delete("/v3/users/{user_id}", name="deleteUser", status_code=204, summary="Delete a user and keys")
+async def delete_user(user_id: str, services: ServicesDep, caller: UsersDelete) -> Response:
+    await _change(services, lambda conn: admin.delete_user(conn, domain_id=caller.domain_id, user_id=user_id))
+    return Response(status_code=204)
+
+
+# -- groups and roles ---------------------------------------------------------------------------------------
+
+
+@router.post("/v3/groups", name="createGroup", status_code=201, summary="Create a user group")
+async def create_group(request: Request, services: ServicesDep, caller: GroupsCreate) -> Response:
+    req = (await _body(request, CreateGroupBody)).group
+    group = await _change(services, lambda conn: admin.create_group(
+        conn, domain_id=caller.domain_id, name=req.name, description=req.description
+    ))
+    return _json({"group": _group(group)}, 201)
+
+
+@router.get("/v3/groups", name="listGroups", summary="User groups of the caller's account (?name= filters)")
+async def list_groups(request: Request, services: ServicesDep, caller: GroupsList) -> Response:
+    name = request.query_params.get("name")
+    found = await services.db.read(
+        lambda conn: admin.list_groups(conn, domain_id=caller.domain_id, name=name)
+    )
+    return _json({"groups": [_group(g) for g in found], "links": {"self": str(request.url)}})
+
+
+@router.delete("/v3/groups/{group_id}", name="deleteGroup", status_code=204, summary="Delete a user group")
+async def delete_group(group_id: str, services: ServicesDep, caller: GroupsDelete) -> Response:
+    await _change(
+        services, lambda conn: admin.delete_group(conn, domain_id=caller.domain_id, group_id=group_id)
+    )
+    return Response(status_code=204)
+
+
+@router.put("/v3/groups/{group_id}/users/{user_id}", name="addUserToGroup", status_code=204)
+async def add_user_to_group(
+    group_id: str, user_id: str, services: ServicesDep, caller: GroupsUpdate
+) -> Response:
+    """Add a member (idempotent)."""
+    await _change(services, lambda conn: admin.add_member(
+        conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id
+    ))
+    return Response(status_code=204)
+
+
+@router.delete("/v3/groups/{group_id}/users/{user_id}", name="removeUserFromGroup", status_code=204)
+async def remove_user_from_group(
+    group_id: str, user_id: str, services: ServicesDep, caller: GroupsUpdate
+) -> Response:
+    """Remove a member; refused if it would leave the account without a Security Administrator."""
+    await _change(services, lambda conn: admin.remove_member(
+        conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id
+    ))
+    return Response(status_code=204)
+
+
+@router.get("/v3/groups/{group_id}/users", name="listGroupUsers", summary="Members of a user group")
+async def list_group_users(
+    group_id: str, request: Request, services: ServicesDep, caller: GroupsList
+) -> Response:
+    found = await services.db.read(
+        lambda conn: admin.list_members(conn, domain_id=caller.domain_id, group_id=group_id)
+    )
+    return _json({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
+
+
+@router.put("/v3/groups/{group_id}/roles/{role_name}", name="grantRoleToGroup", status_code=204)
+async def grant_role(group_id: str, role_name: str, services: ServicesDep, caller: GroupsUpdate) -> Response:
+    """Grant a role (idempotent); the role name is URL-encoded in the path, e.g. ``CTS%20ReadOnlyAccess``."""
+    await _change(services, lambda conn: admin.grant_role(
+        conn, domain_id=caller.domain_id, group_id=group_id, role=role_name
+    ))
+    return Response(status_code=204)
+
+
+@router.delete("/v3/groups/{group_id}/roles/{role_name}", name="revokeRoleFromGroup", status_code=204)
+async def revoke_role(group_id: str, role_name: str, services: ServicesDep, caller: GroupsUpdate) -> Response:
+    """Revoke a role; refused if it would leave the account without a Security Administrator."""
+    await _change(services, lambda conn: admin.revoke_role(
+        conn, domain_id=caller.domain_id, group_id=group_id, role=role_name
+    ))
+    return Response(status_code=204)
+
+
+@router.get("/v3/groups/{group_id}/roles", name="listGroupRoles", summary="Roles granted to a group")
+async def list_group_roles(group_id: str, services: ServicesDep, caller: GroupsList) -> Response:
+    found = await services.db.read(
+        lambda conn: admin.list_group_roles(conn, domain_id=caller.domain_id, group_id=group_id)
+    )
+    return _json({"roles": [_role(r) for r in found]})
+
+
+@router.get("/v3/roles", name="listRoles", summary="Every role, with the actions it allows")
+async def list_roles(caller: RolesList) -> Response:
+    return _json({"roles": [_role(r) for r in sorted(ROLES)]})
+
+
+# -- credentials --------------------------------------------------------------------------------------------
+
+
+@router.post("/v3.0/OS-CREDENTIAL/credentials", name="createCredential", status_code=201)
+async def create_credential(request: Request, services: ServicesDep, caller: CredentialsCreate) -> Response:
+    """Create an access key (at most two per user). The secret key is in this response and never again."""
+    req = (await _body(request, CreateCredentialBody)).credential
+    new = await _change(services, lambda conn: admin.create_credential(
+        conn, domain_id=caller.domain_id, user_id=req.user_id, description=req.description
+    ))
+    return _json({"credential": {**_credential(new.credential), "secret": new.secret_key}}, 201)
+
+
+@router.get("/v3.0/OS-CREDENTIAL/credentials", name="listCredentials")
+async def list_credentials(request: Request, services: ServicesDep, caller: CredentialsList) -> Response:
+    """Access keys, never their secrets: ``?user_id=`` for one user's, without it every key of the account."""
+    user_id = request.query_params.get("user_id") or None
+    found = await services.db.read(
+        lambda conn: admin.list_credentials(conn, domain_id=caller.domain_id, user_id=user_id)
+    )
+    return _json({"credentials": [_credential(c) for c in found]})
+
+
+@router.put("/v3.0/OS-CREDENTIAL/credentials/{access_key}", name="updateCredential")
+async def update_credential(
+    access_key: str, request: Request, services: ServicesDep, caller: CredentialsUpdate
+) -> Response:
+    """Activate or deactivate an access key (``status``), or change its description."""
+    req = (await _body(request, UpdateCredentialBody)).credential
+    cred = await _change(services, lambda conn: admin.update_credential(
+        conn, domain_id=caller.domain_id, access_key=access_key, status=req.status,
+        description=req.description,
+    ))
+    return _json({"credential": _credential(cred)})
+
+
+@router.delete("/v3.0/OS-CREDENTIAL/credentials/{access_key}", name="deleteCredential", status_code=204)
+async def delete_credential(access_key: str, services: ServicesDep, caller: CredentialsDelete) -> Response:
+    """Delete an access key; requests signed with it fail from now on."""
+    await _change(services, lambda conn: admin.delete_credential(
+        conn, domain_id=caller.domain_id, access_key=access_key
+    ))
+    return Response(status_code=204)
+
+
+# -- projects -----------------------------------------------------------------------------------------------
+
+
+@router.post("/v3/projects", name="createProject", status_code=201, summary="Create a project + tracker")
+async def create_project(request: Request, services: ServicesDep, caller: ProjectsCreate) -> Response:
+    """The new project gets its management tracker in the same transaction, as enabling CTS would give it,
+    so its traces are recorded from the first call. ``description`` is accepted but not kept."""
+    req = (await _body(request, CreateProjectBody)).project
+
+    def create(conn: Connection) -> admin.Project:
+        project = admin.create_project(conn, domain_id=caller.domain_id, name=req.name)
+        create_system_tracker(conn, project_id=project.id, domain_id=caller.domain_id)
+        return project
+
+    project = await _change(services, create)
+    return _json({"project": _project(project)}, 201)

@@ -1,0 +1,360 @@
+"""The outbox worker: sends what ``smn_deliveries`` says is due, and survives restarts.
+
+Life of a row: ``pending`` (due at ``next_attempt_at``) → claimed: ``delivering`` with a fresh ``claim``
+id and ``next_attempt_at`` = the end of its lease → ``delivered``, or back to ``pending`` with an
+exponential backoff (base, 2×base, 4×base … capped, ±20 % jitter), or ``dead`` once the row's
+``expires_at`` (the message's time_to_live) has passed, or at once when the failure is permanent. A row
+still ``delivering`` after its lease (the process died mid-send) is due again: that is how a restart
+resumes. Claims go through the SQLite writer lane (one writer, so one claimant) or, on PostgreSQL,
+``FOR UPDATE SKIP LOCKED``, so several instances share one outbox without sending a row twice.
+
+Guarantee: at least once per (message, subscription), and never again once ``delivered`` is recorded.
+The unique ``(message_id, subscription_urn)`` key means a message is queued once per subscriber. The one
+window for a duplicate is a crash (or lease expiry) after the peer accepted a message but before
+``delivered`` was written; the resend carries the same ``message_id`` (``X-Smn-Message-Id``, the email
+``Message-ID``) so a receiver can drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Connection, func, select, update
+
+from opencts.clock import now_ms
+from opencts.store import Database
+from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions, smn_topics
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERING, DELIVERED, DEAD = "pending", "delivering", "delivered", "dead"
+STATUSES = (PENDING, DELIVERING, DELIVERED, DEAD)
+
+
+class DeliveryFailed(Exception):
+    """A send did not go through. ``permanent`` failures (a refused endpoint) go dead at once."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed row with everything a channel needs to render and send it."""
+
+    id: int
+    claim: str
+    attempt: int
+    message_id: str
+    subscription_urn: str
+    protocol: str
+    endpoint: str
+    kind: str  # "notification" | "confirmation"
+    topic_urn: str
+    topic_name: str
+    display_name: str
+    subject: str | None
+    message: str | None
+    message_structure: str | None
+    created_at: int
+    extension: dict[str, Any] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    async def send(self, job: Job) -> None:
+        """Deliver ``job`` or raise :class:`DeliveryFailed` (any other exception counts as a retry)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: int
+    claim: str
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_seconds: float = 1.0
+    max_seconds: float = 60.0
+    jitter: float = 0.2
+
+    def delay_ms(self, attempts: int) -> int:
+        """The wait after the ``attempts``-th failed attempt."""
+        delay = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
+        if self.jitter:
+            delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        return int(min(delay, self.max_seconds) * 1000)
+
+
+def _due(now: int) -> Any:
+    return (smn_deliveries.c.status.in_((PENDING, DELIVERING))) & (smn_deliveries.c.next_attempt_at <= now)
+
+
+def claim_due(conn: Connection, *, now: int, limit: int, lease_ms: int) -> list[Job]:
+    """Take up to ``limit`` due rows; rows that can no longer be sent go dead here instead."""
+    if limit <= 0:
+        return []
+    ids = list(
+        conn.execute(
+            select(smn_deliveries.c.id)
+            .where(_due(now))
+            .order_by(smn_deliveries.c.next_attempt_at, smn_deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    if not ids:
+        return []
+    d, m, s, t = smn_deliveries, smn_messages, smn_subscriptions, smn_topics
+    rows = conn.execute(
+        select(
+            d.c.id,
+            d.c.attempts,
+            d.c.expires_at,
+            d.c.message_id,
+            d.c.subscription_urn,
+            d.c.protocol,
+            d.c.endpoint,
+            m.c.kind,
+            m.c.topic_urn,
+            m.c.subject,
+            m.c.message,
+            m.c.message_structure,
+            m.c.created_at,
+            s.c.status.label("sub_status"),
+            s.c.extension,
+            t.c.name.label("topic_name"),
+            t.c.display_name,
+        )
+        .join(m, m.c.message_id == d.c.message_id)
+        .join(s, s.c.subscription_urn == d.c.subscription_urn)
+        .join(t, t.c.topic_urn == m.c.topic_urn)
+        .where(d.c.id.in_(ids))
+        .order_by(d.c.next_attempt_at, d.c.id)
+    ).all()
+    jobs = []
+    for r in rows:
+        wanted = 0 if r.kind == "confirmation" else 1
+        if now >= r.expires_at:
+            _finish(conn, r.id, None, DEAD, now, "time_to_live ended before the message could be delivered")
+            continue
+        if r.sub_status != wanted:
+            why = "confirmed already" if r.sub_status == 1 else "no longer active (unsubscribed)"
+            _finish(conn, r.id, None, DEAD, now, f"not sent: the subscription is {why}")
+            continue
+        claim = uuid.uuid4().hex
+        conn.execute(
+            update(d)
+            .where(d.c.id == r.id)
+            .values(status=DELIVERING, claim=claim, attempts=d.c.attempts + 1, next_attempt_at=now + lease_ms)
+        )
+        jobs.append(
+            Job(
+                id=r.id,
+                claim=claim,
+                attempt=r.attempts + 1,
+                message_id=r.message_id,
+                subscription_urn=r.subscription_urn,
+                protocol=r.protocol,
+                endpoint=r.endpoint,
+                kind=r.kind,
+                topic_urn=r.topic_urn,
+                topic_name=r.topic_name,
+                display_name=r.display_name,
+                subject=r.subject,
+                message=r.message,
+                message_structure=r.message_structure,
+                created_at=r.created_at,
+                extension=orjson.loads(r.extension) if r.extension else {},
+            )
+        )
+    return jobs
+
+
+def _finish(
+    conn: Connection, row_id: int, claim: str | None, status: str, now: int, error: str | None
+) -> bool:
+    stmt = update(smn_deliveries).where(smn_deliveries.c.id == row_id)
+    if claim is not None:
+        # fencing: only the attempt that holds the lease may record its result
+        stmt = stmt.where(smn_deliveries.c.claim == claim, smn_deliveries.c.status == DELIVERING)
+    values: dict[str, Any] = {"status": status, "claim": None, "last_error": error}
+    if status == DELIVERED:
+        values["delivered_at"] = now
+    return conn.execute(stmt.values(**values)).rowcount > 0
+
+
+def complete(conn: Connection, outcomes: Sequence[Outcome], *, now: int, backoff: Backoff) -> None:
+    """Record finished attempts: delivered, retried later, or dead."""
+    for o in outcomes:
+        if o.error is None:
+            _finish(conn, o.id, o.claim, DELIVERED, now, None)
+            continue
+        row = conn.execute(
+            select(smn_deliveries.c.attempts, smn_deliveries.c.expires_at).where(
+                smn_deliveries.c.id == o.id, smn_deliveries.c.claim == o.claim
+            )
+        ).first()
+        if row is None:
+            continue  # the lease was lost to another attempt; that one records the result
+        next_at = now + backoff.delay_ms(row.attempts)
+        if o.permanent or next_at >= row.expires_at:
+            reason = "refused" if o.permanent else f"gave up after {row.attempts} attempts"
+            _finish(conn, o.id, o.claim, DEAD, now, f"{reason}: {o.error}"[:2000])
+        else:
+            conn.execute(
+                update(smn_deliveries)
+                .where(smn_deliveries.c.id == o.id, smn_deliveries.c.claim == o.claim)
+                .values(status=PENDING, claim=None, next_attempt_at=next_at, last_error=o.error[:2000])
+            )
+
+
+def next_due(conn: Connection) -> int | None:
+    value = conn.execute(
+        select(func.min(smn_deliveries.c.next_attempt_at)).where(
+            smn_deliveries.c.status.in_((PENDING, DELIVERING))
+        )
+    ).scalar()
+    return int(value) if value is not None else None
+
+
+class DeliveryWorker:
+    """Claims due rows, sends up to ``concurrency`` at once, records results; one per process.
+
+    ``wake()`` right after a publish makes the first attempt start in milliseconds rather than at the
+    next poll. Results of finished sends are written in the same transaction as the next claim, so a busy
+    outbox costs one write per round, not one per message.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        sender: Sender,
+        *,
+        concurrency: int = 16,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        send_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.db = db
+        self.sender = sender
+        self.concurrency = concurrency
+        self.lease_ms = int(lease_seconds * 1000)
+        self.poll_seconds = poll_seconds
+        self.send_timeout = send_timeout
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._results: list[Outcome] = []
+        self._next_due: int | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    async def step(self) -> int:
+        """Record finished sends, claim due rows for the free slots and start sending them."""
+        results, self._results = self._results, []
+        free = self.concurrency - len(self._inflight)
+        now = self.clock()
+
+        def exchange(conn: Connection) -> tuple[list[Job], int | None]:
+            complete(conn, results, now=now, backoff=self.backoff)
+            jobs = claim_due(conn, now=now, limit=free, lease_ms=self.lease_ms)
+            return jobs, next_due(conn)
+
+        try:
+            jobs, self._next_due = await self.db.write(exchange)
+        except BaseException:
+            self._results[:0] = results  # not recorded: keep them for the next round
+            raise
+        for job in jobs:
+            task = asyncio.create_task(self._attempt(job), name=f"smn-delivery-{job.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(jobs)
+
+    async def _attempt(self, job: Job) -> None:
+        error: str | None = None
+        permanent = False
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await self.sender.send(job)
+        except DeliveryFailed as exc:
+            error, permanent = exc.reason, exc.permanent
+        except TimeoutError:
+            error = f"no answer within {self.send_timeout:g}s"
+        except asyncio.CancelledError:
+            raise  # shutting down: the lease brings the row back
+        except Exception as exc:
+            log.warning("delivery %s to %s failed unexpectedly: %r", job.id, job.protocol, exc)
+            error = f"{type(exc).__name__}: {exc}"
+        self._results.append(Outcome(job.id, job.claim, error, permanent))
+        self._wake.set()
+
+    def _more_due(self) -> bool:
+        return self._next_due is not None and self._next_due <= self.clock()
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Send everything due now (not retries scheduled later) and record the results; for tests/CLI."""
+        async with asyncio.timeout(timeout):
+            while True:
+                claimed = await self.step()
+                if self._inflight:
+                    await asyncio.wait(set(self._inflight))
+                    continue
+                if not claimed and not self._results and not self._more_due():
+                    return
+
+    async def run_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database hiccup must not end deliveries; the rows wait in the outbox.
+                log.exception("SMN delivery round failed; retrying in %.1fs", self.poll_seconds)
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            free = len(self._inflight) < self.concurrency
+            if self._results or (free and self._more_due()):
+                if not claimed and not self._results:
+                    await asyncio.sleep(0.05)  # due rows held by another instance: do not spin
+                continue
+            wait = self.poll_seconds
+            if self._next_due is not None and free:
+                wait = min(wait, max(0.0, (self._next_due - self.clock()) / 1000))
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Let sends in flight finish (up to ``grace`` seconds) and record them; the lease covers the rest."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in self._inflight:
+                task.cancel()
+        if self._results:
+            results, self._results = self._results, []
+            now = self.clock()
+            await self.db.write(lambda conn: complete(conn, results, now=now, backoff=self.backoff))

@@ -1,0 +1,64 @@
+"""``SmnService``: what the app holds for SMN — settings, the signing key, the channels and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from opencts.smn.channels import Channels, Links
+from opencts.smn.delivery import Backoff, DeliveryWorker
+from opencts.smn.settings import SmnSettings
+from opencts.smn.signing import Signer, load_or_create
+from opencts.store import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SmnService:
+    settings: SmnSettings
+    region: str
+    signer: Signer
+    links: Links
+    channels: Channels
+    worker: DeliveryWorker
+    task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        db: Database,
+        *,
+        data_dir: Path,
+        region: str,
+        default_public_url: str,
+        settings: SmnSettings | None = None,
+    ) -> SmnService:
+        settings = settings or SmnSettings()
+        signer = load_or_create(data_dir)
+        links = Links(settings.public_url or default_public_url, signer)
+        channels = Channels(settings, signer, links)
+        worker = DeliveryWorker(
+            db,
+            channels,
+            concurrency=settings.smn_concurrency,
+            lease_seconds=settings.smn_lease_seconds,
+            poll_seconds=settings.smn_poll_seconds,
+            send_timeout=settings.smn_send_timeout_seconds,
+            backoff=Backoff(settings.smn_retry_base_seconds, settings.smn_retry_max_seconds),
+        )
+        if settings.allow_private_endpoints:
+            log.warning("OPENCTS_ALLOW_PRIVATE_ENDPOINTS is on: webhooks may reach private addresses")
+        return cls(settings, region, signer, links, channels, worker)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.worker.run_forever(), name="smn-delivery")
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.worker.close()
+        await self.channels.aclose()

@@ -1,0 +1,100 @@
+"""What a project's trackers allow to be recorded.
+
+In CTS a trace exists only because a tracker recorded it: with the management tracker deleted or
+disabled nothing is recorded, a data trace belongs to one enabled data tracker, and the management
+tracker's ``exclude_service: ["KMS"]`` hides KMS ``createDatakey`` (the noisiest event there is). Ingest
+asks :meth:`RecordingPolicy.refuse` for every trace; :class:`PolicyCache` keeps that question off the
+database for all but one request every couple of seconds per project.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import Connection
+
+from opencts.store import Database
+from opencts.trackers.model import SYSTEM_TRACKER
+from opencts.trackers.store import project_rows
+
+#: (service_type, trace_name) pairs hidden by ``exclude_service``; CTS documents only KMS createDatakey
+EXCLUDED_OPERATIONS: dict[str, frozenset[str]] = {"KMS": frozenset({"createdatakey"})}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingPolicy:
+    """A snapshot of a project's trackers, reduced to what recording decisions need."""
+
+    #: None when the project has no management tracker
+    system_enabled: bool | None = None
+    excluded_services: frozenset[str] = frozenset()
+    #: data tracker name -> enabled
+    data_trackers: dict[str, bool] = field(default_factory=dict)
+
+    def refuse(self, *, kind: str, service_type: str, trace_name: str, tracker_name: str) -> str | None:
+        """Why this trace must not be recorded, or None to record it.
+
+        ``kind`` is ``system`` (management trace) or ``data``.
+        """
+        if kind == "data":
+            enabled = self.data_trackers.get(tracker_name)
+            if enabled is None:
+                return f"data tracker {tracker_name!r} does not exist; data traces need a data tracker"
+            if not enabled:
+                return f"data tracker {tracker_name!r} is disabled; CTS records nothing for it"
+            return None
+        if self.system_enabled is None:
+            return "the management tracker 'system' does not exist; CTS records nothing"
+        if not self.system_enabled:
+            return "the management tracker is disabled; CTS records nothing"
+        if service_type in self.excluded_services and trace_name.lower() in EXCLUDED_OPERATIONS.get(
+            service_type, frozenset()
+        ):
+            return f"the management tracker excludes {service_type} {trace_name} (management_event_selector)"
+        return None
+
+
+def load_policy(conn: Connection, project_id: str) -> RecordingPolicy:
+    system_enabled: bool | None = None
+    excluded: frozenset[str] = frozenset()
+    data: dict[str, bool] = {}
+    for row in project_rows(conn, project_id):
+        enabled = row.status == "enabled"
+        if row.tracker_type == "system" and row.name == SYSTEM_TRACKER:
+            system_enabled = enabled
+            selector = orjson.loads(row.config).get("management_event_selector") or {}
+            excluded = frozenset(selector.get("exclude_service", ()))
+        elif row.tracker_type == "data":
+            data[row.name] = enabled
+    return RecordingPolicy(system_enabled=system_enabled, excluded_services=excluded, data_trackers=data)
+
+
+class PolicyCache:
+    """Per-project policies for ``ttl`` seconds. Tracker writes in this process call :meth:`invalidate`;
+    other processes (a second server on the same PostgreSQL) see changes after at most ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[str, tuple[float, RecordingPolicy]] = {}
+        #: bumped by invalidate, so a load that raced with a tracker write is not cached
+        self._generation = 0
+
+    async def get(self, db: Database, project_id: str) -> RecordingPolicy:
+        now = self.clock()
+        entry = self._entries.get(project_id)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        generation = self._generation
+        policy = await db.read(lambda conn: load_policy(conn, project_id))
+        if generation == self._generation:
+            self._entries[project_id] = (now + self.ttl, policy)
+        return policy
+
+    def invalidate(self, project_id: str) -> None:
+        self._generation += 1
+        self._entries.pop(project_id, None)
