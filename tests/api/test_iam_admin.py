@@ -361,3 +361,34 @@ async def test_the_audit_trail_never_holds_a_password_or_secret_key(iam: Api) ->
     assert {"createUser", "createCredential", "updateUser"} <= names
     for secret in (PASSWORD, member.secret_key, "An0ther-Secret"):
         assert secret not in listed.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v3.0/OS-USER/users", {"user": None}),
+        ("POST", "/v3.0/OS-USER/users", {"user": {"name": ["x"], "password": PASSWORD}}),
+        ("PATCH", "/v3/users/%00", {"user": {"enabled": False}}),
+        ("PATCH", "/v3/users/x", {"user": {"enabled": "maybe"}}),
+        ("GET", "/v3/users/a%00b", None),
+        ("PUT", "/v3/groups/%00/roles/%00", None),
+        ("PUT", "/v3/groups/x/users/%E2%82%AC", None),
+        ("POST", "/v3/groups", {"group": {"name": "g", "description": 5}}),
+        ("POST", "/v3.0/OS-CREDENTIAL/credentials", {"credential": {"user_id": 5}}),
+        ("POST", "/v3.0/OS-CREDENTIAL/credentials", {"credential": {"user_id": "\u0000"}}),
+        ("PUT", "/v3.0/OS-CREDENTIAL/credentials/%00", {"credential": {"status": "active"}}),
+        ("PUT", "/v3.0/OS-CREDENTIAL/credentials/AK", {"credential": None}),
+        ("POST", "/v3/projects", {"project": {"name": "\u0000"}}),
+        ("POST", "/v3/projects", {}),
+    ],
+)
+async def test_odd_input_is_a_4xx_never_a_500(iam: Api, method: str, path: str, body: Any) -> None:
+    resp = await iam.client.request(method, path, json=body)
+    assert 400 <= resp.status_code < 500, resp.text
+    assert resp.json()["error_code"].startswith("CTS.0")
+
+
+async def test_a_name_that_cannot_exist_lists_nothing(iam: Api) -> None:
+    for path in ("/v3/users?name=%00", "/v3/groups?name=a%00b"):
+        resp = await iam.client.get(path)
+        assert resp.status_code == 200 and next(iter(resp.json().values())) == []

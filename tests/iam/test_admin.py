@@ -246,3 +246,20 @@ def test_projects_are_named_and_unique_per_account(account: Account) -> None:
     account.do(admin.create_project, domain_id=other, name="r-1_staging")
     assert {p.name for p in account.do(admin.list_projects)} == {"r-1", "r-1_staging"}
     assert [p.domain_id for p in account.do(admin.list_projects, domain_id=other)] == [other]
+
+
+@pytest.mark.parametrize("odd", ["\x00", "a\x00b", "x" * 500, "../admin", "ünï", ""])
+def test_odd_ids_and_names_are_simply_not_found(account: Account, odd: str) -> None:
+    """PostgreSQL refuses NUL bytes in text with an error: such input must end as 404/empty, never a 500."""
+    for fn, kwargs in (
+        (admin.get_user, {"user_id": odd}),
+        (admin.get_group, {"group_id": odd}),
+        (admin.get_credential, {"access_key": odd}),
+        (admin.create_credential, {"user_id": odd}),
+    ):
+        with pytest.raises(NotFound):
+            account.do(fn, **kwargs)
+    assert account.do(admin.list_users, name=odd) == []
+    assert account.do(admin.list_groups, name=odd) == []
+    with pytest.raises(BadRequest):
+        account.do(admin.grant_role, group_id=account.admin_group_id, role=odd)

@@ -11,6 +11,7 @@ import uuid
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,6 +98,14 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such API: {request.method} {request.url.path}"
         return error_response(request, exc.status_code, code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        # The database refused a value (a NUL byte, an out-of-range number): that is bad input, not a bug.
+        log.info("database refused a value in request %s: %s", request_id(request), type(exc.orig).__name__)
+        return error_response(
+            request, 400, "CTS.0001", "a parameter holds characters or a value that is not allowed"
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

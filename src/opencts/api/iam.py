@@ -71,7 +71,11 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _login(conn: Connection, req: TokenRequest, now: int) -> tuple[str, dict[str, Any]]:
+def _check_login(conn: Connection, req: TokenRequest) -> tuple[str, str, dict[str, Any]]:
+    """Who logs in, and into which project: (user id, project id, the token body without times).
+
+    Runs on a reader: the Argon2 check takes a large fraction of a second and must not hold the writer.
+    """
     ident = req.auth.identity
     if "password" not in ident.methods:
         raise BadRequest("only the password method is supported")
@@ -101,27 +105,15 @@ def _login(conn: Connection, req: TokenRequest, now: int) -> tuple[str, dict[str
     project = conn.execute(project_stmt.order_by(projects.c.created_at).limit(1)).first()
     if project is None:
         raise Unauthorized("the requested project is not in your account")
-    token, expires = token_store.issue(conn, user_id=row.id, project_id=project.id, now=now)
-    body = {
-        "token": {
-            "methods": ["password"],
-            "issued_at": _iso(now),
-            "expires_at": _iso(expires),
-            "user": {
-                "id": identity.user_id,
-                "name": identity.user_name,
-                "domain": {"id": identity.domain_id, "name": identity.domain_name},
-            },
-            "project": {
-                "id": project.id,
-                "name": project.name,
-                "domain": {"id": identity.domain_id, "name": identity.domain_name},
-            },
-            "roles": [{"name": r, "id": r} for r in sorted(identity.roles)],
-            "catalog": [],
-        }
+    domain = {"id": identity.domain_id, "name": identity.domain_name}
+    token = {
+        "methods": ["password"],
+        "user": {"id": identity.user_id, "name": identity.user_name, "domain": domain},
+        "project": {"id": project.id, "name": project.name, "domain": domain},
+        "roles": [{"name": r, "id": r} for r in sorted(identity.roles)],
+        "catalog": [],
     }
-    return token, body
+    return row.id, project.id, token
 
 
 @router.post("/v3/auth/tokens", name="login", status_code=201, summary="Log in with a password; get a token")
@@ -133,10 +125,14 @@ async def create_token(request: Request, services: ServicesDep) -> Response:
         raise MalformedJSON("request body is not valid JSON") from None
     except ValidationError as exc:
         raise BadRequest(describe(exc)) from None
+    user_id, project_id, body = await services.db.read(lambda conn: _check_login(conn, req))
     now = now_ms()
-    token, body = await services.db.write(lambda conn: _login(conn, req, now))
+    token, expires = await services.db.write(
+        lambda conn: token_store.issue(conn, user_id=user_id, project_id=project_id, now=now)
+    )
+    body = {"token": {**body, "issued_at": _iso(now), "expires_at": _iso(expires)}}
     request.state.login_user = body["token"]["user"]
-    request.state.login_project = body["token"]["project"]["id"]
+    request.state.login_project = project_id
     return Response(
         orjson.dumps(body), status_code=201, media_type="application/json", headers={"X-Subject-Token": token}
     )

@@ -9,6 +9,7 @@ disabled key or a revoked role stops working on this process at once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -187,8 +188,10 @@ async def _change(services: ServicesDep, fn: Callable[[Connection], T]) -> T:
 async def create_user(request: Request, services: ServicesDep, caller: UsersCreate) -> Response:
     """``description`` is accepted for compatibility but not kept: the schema has no column for it."""
     req = (await _body(request, CreateUserBody)).user
+    admin.check_name("user", req.name)
+    hashed = await asyncio.to_thread(admin.new_password_hash, req.password)  # slow: not on the writer lane
     user = await _change(services, lambda conn: admin.create_user(
-        conn, domain_id=caller.domain_id, name=req.name, password=req.password, enabled=req.enabled
+        conn, domain_id=caller.domain_id, name=req.name, password_hash=hashed, enabled=req.enabled
     ))
     return _json({"user": _user(user)}, 201)
 
@@ -220,8 +223,9 @@ async def show_user(user_id: str, services: ServicesDep, caller: UsersGet) -> Re
 @router.patch("/v3/users/{user_id}", name="updateUser", summary="Enable, disable or set a new password")
 async def update_user(user_id: str, request: Request, services: ServicesDep, caller: UsersUpdate) -> Response:
     req = (await _body(request, UpdateUserBody)).user
+    hashed = None if req.password is None else await asyncio.to_thread(admin.new_password_hash, req.password)
     user = await _change(services, lambda conn: admin.update_user(
-        conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password=req.password
+        conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password_hash=hashed
     ))
     return _json({"user": _user(user)})
 

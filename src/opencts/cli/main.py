@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
-from opencts.cli import iam, traces
+from opencts.cli import iam, notifications, smn, traces
 from opencts.cli.client import ApiClient, resolve_target
 from opencts.clock import now_ms
 
@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(traces.app, name="traces")
 app.add_typer(iam.app, name="iam")
+app.add_typer(smn.app, name="smn")
+app.add_typer(notifications.app, name="notifications")
 console = Console(stderr=True)
 
 

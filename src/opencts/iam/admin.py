@@ -38,6 +38,9 @@ from opencts.store.tables import (
 USER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 GROUP_NAME = USER_NAME
 PROJECT_NAME = re.compile(r"[a-z0-9_-]{1,64}")
+#: what an id or access key can look like; anything else cannot exist and is not sent to the database
+#: (PostgreSQL refuses a NUL byte in text with an error, which must not become a 500)
+ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 #: Huawei IAM allows two access keys per user, so that one can be rotated while the other still works
 MAX_CREDENTIALS_PER_USER = 2
@@ -111,6 +114,26 @@ def check_password(password: str) -> None:
         raise BadRequest("password must mix at least two of: lower-case, upper-case, digits, other")
 
 
+def _check_description(kind: str, text: str) -> None:
+    if len(text) > 255:
+        raise BadRequest(f"{kind} description must be at most 255 characters")
+
+
+def new_password_hash(password: str) -> str:
+    """Check the policy, then hash. Argon2 is slow on purpose (about 0.1-0.5 s): API callers run this in a
+    worker thread *before* their write transaction, so the single SQLite writer never waits on it."""
+    check_password(password)
+    return hash_password(password)
+
+
+def _hashed(password: str | None, password_hash: str | None) -> str:
+    if password_hash is not None:
+        return password_hash
+    if password is None:
+        raise TypeError("give password or password_hash")
+    return new_password_hash(password)
+
+
 def _user(r: Row[Any]) -> User:
     return User(r.id, r.name, r.domain_id, bool(r.enabled), int(r.created_at))
 
@@ -165,12 +188,21 @@ def _insert_unique(conn: Connection, kind: str, name: str, stmt: Executable) -> 
 # -- users --------------------------------------------------------------------------------------------------
 
 
-def create_user(conn: Connection, *, domain_id: str, name: str, password: str, enabled: bool = True) -> User:
+def create_user(
+    conn: Connection,
+    *,
+    domain_id: str,
+    name: str,
+    password: str | None = None,
+    password_hash: str | None = None,
+    enabled: bool = True,
+) -> User:
+    """Give ``password`` (checked and hashed here) or a ``password_hash`` from :func:`new_password_hash`."""
     check_name("user", name)
-    check_password(password)
+    hashed = _hashed(password, password_hash)
     user = User(new_id(), name, domain_id, enabled, now_ms())
     _insert_unique(conn, "user", name, insert(users).values(
-        id=user.id, domain_id=domain_id, name=name, password_hash=hash_password(password), enabled=enabled,
+        id=user.id, domain_id=domain_id, name=name, password_hash=hashed, enabled=enabled,
         created_at=user.created_at,
     ))
     return user
@@ -179,14 +211,18 @@ def create_user(conn: Connection, *, domain_id: str, name: str, password: str, e
 def list_users(conn: Connection, *, domain_id: str, name: str | None = None) -> list[User]:
     stmt = select(users).where(users.c.domain_id == domain_id)
     if name is not None:
+        if USER_NAME.fullmatch(name) is None:
+            return []
         stmt = stmt.where(users.c.name == name)
     return [_user(r) for r in conn.execute(stmt.order_by(users.c.name))]
 
 
 def get_user(conn: Connection, *, domain_id: str, user_id: str) -> User:
-    row = conn.execute(select(users).where(users.c.id == user_id, users.c.domain_id == domain_id)).first()
+    row = None
+    if ID.fullmatch(user_id):
+        row = conn.execute(select(users).where(users.c.id == user_id, users.c.domain_id == domain_id)).first()
     if row is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound(f"user {user_id[:64]!r} does not exist")
     return _user(row)
 
 
@@ -206,13 +242,14 @@ def update_user(
     user_id: str,
     enabled: bool | None = None,
     password: str | None = None,
+    password_hash: str | None = None,
 ) -> User:
-    """Enable/disable and/or set a new password. A new password revokes the user's tokens, as Keystone does:
-    whoever knew the old one must log in again."""
+    """Enable/disable and/or set a new password (or its :func:`new_password_hash`). A new password revokes
+    the user's tokens, as Keystone does: whoever knew the old one must log in again."""
     user = get_user(conn, domain_id=domain_id, user_id=user_id)
-    if password is not None:
-        check_password(password)
-        conn.execute(update(users).where(users.c.id == user_id).values(password_hash=hash_password(password)))
+    if password is not None or password_hash is not None:
+        hashed = _hashed(password, password_hash)
+        conn.execute(update(users).where(users.c.id == user_id).values(password_hash=hashed))
         conn.execute(update(tokens).where(tokens.c.user_id == user_id).values(revoked=True))
     if enabled is not None and enabled != user.enabled:
         verb = "enable" if enabled else "disable"
@@ -240,8 +277,7 @@ def delete_user(conn: Connection, *, domain_id: str, user_id: str) -> None:
 
 def create_group(conn: Connection, *, domain_id: str, name: str, description: str = "") -> Group:
     check_name("group", name, GROUP_NAME)
-    if len(description) > 255:
-        raise BadRequest("group description must be at most 255 characters")
+    _check_description("group", description)
     group = Group(new_id(), name, domain_id, description, now_ms())
     _insert_unique(conn, "group", name, insert(groups).values(
         id=group.id, domain_id=domain_id, name=name, description=description, created_at=group.created_at,
@@ -252,14 +288,19 @@ def create_group(conn: Connection, *, domain_id: str, name: str, description: st
 def list_groups(conn: Connection, *, domain_id: str, name: str | None = None) -> list[Group]:
     stmt = select(groups).where(groups.c.domain_id == domain_id)
     if name is not None:
+        if GROUP_NAME.fullmatch(name) is None:
+            return []
         stmt = stmt.where(groups.c.name == name)
     return [_group(r) for r in conn.execute(stmt.order_by(groups.c.name))]
 
 
 def get_group(conn: Connection, *, domain_id: str, group_id: str) -> Group:
-    row = conn.execute(select(groups).where(groups.c.id == group_id, groups.c.domain_id == domain_id)).first()
+    row = None
+    if ID.fullmatch(group_id):
+        stmt = select(groups).where(groups.c.id == group_id, groups.c.domain_id == domain_id)
+        row = conn.execute(stmt).first()
     if row is None:
-        raise NotFound(f"group {group_id} does not exist")
+        raise NotFound(f"group {group_id[:64]!r} does not exist")
     return _group(row)
 
 
@@ -358,10 +399,9 @@ def _credential(r: Row[Any]) -> Credential:
 def create_credential(
     conn: Connection, *, domain_id: str, user_id: str, description: str = ""
 ) -> NewCredential:
-    if len(description) > 255:
-        raise BadRequest("credential description must be at most 255 characters")
-    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())  # quota check vs races
+    _check_description("credential", description)
     user = get_user(conn, domain_id=domain_id, user_id=user_id)
+    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())  # quota check vs races
     count = conn.execute(select(func.count()).where(credentials.c.user_id == user_id)).scalar_one()
     if count >= MAX_CREDENTIALS_PER_USER:
         raise QuotaExceeded(
@@ -387,9 +427,11 @@ def list_credentials(conn: Connection, *, domain_id: str, user_id: str | None = 
 
 
 def get_credential(conn: Connection, *, domain_id: str, access_key: str) -> Credential:
-    row = conn.execute(_credentials_stmt(domain_id).where(credentials.c.access_key == access_key)).first()
+    row = None
+    if ID.fullmatch(access_key):
+        row = conn.execute(_credentials_stmt(domain_id).where(credentials.c.access_key == access_key)).first()
     if row is None:
-        raise NotFound(f"access key {access_key[:64]} does not exist")
+        raise NotFound(f"access key {access_key[:64]!r} does not exist")
     return _credential(row)
 
 
@@ -408,8 +450,7 @@ def update_credential(
             raise BadRequest(f"status must be active or inactive, got {status[:40]!r}")
         values["status"] = status
     if description is not None:
-        if len(description) > 255:
-            raise BadRequest("credential description must be at most 255 characters")
+        _check_description("credential", description)
         values["description"] = description
     if values:
         conn.execute(update(credentials).where(credentials.c.access_key == access_key).values(**values))

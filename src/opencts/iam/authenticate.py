@@ -10,6 +10,7 @@ replay, a key that is disabled) but never echo a secret or the signature we expe
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, group_roles, projects, tokens, users
 
 SKEW_MS = 15 * 60 * 1000
+_PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,8 @@ class Authenticator:
         return found
 
     async def project_domain(self, project_id: str) -> str | None:
+        if not _PROJECT_ID.fullmatch(project_id):
+            return None  # not an id we ever issue; also keeps NUL bytes and the like away from the database
         if project_id in self._projects:
             return self._projects[project_id]
         domain = await self.db.read(

@@ -14,12 +14,14 @@ from pathlib import Path
 from sqlalchemy import Connection, insert, select
 
 from opencts.clock import now_ms
+from opencts.iam.permissions import SECURITY_ADMINISTRATOR, TENANT_ADMINISTRATOR
 from opencts.iam.secrets import hash_password, new_access_key, new_id, new_password, new_secret_key
-from opencts.trackers.store import create_system_tracker
 from opencts.store.tables import credentials, domains, group_members, group_roles, groups, projects, users
+from opencts.trackers.store import create_system_tracker
 
 ADMIN_GROUP = "admin"
-ADMIN_ROLE = "Tenant Administrator"
+#: as on Huawei Cloud, the account's first user administers both the services and IAM
+ADMIN_ROLES = (TENANT_ADMINISTRATOR, SECURITY_ADMINISTRATOR)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ def bootstrap(
         )
     )
     conn.execute(insert(group_members).values(group_id=group_id, user_id=user_id))
-    conn.execute(insert(group_roles).values(group_id=group_id, role=ADMIN_ROLE))
+    for role in ADMIN_ROLES:
+        conn.execute(insert(group_roles).values(group_id=group_id, role=role))
     conn.execute(
         insert(credentials).values(
             access_key=creds.access_key,

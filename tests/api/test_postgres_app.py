@@ -1,0 +1,43 @@
+"""The whole service on PostgreSQL: migrations, bootstrap, ingest, ListTraces, login, odd bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TraceFactory, signed_client
+from opencts.api.app import create_app
+from opencts.config import Settings
+from opencts.iam.bootstrap import read_credentials
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_the_service_runs_on_postgresql(postgres_url: str, tmp_path: Path, make_trace: TraceFactory) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
+    app = create_app(settings, start_consumers=False)
+    async with app.router.lifespan_context(app):
+        creds = read_credentials(settings.credentials_path)
+        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
+            traces = [make_trace() for _ in range(25)]
+            first = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": traces})
+            again = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": traces})
+            assert (first.json()["accepted"], again.json()["duplicates"]) == (25, 25)
+            page = (await client.get(f"/v3/{creds.project_id}/traces", params={"limit": 10})).json()
+            assert page["meta_data"]["count"] == 10 and page["meta_data"]["marker"]
+            nul_path = await client.get("/v3/%00/traces")
+            assert nul_path.status_code == 403
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as bare:
+            body = {
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {"user": {"name": "ad\x00min", "password": "x", "domain": {"name": "opencts"}}},
+                    }
+                }
+            }
+            resp = await bare.post("/v3/auth/tokens", json=body)
+            assert resp.status_code in (400, 401)
+            assert resp.json()["error_code"] in ("CTS.0001", "CTS.0401")
