@@ -91,6 +91,14 @@ def http_document(job: Job, links: Links, signer: Signer) -> dict[str, Any]:
     return signer.sign(doc)
 
 
+def _set_text(msg: EmailMessage, text: str) -> None:
+    """Plain 7-bit text when possible, so links stay greppable in the raw message (no quoted-printable)."""
+    if text.isascii() and all(len(line) <= 990 for line in text.splitlines()):
+        msg.set_content(text, cte="7bit")
+    else:
+        msg.set_content(text)
+
+
 def email_message(job: Job, links: Links, sender: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = formataddr((topic_title(job) or "OpenCTS", sender))
@@ -103,19 +111,21 @@ def email_message(job: Job, links: Links, sender: str) -> EmailMessage:
     msg["X-Smn-Topic-Urn"] = job.topic_urn
     if job.kind == "confirmation":
         msg["Subject"] = f"Confirm your subscription to {topic_title(job)}"
-        msg.set_content(
+        _set_text(
+            msg,
             f"You have been subscribed to the OpenCTS notification topic {job.topic_urn}.\n\n"
             "To confirm and start receiving messages, open this link:\n\n"
             f"{links.confirm(job.subscription_urn)}\n\n"
-            "If you did not ask for this, ignore this message; nothing will be sent to you.\n"
+            "If you did not ask for this, ignore this message; nothing will be sent to you.\n",
         )
     else:
         msg["Subject"] = job.subject or topic_title(job)
         msg["List-Unsubscribe"] = f"<{links.unsubscribe(job.subscription_urn)}>"
         text = text_for("email", job.message, job.message_structure)
-        msg.set_content(
+        _set_text(
+            msg,
             f"{text}\n\n--\nTo stop receiving messages from this topic, open:\n"
-            f"{links.unsubscribe(job.subscription_urn)}\n"
+            f"{links.unsubscribe(job.subscription_urn)}\n",
         )
     return msg
 

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 #: what OpenCTS delivers; the other SMN protocols are refused with this list in the message
 PROTOCOLS: tuple[str, ...] = ("email", "sms", "http", "https")
@@ -31,10 +39,16 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _utf8_max(limit: int) -> Any:
+def _utf8_max(limit: int, *, one_line: bool = False) -> Any:
+    """Limit a string in UTF-8 bytes (SMN counts bytes); ``one_line`` also refuses control characters,
+    for values that end up in email headers."""
+
     def check(value: Any) -> Any:
+        if one_line and isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError("must not contain line breaks or other control characters")
         if isinstance(value, str) and len(value.encode()) > limit:
-            raise ValueError(f"must be at most {limit} bytes of UTF-8")
+            size = f"{limit // 1024} KB ({limit} bytes)" if limit % 1024 == 0 else f"{limit} bytes"
+            raise ValueError(f"must be at most {size} of UTF-8")
         return value
 
     return BeforeValidator(check)
@@ -46,7 +60,7 @@ class _Body(BaseModel):
 
 class CreateTopic(_Body):
     name: str
-    display_name: Annotated[str, _utf8_max(192)] = ""
+    display_name: Annotated[str, _utf8_max(192, one_line=True)] = ""
     enterprise_project_id: str = Field("0", max_length=64)
 
     @field_validator("name")
@@ -60,7 +74,7 @@ class CreateTopic(_Body):
 
 
 class UpdateTopic(_Body):
-    display_name: Annotated[str, _utf8_max(192)]
+    display_name: Annotated[str, _utf8_max(192, one_line=True)]
 
 
 class Extension(_Body):
@@ -122,20 +136,13 @@ class AddSubscription(_Body):
 
 
 class PublishMessage(_Body):
-    subject: Annotated[str | None, _utf8_max(512)] = None
+    subject: Annotated[str | None, _utf8_max(512, one_line=True)] = None
     message: Annotated[str | None, _utf8_max(MAX_MESSAGE_BYTES)] = None
     message_structure: Annotated[str | None, _utf8_max(MAX_MESSAGE_BYTES)] = None
     message_template_name: str | None = None
     tags: dict[str, str] | None = None
-    time_to_live: str | int | None = None
+    time_to_live: str | StrictInt | None = None
     locale: str | None = None
-
-    @field_validator("subject")
-    @classmethod
-    def _subject(cls, value: str | None) -> str | None:
-        if value is not None and _CONTROL.search(value):
-            raise ValueError("must not contain line breaks or other control characters")
-        return value
 
     @field_validator("message_structure")
     @classmethod

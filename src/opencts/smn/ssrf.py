@@ -40,7 +40,7 @@ async def check_url(url: str, *, allow_private: bool, timeout: float = 5.0) -> N
         infos = await asyncio.wait_for(
             asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
         )
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, ValueError):  # ValueError: an IDN the resolver cannot encode
         raise EndpointRefused(f"cannot resolve the host {host!r}") from None
     addresses = {str(info[4][0]) for info in infos}
     private = sorted(a for a in addresses if not is_public(a))
