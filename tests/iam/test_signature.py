@@ -790,3 +790,14 @@ def test_hmac_auth_with_wrong_secret_is_refused_and_project_optional() -> None:
     with httpx.Client(base_url=f"http://{HOST}", auth=HmacAuth(AK, SK), transport=transport) as client:
         assert client.get("/v3/projects", params={"name": "cn-north-4"}).status_code == 200
     assert "x-project-id" not in seen[-1].headers
+
+
+def test_nonce_makes_identical_requests_sign_differently() -> None:
+    auth = HmacAuth("AK", "SK", project_id="p", nonce=True)
+    signatures = set()
+    for _ in range(2):
+        request = httpx.Request("DELETE", "http://127.0.0.1:8080/v3/p/trackers?tracker_name=t")
+        signed = next(auth.auth_flow(request))
+        assert signed.headers["X-Request-Nonce"]
+        signatures.add(parse_authorization(signed.headers["Authorization"]).signature)
+    assert len(signatures) == 2

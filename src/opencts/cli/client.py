@@ -64,7 +64,7 @@ class ApiClient:
         self.target = target
         self.http = httpx.Client(
             base_url=target.endpoint,
-            auth=HmacAuth(target.access_key, target.secret_key, project_id=target.project_id),
+            auth=HmacAuth(target.access_key, target.secret_key, project_id=target.project_id, nonce=True),
             timeout=timeout,
         )
 

@@ -22,6 +22,7 @@ Conventions for callers on the server:
 from __future__ import annotations
 
 import hashlib
+import secrets
 import hmac
 import re
 from collections.abc import Generator, Mapping, Sequence
@@ -506,10 +507,13 @@ class HmacAuth(httpx.Auth):
         }
     )
 
-    def __init__(self, access_key: str, secret_key: str, project_id: str | None = None) -> None:
+    def __init__(
+        self, access_key: str, secret_key: str, project_id: str | None = None, *, nonce: bool = False
+    ) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
         self._project_id = project_id
+        self._nonce = nonce
 
     def __repr__(self) -> str:
         # Never show the SK, e.g. in a traceback that prints the client's auth.
@@ -525,6 +529,10 @@ class HmacAuth(httpx.Auth):
             request.headers["X-Project-Id"] = self._project_id
         if _DATE_HEADER not in request.headers:
             request.headers["X-Sdk-Date"] = _format_date(None)
+        if self._nonce:
+            # A signed random header makes every request's signature unique, so running the same command
+            # twice within one second is not mistaken for a replay by the server.
+            request.headers["X-Request-Nonce"] = secrets.token_hex(8)
 
         wire_headers: dict[str, str] = {}
         for raw_name, raw_value in request.headers.raw:
