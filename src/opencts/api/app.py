@@ -10,19 +10,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from opencts import __version__
-from opencts.api import audit, cts, errors, health, iam, iam_admin, traces
+from opencts.api import audit, cts, errors, health, iam, iam_admin, notifications, traces
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
+from opencts.notifications.notifier import DAY_MS, NotifierConsumer
 from opencts.smn.service import SmnService
 from opencts.store import Database, migrate
-from opencts.trackers.catalogue import CatalogueConsumer
-from opencts.trackers.recording import PolicyCache
 from opencts.traces.retention import RetentionConsumer
 from opencts.traces.writer import TraceWriter
+from opencts.trackers.catalogue import CatalogueConsumer
+from opencts.trackers.recording import PolicyCache
 
 log = logging.getLogger("opencts")
 
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),
+            ConsumerRunner(db, NotifierConsumer(
+                db, services.smn, cache=services.notifications, keep_alarms_ms=settings.retention_ms + DAY_MS
+            ), services.signal),
         ]
         tasks = (
             [asyncio.create_task(r.run_forever(), name=r.consumer.name) for r in runners]
@@ -100,5 +104,6 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(iam_admin.router)
     app.include_router(traces.router)
     app.include_router(cts.router)
+    app.include_router(notifications.router)
     app.include_router(smn_api.router)
     return app

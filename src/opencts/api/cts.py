@@ -19,6 +19,7 @@ from opencts.api.auth import require
 from opencts.api.deps import ServicesDep, read_body, require_json
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.iam.principal import Principal
+from opencts.notifications import store as notification_store
 from opencts.trackers import catalogue, operations, store
 from opencts.trackers.model import (
     CheckObsBucketsRequestBody,
@@ -51,10 +52,12 @@ TagDeleter = Annotated[Principal, Depends(require("cts:tag:delete"))]
 
 def _params(*names: tuple[str, str]) -> dict[str, Any]:
     """OpenAPI documentation of query parameters read from ``request.query_params``."""
-    return {"parameters": [
-        {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
-        for n, d in names
-    ]}
+    return {
+        "parameters": [
+            {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+            for n, d in names
+        ]
+    }
 
 
 _TRACKER_PARAMS = _params(
@@ -151,7 +154,11 @@ async def delete_tracker(
 
 @router.get("/v3/{project_id}/quotas", name="listQuotas", summary="Tracker and notification quotas")
 async def list_quotas(project_id: str, services: ServicesDep, caller: QuotaLister) -> Response:
-    resources = await services.db.read(lambda conn: store.quotas(conn, project_id))
+    resources = await services.db.read(
+        lambda conn: store.quotas(
+            conn, project_id, notifications_used=notification_store.count(conn, project_id)
+        )
+    )
     return _json({"resources": resources})
 
 
@@ -202,7 +209,11 @@ async def check_obs_buckets(domain_id: str, request: Request, caller: BucketChec
     summary="Add tags to a tracker (resource_type cts-tracker); existing keys get the new value",
 )
 async def batch_create_resource_tags(
-    project_id: str, resource_type: str, resource_id: str, request: Request, services: ServicesDep,
+    project_id: str,
+    resource_type: str,
+    resource_id: str,
+    request: Request,
+    services: ServicesDep,
     caller: TagCreator,
 ) -> Response:
     body = await _body(request, TagsRequestBody)
@@ -220,7 +231,11 @@ async def batch_create_resource_tags(
     summary="Remove tags from a tracker, by key (and value when one is given); the tags travel in the body",
 )
 async def batch_delete_resource_tags(
-    project_id: str, resource_type: str, resource_id: str, request: Request, services: ServicesDep,
+    project_id: str,
+    resource_type: str,
+    resource_id: str,
+    request: Request,
+    services: ServicesDep,
     caller: TagDeleter,
 ) -> Response:
     body = await _body(request, TagsRequestBody)

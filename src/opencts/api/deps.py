@@ -11,9 +11,10 @@ from opencts.config import Settings
 from opencts.consumers import LogSignal
 from opencts.errors import PayloadTooLarge, UnsupportedMediaType
 from opencts.iam.authenticate import Authenticator
+from opencts.notifications.notifier import MatcherCache
 from opencts.store import Database
-from opencts.trackers.recording import PolicyCache
 from opencts.traces.writer import TraceWriter
+from opencts.trackers.recording import PolicyCache
 
 if TYPE_CHECKING:
     from opencts.smn.service import SmnService
@@ -30,6 +31,8 @@ class Services:
     writer: TraceWriter
     policies: PolicyCache = field(default_factory=PolicyCache)
     smn: SmnService | None = None
+    #: compiled notification matchers; the notification routes invalidate a project's on every change
+    notifications: MatcherCache = field(default_factory=MatcherCache)
 
 
 def get_services(request: Request) -> Services:

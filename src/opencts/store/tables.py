@@ -273,3 +273,34 @@ smn_deliveries = Table(
 )
 Index("ix_smn_deliveries_due", smn_deliveries.c.status, smn_deliveries.c.next_attempt_at)
 Index("ix_smn_deliveries_project", smn_deliveries.c.project_id, smn_deliveries.c.status, smn_deliveries.c.id)
+
+# --- CTS key-event notifications and the alarms they raised -----------------------------------------------
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_id", String(36), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("operation_type", String(16), nullable=False),  # complete | customized
+    Column("status", String(16), nullable=False),  # enabled | disabled
+    Column("notification_type", String(8), nullable=False),  # smn | fun (from the kind of topic_id)
+    Column("topic_id", String(512)),  # SMN topic URN or FunctionGraph function URN; None = send nothing
+    Column("config", Text, nullable=False),  # JSON: operations, notify_user_list, filter, agency_name
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_notifications_project_name"),
+)
+
+#: one row per (notification, trace) that raised an alarm: the record that makes a replayed batch a no-op
+notification_alarms = Table(
+    "notification_alarms",
+    metadata,
+    Column("notification_id", String(36), primary_key=True),
+    Column("trace_id", String(64), primary_key=True),
+    Column("project_id", String(32), nullable=False),
+    Column("message_id", String(32)),  # the SMN message published, when one was
+    Column("outcome", String(16), nullable=False),  # published | no_topic | function_pending
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_notification_alarms_created", notification_alarms.c.created_at)

@@ -1,0 +1,144 @@
+"""CTS v3 key-event notifications, on the paths ``huaweicloudsdkcts.v3.CtsClient`` calls.
+
+Note the asymmetry (spec §5.1): ``POST``/``PUT``/``DELETE /v3/{project_id}/notifications`` but ``GET
+/v3/{project_id}/notifications/{smn|fun}``, and DELETE takes comma-separated ids in one query parameter
+(§5.4). Each route's ``name`` is the CTS operation name, which the self-audit records as the trace name.
+Every change invalidates this process's compiled matcher for the project, so the next trace is judged
+by the new rules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from opencts.api.auth import require
+from opencts.api.deps import Services, ServicesDep, read_body, require_json
+from opencts.errors import BadRequest, MalformedJSON
+from opencts.iam.principal import Principal
+from opencts.notifications import store
+from opencts.notifications.model import CreateNotificationRequestBody, UpdateNotificationRequestBody
+from opencts.trackers.model import describe
+
+router = APIRouter(tags=["cts"])
+
+MAX_BODY = 1024 * 1024  # 1,000 operations with long names fit in well under 100 KB
+M = TypeVar("M", bound=BaseModel)
+
+Creator = Annotated[Principal, Depends(require("cts:notification:create"))]
+Updater = Annotated[Principal, Depends(require("cts:notification:update"))]
+Deleter = Annotated[Principal, Depends(require("cts:notification:delete"))]
+Lister = Annotated[Principal, Depends(require("cts:notification:list"))]
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def _body(request: Request, model: type[M]) -> M:
+    """The JSON body validated by ``model``; any problem is a 400 that names the field."""
+    require_json(request)
+    raw = await read_body(request, MAX_BODY)
+    if not raw.strip():
+        raise MalformedJSON("request body is empty; send a JSON object")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedJSON("request body must be a JSON object")
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
+
+
+def _changed(services: Services, project_id: str) -> None:
+    services.notifications.invalidate(project_id)
+    services.notifications.warm(services.db, project_id)
+
+
+@router.post(
+    "/v3/{project_id}/notifications",
+    name="createNotification",
+    status_code=201,
+    summary="Create a key-event notification",
+)
+async def create_notification(
+    project_id: str, request: Request, services: ServicesDep, caller: Creator
+) -> Response:
+    body = await _body(request, CreateNotificationRequestBody)
+    made = await services.db.write(lambda conn: store.create(conn, project_id=project_id, body=body))
+    _changed(services, project_id)
+    return _json(made, 201)
+
+
+@router.put(
+    "/v3/{project_id}/notifications",
+    name="updateNotification",
+    summary="Replace a notification's configuration, or enable/disable it",
+)
+async def update_notification(
+    project_id: str, request: Request, services: ServicesDep, caller: Updater
+) -> Response:
+    body = await _body(request, UpdateNotificationRequestBody)
+    updated = await services.db.write(lambda conn: store.update(conn, project_id=project_id, body=body))
+    _changed(services, project_id)
+    return _json(updated)
+
+
+@router.delete(
+    "/v3/{project_id}/notifications",
+    name="deleteNotification",
+    summary="Delete notifications by notification_id (several ids separated by commas; all or none)",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "notification_id",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "one id, or several separated by commas (n1,n2)",
+            }
+        ]
+    },
+)
+async def delete_notification(
+    project_id: str, request: Request, services: ServicesDep, caller: Deleter
+) -> Response:
+    ids = store.parse_ids(request.query_params.get("notification_id"))
+    await services.db.write(lambda conn: store.delete_many(conn, project_id=project_id, ids=ids))
+    _changed(services, project_id)
+    return _json({})
+
+
+@router.get(
+    "/v3/{project_id}/notifications/{notification_type}",
+    name="listNotifications",
+    summary="List notifications of one type (smn or fun), optionally one by notification_name",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "notification_name",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "only the notification with this name",
+            }
+        ]
+    },
+)
+async def list_notifications(
+    project_id: str, notification_type: str, request: Request, services: ServicesDep, caller: Lister
+) -> Response:
+    name = request.query_params.get("notification_name") or None
+    found = await services.db.read(
+        lambda conn: store.list_notifications(
+            conn, project_id=project_id, notification_type=notification_type, notification_name=name
+        )
+    )
+    return _json({"notifications": found})
