@@ -154,7 +154,12 @@ class Matrix:
         access_key = key.access_key if key else self.creds.access_key
         sk = secret_key or (key.secret_key if key else self.creds.secret_key)
         headers = sign_headers(
-            method=method, url=self.url + path, body=body, access_key=access_key, secret_key=sk, now=now,
+            method=method,
+            url=self.url + path,
+            body=body,
+            access_key=access_key,
+            secret_key=sk,
+            now=now,
             headers={"Content-Type": "application/json", "X-Project-Id": project or self.project},
         )
         content = body if send_body is None else send_body
@@ -174,8 +179,13 @@ class Matrix:
 def trace_batch() -> bytes:
     now = int(time.time() * 1000)
     trace = {
-        "trace_id": new_id(), "trace_name": "createServer", "trace_type": "ApiCall", "trace_rating": "normal",
-        "service_type": "ECS", "resource_type": "ecs", "time": now - 1000,
+        "trace_id": new_id(),
+        "trace_name": "createServer",
+        "trace_type": "ApiCall",
+        "trace_rating": "normal",
+        "service_type": "ECS",
+        "resource_type": "ecs",
+        "time": now - 1000,
         "user": {"name": "bench", "domain": {"name": "bench"}},
     }
     return orjson.dumps({"traces": [trace]})

@@ -116,7 +116,12 @@ class World:
         wanted = {"Content-Type": "application/json", "X-Project-Id": project or self.project}
         wanted.update(headers or {})
         return sign_headers(
-            method=method, url=BASE + path, headers=wanted, body=body, access_key=access_key, secret_key=sk,
+            method=method,
+            url=BASE + path,
+            headers=wanted,
+            body=body,
+            access_key=access_key,
+            secret_key=sk,
             now=now,
         )
 

@@ -25,8 +25,12 @@ def url(api: Api, path: str) -> str:
 
 
 def data_tracker(name: str = "obs-watch", **extra: Any) -> dict[str, Any]:
-    return {"tracker_type": "data", "tracker_name": name,
-            "data_bucket": {"data_bucket_name": "watched", "data_event": ["WRITE"]}, **extra}
+    return {
+        "tracker_type": "data",
+        "tracker_name": name,
+        "data_bucket": {"data_bucket_name": "watched", "data_event": ["WRITE"]},
+        **extra,
+    }
 
 
 async def create(api: Api, body: dict[str, Any]) -> httpx.Response:
@@ -62,8 +66,15 @@ async def test_every_project_starts_with_its_management_tracker(api: Api) -> Non
 
 
 async def test_create_list_round_trip(api: Api) -> None:
-    body = data_tracker(is_lts_enabled=True, obs_info={"bucket_name": "trace-out", "file_prefix_name": "x",
-                                                        "bucket_lifecycle": 60, "compress_type": "json"})
+    body = data_tracker(
+        is_lts_enabled=True,
+        obs_info={
+            "bucket_name": "trace-out",
+            "file_prefix_name": "x",
+            "bucket_lifecycle": 60,
+            "compress_type": "json",
+        },
+    )
     resp = await create(api, body)
     assert resp.status_code == 201, resp.text
     made = resp.json()
@@ -71,7 +82,9 @@ async def test_create_list_round_trip(api: Api) -> None:
     assert made["lts"] == {"is_lts_enabled": True, "log_group_name": "CTS", "log_topic_name": "obs-watch"}
     assert made["obs_info"]["bucket_lifecycle"] == 60 and made["obs_info"]["is_authorized_bucket"] is True
     assert made["data_bucket"] == {
-        "data_bucket_name": "watched", "search_enabled": True, "data_event": ["WRITE"]
+        "data_bucket_name": "watched",
+        "search_enabled": True,
+        "data_event": ["WRITE"],
     }
     [listed] = await trackers(api, tracker_name="obs-watch")
     assert listed["group_id"] and listed["stream_id"]
@@ -132,25 +145,36 @@ async def test_the_data_tracker_quota_and_list_quotas(api: Api) -> None:
     assert_error(await create(api, data_tracker("t100")), 400, "CTS.0412", "at most 100")
     resp = await api.client.get(url(api, "quotas"))
     assert resp.status_code == 200
-    assert resp.json() == {"resources": [
-        {"type": "system_tracker", "used": 1, "quota": 1},
-        {"type": "data_tracker", "used": 100, "quota": 100},
-        {"type": "smn_notification", "used": 0, "quota": 100},
-    ]}
+    assert resp.json() == {
+        "resources": [
+            {"type": "system_tracker", "used": 1, "quota": 1},
+            {"type": "data_tracker", "used": 100, "quota": 100},
+            {"type": "smn_notification", "used": 0, "quota": 100},
+        ]
+    }
 
 
 async def test_update(api: Api) -> None:
     await create(api, data_tracker())
-    resp = await api.client.put(url(api, "tracker"), json={
-        "tracker_type": "data", "tracker_name": "obs-watch", "status": "disabled",
-        "obs_info": {"bucket_name": "new-out"}, "data_bucket": {"data_bucket_name": "watched"},
-    })
+    resp = await api.client.put(
+        url(api, "tracker"),
+        json={
+            "tracker_type": "data",
+            "tracker_name": "obs-watch",
+            "status": "disabled",
+            "obs_info": {"bucket_name": "new-out"},
+            "data_bucket": {"data_bucket_name": "watched"},
+        },
+    )
     assert resp.status_code == 200 and resp.json() == {}
     [t] = await trackers(api, tracker_name="obs-watch")
     assert t["status"] == "disabled" and t["obs_info"]["bucket_name"] == "new-out"
     assert t["data_bucket"]["data_event"] == ["WRITE"]
-    moved = {"tracker_type": "data", "tracker_name": "obs-watch",
-             "data_bucket": {"data_bucket_name": "other"}}
+    moved = {
+        "tracker_type": "data",
+        "tracker_name": "obs-watch",
+        "data_bucket": {"data_bucket_name": "other"},
+    }
     assert_error(await api.client.put(url(api, "tracker"), json=moved), 400, "CTS.0001", "cannot be changed")
     missing = {"tracker_type": "data", "tracker_name": "ghost", "status": "enabled"}
     assert_error(await api.client.put(url(api, "tracker"), json=missing), 404, "CTS.0404")
@@ -190,8 +214,11 @@ async def test_trackers_decide_what_is_recorded(api: Api, make_trace: TraceFacto
     assert [r["status"] for r in resp.json()["results"]] == ["accepted", "rejected", "accepted"]
     assert "does not exist" in resp.json()["results"][1]["reason"]
 
-    kms = {"tracker_type": "system", "tracker_name": "system",
-           "management_event_selector": {"exclude_service": ["KMS"]}}
+    kms = {
+        "tracker_type": "system",
+        "tracker_name": "system",
+        "management_event_selector": {"exclude_service": ["KMS"]},
+    }
     assert (await api.client.put(url(api, "tracker"), json=kms)).status_code == 200
     resp = await api.put(
         [make_trace(service_type="KMS", trace_name="createDatakey"), make_trace(service_type="KMS")]
@@ -212,9 +239,9 @@ async def test_list_operations(api: Api) -> None:
     assert {"CTS", "IAM", "ECS", "OBS", "KMS", "SMN", "FunctionGraph"} <= services
     query = {"service_type": "CTS", "resource_type": "tracker"}
     one = await api.client.get(url(api, "operations"), params=query)
-    assert one.json() == {"operations": [
-        {**query, "operation_list": ["createTracker", "updateTracker", "deleteTracker"]}
-    ]}
+    assert one.json() == {
+        "operations": [{**query, "operation_list": ["createTracker", "updateTracker", "deleteTracker"]}]
+    }
     orphan = await api.client.get(url(api, "operations"), params={"resource_type": "tracker"})
     assert_error(orphan, 400, "CTS.0001", "needs service_type")
 
@@ -235,14 +262,26 @@ async def test_trace_resources_and_users_come_from_the_catalogue(api: Api, make_
 
 async def test_check_obs_buckets(api: Api) -> None:
     path = f"/v3/{api.creds.domain_id}/checkbucket"
-    resp = await api.client.post(path, json={"buckets": [
-        {"bucket_name": "trace-files", "bucket_location": "cn-north-4"},
-        {"bucket_name": "Bad_Bucket", "bucket_location": "cn-north-4"},
-        {"bucket_name": "secret-files", "bucket_location": "cn-north-4",
-         "is_support_trace_files_encryption": True},
-        {"bucket_name": "secret-files", "bucket_location": "cn-north-4",
-         "is_support_trace_files_encryption": True, "kms_id": "key-1"},
-    ]})
+    resp = await api.client.post(
+        path,
+        json={
+            "buckets": [
+                {"bucket_name": "trace-files", "bucket_location": "cn-north-4"},
+                {"bucket_name": "Bad_Bucket", "bucket_location": "cn-north-4"},
+                {
+                    "bucket_name": "secret-files",
+                    "bucket_location": "cn-north-4",
+                    "is_support_trace_files_encryption": True,
+                },
+                {
+                    "bucket_name": "secret-files",
+                    "bucket_location": "cn-north-4",
+                    "is_support_trace_files_encryption": True,
+                    "kms_id": "key-1",
+                },
+            ]
+        },
+    )
     assert resp.status_code == 200, resp.text
     checks = [b["check_bucket_response"] for b in resp.json()["buckets"]]
     assert [c["success"] for c in checks] == [True, False, False, True]
@@ -280,9 +319,19 @@ async def test_tags(api: Api) -> None:
 
 async def test_routes_are_named_after_cts_operations_and_writes_are_audited(api: Api) -> None:
     names = {getattr(r, "name", None) for r in cts.router.routes}
-    assert {"createTracker", "updateTracker", "listTrackers", "deleteTracker", "listQuotas", "listOperations",
-            "listTraceResources", "listUserResources", "checkObsBuckets", "batchCreateResourceTags",
-            "batchDeleteResourceTags"} <= names
+    assert {
+        "createTracker",
+        "updateTracker",
+        "listTrackers",
+        "deleteTracker",
+        "listQuotas",
+        "listOperations",
+        "listTraceResources",
+        "listUserResources",
+        "checkObsBuckets",
+        "batchCreateResourceTags",
+        "batchDeleteResourceTags",
+    } <= names
     await create(api, data_tracker())
     traces = (await api.list(trace_name="createTracker")).json()["traces"]
     assert len(traces) == 1 and traces[0]["service_type"] == "CTS" and traces[0]["code"] == "201"

@@ -92,12 +92,23 @@ def test_list_traces(client: Any, live_server: LiveServer, make_trace: TraceFact
 
 def test_tracker_lifecycle_and_tags(client: Any) -> None:
     name = f"sdk-{uuid.uuid4().hex[:8]}"
-    created = client.create_tracker(CreateTrackerRequest(body=CreateTrackerRequestBody(
-        tracker_type="data", tracker_name=name, is_lts_enabled=True,
-        obs_info=TrackerObsInfo(bucket_name="sdk-trace-out", file_prefix_name="sdk", bucket_lifecycle=30,
-                                compress_type="gzip", is_sort_by_service=True),
-        data_bucket=DataBucket(data_bucket_name="sdk-watched", data_event=["READ", "WRITE"]),
-    )))
+    created = client.create_tracker(
+        CreateTrackerRequest(
+            body=CreateTrackerRequestBody(
+                tracker_type="data",
+                tracker_name=name,
+                is_lts_enabled=True,
+                obs_info=TrackerObsInfo(
+                    bucket_name="sdk-trace-out",
+                    file_prefix_name="sdk",
+                    bucket_lifecycle=30,
+                    compress_type="gzip",
+                    is_sort_by_service=True,
+                ),
+                data_bucket=DataBucket(data_bucket_name="sdk-watched", data_event=["READ", "WRITE"]),
+            )
+        )
+    )
     assert created.status_code == 201
     assert created.tracker_name == name and created.tracker_type == "data" and created.status == "enabled"
     assert created.id and isinstance(created.create_time, int)
@@ -108,10 +119,16 @@ def test_tracker_lifecycle_and_tags(client: Any) -> None:
     assert created.data_bucket.search_enabled is True
     assert created.data_bucket.data_event == ["READ", "WRITE"]
 
-    updated = client.update_tracker(UpdateTrackerRequest(body=UpdateTrackerRequestBody(
-        tracker_type="data", tracker_name=name, status="disabled",
-        data_bucket=DataBucket(data_bucket_name="sdk-watched", data_event=["WRITE"]),
-    )))
+    updated = client.update_tracker(
+        UpdateTrackerRequest(
+            body=UpdateTrackerRequestBody(
+                tracker_type="data",
+                tracker_name=name,
+                status="disabled",
+                data_bucket=DataBucket(data_bucket_name="sdk-watched", data_event=["WRITE"]),
+            )
+        )
+    )
     assert updated.status_code == 200
 
     [listed] = client.list_trackers(ListTrackersRequest(tracker_name=name)).trackers
@@ -122,15 +139,21 @@ def test_tracker_lifecycle_and_tags(client: Any) -> None:
     assert everything[0].management_event_selector.exclude_service == []
 
     tags = [Tags(key="env", value="test"), Tags(key="owner", value="")]
-    created_tags = client.batch_create_resource_tags(BatchCreateResourceTagsRequest(
-        resource_id=created.id, resource_type="cts-tracker",
-        body=BatchCreateResourceTagsRequestBody(tags=tags),
-    ))
+    created_tags = client.batch_create_resource_tags(
+        BatchCreateResourceTagsRequest(
+            resource_id=created.id,
+            resource_type="cts-tracker",
+            body=BatchCreateResourceTagsRequestBody(tags=tags),
+        )
+    )
     assert created_tags.status_code == 200
-    deleted_tags = client.batch_delete_resource_tags(BatchDeleteResourceTagsRequest(
-        resource_id=created.id, resource_type="cts-tracker",
-        body=BatchDeleteResourceTagsRequestBody(tags=[Tags(key="env")]),
-    ))
+    deleted_tags = client.batch_delete_resource_tags(
+        BatchDeleteResourceTagsRequest(
+            resource_id=created.id,
+            resource_type="cts-tracker",
+            body=BatchDeleteResourceTagsRequestBody(tags=[Tags(key="env")]),
+        )
+    )
     assert deleted_tags.status_code == 200
 
     deleted = client.delete_tracker(DeleteTrackerRequest(tracker_name=name, tracker_type="data"))
@@ -172,13 +195,17 @@ def test_trace_resources_and_user_resources(
 
 
 def test_check_obs_buckets(client: Any, live_server: LiveServer) -> None:
-    resp = client.check_obs_buckets(CheckObsBucketsRequest(
-        domain_id=live_server.creds.domain_id,
-        body=CheckObsBucketsRequestBody(buckets=[
-            CheckBucketRequest(bucket_name="good-bucket", bucket_location="cn-north-4"),
-            CheckBucketRequest(bucket_name="Bad_Bucket", bucket_location="cn-north-4"),
-        ]),
-    ))
+    resp = client.check_obs_buckets(
+        CheckObsBucketsRequest(
+            domain_id=live_server.creds.domain_id,
+            body=CheckObsBucketsRequestBody(
+                buckets=[
+                    CheckBucketRequest(bucket_name="good-bucket", bucket_location="cn-north-4"),
+                    CheckBucketRequest(bucket_name="Bad_Bucket", bucket_location="cn-north-4"),
+                ]
+            ),
+        )
+    )
     good, bad = resp.buckets
     assert good.bucket_name == "good-bucket" and good.check_bucket_response.success is True
     assert good.check_bucket_response.response_code == 200
@@ -189,9 +216,9 @@ def test_check_obs_buckets(client: Any, live_server: LiveServer) -> None:
 
 def test_errors_reach_the_sdk_as_client_request_exceptions(client: Any) -> None:
     with pytest.raises(ClientRequestException) as info:
-        client.create_tracker(CreateTrackerRequest(body=CreateTrackerRequestBody(
-            tracker_type="system", tracker_name="system"
-        )))
+        client.create_tracker(
+            CreateTrackerRequest(body=CreateTrackerRequestBody(tracker_type="system", tracker_name="system"))
+        )
     assert info.value.status_code == 409
     assert info.value.error_code == "CTS.0409"
     assert "already exists" in info.value.error_msg

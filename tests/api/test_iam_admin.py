@@ -211,7 +211,8 @@ async def test_credentials_secret_once_quota_status_delete(iam: Api, make_trace:
         resp = await c.put(path, json={"credential": {"status": "inactive", "description": "paused"}})
         assert resp.status_code == 200
         assert (resp.json()["credential"]["status"], resp.json()["credential"]["description"]) == (
-            "inactive", "paused"
+            "inactive",
+            "paused",
         )
         assert "disabled" in error(await dave.get(f"/v3/{iam.project}/traces"), 401, "CTS.0401")
         error(await c.put(path, json={"credential": {"status": "on"}}), 400, "CTS.0001")
@@ -251,8 +252,11 @@ async def test_iam_needs_an_iam_role(iam: Api) -> None:
     member = await make_member(iam, "frank", TENANT_ADMINISTRATOR)
     async with client_for(iam.app, member.access_key, member.secret_key, iam.project) as frank:
         assert "iam:users:list" in error(await frank.get("/v3/users"), 403, "CTS.0403")
-        error(await frank.post("/v3.0/OS-USER/users", json={"user": {"name": "z", "password": PASSWORD}}),
-              403, "CTS.0403")
+        error(
+            await frank.post("/v3.0/OS-USER/users", json={"user": {"name": "z", "password": PASSWORD}}),
+            403,
+            "CTS.0403",
+        )
         path = f"/v3.0/OS-CREDENTIAL/credentials/{iam.creds.access_key}"
         error(await frank.put(path, json={"credential": {"status": "inactive"}}), 403, "CTS.0403")
         assert (await frank.get("/v3/projects")).status_code == 200  # what any user may do

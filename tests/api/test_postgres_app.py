@@ -13,9 +13,12 @@ from opencts.config import Settings
 from opencts.iam.bootstrap import read_credentials
 
 pytestmark = pytest.mark.postgres
+NUL_NAME = "ad\x00min"
 
 
-async def test_the_service_runs_on_postgresql(postgres_url: str, tmp_path: Path, make_trace: TraceFactory) -> None:
+async def test_the_service_runs_on_postgresql(
+    postgres_url: str, tmp_path: Path, make_trace: TraceFactory
+) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
     app = create_app(settings, start_consumers=False)
     async with app.router.lifespan_context(app):
@@ -34,7 +37,9 @@ async def test_the_service_runs_on_postgresql(postgres_url: str, tmp_path: Path,
                 "auth": {
                     "identity": {
                         "methods": ["password"],
-                        "password": {"user": {"name": "ad\x00min", "password": "x", "domain": {"name": "opencts"}}},
+                        "password": {
+                            "user": {"name": "ad\x00min", "password": "x", "domain": {"name": "opencts"}}
+                        },
                     }
                 }
             }

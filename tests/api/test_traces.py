@@ -146,7 +146,11 @@ async def test_every_filter_alone_and_combined(api: Api, make_trace: TraceFactor
         enterprise_project_id="ep-1",
     )
     data = make_trace(trace_type="ObsAPI", service_type="OBS", tracker_name="bucket-audit")
-    tracker = {"tracker_type": "data", "tracker_name": "bucket-audit", "data_bucket": {"data_bucket_name": "logs"}}
+    tracker = {
+        "tracker_type": "data",
+        "tracker_name": "bucket-audit",
+        "data_bucket": {"data_bucket_name": "logs"},
+    }
     assert (await api.client.post(f"/v3/{api.project}/tracker", json=tracker)).status_code == 201
     assert (await api.put([base, special, data])).json()["accepted"] == 3
     filters = {

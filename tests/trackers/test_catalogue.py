@@ -28,10 +28,23 @@ def row(project: str, service: str, resource: str | None, user: str | None, reco
     if user is not None:
         body["user"] = {"name": user, "domain": {"id": DOMAIN}}
     return TraceRow(
-        project_id=project, trace_id=trace_id, kind="system", time=record_time, record_time=record_time,
-        trace_name="op", trace_rating="normal", trace_type="ApiCall", service_type=service,
-        resource_type=resource, resource_id=None, resource_name=None, user_name=user, access_key_id=None,
-        tracker_name="system", enterprise_project_id=None, body=orjson.dumps(body),
+        project_id=project,
+        trace_id=trace_id,
+        kind="system",
+        time=record_time,
+        record_time=record_time,
+        trace_name="op",
+        trace_rating="normal",
+        trace_type="ApiCall",
+        service_type=service,
+        resource_type=resource,
+        resource_id=None,
+        resource_name=None,
+        user_name=user,
+        access_key_id=None,
+        tracker_name="system",
+        enterprise_project_id=None,
+        body=orjson.dumps(body),
     )
 
 
@@ -45,18 +58,27 @@ def setup_projects(conn: Connection) -> None:
 async def test_the_consumer_folds_the_log_into_the_catalogue(database: Database) -> None:
     database.write_sync(setup_projects)
     old = NOW - 10 * DAY_MS
-    database.write_sync(lambda c: trace_log.append(c, [
-        row(P1, "ECS", "ecs", "alice", NOW - 1000),
-        row(P1, "ECS", "ecs", "alice", NOW - 5000),  # an older repeat does not move last_seen back
-        row(P1, "ECS", "keypair", "bob", NOW - 2000),
-        row(P2, "VPC", "vpc", "carol", NOW - 3000),
-        row(P2, "IAM", None, None, NOW - 3000),
-        row(P1, "RDS", "instance", "dave", old),
-        row(FOREIGN, "OBS", "bucket", "eve", NOW - 1000),
-    ]))
+    database.write_sync(
+        lambda c: trace_log.append(
+            c,
+            [
+                row(P1, "ECS", "ecs", "alice", NOW - 1000),
+                row(P1, "ECS", "ecs", "alice", NOW - 5000),  # an older repeat does not move last_seen back
+                row(P1, "ECS", "keypair", "bob", NOW - 2000),
+                row(P2, "VPC", "vpc", "carol", NOW - 3000),
+                row(P2, "IAM", None, None, NOW - 3000),
+                row(P1, "RDS", "instance", "dave", old),
+                row(FOREIGN, "OBS", "bucket", "eve", NOW - 1000),
+            ],
+        )
+    )
     consumer = CatalogueConsumer(database)
     assert (consumer.name, consumer.batch_size, consumer.wake_on_append, consumer.with_body) == (
-        "catalogue", 2000, True, True)
+        "catalogue",
+        2000,
+        True,
+        True,
+    )
     assert await ConsumerRunner(database, consumer).drain() == 7
 
     resources = database.read_sync(lambda c: trace_resource_list(c, domain_id=DOMAIN, now=NOW))
@@ -66,16 +88,20 @@ async def test_the_consumer_folds_the_log_into_the_catalogue(database: Database)
         {"service_type": "VPC", "resource": ["vpc"]},
     ]  # RDS is 10 days old; OBS belongs to another account
     assert database.read_sync(lambda c: user_list(c, project_id=P1, now=NOW)) == [
-        {"name": "alice"}, {"name": "bob"}, {"name": "dave"}
+        {"name": "alice"},
+        {"name": "bob"},
+        {"name": "dave"},
     ]  # users are kept for 30 days
     later = database.read_sync(lambda c: user_list(c, project_id=P1, now=NOW + 25 * DAY_MS))
     assert later == [{"name": "alice"}, {"name": "bob"}]
     assert database.read_sync(lambda c: user_list(c, project_id=P1, now=NOW + 31 * DAY_MS)) == []
-    last_seen = database.read_sync(lambda c: c.execute(
-        select(trace_users.c.last_seen).where(
-            trace_users.c.project_id == P1, trace_users.c.user_name == "alice"
-        )
-    ).scalar_one())
+    last_seen = database.read_sync(
+        lambda c: c.execute(
+            select(trace_users.c.last_seen).where(
+                trace_users.c.project_id == P1, trace_users.c.user_name == "alice"
+            )
+        ).scalar_one()
+    )
     assert last_seen == NOW - 1000
 
 

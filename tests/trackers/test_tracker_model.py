@@ -20,8 +20,12 @@ from opencts.trackers.model import (
 
 
 def data(**extra: Any) -> dict[str, Any]:
-    return {"tracker_type": "data", "tracker_name": "obs-reads",
-            "data_bucket": {"data_bucket_name": "watched"}, **extra}
+    return {
+        "tracker_type": "data",
+        "tracker_name": "obs-reads",
+        "data_bucket": {"data_bucket_name": "watched"},
+        **extra,
+    }
 
 
 def problem(model: type[Any], body: dict[str, Any]) -> str:
@@ -31,14 +35,26 @@ def problem(model: type[Any], body: dict[str, Any]) -> str:
 
 
 def test_a_full_system_tracker_body_is_accepted() -> None:
-    body = CreateTrackerRequestBody.model_validate({
-        "tracker_type": "system", "tracker_name": "system", "agency_name": "cts_admin_trust",
-        "is_organization_tracker": True, "management_event_selector": {"exclude_service": ["KMS", "KMS"]},
-        "is_lts_enabled": True, "is_support_trace_files_encryption": True, "kms_id": "13a4207c-7abe-4b68",
-        "is_support_validate": True,
-        "obs_info": {"bucket_name": "trace-files", "file_prefix_name": "a-b_c.d", "is_obs_created": False,
-                     "compress_type": "json", "is_sort_by_service": False},
-    })
+    body = CreateTrackerRequestBody.model_validate(
+        {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "agency_name": "cts_admin_trust",
+            "is_organization_tracker": True,
+            "management_event_selector": {"exclude_service": ["KMS", "KMS"]},
+            "is_lts_enabled": True,
+            "is_support_trace_files_encryption": True,
+            "kms_id": "13a4207c-7abe-4b68",
+            "is_support_validate": True,
+            "obs_info": {
+                "bucket_name": "trace-files",
+                "file_prefix_name": "a-b_c.d",
+                "is_obs_created": False,
+                "compress_type": "json",
+                "is_sort_by_service": False,
+            },
+        }
+    )
     given = body.given()
     assert given["management_event_selector"] == {"exclude_service": ["KMS"]}
     assert given["obs_info"]["compress_type"] == "json"
@@ -83,8 +99,14 @@ def test_a_data_tracker_needs_its_bucket() -> None:
         (data(data_bucket={"data_bucket_name": "b-1", "data_event": []}), "data_event"),
         (data(data_bucket={"data_bucket_name": "B!"}), "data_bucket.data_bucket_name"),
         (data(data_bucket="bucket"), "data_bucket: Input should be a valid dictionary"),
-        ({"tracker_type": "system", "tracker_name": "system", "management_event_selector":
-          {"exclude_service": ["ECS"]}}, "only KMS can be excluded"),
+        (
+            {
+                "tracker_type": "system",
+                "tracker_name": "system",
+                "management_event_selector": {"exclude_service": ["ECS"]},
+            },
+            "only KMS can be excluded",
+        ),
         ({"tracker_type": "system", "tracker_name": "system", "kms_id": "bad id!"}, "kms_id"),
     ],
 )
@@ -123,8 +145,15 @@ def test_settings_that_do_not_fit_the_tracker_type(
 
 
 def test_off_values_of_system_settings_are_harmless_on_data_trackers() -> None:
-    check_config("data", {"is_organization_tracker": False, "is_support_trace_files_encryption": False,
-                          "management_event_selector": {"exclude_service": []}, "is_support_validate": True})
+    check_config(
+        "data",
+        {
+            "is_organization_tracker": False,
+            "is_support_trace_files_encryption": False,
+            "management_event_selector": {"exclude_service": []},
+            "is_support_validate": True,
+        },
+    )
 
 
 @pytest.mark.parametrize("name", ["abc", "a.b-c", "trace-files-2024", "0bucket", "a" * 63])
@@ -142,15 +171,19 @@ def test_invalid_bucket_names(name: str) -> None:
 def test_check_bucket_reports_per_bucket() -> None:
     ok = check_bucket(CheckBucketRequest(bucket_name="trace-files", bucket_location="cn-north-4"))
     assert ok["check_bucket_response"] == {
-        "error_code": None, "error_message": None, "response_code": 200, "success": True
+        "error_code": None,
+        "error_message": None,
+        "response_code": 200,
+        "success": True,
     }
     bad = check_bucket(CheckBucketRequest(bucket_name="Bad_Name", bucket_location="cn-north-4"))
     assert bad["check_bucket_response"]["error_code"] == "InvalidBucketName"
     assert bad["check_bucket_response"]["success"] is False
     where = check_bucket(CheckBucketRequest(bucket_name="good", bucket_location="North 4"))
     assert where["check_bucket_response"]["error_code"] == "InvalidLocationConstraint"
-    enc = check_bucket(CheckBucketRequest(bucket_name="good", bucket_location="r1",
-                                          is_support_trace_files_encryption=True))
+    enc = check_bucket(
+        CheckBucketRequest(bucket_name="good", bucket_location="r1", is_support_trace_files_encryption=True)
+    )
     assert enc["check_bucket_response"]["error_code"] == "InvalidArgument"
     assert "kms_id" in enc["check_bucket_response"]["error_message"]
 

@@ -35,8 +35,14 @@ def create(db: Database, project: str = PROJECT, **body: Any) -> dict[str, Any]:
 
 
 def create_data(db: Database, name: str, project: str = PROJECT, **extra: Any) -> dict[str, Any]:
-    return create(db, project, tracker_type="data", tracker_name=name,
-                  data_bucket={"data_bucket_name": "watched-bucket"}, **extra)
+    return create(
+        db,
+        project,
+        tracker_type="data",
+        tracker_name=name,
+        data_bucket={"data_bucket_name": "watched-bucket"},
+        **extra,
+    )
 
 
 def update(db: Database, **body: Any) -> None:
@@ -60,17 +66,38 @@ def test_a_new_project_has_its_management_tracker_once(db: Database) -> None:
 
 
 def test_a_data_tracker_round_trips(db: Database) -> None:
-    obs = {"bucket_name": "trace-out", "file_prefix_name": "p_", "is_obs_created": True,
-           "bucket_lifecycle": 30, "compress_type": "json", "is_sort_by_service": False}
-    made = create_data(db, "reads", is_lts_enabled=True, agency_name="cts_admin_trust",
-                       is_support_validate=True, obs_info=obs)
+    obs = {
+        "bucket_name": "trace-out",
+        "file_prefix_name": "p_",
+        "is_obs_created": True,
+        "bucket_lifecycle": 30,
+        "compress_type": "json",
+        "is_sort_by_service": False,
+    }
+    made = create_data(
+        db,
+        "reads",
+        is_lts_enabled=True,
+        agency_name="cts_admin_trust",
+        is_support_validate=True,
+        obs_info=obs,
+    )
     assert made["tracker_name"] == "reads" and made["tracker_type"] == "data" and made["status"] == "enabled"
     assert made["lts"] == {"is_lts_enabled": True, "log_group_name": "CTS", "log_topic_name": "reads"}
-    assert made["obs_info"] == {"bucket_name": "trace-out", "file_prefix_name": "p_", "is_obs_created": True,
-                                "is_authorized_bucket": True, "bucket_lifecycle": 30, "compress_type": "json",
-                                "is_sort_by_service": False}
-    assert made["data_bucket"] == {"data_bucket_name": "watched-bucket", "search_enabled": True,
-                                   "data_event": ["READ", "WRITE"]}
+    assert made["obs_info"] == {
+        "bucket_name": "trace-out",
+        "file_prefix_name": "p_",
+        "is_obs_created": True,
+        "is_authorized_bucket": True,
+        "bucket_lifecycle": 30,
+        "compress_type": "json",
+        "is_sort_by_service": False,
+    }
+    assert made["data_bucket"] == {
+        "data_bucket_name": "watched-bucket",
+        "search_enabled": True,
+        "data_event": ["READ", "WRITE"],
+    }
     assert made["agency_name"] == "cts_admin_trust" and made["is_support_validate"] is True
     assert "group_id" not in made
     [again] = listed(db, tracker_name="reads")
@@ -119,15 +146,27 @@ def test_creating_in_an_unknown_project_is_a_404(db: Database) -> None:
 
 def test_update_changes_only_what_is_sent(db: Database) -> None:
     create_data(db, "t", obs_info={"bucket_name": "out-1", "file_prefix_name": "a"}, is_lts_enabled=True)
-    update(db, tracker_type="data", tracker_name="t", status="disabled", obs_info={"compress_type": "json"},
-           data_bucket={"data_bucket_name": "watched-bucket", "data_event": ["WRITE"]})
+    update(
+        db,
+        tracker_type="data",
+        tracker_name="t",
+        status="disabled",
+        obs_info={"compress_type": "json"},
+        data_bucket={"data_bucket_name": "watched-bucket", "data_event": ["WRITE"]},
+    )
     [t] = listed(db, tracker_name="t")
     assert t["status"] == "disabled" and t["lts"]["is_lts_enabled"] is True
     assert (t["obs_info"]["bucket_name"], t["obs_info"]["file_prefix_name"]) == ("out-1", "a")
     assert t["obs_info"]["compress_type"] == "json"
     assert t["data_bucket"]["data_event"] == ["WRITE"]
-    update(db, tracker_type="system", tracker_name="system", is_support_trace_files_encryption=True,
-           kms_id="k-1", management_event_selector={"exclude_service": ["KMS"]})
+    update(
+        db,
+        tracker_type="system",
+        tracker_name="system",
+        is_support_trace_files_encryption=True,
+        kms_id="k-1",
+        management_event_selector={"exclude_service": ["KMS"]},
+    )
     [system] = listed(db, tracker_type="system")
     assert system["is_support_trace_files_encryption"] is True and system["kms_id"] == "k-1"
     assert system["management_event_selector"] == {"exclude_service": ["KMS"]}
@@ -174,12 +213,18 @@ def test_tags(db: Database) -> None:
     tracker_id = create_data(db, "t")["id"]
 
     def add(*tags: Tag, project: str = PROJECT, kind: str = "cts-tracker", rid: str = tracker_id) -> None:
-        db.write_sync(lambda c: store.add_tags(c, project_id=project, resource_type=kind, resource_id=rid,
-                                               tags=list(tags)))
+        db.write_sync(
+            lambda c: store.add_tags(
+                c, project_id=project, resource_type=kind, resource_id=rid, tags=list(tags)
+            )
+        )
 
     def remove(*tags: Tag) -> None:
-        db.write_sync(lambda c: store.remove_tags(c, project_id=PROJECT, resource_type="cts-tracker",
-                                                  resource_id=tracker_id, tags=list(tags)))
+        db.write_sync(
+            lambda c: store.remove_tags(
+                c, project_id=PROJECT, resource_type="cts-tracker", resource_id=tracker_id, tags=list(tags)
+            )
+        )
 
     def tags() -> dict[str, str]:
         return db.read_sync(lambda c: store.list_tags(c, resource_id=tracker_id))
@@ -207,15 +252,20 @@ def test_tags(db: Database) -> None:
 
 
 def test_the_recording_policy_follows_the_trackers(db: Database) -> None:
-    def refuse(kind: str = "system", service: str = "ECS", name: str = "createServer",
-               tracker: str = "system") -> str | None:
+    def refuse(
+        kind: str = "system", service: str = "ECS", name: str = "createServer", tracker: str = "system"
+    ) -> str | None:
         policy = db.read_sync(lambda c: load_policy(c, PROJECT))
         return policy.refuse(kind=kind, service_type=service, trace_name=name, tracker_name=tracker)
 
     assert refuse() is None
     assert refuse(service="KMS", name="createDatakey") is None
-    update(db, tracker_type="system", tracker_name="system",
-           management_event_selector={"exclude_service": ["KMS"]})
+    update(
+        db,
+        tracker_type="system",
+        tracker_name="system",
+        management_event_selector={"exclude_service": ["KMS"]},
+    )
     assert "excludes KMS createDatakey" in (refuse(service="KMS", name="createDatakey") or "")
     assert refuse(service="KMS", name="createKey") is None
     assert "does not exist" in (refuse(kind="data", tracker="reads") or "")

@@ -69,9 +69,16 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),
-            ConsumerRunner(db, NotifierConsumer(
-                db, services.smn, cache=services.notifications, keep_alarms_ms=settings.retention_ms + DAY_MS
-            ), services.signal),
+            ConsumerRunner(
+                db,
+                NotifierConsumer(
+                    db,
+                    services.smn,
+                    cache=services.notifications,
+                    keep_alarms_ms=settings.retention_ms + DAY_MS,
+                ),
+                services.signal,
+            ),
         ]
         tasks = (
             [asyncio.create_task(r.run_forever(), name=r.consumer.name) for r in runners]

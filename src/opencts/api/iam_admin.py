@@ -35,7 +35,6 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-
 def _caller(action: str) -> Any:
     return Depends(require(action))
 
@@ -142,22 +141,33 @@ def _time(ms: int | None) -> str | None:
 
 def _user(u: admin.User) -> dict[str, Any]:
     return {
-        "id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "description": "",
+        "id": u.id,
+        "name": u.name,
+        "domain_id": u.domain_id,
+        "enabled": u.enabled,
+        "description": "",
         "create_time": _time(u.created_at),
     }
 
 
 def _group(g: admin.Group) -> dict[str, Any]:
     return {
-        "id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
+        "id": g.id,
+        "name": g.name,
+        "domain_id": g.domain_id,
+        "description": g.description,
         "create_time": _time(g.created_at),
     }
 
 
 def _credential(c: admin.Credential) -> dict[str, Any]:
     return {
-        "access": c.access_key, "user_id": c.user_id, "user_name": c.user_name, "status": c.status,
-        "description": c.description, "create_time": _time(c.created_at),
+        "access": c.access_key,
+        "user_id": c.user_id,
+        "user_name": c.user_name,
+        "status": c.status,
+        "description": c.description,
+        "create_time": _time(c.created_at),
         "last_use_time": _time(c.last_used_at),
     }
 
@@ -168,8 +178,13 @@ def _role(name: str) -> dict[str, Any]:
 
 def _project(p: admin.Project) -> dict[str, Any]:
     return {
-        "id": p.id, "name": p.name, "domain_id": p.domain_id, "parent_id": p.domain_id, "enabled": True,
-        "is_domain": False, "description": "",
+        "id": p.id,
+        "name": p.name,
+        "domain_id": p.domain_id,
+        "parent_id": p.domain_id,
+        "enabled": True,
+        "is_domain": False,
+        "description": "",
     }
 
 
@@ -178,7 +193,6 @@ async def _change(services: ServicesDep, fn: Callable[[Connection], T]) -> T:
     result = await services.db.write(fn)
     services.authenticator.invalidate()
     return result
-
 
 
 # -- users --------------------------------------------------------------------------------------------------
@@ -190,9 +204,12 @@ async def create_user(request: Request, services: ServicesDep, caller: UsersCrea
     req = (await _body(request, CreateUserBody)).user
     admin.check_name("user", req.name)
     hashed = await asyncio.to_thread(admin.new_password_hash, req.password)  # slow: not on the writer lane
-    user = await _change(services, lambda conn: admin.create_user(
-        conn, domain_id=caller.domain_id, name=req.name, password_hash=hashed, enabled=req.enabled
-    ))
+    user = await _change(
+        services,
+        lambda conn: admin.create_user(
+            conn, domain_id=caller.domain_id, name=req.name, password_hash=hashed, enabled=req.enabled
+        ),
+    )
     return _json({"user": _user(user)}, 201)
 
 
@@ -224,9 +241,12 @@ async def show_user(user_id: str, services: ServicesDep, caller: UsersGet) -> Re
 async def update_user(user_id: str, request: Request, services: ServicesDep, caller: UsersUpdate) -> Response:
     req = (await _body(request, UpdateUserBody)).user
     hashed = None if req.password is None else await asyncio.to_thread(admin.new_password_hash, req.password)
-    user = await _change(services, lambda conn: admin.update_user(
-        conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password_hash=hashed
-    ))
+    user = await _change(
+        services,
+        lambda conn: admin.update_user(
+            conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password_hash=hashed
+        ),
+    )
     return _json({"user": _user(user)})
 
 
@@ -242,9 +262,12 @@ async def delete_user(user_id: str, services: ServicesDep, caller: UsersDelete) 
 @router.post("/v3/groups", name="createGroup", status_code=201, summary="Create a user group")
 async def create_group(request: Request, services: ServicesDep, caller: GroupsCreate) -> Response:
     req = (await _body(request, CreateGroupBody)).group
-    group = await _change(services, lambda conn: admin.create_group(
-        conn, domain_id=caller.domain_id, name=req.name, description=req.description
-    ))
+    group = await _change(
+        services,
+        lambda conn: admin.create_group(
+            conn, domain_id=caller.domain_id, name=req.name, description=req.description
+        ),
+    )
     return _json({"group": _group(group)}, 201)
 
 
@@ -270,9 +293,10 @@ async def add_user_to_group(
     group_id: str, user_id: str, services: ServicesDep, caller: GroupsUpdate
 ) -> Response:
     """Add a member (idempotent)."""
-    await _change(services, lambda conn: admin.add_member(
-        conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id
-    ))
+    await _change(
+        services,
+        lambda conn: admin.add_member(conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id),
+    )
     return Response(status_code=204)
 
 
@@ -281,9 +305,12 @@ async def remove_user_from_group(
     group_id: str, user_id: str, services: ServicesDep, caller: GroupsUpdate
 ) -> Response:
     """Remove a member; refused if it would leave the account without a Security Administrator."""
-    await _change(services, lambda conn: admin.remove_member(
-        conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id
-    ))
+    await _change(
+        services,
+        lambda conn: admin.remove_member(
+            conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id
+        ),
+    )
     return Response(status_code=204)
 
 
@@ -300,18 +327,20 @@ async def list_group_users(
 @router.put("/v3/groups/{group_id}/roles/{role_name}", name="grantRoleToGroup", status_code=204)
 async def grant_role(group_id: str, role_name: str, services: ServicesDep, caller: GroupsUpdate) -> Response:
     """Grant a role (idempotent); the role name is URL-encoded in the path, e.g. ``CTS%20ReadOnlyAccess``."""
-    await _change(services, lambda conn: admin.grant_role(
-        conn, domain_id=caller.domain_id, group_id=group_id, role=role_name
-    ))
+    await _change(
+        services,
+        lambda conn: admin.grant_role(conn, domain_id=caller.domain_id, group_id=group_id, role=role_name),
+    )
     return Response(status_code=204)
 
 
 @router.delete("/v3/groups/{group_id}/roles/{role_name}", name="revokeRoleFromGroup", status_code=204)
 async def revoke_role(group_id: str, role_name: str, services: ServicesDep, caller: GroupsUpdate) -> Response:
     """Revoke a role; refused if it would leave the account without a Security Administrator."""
-    await _change(services, lambda conn: admin.revoke_role(
-        conn, domain_id=caller.domain_id, group_id=group_id, role=role_name
-    ))
+    await _change(
+        services,
+        lambda conn: admin.revoke_role(conn, domain_id=caller.domain_id, group_id=group_id, role=role_name),
+    )
     return Response(status_code=204)
 
 
@@ -335,9 +364,12 @@ async def list_roles(caller: RolesList) -> Response:
 async def create_credential(request: Request, services: ServicesDep, caller: CredentialsCreate) -> Response:
     """Create an access key (at most two per user). The secret key is in this response and never again."""
     req = (await _body(request, CreateCredentialBody)).credential
-    new = await _change(services, lambda conn: admin.create_credential(
-        conn, domain_id=caller.domain_id, user_id=req.user_id, description=req.description
-    ))
+    new = await _change(
+        services,
+        lambda conn: admin.create_credential(
+            conn, domain_id=caller.domain_id, user_id=req.user_id, description=req.description
+        ),
+    )
     return _json({"credential": {**_credential(new.credential), "secret": new.secret_key}}, 201)
 
 
@@ -357,19 +389,26 @@ async def update_credential(
 ) -> Response:
     """Activate or deactivate an access key (``status``), or change its description."""
     req = (await _body(request, UpdateCredentialBody)).credential
-    cred = await _change(services, lambda conn: admin.update_credential(
-        conn, domain_id=caller.domain_id, access_key=access_key, status=req.status,
-        description=req.description,
-    ))
+    cred = await _change(
+        services,
+        lambda conn: admin.update_credential(
+            conn,
+            domain_id=caller.domain_id,
+            access_key=access_key,
+            status=req.status,
+            description=req.description,
+        ),
+    )
     return _json({"credential": _credential(cred)})
 
 
 @router.delete("/v3.0/OS-CREDENTIAL/credentials/{access_key}", name="deleteCredential", status_code=204)
 async def delete_credential(access_key: str, services: ServicesDep, caller: CredentialsDelete) -> Response:
     """Delete an access key; requests signed with it fail from now on."""
-    await _change(services, lambda conn: admin.delete_credential(
-        conn, domain_id=caller.domain_id, access_key=access_key
-    ))
+    await _change(
+        services,
+        lambda conn: admin.delete_credential(conn, domain_id=caller.domain_id, access_key=access_key),
+    )
     return Response(status_code=204)
 
 

@@ -285,7 +285,11 @@ def credentials_list(
     for c in found:
         status = "[green]active[/]" if c["status"] == "active" else "[red]inactive[/]"
         table.add_row(
-            c["access"], c.get("user_name", c["user_id"]), status, c["description"], _when(c["create_time"]),
+            c["access"],
+            c.get("user_name", c["user_id"]),
+            status,
+            c["description"],
+            _when(c["create_time"]),
             _when(c.get("last_use_time")),
         )
     console.print(table)

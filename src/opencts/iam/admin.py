@@ -201,10 +201,19 @@ def create_user(
     check_name("user", name)
     hashed = _hashed(password, password_hash)
     user = User(new_id(), name, domain_id, enabled, now_ms())
-    _insert_unique(conn, "user", name, insert(users).values(
-        id=user.id, domain_id=domain_id, name=name, password_hash=hashed, enabled=enabled,
-        created_at=user.created_at,
-    ))
+    _insert_unique(
+        conn,
+        "user",
+        name,
+        insert(users).values(
+            id=user.id,
+            domain_id=domain_id,
+            name=name,
+            password_hash=hashed,
+            enabled=enabled,
+            created_at=user.created_at,
+        ),
+    )
     return user
 
 
@@ -229,8 +238,10 @@ def get_user(conn: Connection, *, domain_id: str, user_id: str) -> User:
 def user_groups(conn: Connection, *, domain_id: str, user_id: str) -> list[Group]:
     get_user(conn, domain_id=domain_id, user_id=user_id)
     stmt = (
-        select(groups).join(group_members, group_members.c.group_id == groups.c.id)
-        .where(group_members.c.user_id == user_id, groups.c.domain_id == domain_id).order_by(groups.c.name)
+        select(groups)
+        .join(group_members, group_members.c.group_id == groups.c.id)
+        .where(group_members.c.user_id == user_id, groups.c.domain_id == domain_id)
+        .order_by(groups.c.name)
     )
     return [_group(r) for r in conn.execute(stmt)]
 
@@ -254,7 +265,9 @@ def update_user(
     if enabled is not None and enabled != user.enabled:
         verb = "enable" if enabled else "disable"
         _keeping_security_admin(
-            conn, domain_id, f"{verb} user {user.name}",
+            conn,
+            domain_id,
+            f"{verb} user {user.name}",
             lambda: _run(conn, update(users).where(users.c.id == user_id).values(enabled=enabled)),
         )
     return get_user(conn, domain_id=domain_id, user_id=user_id)
@@ -279,9 +292,18 @@ def create_group(conn: Connection, *, domain_id: str, name: str, description: st
     check_name("group", name, GROUP_NAME)
     _check_description("group", description)
     group = Group(new_id(), name, domain_id, description, now_ms())
-    _insert_unique(conn, "group", name, insert(groups).values(
-        id=group.id, domain_id=domain_id, name=name, description=description, created_at=group.created_at,
-    ))
+    _insert_unique(
+        conn,
+        "group",
+        name,
+        insert(groups).values(
+            id=group.id,
+            domain_id=domain_id,
+            name=name,
+            description=description,
+            created_at=group.created_at,
+        ),
+    )
     return group
 
 
@@ -331,7 +353,9 @@ def remove_member(conn: Connection, *, domain_id: str, group_id: str, user_id: s
     if conn.execute(select(group_members).where(*where)).first() is None:
         raise NotFound(f"user {user.name} is not a member of group {group.name}")
     _keeping_security_admin(
-        conn, domain_id, f"remove {user.name} from group {group.name}",
+        conn,
+        domain_id,
+        f"remove {user.name} from group {group.name}",
         lambda: _run(conn, delete(group_members).where(*where)),
     )
 
@@ -339,8 +363,10 @@ def remove_member(conn: Connection, *, domain_id: str, group_id: str, user_id: s
 def list_members(conn: Connection, *, domain_id: str, group_id: str) -> list[User]:
     get_group(conn, domain_id=domain_id, group_id=group_id)
     stmt = (
-        select(users).join(group_members, group_members.c.user_id == users.c.id)
-        .where(group_members.c.group_id == group_id, users.c.domain_id == domain_id).order_by(users.c.name)
+        select(users)
+        .join(group_members, group_members.c.user_id == users.c.id)
+        .where(group_members.c.group_id == group_id, users.c.domain_id == domain_id)
+        .order_by(users.c.name)
     )
     return [_user(r) for r in conn.execute(stmt)]
 
@@ -367,7 +393,9 @@ def revoke_role(conn: Connection, *, domain_id: str, group_id: str, role: str) -
     if conn.execute(select(group_roles).where(*where)).first() is None:
         raise NotFound(f"group {group.name} does not hold role {role!r}")
     _keeping_security_admin(
-        conn, domain_id, f"revoke {role} from group {group.name}",
+        conn,
+        domain_id,
+        f"revoke {role} from group {group.name}",
         lambda: _run(conn, delete(group_roles).where(*where)),
     )
 
@@ -410,10 +438,16 @@ def create_credential(
         )
     cred = Credential(new_access_key(), user_id, user.name, "active", description, now_ms(), None)
     secret = new_secret_key()
-    conn.execute(insert(credentials).values(
-        access_key=cred.access_key, secret_key=secret, user_id=user_id, status="active",
-        description=description, created_at=cred.created_at,
-    ))
+    conn.execute(
+        insert(credentials).values(
+            access_key=cred.access_key,
+            secret_key=secret,
+            user_id=user_id,
+            status="active",
+            description=description,
+            created_at=cred.created_at,
+        )
+    )
     return NewCredential(cred, secret)
 
 
@@ -470,9 +504,12 @@ def create_project(conn: Connection, *, domain_id: str, name: str) -> Project:
     transaction (``trackers.store.create_system_tracker``): IAM does not depend on CTS."""
     check_name("project", name, PROJECT_NAME)
     project = Project(new_id(), name, domain_id, now_ms())
-    _insert_unique(conn, "project", name, insert(projects).values(
-        id=project.id, domain_id=domain_id, name=name, created_at=project.created_at
-    ))
+    _insert_unique(
+        conn,
+        "project",
+        name,
+        insert(projects).values(id=project.id, domain_id=domain_id, name=name, created_at=project.created_at),
+    )
     return project
 
 

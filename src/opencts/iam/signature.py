@@ -22,9 +22,9 @@ Conventions for callers on the server:
 from __future__ import annotations
 
 import hashlib
-import secrets
 import hmac
 import re
+import secrets
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime

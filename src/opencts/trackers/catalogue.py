@@ -28,8 +28,9 @@ _CHUNK = 500  # rows per upsert statement: well under SQLite's host-parameter li
 def _upsert(conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
     """Insert rows, or move ``last_seen`` forward (never back: a replayed batch changes nothing)."""
     insert: Any = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-    newer = case((table.c.last_seen < insert.excluded.last_seen, insert.excluded.last_seen),
-                 else_=table.c.last_seen)
+    newer = case(
+        (table.c.last_seen < insert.excluded.last_seen, insert.excluded.last_seen), else_=table.c.last_seen
+    )
     stmt = insert.on_conflict_do_update(index_elements=keys, set_={"last_seen": newer})
     for start in range(0, len(rows), _CHUNK):
         conn.execute(stmt, rows[start : start + _CHUNK])
@@ -57,14 +58,22 @@ def record(conn: Connection, rows: list[Any]) -> None:
             ukey = (row.project_id, name[:256])
             users[ukey] = max(users.get(ukey, 0), seen)
     if resources:
-        _upsert(conn, trace_resources, ["project_id", "service_type", "resource_type"], [
-            {"project_id": p, "service_type": s, "resource_type": r, "last_seen": t}
-            for (p, s, r), t in sorted(resources.items())
-        ])
+        _upsert(
+            conn,
+            trace_resources,
+            ["project_id", "service_type", "resource_type"],
+            [
+                {"project_id": p, "service_type": s, "resource_type": r, "last_seen": t}
+                for (p, s, r), t in sorted(resources.items())
+            ],
+        )
     if users:
-        _upsert(conn, trace_users, ["project_id", "user_name"], [
-            {"project_id": p, "user_name": u, "last_seen": t} for (p, u), t in sorted(users.items())
-        ])
+        _upsert(
+            conn,
+            trace_users,
+            ["project_id", "user_name"],
+            [{"project_id": p, "user_name": u, "last_seen": t} for (p, u), t in sorted(users.items())],
+        )
 
 
 class CatalogueConsumer:

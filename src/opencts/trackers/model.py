@@ -195,8 +195,10 @@ def check_config(tracker_type: str, config: dict[str, Any]) -> None:
         if (config.get("management_event_selector") or {}).get("exclude_service"):
             raise ValueError("management_event_selector applies only to the management tracker")
         if config.get("is_support_trace_files_encryption") or config.get("kms_id"):
-            raise ValueError("trace file encryption (is_support_trace_files_encryption, kms_id) applies only"
-                             " to the management tracker")
+            raise ValueError(
+                "trace file encryption (is_support_trace_files_encryption, kms_id) applies only"
+                " to the management tracker"
+            )
     else:
         if config.get("data_bucket"):
             raise ValueError("data_bucket applies only to data trackers")

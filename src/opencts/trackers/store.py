@@ -48,8 +48,10 @@ def _lock_project(conn: Connection, project_id: str) -> str:
 
 
 def _count(conn: Connection, project_id: str, tracker_type: str) -> int:
-    stmt = select(func.count()).select_from(trackers).where(
-        trackers.c.project_id == project_id, trackers.c.tracker_type == tracker_type
+    stmt = (
+        select(func.count())
+        .select_from(trackers)
+        .where(trackers.c.project_id == project_id, trackers.c.tracker_type == tracker_type)
     )
     return int(conn.execute(stmt).scalar_one())
 
@@ -63,8 +65,14 @@ def _insert(
         with conn.begin_nested():
             conn.execute(
                 insert(trackers).values(
-                    id=tracker_id, project_id=project_id, name=name, tracker_type=tracker_type,
-                    status="enabled", config=orjson.dumps(config).decode(), create_time=now, update_time=now,
+                    id=tracker_id,
+                    project_id=project_id,
+                    name=name,
+                    tracker_type=tracker_type,
+                    status="enabled",
+                    config=orjson.dumps(config).decode(),
+                    create_time=now,
+                    update_time=now,
                 )
             )
     except IntegrityError:
@@ -315,8 +323,11 @@ def add_tags(
         else:
             conn.execute(
                 insert(resource_tags).values(
-                    project_id=project_id, resource_type=TAG_RESOURCE_TYPE, resource_id=resource_id,
-                    key=tag.key, value=value,
+                    project_id=project_id,
+                    resource_type=TAG_RESOURCE_TYPE,
+                    resource_id=resource_id,
+                    key=tag.key,
+                    value=value,
                 )
             )
 
