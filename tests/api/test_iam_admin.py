@@ -128,8 +128,8 @@ async def test_show_user_lists_groups_and_roles(iam: Api) -> None:
     ("body", "code", "message"),
     [
         (b"{nope", "CTS.0002", "not valid JSON"),
-        (b"[]", "CTS.0001", "valid dictionary"),
-        (b'{"user": {"name": "x"}}', "CTS.0001", "user.password: Field required"),
+        (b"[]", "CTS.0002", "must be a JSON object"),
+        (b'{"user": {"name": "x"}}', "CTS.0001", "user.password: is required"),
         (b'{"user": {"name": "has space", "password": "Str0ng-Enough"}}', "CTS.0001", "user name must be"),
         (b'{"user": {"name": "weak", "password": "weakpassword"}}', "CTS.0001", "at least two"),
         (b'{"user": {"name": "weak", "password": "Sh0rt"}}', "CTS.0001", "8-128 characters"),

@@ -14,7 +14,7 @@ from opencts.notifications.model import (
     parse_rule,
     parse_topic_id,
 )
-from opencts.trackers.model import describe
+from opencts.validation import describe
 
 TOPIC = "urn:smn:local-1:p1:alarms"
 

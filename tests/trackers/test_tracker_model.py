@@ -15,8 +15,8 @@ from opencts.trackers.model import (
     bucket_name_problem,
     check_bucket,
     check_config,
-    describe,
 )
+from opencts.validation import describe
 
 
 def data(**extra: Any) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from opencts.api.auth import require
-from opencts.api.deps import ServicesDep, read_body, require_json
-from opencts.errors import BadRequest, MalformedJSON
+from opencts.api.bodies import json_body, json_response
+from opencts.api.deps import ServicesDep
+from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
 from opencts.notifications import store as notification_store
 from opencts.trackers import catalogue, operations, store
@@ -27,12 +27,10 @@ from opencts.trackers.model import (
     TagsRequestBody,
     UpdateTrackerRequestBody,
     check_bucket,
-    describe,
 )
 
 router = APIRouter(tags=["cts"])
 
-MAX_BODY = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -65,28 +63,6 @@ _TRACKER_PARAMS = _params(
 )
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-async def _body(request: Request, model: type[M]) -> M:
-    """The JSON body validated by ``model``; any problem is a 400 that names the field."""
-    require_json(request)
-    raw = await read_body(request, MAX_BODY)
-    if not raw.strip():
-        raise MalformedJSON("request body is empty; send a JSON object")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MalformedJSON("request body must be a JSON object")
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        raise BadRequest(describe(exc)) from None
-
-
 def _query(request: Request, name: str, *, allow_empty: bool = True) -> str | None:
     value = request.query_params.get(name)
     if value is None or (value == "" and allow_empty):
@@ -100,22 +76,22 @@ def _query(request: Request, name: str, *, allow_empty: bool = True) -> str | No
 async def create_tracker(
     project_id: str, request: Request, services: ServicesDep, caller: TrackerCreator
 ) -> Response:
-    body = await _body(request, CreateTrackerRequestBody)
+    body = await json_body(request, CreateTrackerRequestBody)
     tracker = await services.db.write(
         lambda conn: store.create_tracker(conn, project_id=project_id, body=body)
     )
     services.policies.invalidate(project_id)
-    return _json(tracker, 201)
+    return json_response(tracker, 201)
 
 
 @router.put("/v3/{project_id}/tracker", name="updateTracker", summary="Update a tracker (fields sent only)")
 async def update_tracker(
     project_id: str, request: Request, services: ServicesDep, caller: TrackerUpdater
 ) -> Response:
-    body = await _body(request, UpdateTrackerRequestBody)
+    body = await json_body(request, UpdateTrackerRequestBody)
     await services.db.write(lambda conn: store.update_tracker(conn, project_id=project_id, body=body))
     services.policies.invalidate(project_id)
-    return _json({})
+    return json_response({})
 
 
 @router.get(
@@ -131,7 +107,7 @@ async def list_trackers(
     found = await services.db.read(
         lambda conn: store.list_trackers(conn, project_id=project_id, tracker_name=name, tracker_type=kind)
     )
-    return _json({"trackers": found})
+    return json_response({"trackers": found})
 
 
 @router.delete(
@@ -149,7 +125,7 @@ async def delete_tracker(
         lambda conn: store.delete_trackers(conn, project_id=project_id, tracker_name=name, tracker_type=kind)
     )
     services.policies.invalidate(project_id)
-    return _json({})
+    return json_response({})
 
 
 @router.get("/v3/{project_id}/quotas", name="listQuotas", summary="Tracker and notification quotas")
@@ -159,7 +135,7 @@ async def list_quotas(project_id: str, services: ServicesDep, caller: QuotaListe
             conn, project_id, notifications_used=notification_store.count(conn, project_id)
         )
     )
-    return _json({"resources": resources})
+    return json_response({"resources": resources})
 
 
 @router.get(
@@ -170,7 +146,7 @@ async def list_quotas(project_id: str, services: ServicesDep, caller: QuotaListe
 )
 async def list_operations(project_id: str, request: Request, caller: OperationLister) -> Response:
     found = operations.list_operations(_query(request, "service_type"), _query(request, "resource_type"))
-    return _json({"operations": found})
+    return json_response({"operations": found})
 
 
 @router.get(
@@ -180,7 +156,7 @@ async def list_operations(project_id: str, request: Request, caller: OperationLi
 )
 async def list_trace_resources(domain_id: str, services: ServicesDep, caller: ResourceLister) -> Response:
     found = await services.db.read(lambda conn: catalogue.trace_resource_list(conn, domain_id=domain_id))
-    return _json({"resources": found})
+    return json_response({"resources": found})
 
 
 @router.get(
@@ -190,7 +166,7 @@ async def list_trace_resources(domain_id: str, services: ServicesDep, caller: Re
 )
 async def list_user_resources(project_id: str, services: ServicesDep, caller: UserLister) -> Response:
     found = await services.db.read(lambda conn: catalogue.user_list(conn, project_id=project_id))
-    return _json({"users": found})
+    return json_response({"users": found})
 
 
 @router.post(
@@ -199,8 +175,8 @@ async def list_user_resources(project_id: str, services: ServicesDep, caller: Us
     summary="Check that buckets can receive trace files (name, location, encryption settings)",
 )
 async def check_obs_buckets(domain_id: str, request: Request, caller: BucketChecker) -> Response:
-    body = await _body(request, CheckObsBucketsRequestBody)
-    return _json({"buckets": [check_bucket(b) for b in body.buckets]})
+    body = await json_body(request, CheckObsBucketsRequestBody)
+    return json_response({"buckets": [check_bucket(b) for b in body.buckets]})
 
 
 @router.post(
@@ -216,13 +192,13 @@ async def batch_create_resource_tags(
     services: ServicesDep,
     caller: TagCreator,
 ) -> Response:
-    body = await _body(request, TagsRequestBody)
+    body = await json_body(request, TagsRequestBody)
     await services.db.write(
         lambda conn: store.add_tags(
             conn, project_id=project_id, resource_type=resource_type, resource_id=resource_id, tags=body.tags
         )
     )
-    return _json({})
+    return json_response({})
 
 
 @router.delete(
@@ -238,10 +214,10 @@ async def batch_delete_resource_tags(
     services: ServicesDep,
     caller: TagDeleter,
 ) -> Response:
-    body = await _body(request, TagsRequestBody)
+    body = await json_body(request, TagsRequestBody)
     await services.db.write(
         lambda conn: store.remove_tags(
             conn, project_id=project_id, resource_type=resource_type, resource_id=resource_id, tags=body.tags
         )
     )
-    return _json({})
+    return json_response({})

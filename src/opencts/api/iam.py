@@ -20,7 +20,7 @@ from opencts.iam.authenticate import load_identity
 from opencts.iam.principal import Principal
 from opencts.iam.secrets import check_password
 from opencts.store.tables import domains, projects, users
-from opencts.traces.ingest import describe
+from opencts.validation import describe
 
 router = APIRouter(tags=["iam"])
 

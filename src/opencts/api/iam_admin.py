@@ -14,19 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from opencts.api.auth import require
-from opencts.api.deps import ServicesDep, read_body
-from opencts.errors import BadRequest, MalformedJSON
+from opencts.api.bodies import json_body, json_response
+from opencts.api.deps import ServicesDep
 from opencts.iam import admin
 from opencts.iam.permissions import ROLES
 from opencts.iam.principal import Principal
-from opencts.traces.ingest import describe
 from opencts.trackers.store import create_system_tracker
 
 router = APIRouter(tags=["iam"])
@@ -119,22 +117,6 @@ class CreateProjectBody(_Loose):
     project: _ProjectIn
 
 
-async def _body(request: Request, model: type[M]) -> M:
-    raw = await read_body(request, MAX_BODY)
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise MalformedJSON("request body is not valid JSON") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise BadRequest(describe(exc)) from None
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
 def _time(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -201,7 +183,7 @@ async def _change(services: ServicesDep, fn: Callable[[Connection], T]) -> T:
 @router.post("/v3.0/OS-USER/users", name="createUser", status_code=201, summary="Create a user")
 async def create_user(request: Request, services: ServicesDep, caller: UsersCreate) -> Response:
     """``description`` is accepted for compatibility but not kept: the schema has no column for it."""
-    req = (await _body(request, CreateUserBody)).user
+    req = (await json_body(request, CreateUserBody, limit=MAX_BODY)).user
     admin.check_name("user", req.name)
     hashed = await asyncio.to_thread(admin.new_password_hash, req.password)  # slow: not on the writer lane
     user = await _change(
@@ -210,14 +192,14 @@ async def create_user(request: Request, services: ServicesDep, caller: UsersCrea
             conn, domain_id=caller.domain_id, name=req.name, password_hash=hashed, enabled=req.enabled
         ),
     )
-    return _json({"user": _user(user)}, 201)
+    return json_response({"user": _user(user)}, 201)
 
 
 @router.get("/v3/users", name="listUsers", summary="Users of the caller's account (?name= filters)")
 async def list_users(request: Request, services: ServicesDep, caller: UsersList) -> Response:
     name = request.query_params.get("name")
     found = await services.db.read(lambda conn: admin.list_users(conn, domain_id=caller.domain_id, name=name))
-    return _json({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
+    return json_response({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
 
 
 @router.get("/v3/users/{user_id}", name="showUser", summary="One user, with their groups and roles")
@@ -234,12 +216,12 @@ async def show_user(user_id: str, services: ServicesDep, caller: UsersGet) -> Re
 
     user, member_of, roles = await services.db.read(fetch)
     body = {**_user(user), "groups": [{"id": g.id, "name": g.name} for g in member_of], "roles": roles}
-    return _json({"user": body})
+    return json_response({"user": body})
 
 
 @router.patch("/v3/users/{user_id}", name="updateUser", summary="Enable, disable or set a new password")
 async def update_user(user_id: str, request: Request, services: ServicesDep, caller: UsersUpdate) -> Response:
-    req = (await _body(request, UpdateUserBody)).user
+    req = (await json_body(request, UpdateUserBody, limit=MAX_BODY)).user
     hashed = None if req.password is None else await asyncio.to_thread(admin.new_password_hash, req.password)
     user = await _change(
         services,
@@ -247,7 +229,7 @@ async def update_user(user_id: str, request: Request, services: ServicesDep, cal
             conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password_hash=hashed
         ),
     )
-    return _json({"user": _user(user)})
+    return json_response({"user": _user(user)})
 
 
 @router.delete("/v3/users/{user_id}", name="deleteUser", status_code=204, summary="Delete a user and keys")
@@ -261,14 +243,14 @@ async def delete_user(user_id: str, services: ServicesDep, caller: UsersDelete) 
 
 @router.post("/v3/groups", name="createGroup", status_code=201, summary="Create a user group")
 async def create_group(request: Request, services: ServicesDep, caller: GroupsCreate) -> Response:
-    req = (await _body(request, CreateGroupBody)).group
+    req = (await json_body(request, CreateGroupBody, limit=MAX_BODY)).group
     group = await _change(
         services,
         lambda conn: admin.create_group(
             conn, domain_id=caller.domain_id, name=req.name, description=req.description
         ),
     )
-    return _json({"group": _group(group)}, 201)
+    return json_response({"group": _group(group)}, 201)
 
 
 @router.get("/v3/groups", name="listGroups", summary="User groups of the caller's account (?name= filters)")
@@ -277,7 +259,7 @@ async def list_groups(request: Request, services: ServicesDep, caller: GroupsLis
     found = await services.db.read(
         lambda conn: admin.list_groups(conn, domain_id=caller.domain_id, name=name)
     )
-    return _json({"groups": [_group(g) for g in found], "links": {"self": str(request.url)}})
+    return json_response({"groups": [_group(g) for g in found], "links": {"self": str(request.url)}})
 
 
 @router.delete("/v3/groups/{group_id}", name="deleteGroup", status_code=204, summary="Delete a user group")
@@ -321,7 +303,7 @@ async def list_group_users(
     found = await services.db.read(
         lambda conn: admin.list_members(conn, domain_id=caller.domain_id, group_id=group_id)
     )
-    return _json({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
+    return json_response({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
 
 
 @router.put("/v3/groups/{group_id}/roles/{role_name}", name="grantRoleToGroup", status_code=204)
@@ -349,12 +331,12 @@ async def list_group_roles(group_id: str, services: ServicesDep, caller: GroupsL
     found = await services.db.read(
         lambda conn: admin.list_group_roles(conn, domain_id=caller.domain_id, group_id=group_id)
     )
-    return _json({"roles": [_role(r) for r in found]})
+    return json_response({"roles": [_role(r) for r in found]})
 
 
 @router.get("/v3/roles", name="listRoles", summary="Every role, with the actions it allows")
 async def list_roles(caller: RolesList) -> Response:
-    return _json({"roles": [_role(r) for r in sorted(ROLES)]})
+    return json_response({"roles": [_role(r) for r in sorted(ROLES)]})
 
 
 # -- credentials --------------------------------------------------------------------------------------------
@@ -363,14 +345,14 @@ async def list_roles(caller: RolesList) -> Response:
 @router.post("/v3.0/OS-CREDENTIAL/credentials", name="createCredential", status_code=201)
 async def create_credential(request: Request, services: ServicesDep, caller: CredentialsCreate) -> Response:
     """Create an access key (at most two per user). The secret key is in this response and never again."""
-    req = (await _body(request, CreateCredentialBody)).credential
+    req = (await json_body(request, CreateCredentialBody, limit=MAX_BODY)).credential
     new = await _change(
         services,
         lambda conn: admin.create_credential(
             conn, domain_id=caller.domain_id, user_id=req.user_id, description=req.description
         ),
     )
-    return _json({"credential": {**_credential(new.credential), "secret": new.secret_key}}, 201)
+    return json_response({"credential": {**_credential(new.credential), "secret": new.secret_key}}, 201)
 
 
 @router.get("/v3.0/OS-CREDENTIAL/credentials", name="listCredentials")
@@ -380,7 +362,7 @@ async def list_credentials(request: Request, services: ServicesDep, caller: Cred
     found = await services.db.read(
         lambda conn: admin.list_credentials(conn, domain_id=caller.domain_id, user_id=user_id)
     )
-    return _json({"credentials": [_credential(c) for c in found]})
+    return json_response({"credentials": [_credential(c) for c in found]})
 
 
 @router.put("/v3.0/OS-CREDENTIAL/credentials/{access_key}", name="updateCredential")
@@ -388,7 +370,7 @@ async def update_credential(
     access_key: str, request: Request, services: ServicesDep, caller: CredentialsUpdate
 ) -> Response:
     """Activate or deactivate an access key (``status``), or change its description."""
-    req = (await _body(request, UpdateCredentialBody)).credential
+    req = (await json_body(request, UpdateCredentialBody, limit=MAX_BODY)).credential
     cred = await _change(
         services,
         lambda conn: admin.update_credential(
@@ -399,7 +381,7 @@ async def update_credential(
             description=req.description,
         ),
     )
-    return _json({"credential": _credential(cred)})
+    return json_response({"credential": _credential(cred)})
 
 
 @router.delete("/v3.0/OS-CREDENTIAL/credentials/{access_key}", name="deleteCredential", status_code=204)
@@ -419,7 +401,7 @@ async def delete_credential(access_key: str, services: ServicesDep, caller: Cred
 async def create_project(request: Request, services: ServicesDep, caller: ProjectsCreate) -> Response:
     """The new project gets its management tracker in the same transaction, as enabling CTS would give it,
     so its traces are recorded from the first call. ``description`` is accepted but not kept."""
-    req = (await _body(request, CreateProjectBody)).project
+    req = (await json_body(request, CreateProjectBody, limit=MAX_BODY)).project
 
     def create(conn: Connection) -> admin.Project:
         project = admin.create_project(conn, domain_id=caller.domain_id, name=req.name)
@@ -427,4 +409,4 @@ async def create_project(request: Request, services: ServicesDep, caller: Projec
         return project
 
     project = await _change(services, create)
-    return _json({"project": _project(project)}, 201)
+    return json_response({"project": _project(project)}, 201)

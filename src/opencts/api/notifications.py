@@ -9,52 +9,27 @@ by the new rules.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from opencts.api.auth import require
-from opencts.api.deps import Services, ServicesDep, read_body, require_json
-from opencts.errors import BadRequest, MalformedJSON
+from opencts.api.bodies import json_body, json_response
+from opencts.api.deps import Services, ServicesDep
 from opencts.iam.principal import Principal
 from opencts.notifications import store
 from opencts.notifications.model import CreateNotificationRequestBody, UpdateNotificationRequestBody
-from opencts.trackers.model import describe
 
 router = APIRouter(tags=["cts"])
 
-MAX_BODY = 1024 * 1024  # 1,000 operations with long names fit in well under 100 KB
 M = TypeVar("M", bound=BaseModel)
 
 Creator = Annotated[Principal, Depends(require("cts:notification:create"))]
 Updater = Annotated[Principal, Depends(require("cts:notification:update"))]
 Deleter = Annotated[Principal, Depends(require("cts:notification:delete"))]
 Lister = Annotated[Principal, Depends(require("cts:notification:list"))]
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-async def _body(request: Request, model: type[M]) -> M:
-    """The JSON body validated by ``model``; any problem is a 400 that names the field."""
-    require_json(request)
-    raw = await read_body(request, MAX_BODY)
-    if not raw.strip():
-        raise MalformedJSON("request body is empty; send a JSON object")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MalformedJSON("request body must be a JSON object")
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        raise BadRequest(describe(exc)) from None
 
 
 def _changed(services: Services, project_id: str) -> None:
@@ -71,10 +46,10 @@ def _changed(services: Services, project_id: str) -> None:
 async def create_notification(
     project_id: str, request: Request, services: ServicesDep, caller: Creator
 ) -> Response:
-    body = await _body(request, CreateNotificationRequestBody)
+    body = await json_body(request, CreateNotificationRequestBody)
     made = await services.db.write(lambda conn: store.create(conn, project_id=project_id, body=body))
     _changed(services, project_id)
-    return _json(made, 201)
+    return json_response(made, 201)
 
 
 @router.put(
@@ -85,10 +60,10 @@ async def create_notification(
 async def update_notification(
     project_id: str, request: Request, services: ServicesDep, caller: Updater
 ) -> Response:
-    body = await _body(request, UpdateNotificationRequestBody)
+    body = await json_body(request, UpdateNotificationRequestBody)
     updated = await services.db.write(lambda conn: store.update(conn, project_id=project_id, body=body))
     _changed(services, project_id)
-    return _json(updated)
+    return json_response(updated)
 
 
 @router.delete(
@@ -113,7 +88,7 @@ async def delete_notification(
     ids = store.parse_ids(request.query_params.get("notification_id"))
     await services.db.write(lambda conn: store.delete_many(conn, project_id=project_id, ids=ids))
     _changed(services, project_id)
-    return _json({})
+    return json_response({})
 
 
 @router.get(
@@ -141,4 +116,4 @@ async def list_notifications(
             conn, project_id=project_id, notification_type=notification_type, notification_name=name
         )
     )
-    return _json({"notifications": found})
+    return json_response({"notifications": found})

@@ -15,23 +15,24 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from opencts.api.auth import require
-from opencts.api.deps import Services, ServicesDep, read_body, require_json
+from opencts.api.bodies import json_body
+from opencts.api.deps import Services, ServicesDep
 from opencts.api.errors import request_id
 from opencts.clock import now_ms
-from opencts.errors import BadRequest, MalformedJSON, OpenCTSError
+from opencts.errors import BadRequest, OpenCTSError
 from opencts.iam.principal import Principal
 from opencts.smn import deliveries, subscriptions, topics
 from opencts.smn.model import PROTOCOLS, AddSubscription, CreateTopic, PublishMessage, UpdateTopic
 from opencts.smn.publish import publish
 from opencts.smn.service import SmnService
 from opencts.smn.ssrf import EndpointRefused, check_url
+from opencts.validation import describe
 
 router = APIRouter(tags=["smn"])
 M = TypeVar("M", bound=BaseModel)
 
 _BASE = "/v2/{project_id}/notifications"
 _TOPIC = _BASE + "/topics/{topic_urn}"
-MAX_BODY = 1024 * 1024
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
@@ -49,29 +50,6 @@ def _json(request: Request, body: dict[str, Any], status: int = 200) -> Response
         status_code=status,
         media_type="application/json",
     )
-
-
-def _message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
-async def _body(request: Request, model: type[M]) -> M:
-    require_json(request)
-    raw = await read_body(request, MAX_BODY)
-    try:
-        return model.model_validate(orjson.loads(raw))
-    except orjson.JSONDecodeError:
-        raise MalformedJSON("request body is not valid JSON") from None
-    except ValidationError as exc:
-        raise BadRequest(_message(exc)) from None
-
-
-# --- ours, unauthenticated: receivers and people clicking links have no credentials -------------------
 
 
 @router.get("/v2/notifications/signing-cert.pem", name="getSigningCert", summary="The message-signing cert")
@@ -151,7 +129,7 @@ async def create_topic(
     services: ServicesDep,
     caller: Annotated[Principal, Depends(require("smn:topic:create"))],
 ) -> Response:
-    body = await _body(request, CreateTopic)
+    body = await json_body(request, CreateTopic)
     region, now = _smn(services).region, now_ms()
     urn = await services.db.write(
         lambda conn: topics.create(conn, project_id=project_id, region=region, body=body, now=now)
@@ -199,7 +177,7 @@ async def update_topic(
     services: ServicesDep,
     caller: Annotated[Principal, Depends(require("smn:topic:update"))],
 ) -> Response:
-    body = await _body(request, UpdateTopic)
+    body = await json_body(request, UpdateTopic)
     now = now_ms()
     await services.db.write(
         lambda conn: topics.update_display_name(conn, project_id, topic_urn, body.display_name, now)
@@ -229,11 +207,11 @@ async def add_subscription(
     services: ServicesDep,
     caller: Annotated[Principal, Depends(require("smn:subscription:create"))],
 ) -> Response:
-    body = await _body(request, AddSubscription)
+    body = await json_body(request, AddSubscription)
     try:
         items = body.items()
     except ValidationError as exc:
-        raise BadRequest(_message(exc)) from None
+        raise BadRequest(describe(exc)) from None
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     smn = _smn(services)
@@ -327,7 +305,7 @@ async def publish_message(
     services: ServicesDep,
     caller: Annotated[Principal, Depends(require("smn:message:publish"))],
 ) -> Response:
-    body = await _body(request, PublishMessage)
+    body = await json_body(request, PublishMessage)
     now = now_ms()
     message_id, queued = await services.db.write(
         lambda conn: publish(conn, project_id=project_id, topic_urn=topic_urn, body=body, now=now)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.store.trace_log import TraceRow
 from opencts.traces.model import TraceIn, access_key_id, normalise, user_name
+from opencts.validation import describe
 
 MAX_BATCH_TRACES = 1000
 MAX_BATCH_BYTES = 5 * 1024 * 1024
@@ -75,15 +76,6 @@ def parse_batch(raw: bytes) -> list[Any]:
     if len(items) > MAX_BATCH_TRACES:
         raise BadRequest(f"a batch holds at most {MAX_BATCH_TRACES} traces, this one has {len(items)}")
     return items
-
-
-def describe(exc: ValidationError) -> str:
-    """A one-line reason a producer can act on: ``field.path: message; ...``."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "trace"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:

@@ -21,7 +21,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -256,20 +255,6 @@ class TagsRequestBody(_Body):
         if dupes:
             raise ValueError(f"tag keys must be distinct in one request; repeated: {', '.join(dupes)}")
         return value
-
-
-def describe(exc: ValidationError) -> str:
-    """One readable line from a pydantic error: ``field.path: reason; ...`` without pydantic's noise."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a field of this request"
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
 
 
 def check_bucket(req: CheckBucketRequest) -> dict[str, Any]:
