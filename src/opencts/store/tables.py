@@ -57,6 +57,10 @@ traces = Table(
     Column("tracker_name", String(64), nullable=False),
     Column("enterprise_project_id", String(64)),
     Column("body", LargeBinary, nullable=False),  # the whole normalised trace as JSON
+    # not filters: kept beside the body so exports need not parse it
+    Column("source_ip", String(64)),
+    Column("code", String(256)),
+    Column("request_id", String(256)),
     UniqueConstraint("project_id", "trace_id", name="uq_traces_project_trace_id"),
 )
 Index("ix_traces_time", traces.c.project_id, traces.c.kind, traces.c.time, traces.c.seq)

@@ -37,6 +37,9 @@ class TraceRow:
     tracker_name: str
     enterprise_project_id: str | None
     body: bytes
+    source_ip: str | None = None
+    code: str | None = None
+    request_id: str | None = None
 
 
 def append(conn: Connection, rows: Sequence[TraceRow]) -> set[str]:
@@ -83,6 +86,9 @@ def _row_params(row: TraceRow) -> dict[str, Any]:
         "tracker_name": row.tracker_name,
         "enterprise_project_id": row.enterprise_project_id,
         "body": row.body,
+        "source_ip": row.source_ip,
+        "code": row.code,
+        "request_id": row.request_id,
     }
 
 
@@ -113,26 +119,27 @@ def page(
     filters: dict[str, str],
     after: Position | None,
     limit: int,
+    columns: Sequence[str] = ("seq", "time", "trace_id", "body"),
 ) -> list[Row[Any]]:
     """Up to ``limit`` traces, newest first, strictly between ``time_from`` and ``time_to``.
 
     Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
     :data:`FILTER_COLUMNS`; each has an index led by (project_id, kind, column, time).
     """
-    conds = [
-        traces.c.project_id == project_id,
-        traces.c.kind == kind,
-        traces.c.time > time_from,
-        traces.c.time < time_to,
-    ]
+    conds = [traces.c.project_id == project_id, traces.c.kind == kind, traces.c.time > time_from]
+    if after is None or after.time >= time_to:  # a marker from a later window changes nothing
+        conds.append(traces.c.time < time_to)
+    else:
+        # The row-value comparison alone is correct, but SQLite does not seek with it: each page would
+        # re-walk every row already returned. One plain upper bound on time lets the index seek there.
+        conds.append(traces.c.time <= after.time)
+        conds.append(tuple_(traces.c.time, traces.c.seq) < tuple_(after.time, after.seq))
     for column, value in filters.items():
         if column not in FILTER_COLUMNS:
             raise ValueError(f"not a filter column: {column}")
         conds.append(traces.c[column] == value)
-    if after is not None:
-        conds.append(tuple_(traces.c.time, traces.c.seq) < tuple_(after.time, after.seq))
     stmt = (
-        select(traces.c.seq, traces.c.time, traces.c.trace_id, traces.c.body)
+        select(*(traces.c[name] for name in columns))
         .where(and_(*conds))
         .order_by(traces.c.time.desc(), traces.c.seq.desc())
         .limit(limit)

@@ -35,7 +35,30 @@ CHUNK = 5000
 Reader = Callable[[Callable[[Any], list[Any]]], list[Any]]
 
 
-def _chunks(read: Reader, project_id: str, query: TraceQuery) -> Iterator[list[Any]]:
+#: what a CSV row is made of, all plain columns: no stored JSON is parsed unless a row predates them
+CSV_SOURCE = (
+    "seq",
+    "time",
+    "trace_name",
+    "resource_type",
+    "service_type",
+    "resource_id",
+    "resource_name",
+    "trace_rating",
+    "user_name",
+    "source_ip",
+    "code",
+    "trace_type",
+    "trace_id",
+    "request_id",
+    "body",
+)
+NDJSON_SOURCE = ("seq", "time", "body")
+
+
+def _chunks(
+    read: Reader, project_id: str, query: TraceQuery, columns: tuple[str, ...]
+) -> Iterator[list[Any]]:
     """Keyset chunks, each read on its own connection so no connection is held between yields."""
     after: trace_log.Position | None = None
     while True:
@@ -50,6 +73,7 @@ def _chunks(read: Reader, project_id: str, query: TraceQuery) -> Iterator[list[A
                 filters=query.filters,
                 after=after,
                 limit=CHUNK,
+                columns=columns,
             )
 
         rows = read(fetch)
@@ -60,27 +84,61 @@ def _chunks(read: Reader, project_id: str, query: TraceQuery) -> Iterator[list[A
         after = trace_log.Position(rows[-1].time, rows[-1].seq)
 
 
-def _operation_time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+class _TimeFormat:
+    """ISO 8601 UTC with milliseconds. Traces come in time order, so the second rarely changes between
+    rows: formatting it once per second instead of once per row roughly doubles CSV export speed."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, ms: int) -> str:
+        second, millis = divmod(ms, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        return f"{self._prefix}{millis:03d}Z"
 
 
-def csv_row(body: dict[str, Any]) -> list[Any]:
-    user = body.get("user") or {}
-    return [
-        body.get("trace_name", ""),
-        body.get("resource_type", ""),
-        body.get("service_type", ""),
-        body.get("resource_id", ""),
-        body.get("resource_name", ""),
-        body.get("trace_rating", ""),
+def csv_row(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
+    if row.code is None and row.source_ip is None and row.request_id is None:
+        return _csv_row_from_body(row, time_format)  # written before these columns existed
+    return (
+        row.trace_name,
+        row.resource_type or "",
+        row.service_type,
+        row.resource_id or "",
+        row.resource_name or "",
+        row.trace_rating,
+        row.user_name or "",
+        time_format(row.time),
+        row.source_ip or "",
+        row.code or "",
+        row.trace_type,
+        row.trace_id,
+        row.request_id or "",
+    )
+
+
+def _csv_row_from_body(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
+    body = orjson.loads(row.body)
+    get = body.get
+    user = get("user") or {}
+    return (
+        get("trace_name", ""),
+        get("resource_type", ""),
+        get("service_type", ""),
+        get("resource_id", ""),
+        get("resource_name", ""),
+        get("trace_rating", ""),
         user.get("name") or user.get("user_name") or "",
-        _operation_time(body["time"]),
-        body.get("source_ip", ""),
-        body.get("code", ""),
-        body.get("trace_type", ""),
-        body.get("trace_id", ""),
-        body.get("request_id", ""),
-    ]
+        time_format(body["time"]),
+        get("source_ip", ""),
+        get("code", ""),
+        get("trace_type", ""),
+        get("trace_id", ""),
+        get("request_id", ""),
+    )
 
 
 def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
@@ -88,14 +146,14 @@ def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[byt
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield ("\ufeff" + buf.getvalue()).encode()  # a BOM, so spreadsheet programs read UTF-8
-    for rows in _chunks(read, project_id, query):
+    time_format = _TimeFormat()
+    for rows in _chunks(read, project_id, query, CSV_SOURCE):
         buf.seek(0)
         buf.truncate()
-        loads = orjson.loads
-        writer.writerows(csv_row(loads(r.body)) for r in rows)
+        writer.writerows([csv_row(r, time_format) for r in rows])
         yield buf.getvalue().encode()
 
 
 def export_ndjson(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
-    for rows in _chunks(read, project_id, query):
+    for rows in _chunks(read, project_id, query, NDJSON_SOURCE):
         yield b"\n".join(r.body for r in rows) + b"\n"

@@ -128,6 +128,9 @@ def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: in
                 tracker_name=body["tracker_name"],
                 enterprise_project_id=trace.enterprise_project_id,
                 body=orjson.dumps(body),
+                source_ip=trace.source_ip,
+                code=body.get("code"),
+                request_id=trace.request_id,
             )
         )
     return PreparedBatch(rows, results, row_results)
