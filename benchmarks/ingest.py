@@ -1,0 +1,344 @@
+"""Sustained, durable ingest through ``POST /v3/{project_id}/traces``, against the floor of the machine.
+
+1. Starts ``opencts serve`` on a scratch data dir and pre-encodes N realistic traces (unique trace ids,
+   times within the last hour) into batch bodies of 1,000.
+2. Posts them from a few client threads (one keep-alive connection each), every request signed with the
+   bootstrap AK/SK. The server answers only after the batch committed with ``synchronous=FULL``.
+   Meanwhile a probe measures "ack to visible": POST one trace, and as soon as the POST returns, GET
+   ``?trace_id=`` until it is listed.
+3. The floor: the very same row tuples appended with the stdlib ``sqlite3`` module to a fresh database with
+   the server's schema and indexes (created by its migrations), WAL + ``synchronous=FULL`` and the server's
+   page cache size, ``executemany`` in transactions of one batch each.
+
+Floors: >= 20,000 events/s over HTTP, >= 0.4 of the plain-SQLite rate, ack-to-visible p95 <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+from _common import (
+    INSERT_SQL,
+    Credentials,
+    PySpy,
+    Row,
+    Server,
+    TraceFactory,
+    Universe,
+    console,
+    count_traces,
+    cpu_seconds,
+    encode_batch,
+    ensure_data_trackers,
+    load_note,
+    now_ms,
+    percentile,
+    remove_dir,
+    scratch_dir,
+    self_check,
+    verdict,
+)
+from rich.table import Table
+
+from opencts.store import Database, migrate
+
+FLOOR_EVENTS_PER_S = 20_000
+FLOOR_RATIO = 0.4
+FLOOR_VISIBLE_P95_S = 1.0
+MAX_RETRIES = 50
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    batches: int = 0
+    retries: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class ProbeResult:
+    latencies: list[float] = field(default_factory=list)
+    under_load: list[bool] = field(default_factory=list)
+    missing: int = 0
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--traces", type=int, default=200_000, help="traces to ingest (default 200,000)")
+    p.add_argument("--batch", type=int, default=1000, help="traces per POST (default 1,000, the API maximum)")
+    p.add_argument("--concurrency", type=int, default=4, help="client threads posting at once (default 4)")
+    p.add_argument("--probes", type=int, default=50, help="ack-to-visible samples (default 50)")
+    p.add_argument("--probe-interval", type=float, default=0.1, help="seconds between probes under load")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--keep", action="store_true", help="keep the scratch data dir under bench-data/")
+    p.add_argument(
+        "--py-spy", type=Path, metavar="FILE", help="profile the server with py-spy into FILE (raw)"
+    )
+    return p.parse_args()
+
+
+def traces_path(project_id: str) -> str:
+    return f"/v3/{project_id}/traces"
+
+
+def post_batch(client: httpx.Client, path: str, body: bytes, result: IngestResult) -> int:
+    """POST one pre-encoded batch, retrying on 429; returns how many traces were accepted."""
+    for _ in range(MAX_RETRIES):
+        started = time.perf_counter()
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        elapsed = time.perf_counter() - started
+        if response.status_code == 429:
+            with result.lock:
+                result.retries += 1
+            time.sleep(float(response.headers.get("Retry-After", "0.2")))
+            continue
+        if response.status_code != 200:
+            raise RuntimeError(f"POST answered {response.status_code}: {response.text[:300]}")
+        doc = orjson.loads(response.content)
+        accepted = int(doc["accepted"])
+        with result.lock:
+            result.latencies.append(elapsed)
+            if doc["rejected"] or doc["duplicates"]:
+                refused = next(r for r in doc["results"] if r["status"] != "accepted")
+                result.errors.append(f"{doc['rejected']} rejected, {doc['duplicates']} duplicates: {refused}")
+        return accepted
+    raise RuntimeError(f"POST still refused (429) after {MAX_RETRIES} tries")
+
+
+def ingest_worker(
+    server: Server, creds: Credentials, bodies: queue.Queue[bytes], result: IngestResult
+) -> None:
+    path = traces_path(creds.project_id)
+    try:
+        with server.client(creds) as client:
+            while True:
+                try:
+                    body = bodies.get_nowait()
+                except queue.Empty:
+                    return
+                accepted = post_batch(client, path, body, result)
+                with result.lock:
+                    result.accepted += accepted
+                    result.batches += 1
+    except Exception as exc:  # reported after the run; the other workers carry on
+        with result.lock:
+            result.errors.append(repr(exc))
+
+
+def probe_worker(
+    server: Server,
+    creds: Credentials,
+    factory: TraceFactory,
+    samples: int,
+    interval: float,
+    load_done: threading.Event,
+    out: ProbeResult,
+) -> None:
+    """POST one trace; the moment the POST returns, GET ?trace_id= until it is listed (at most 5 s)."""
+    path = traces_path(creds.project_id)
+    with server.client(creds) as client:
+        for _ in range(samples):
+            trace = factory.input_trace(now_ms())
+            trace_id = trace["trace_id"]
+            kind = "data" if trace["trace_type"] in ("ObsAPI", "ObsSDK") else "system"
+            body = encode_batch([trace])
+            response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+            acked = time.perf_counter()
+            loaded = not load_done.is_set()
+            if response.status_code != 200:
+                raise RuntimeError(f"probe POST answered {response.status_code}: {response.text[:300]}")
+            seen = False
+            while time.perf_counter() - acked < 5.0:
+                got = client.get(path, params={"trace_id": trace_id, "trace_type": kind})
+                if got.status_code == 200 and orjson.loads(got.content)["meta_data"]["count"] >= 1:
+                    seen = True
+                    break
+                time.sleep(0.005)
+            if seen:
+                out.latencies.append(time.perf_counter() - acked)
+                out.under_load.append(loaded)
+            else:
+                out.missing += 1
+            if not load_done.is_set():
+                load_done.wait(interval)
+
+
+def sqlite_floor(db_dir: Path, rows: list[Row], batch: int) -> float:
+    """Seconds to append ``rows`` to a fresh database with the server's schema: WAL, synchronous=FULL."""
+    db_dir.mkdir(parents=True, exist_ok=True)
+    db_path = db_dir / "opencts.db"
+    db = Database(f"sqlite:///{db_path}")
+    migrate.upgrade(db)  # exactly the server's tables and indexes
+    db.close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA cache_size=-131072")  # the server's page cache, so only the code path differs
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(INSERT_SQL, rows[start : start + batch])
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        count = conn.execute("SELECT count(*) FROM traces").fetchone()[0]
+    finally:
+        conn.close()
+    if count != len(rows):
+        raise RuntimeError(f"floor database holds {count} rows, expected {len(rows)}")
+    return elapsed
+
+
+def main() -> None:
+    args = parse_args()
+    if not 1 <= args.batch <= 1000:
+        raise SystemExit("--batch must be between 1 and 1000")
+    scratch = scratch_dir("ingest-")
+    server = Server(scratch / "server")
+    try:
+        console.print(
+            f"[bold]ingest benchmark[/]: {args.traces:,} traces, batches of {args.batch:,}, "
+            f"{args.concurrency} client threads; scratch dir {scratch}"
+        )
+        server.start()
+        creds = server.credentials()
+        universe = Universe(domain_id=creds.domain_id, domain_name=creds.domain_name, seed=args.seed)
+        factory = TraceFactory(universe, creds.project_id, seed=args.seed + 1)
+        self_check(factory)
+        with server.client(creds) as client:
+            ensure_data_trackers(client, creds.project_id, universe.data_trackers)
+        db_path = server.data_dir / "opencts.db"
+        rows_before = count_traces(db_path)  # the trackers' creation is audited in the log too
+
+        # Pre-encode everything, so the client spends its time sending, not generating.
+        prep_started = time.perf_counter()
+        now = now_ms()
+        rng = factory.rng
+        # Producers send roughly in time order: times climb through the last hour, with a little jitter.
+        first, step = now - 55 * 60_000, 55 * 60_000 / args.traces
+        traces = [factory.input_trace(first + int(i * step) + rng.randrange(2000))
+                  for i in range(args.traces)]  # fmt: skip
+        bodies: queue.Queue[bytes] = queue.Queue()
+        payload = 0
+        for start in range(0, len(traces), args.batch):
+            body = encode_batch(traces[start : start + args.batch])
+            payload += len(body)
+            bodies.put(body)
+        rows = [factory.to_row(dict(t), now) for t in traces]  # what the server will store, for the floor
+        del traces
+        prep_s = time.perf_counter() - prep_started
+        console.print(
+            f"pre-encoded {bodies.qsize():,} bodies ({payload / 2**20:,.0f} MiB, "
+            f"{payload / args.traces:,.0f} B/trace) in {prep_s:.1f}s"
+        )
+
+        # HTTP ingest, with the ack-to-visible probe running alongside.
+        result = IngestResult()
+        probes = ProbeResult()
+        load_done = threading.Event()
+        probe_factory = TraceFactory(universe, creds.project_id, seed=args.seed + 2, data_share=0.0)
+        prober = threading.Thread(
+            target=probe_worker,
+            args=(server, creds, probe_factory, args.probes, args.probe_interval, load_done, probes),
+            name="probe",
+        )
+        workers = [
+            threading.Thread(target=ingest_worker, args=(server, creds, bodies, result), name=f"ingest-{i}")
+            for i in range(args.concurrency)
+        ]
+        spy = PySpy(server.pid, args.py_spy.resolve()) if args.py_spy else None
+        with spy or contextlib.nullcontext():
+            server_cpu0, client_cpu0 = cpu_seconds(server.pid), time.process_time()
+            load_before = load_note()
+            started = time.perf_counter()
+            for w in workers:
+                w.start()
+            prober.start()
+            for w in workers:
+                w.join()
+            elapsed = time.perf_counter() - started
+        load_done.set()
+        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu0, time.process_time() - client_cpu0
+        prober.join()
+        if result.errors:
+            raise RuntimeError(f"ingest failed: {result.errors[:3]}")
+        server.stop()
+        stored = count_traces(db_path) - rows_before
+        expected = args.traces + len(probes.latencies) + probes.missing
+        if result.accepted != args.traces or stored != expected:
+            raise RuntimeError(f"accepted {result.accepted:,}, stored {stored:,}; expected {args.traces:,}")
+        http_rate = result.accepted / elapsed
+
+        # The floor: the same rows, plain sqlite3, same disk, same schema.
+        floor_s = sqlite_floor(scratch / "floor", rows, args.batch)
+        floor_rate = len(rows) / floor_s
+        ratio = http_rate / floor_rate
+
+        table = Table(title="ingest (durable: synchronous=FULL, one commit per batch)")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_column("floor", justify="right")
+        table.add_column("", justify="left")
+        table.add_row(
+            "HTTP ingest",
+            f"{http_rate:,.0f} events/s",
+            f"≥ {FLOOR_EVENTS_PER_S:,}",
+            verdict(http_rate >= FLOOR_EVENTS_PER_S),
+        )
+        table.add_row("plain sqlite3 append", f"{floor_rate:,.0f} events/s", "", "")
+        table.add_row(
+            "ratio HTTP / sqlite3", f"{ratio:.2f}", f"≥ {FLOOR_RATIO}", verdict(ratio >= FLOOR_RATIO)
+        )
+        lat = result.latencies
+        table.add_row(
+            "POST latency p50 / p95",
+            f"{percentile(lat, 50) * 1000:,.0f} / {percentile(lat, 95) * 1000:,.0f} ms",
+            "",
+            "",
+        )
+        vis = probes.latencies
+        vis_p95 = percentile(vis, 95) if vis else float("inf")
+        vis_ok = vis_p95 <= FLOOR_VISIBLE_P95_S and not probes.missing
+        table.add_row(
+            "ack → visible p50 / p95",
+            f"{percentile(vis, 50) * 1000:,.1f} / {vis_p95 * 1000:,.1f} ms",
+            f"p95 ≤ {FLOOR_VISIBLE_P95_S:g} s",
+            verdict(vis_ok),
+        )
+        loaded = [v for v, busy in zip(vis, probes.under_load, strict=True) if busy]
+        if loaded:
+            loaded_p95 = percentile(loaded, 95) * 1000
+            table.add_row("  of which under load", f"{len(loaded)} samples, p95 {loaded_p95:,.1f} ms", "", "")
+        console.print(table)
+        console.print(
+            f"{result.accepted:,} traces in {elapsed:.2f}s over {result.batches:,} POSTs "
+            f"({result.retries} retried after 429); floor run {floor_s:.2f}s. "
+            f"Visibility: {len(vis)} samples, {probes.missing} never listed within 5 s.\n"
+            f"CPU during ingest: server {server_cpu:.1f}s ({100 * server_cpu / elapsed:.0f}% of a core, "
+            f"{1e6 * server_cpu / result.accepted:.0f} µs/trace), client {client_cpu:.1f}s."
+        )
+        console.print(f"machine: {load_before} when the HTTP run started, {load_note()} at the end")
+        if spy is not None:
+            console.print(spy.summary())
+    finally:
+        server.stop()
+        if args.keep:
+            console.print(f"kept {scratch}")
+        else:
+            remove_dir(scratch)
+
+
+if __name__ == "__main__":
+    main()

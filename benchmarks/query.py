@@ -1,0 +1,336 @@
+"""ListTraces latency over a big trace log: p50/p95/p99 per kind of query, against p95 <= 50 ms.
+
+1. Builds a database of N traces (default 10,000,000) spread over 7 days ending now, directly in SQLite:
+   the server's own migrations and first-start bootstrap create the schema and the project, the secondary
+   indexes are dropped, rows are appended in time order in big transactions (``synchronous=OFF``), the
+   indexes are recreated with the migration's DDL, then ANALYZE. ``--reuse`` keeps the database in
+   ``bench-data/query-N/`` and uses it again next time (building 10M takes many minutes).
+2. Starts ``opencts serve`` on it and times signed ``GET /v3/{project_id}/traces`` (limit 10) from one
+   client, one request at a time, with randomised parameters: 1-hour windows, the default last hour, each
+   filter alone over the 7 days, three filters combined, and page 50 of a deep listing (49 ``next`` markers
+   followed, the 50th request timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from _common import (
+    BENCH_DATA,
+    DAY_MS,
+    HOUR_MS,
+    BuildStats,
+    Credentials,
+    DatasetSpec,
+    Server,
+    build_dataset,
+    console,
+    db_size,
+    ensure_data_trackers,
+    human_bytes,
+    load_note,
+    now_ms,
+    percentile,
+    remove_dir,
+    retention_days_for,
+    scratch_dir,
+    verdict,
+    wait_until_idle,
+)
+from rich.table import Table
+
+from opencts.store import Database
+
+FLOOR_P95_MS = 50.0
+META = "bench-meta.json"
+
+Params = dict[str, str]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--traces", type=int, default=10_000_000, help="traces in the database (default 10M)")
+    p.add_argument("--days", type=float, default=7.0, help="days the traces span, ending now (default 7)")
+    p.add_argument("--samples", type=int, default=200, help="timed requests per case (default 200)")
+    p.add_argument("--deep-samples", type=int, default=200, help="deep-paging samples (default 200)")
+    p.add_argument("--deep-page", type=int, default=50, help="the page number timed when deep paging (50)")
+    p.add_argument("--limit", type=int, default=10, help="page size (default 10)")
+    p.add_argument("--workers", type=int, default=1, help="row-generating processes during the build")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--catch-up-timeout", type=float, default=3600.0,
+                   help="seconds to wait for the server's consumers to catch up with the log")  # fmt: skip
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database in bench-data/query-N/ and reuse it when it is there",
+    )
+    return p.parse_args()
+
+
+def load_or_build(
+    data_dir: Path, args: argparse.Namespace, reuse: bool
+) -> tuple[Credentials, dict[str, int]]:
+    """The dataset's credentials and {count, data_start, data_end, build timings}; builds when needed."""
+    meta_path = data_dir / META
+    if reuse and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["count"] == args.traces:
+            age_h = (now_ms() - meta["data_end"]) / HOUR_MS
+            console.print(
+                f"reusing {data_dir} ({meta['count']:,} traces, built {age_h:.1f} h ago "
+                f"in {meta['total_s']:,.0f}s)"
+            )
+            return Credentials.load(data_dir), meta
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    # Times start 10 minutes inside the 7-day retention window and end at the start of the build.
+    end = now_ms()
+    start = end - int(args.days * DAY_MS) + 10 * 60_000
+    console.print(f"building {args.traces:,} traces over {args.days:g} days in {data_dir} ...")
+    creds, _spec, stats = build_dataset(
+        data_dir, args.traces, start_ms=start, end_ms=end, seed=args.seed, workers=args.workers
+    )
+    meta = {"count": args.traces, **{k: v for k, v in asdict(stats).items() if k != "rows"}}
+    meta_path.write_text(json.dumps(meta, indent=2))
+    report_build(stats)
+    return creds, meta
+
+
+def report_build(stats: BuildStats) -> None:
+    console.print(
+        f"built {stats.rows:,} traces in {stats.total_s:,.0f}s: insert {stats.insert_s:,.0f}s "
+        f"({stats.rows / stats.insert_s:,.0f} rows/s), indexes {stats.index_s:,.0f}s, "
+        f"ANALYZE {stats.analyze_s:,.0f}s"
+    )
+
+
+def sample_values(db_path: Path, rng: random.Random, count: int) -> dict[str, list[str]]:
+    """Real trace ids (management traces) picked at random positions of the log."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        top = int(conn.execute("SELECT max(seq) FROM traces").fetchone()[0] or 0)
+        ids: list[str] = []
+        for _ in range(count * 20):
+            seq = rng.randint(1, top)
+            row = conn.execute("SELECT trace_id, kind FROM traces WHERE seq = ?", (seq,)).fetchone()
+            if row is not None and row[1] == "system":
+                ids.append(str(row[0]))
+                if len(ids) >= count:
+                    break
+    finally:
+        conn.close()
+    return {"trace_id": ids}
+
+
+def list_once(client: httpx.Client, path: str, params: Params) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    response = client.get(path, params=params)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {path} {params} answered {response.status_code}: {response.text[:300]}")
+    doc: dict[str, Any] = orjson.loads(response.content)
+    return elapsed, doc
+
+
+@dataclass
+class CaseResult:
+    label: str
+    ms: list[float] = field(default_factory=list)
+    params: list[Params] = field(default_factory=list)
+    rows: int = 0
+    worst: tuple[float, Params] = (0.0, {})
+
+    def add(self, elapsed: float, params: Params, doc: dict[str, Any]) -> None:
+        ms = elapsed * 1000
+        self.ms.append(ms)
+        self.params.append(params)
+        self.rows += int(doc["meta_data"]["count"])
+        if ms > self.worst[0]:
+            self.worst = (ms, params)
+
+
+def store_latencies(data_dir: Path, project_id: str, results: list[CaseResult]) -> list[list[float]]:
+    """Replay every timed request through the server's query code in this process (read-only)."""
+    from opencts.traces.listing import list_traces
+    from opencts.traces.query import parse_query
+
+    db = Database(f"sqlite:///{(data_dir / 'opencts.db').resolve()}")
+    retention_ms = retention_days_for(0) * DAY_MS  # wide enough: the server clamped nothing either
+    out: list[list[float]] = []
+    try:
+        with db.read_engine.connect() as conn:
+            for result in results:
+                times = []
+                for params in result.params:
+                    query = parse_query(params, now=now_ms(), retention_ms=retention_ms)
+                    started = time.perf_counter()
+                    list_traces(conn, project_id=project_id, query=query)
+                    times.append((time.perf_counter() - started) * 1000)
+                    conn.rollback()  # end the read transaction, as each request does
+                out.append(times)
+    finally:
+        db.close()
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    rng = random.Random(args.seed)
+    if args.reuse:
+        data_dir = BENCH_DATA / f"query-{args.traces}"
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        data_dir = scratch_dir("query-")
+    server: Server | None = None
+    try:
+        creds, meta = load_or_build(data_dir, args, args.reuse)
+        data_start, data_end = meta["data_start"], meta["data_end"]
+        size = db_size(data_dir)
+        # The value domains the build drew from, so every filter value asked for exists.
+        spec = DatasetSpec(
+            creds.project_id,
+            creds.domain_id,
+            creds.domain_name,
+            args.traces,
+            data_start,
+            data_end,
+            seed=args.seed,
+        )
+        universe = spec.universe()
+        samples = sample_values(data_dir / "opencts.db", rng, max(args.samples, 50))
+
+        retention = retention_days_for(data_start)
+        env = {"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {}
+        if env:
+            console.print(
+                "[yellow]note[/]: the oldest traces are older than 7 days by the time they are queried; "
+                f"the server runs with retention {retention} days so all stay listed"
+            )
+        server = Server(data_dir, env=env).start()
+        with server.client(creds) as client:  # as a real account would have them
+            ensure_data_trackers(client, creds.project_id, universe.data_trackers)
+        catch_up = wait_until_idle(server, timeout=args.catch_up_timeout)
+        console.print(f"server idle (consumers caught up with the log) after {catch_up:,.0f}s")
+        path = f"/v3/{creds.project_id}/traces"
+        week = {"from": str(data_start - 1), "to": str(data_end + 1)}
+        limit = str(args.limit)
+
+        def window(r: random.Random) -> Params:
+            t = r.randint(data_start, data_end - HOUR_MS)
+            return {"from": str(t), "to": str(t + HOUR_MS)}
+
+        def tracker(r: random.Random) -> Params:
+            name = r.choice(("system", *universe.data_trackers))
+            return {**week, "trace_type": "system" if name == "system" else "data", "tracker_name": name}
+
+        def one(param: str, values: list[str]) -> Callable[[random.Random], Params]:
+            return lambda r: {**week, param: r.choice(values)}
+
+        resources = universe.resources
+        cases: list[tuple[str, Callable[[random.Random], Params]]] = [
+            ("time: random 1-hour window", window),
+            ("time: default (last hour)", lambda r: {}),
+            ("tracker_name", tracker),
+            ("service_type", one("service_type", list(universe.services))),
+            ("user", one("user", [u.name for u in universe.users])),
+            ("resource_id", one("resource_id", [x.id for x in resources])),
+            ("resource_name", one("resource_name", [x.name for x in resources])),
+            ("resource_type", one("resource_type", universe.resource_types)),
+            ("trace_id", one("trace_id", samples["trace_id"])),
+            ("trace_name", one("trace_name", universe.trace_names)),
+            ("trace_rating", one("trace_rating", ["normal", "warning", "incident"])),
+            ("access_key_id", one("access_key_id", universe.access_keys)),
+            ("enterprise_project_id", one("enterprise_project_id", list(universe.enterprise_projects))),
+            ("service_type + user + trace_rating", lambda r: {
+                **week,
+                "service_type": r.choice(universe.services),
+                "user": r.choice(universe.users).name,
+                "trace_rating": r.choice(("normal", "warning", "incident")),
+            }),
+        ]  # fmt: skip
+
+        results: list[CaseResult] = []
+        load_before = load_note()
+        with server.client(creds, timeout=60.0) as client:
+            for _, make in cases:  # one untimed request each: first-use costs are not what we measure
+                list_once(client, path, {"limit": limit, **make(rng)})
+            for label, make in cases:
+                result = CaseResult(label)
+                for _ in range(args.samples):
+                    params = {"limit": limit, **make(rng)}
+                    elapsed, doc = list_once(client, path, params)
+                    result.add(elapsed, params, doc)
+                results.append(result)
+                console.print(f"  {label}: p95 {percentile(result.ms, 95):,.1f} ms")
+
+            # Deep paging: follow `next` deep_page-1 times over the whole week, then time the next request.
+            result = CaseResult(f"page {args.deep_page} (next marker)")
+            for _ in range(args.deep_samples):
+                to = rng.randint(data_start + DAY_MS, data_end)
+                params = {"limit": limit, "from": week["from"], "to": str(to)}
+                for _page in range(args.deep_page - 1):
+                    _, doc = list_once(client, path, params)
+                    marker = doc["meta_data"]["marker"]
+                    if marker is None:
+                        raise RuntimeError("the listing ended before the deep page")
+                    params = {**params, "next": str(marker)}
+                elapsed, doc = list_once(client, path, params)
+                result.add(elapsed, params, doc)
+            results.append(result)
+        load_after = load_note()
+
+        # The same requests once more, in this process, through the server's own query code and nothing
+        # else (no HTTP, no auth): what the store costs, as opposed to the whole request.
+        in_process = store_latencies(data_dir, creds.project_id, results)
+
+        title = f"ListTraces over {args.traces:,} traces ({human_bytes(size)}), limit {args.limit}"
+        table = Table(title=f"{title}, {args.samples} samples per case, one request at a time")
+        for col in ("case", "p50 ms", "p95 ms", "p99 ms", "max ms", "avg rows", "store p95 ms"):
+            table.add_column(col, justify="left" if col == "case" else "right")
+        table.add_column(f"p95 ≤ {FLOOR_P95_MS:g} ms")
+        all_ok = True
+        for result, store_ms in zip(results, in_process, strict=True):
+            ok = percentile(result.ms, 95) <= FLOOR_P95_MS
+            all_ok &= ok
+            cells = [f"{percentile(result.ms, p):,.1f}" for p in (50, 95, 99)]
+            table.add_row(
+                result.label,
+                *cells,
+                f"{max(result.ms):,.1f}",
+                f"{result.rows / len(result.ms):,.1f}",
+                f"{percentile(store_ms, 95):,.1f}",
+                verdict(ok),
+            )
+        console.print(table)
+        console.print(
+            f"database: {human_bytes(size)} for {args.traces:,} traces ({size / args.traces:,.0f} B/trace); "
+            f"build {meta['total_s']:,.0f}s (insert {meta['insert_s']:,.0f}s, "
+            f"indexes {meta['index_s']:,.0f}s, ANALYZE {meta['analyze_s']:,.0f}s)"
+        )
+        console.print("store p95: the same parameters through opencts.traces.listing.list_traces in-process")
+        for result in results:
+            if percentile(result.ms, 95) > FLOOR_P95_MS:
+                ms, params = result.worst
+                console.print(f"slowest '{result.label}' request: {ms:,.0f} ms with {params}")
+        console.print(f"machine: {load_before} when measuring started, {load_after} at the end")
+        console.print(f"p95 ≤ {FLOOR_P95_MS:g} ms in every case: {verdict(all_ok)}")
+    finally:
+        if server is not None:
+            server.stop()
+        if not args.reuse:
+            remove_dir(data_dir)
+
+
+if __name__ == "__main__":
+    main()
