@@ -245,12 +245,23 @@ async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
         blocker = asyncio.create_task(services.db.write(lambda conn: release.wait(5)))
         await asyncio.sleep(0.05)
         async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
-            trace = make_trace()
-            resp = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": [trace]})
-            assert resp.status_code == 429
-            assert resp.headers["retry-after"] == "1"
-            assert resp.json()["error_code"] == "CTS.0429"
+            traces = [make_trace() for _ in range(4)]
+            url = f"/v3/{creds.project_id}/traces"
+            # one batch waits on the blocked writer, one queues behind it, the rest are refused
+            sends = [asyncio.create_task(client.post(url, json={"traces": [t]})) for t in traces]
+            await asyncio.sleep(0.3)
             release.set()
             await blocker
-            retry = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": [trace]})
-            assert retry.json()["accepted"] == 1
+            answers = await asyncio.gather(*sends)
+            refused = [t for t, r in zip(traces, answers, strict=True) if r.status_code == 429]
+            assert len(refused) == 2
+            for resp in answers:
+                if resp.status_code == 429:
+                    assert resp.headers["retry-after"] == "1"
+                    assert resp.json()["error_code"] == "CTS.0429"
+                else:
+                    assert resp.json()["accepted"] == 1
+            retried = await client.post(url, json={"traces": refused})
+            assert retried.json()["accepted"] == 2
+            listed = await client.get(url, params={"limit": 10})
+            assert listed.json()["meta_data"]["count"] == 4

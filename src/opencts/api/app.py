@@ -55,7 +55,11 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             signal=signal,
             authenticator=Authenticator(db),
             writer=TraceWriter(
-                db, signal, retention_ms=settings.retention_ms, policy=lambda pid: policies.get(db, pid)
+                db,
+                signal,
+                retention_ms=settings.retention_ms,
+                policy=lambda pid: policies.get(db, pid),
+                max_pending=settings.max_pending_writes,
             ),
             policies=policies,
             smn=SmnService.open(

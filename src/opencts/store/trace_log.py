@@ -43,7 +43,12 @@ class TraceRow:
 
 
 def append(conn: Connection, rows: Sequence[TraceRow]) -> set[str]:
-    """Insert rows whose (project, trace_id) is new; return the trace ids actually inserted.
+    """Append rows of one project; return the trace ids actually inserted (see :func:`append_keys`)."""
+    return {trace_id for _, trace_id in append_keys(conn, rows)}
+
+
+def append_keys(conn: Connection, rows: Sequence[TraceRow]) -> set[tuple[str, str]]:
+    """Insert rows whose (project, trace_id) is new; return the (project_id, trace_id) actually inserted.
 
     Idempotence is the unique constraint's job, so a retried batch can race with itself and still never
     duplicate. On PostgreSQL an advisory transaction lock makes sequence order equal commit order, which
@@ -58,12 +63,12 @@ def append(conn: Connection, rows: Sequence[TraceRow]) -> set[str]:
     else:
         insert = sqlite.insert(traces)
     stmt = insert.on_conflict_do_nothing(index_elements=["project_id", "trace_id"]).returning(
-        traces.c.trace_id
+        traces.c.project_id, traces.c.trace_id
     )
-    inserted: set[str] = set()
+    inserted: set[tuple[str, str]] = set()
     for start in range(0, len(rows), _INSERT_CHUNK):
         params = [_row_params(r) for r in rows[start : start + _INSERT_CHUNK]]
-        inserted.update(conn.execute(stmt, params).scalars())
+        inserted.update((r.project_id, r.trace_id) for r in conn.execute(stmt, params))
     return inserted
 
 
