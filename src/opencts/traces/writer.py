@@ -7,8 +7,8 @@ nothing) and the same wake-up of consumers apply to every trace, whoever made it
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from opencts.clock import now_ms
