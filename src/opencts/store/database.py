@@ -34,7 +34,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_size=8 if not immediate else 1, max_overflow=8)
+    # LIFO: the most recently used connection comes back first, so a few warm connections (and their page
+    # caches) serve most reads instead of every pooled connection growing its own cache.
+    engine = create_engine(url, pool_size=8 if not immediate else 1, max_overflow=8, pool_use_lifo=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -101,27 +101,29 @@ class _TimeFormat:
 
 
 def csv_row(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
-    if row.code is None and row.source_ip is None and row.request_id is None:
+    """One CSV line from a row in :data:`CSV_SOURCE` order (positions, not names: this runs per row)."""
+    (_, time, name, rtype, service, rid, rname, rating, user, ip, code, ttype, trace_id, request_id, _) = row
+    if code is None and ip is None and request_id is None:
         return _csv_row_from_body(row, time_format)  # written before these columns existed
     return (
-        row.trace_name,
-        row.resource_type or "",
-        row.service_type,
-        row.resource_id or "",
-        row.resource_name or "",
-        row.trace_rating,
-        row.user_name or "",
-        time_format(row.time),
-        row.source_ip or "",
-        row.code or "",
-        row.trace_type,
-        row.trace_id,
-        row.request_id or "",
+        name,
+        rtype or "",
+        service,
+        rid or "",
+        rname or "",
+        rating,
+        user or "",
+        time_format(time),
+        ip or "",
+        code or "",
+        ttype,
+        trace_id,
+        request_id or "",
     )
 
 
 def _csv_row_from_body(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
-    body = orjson.loads(row.body)
+    body = orjson.loads(row[-1])
     get = body.get
     user = get("user") or {}
     return (
