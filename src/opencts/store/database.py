@@ -48,7 +48,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
             "synchronous=FULL",  # an acknowledged batch survives power loss, not only a crash
             "busy_timeout=10000",
             "foreign_keys=ON",
-            "cache_size=-131072",
+            # the writer keeps hot index pages for appends; readers lean on the OS page cache instead of
+            # each pooled connection holding its own large copy
+            f"cache_size={-131072 if immediate else -32768}",
             "temp_store=MEMORY",
         ):
             cur.execute(f"PRAGMA {pragma}")

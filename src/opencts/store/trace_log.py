@@ -149,7 +149,7 @@ def page(
         .order_by(traces.c.time.desc(), traces.c.seq.desc())
         .limit(limit)
     )
-    return list(conn.execute(stmt))
+    return list(conn.execute(stmt).all())
 
 
 def by_trace_id(
@@ -161,7 +161,7 @@ def by_trace_id(
         traces.c.trace_id == trace_id,
         traces.c.time > not_before,
     )
-    return list(conn.execute(stmt))
+    return list(conn.execute(stmt).all())
 
 
 def read_after(conn: Connection, position: int, limit: int, *, with_body: bool = True) -> list[Row[Any]]:
@@ -170,7 +170,7 @@ def read_after(conn: Connection, position: int, limit: int, *, with_body: bool =
     if with_body:
         columns.append(traces.c.body)
     stmt = select(*columns).where(traces.c.seq > position).order_by(traces.c.seq).limit(limit)
-    return list(conn.execute(stmt))
+    return list(conn.execute(stmt).all())
 
 
 def delete_through(conn: Connection, after: int, through: int) -> int:
