@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,8 @@ def serve(
     open_database(settings).close()  # migrate and bootstrap now, so the banner can say how to log in
     creds = read_credentials(settings.credentials_path)
     url = settings.resolved_public_url
+    # the command as it was started (``.venv/bin/opencts`` under ``make run``), so the hint runs as shown
+    cmd = sys.argv[0] if sys.argv and sys.argv[0].endswith("opencts") else "opencts"
     console.print(
         Panel.fit(
             f"[bold]OpenCTS[/bold] is starting at [link={url}]{url}[/link]  (API docs: {url}/docs)\n"
@@ -60,8 +63,8 @@ def serve(
             f"credentials:  {settings.credentials_path.resolve()}\n"
             f"              (password, access key and secret key; readable by you only)\n"
             f"project id:   {creds.project_id}   region: {creds.region}\n"
-            f"try:          opencts demo --data-dir {settings.data_dir} && opencts traces list "
-            f"--data-dir {settings.data_dir} --from 7d",
+            f"try:          {cmd} demo --data-dir {settings.data_dir}\n"
+            f"              {cmd} traces list --data-dir {settings.data_dir} --from 7d",
             title="ready",
         )
     )
