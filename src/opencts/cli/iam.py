@@ -7,19 +7,23 @@ is printed exactly once, by ``credentials create``: the server cannot show it ag
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from opencts.cli.client import ApiClient, ApiError, resolve_target
-from opencts.cli.traces import DataDirOpt, EndpointOpt
+from opencts.cli.client import ApiClient
+from opencts.cli.common import (
+    DataDirOpt,
+    EndpointOpt,
+    JsonOpt,
+    console,
+    err,
+    fail,
+    print_json,
+    session,
+)
 
 app = typer.Typer(help="Manage users, groups, roles, access keys and projects.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of your account.", no_args_is_help=True)
@@ -31,30 +35,11 @@ app.add_typer(groups_app, name="groups")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(projects_app, name="projects")
 
-console = Console()
-err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 UserArg = Annotated[str, typer.Argument(help="User name or id.")]
 GroupArg = Annotated[str, typer.Argument(help="Group name or id.")]
 AccessKeyArg = Annotated[str, typer.Argument(help="The access key (AK).")]
-
-
-@contextmanager
-def _session(endpoint: str | None, data_dir: Any) -> Iterator[ApiClient]:
-    """A signed client whose API errors end the command with the server's message and exit status 1."""
-    with ApiClient(resolve_target(endpoint, data_dir)) as client:
-        try:
-            yield client
-        except ApiError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(1)
 
 
 def _find(client: ApiClient, path: str, key: str, ref: str, kind: str) -> dict[str, Any]:
@@ -66,7 +51,7 @@ def _find(client: ApiClient, path: str, key: str, ref: str, kind: str) -> dict[s
     for item in items:
         if item["name"] == ref:
             return item
-    raise _fail(f"no {kind} named {ref!r} (or with that id) in this account")
+    raise fail(f"no {kind} named {ref!r} (or with that id) in this account")
 
 
 def _user(client: ApiClient, ref: str) -> dict[str, Any]:
@@ -75,11 +60,6 @@ def _user(client: ApiClient, ref: str) -> dict[str, Any]:
 
 def _group(client: ApiClient, ref: str) -> dict[str, Any]:
     return _find(client, "/v3/groups", "groups", ref, "group")
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2))
-    sys.stdout.write("\n")
 
 
 def _when(value: str | None) -> str:
@@ -97,10 +77,10 @@ def _confirm(yes: bool, question: str) -> None:
 @users_app.command("list")
 def users_list(as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None) -> None:
     """List the users of your account."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         found = client.request("GET", "/v3/users").json()["users"]
     if as_json:
-        _print_json({"users": found})
+        print_json({"users": found})
         return
     table = Table()
     for col in ("Name", "Id", "Enabled", "Created (UTC)"):
@@ -124,13 +104,13 @@ def users_create(
 ) -> None:
     """Create a user who can log in with a password; add them to a group to give them roles."""
     body = {"user": {"name": name, "password": password, "enabled": not disabled}}
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         user = client.request("POST", "/v3.0/OS-USER/users", body=body).json()["user"]
     console.print(f"created user [bold]{user['name']}[/bold] ({user['id']})")
 
 
 def _set_enabled(ref: str, enabled: bool, endpoint: str | None, data_dir: Any) -> None:
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         user = _user(client, ref)
         client.request("PATCH", f"/v3/users/{user['id']}", body={"user": {"enabled": enabled}})
     console.print(f"user [bold]{user['name']}[/bold] {'enabled' if enabled else 'disabled'}")
@@ -153,7 +133,7 @@ def users_delete(
     user: UserArg, yes: YesOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Delete a user with their access keys and group memberships."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         found = _user(client, user)
         _confirm(yes, f"delete user {found['name']} and their access keys?")
         client.request("DELETE", f"/v3/users/{found['id']}")
@@ -166,14 +146,14 @@ def users_delete(
 @groups_app.command("list")
 def groups_list(as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None) -> None:
     """List groups with their roles and members."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         found = client.request("GET", "/v3/groups").json()["groups"]
         for g in found:
             base = f"/v3/groups/{g['id']}"
             g["roles"] = [r["name"] for r in client.request("GET", f"{base}/roles").json()["roles"]]
             g["users"] = [u["name"] for u in client.request("GET", f"{base}/users").json()["users"]]
     if as_json:
-        _print_json({"groups": found})
+        print_json({"groups": found})
         return
     table = Table()
     for col in ("Name", "Id", "Roles", "Members", "Description"):
@@ -191,7 +171,7 @@ def groups_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a user group."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         body = {"group": {"name": name, "description": description}}
         created = client.request("POST", "/v3/groups", body=body).json()["group"]
     console.print(f"created group [bold]{created['name']}[/bold] ({created['id']})")
@@ -202,7 +182,7 @@ def groups_delete(
     group: GroupArg, yes: YesOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Delete a group; its members lose the roles it granted."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         found = _group(client, group)
         _confirm(yes, f"delete group {found['name']}?")
         client.request("DELETE", f"/v3/groups/{found['id']}")
@@ -210,7 +190,7 @@ def groups_delete(
 
 
 def _membership(method: str, group: str, user: str, endpoint: str | None, data_dir: Any) -> tuple[str, str]:
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         g, u = _group(client, group), _user(client, user)
         client.request(method, f"/v3/groups/{g['id']}/users/{u['id']}")
     return g["name"], u["name"]
@@ -235,7 +215,7 @@ def groups_remove_user(
 
 
 def _role(method: str, group: str, role: str, endpoint: str | None, data_dir: Any) -> str:
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         g = _group(client, group)
         client.request(method, f"/v3/groups/{g['id']}/roles/{quote(role, safe='')}")
     return str(g["name"])
@@ -273,11 +253,11 @@ def credentials_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List access keys (never their secret keys)."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         params = {"user_id": _user(client, user)["id"]} if user else None
         found = client.request("GET", "/v3.0/OS-CREDENTIAL/credentials", params=params).json()["credentials"]
     if as_json:
-        _print_json({"credentials": found})
+        print_json({"credentials": found})
         return
     table = Table()
     for col in ("Access key", "User", "Status", "Description", "Created (UTC)", "Last used (UTC)"):
@@ -304,13 +284,13 @@ def credentials_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an access key for a user (at most two each) and print its secret key, this once."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         u = _user(client, user)
         body = {"credential": {"user_id": u["id"], "description": description}}
         cred = client.request("POST", "/v3.0/OS-CREDENTIAL/credentials", body=body).json()["credential"]
     err.print("[yellow]The secret key is shown only now and cannot be retrieved later: store it safely.[/]")
     if as_json:
-        _print_json({"credential": cred})
+        print_json({"credential": cred})
         return
     console.print(f"user:        {u['name']}")
     console.print(f"access key:  {cred['access']}")
@@ -318,7 +298,7 @@ def credentials_create(
 
 
 def _set_status(access_key: str, status: str, endpoint: str | None, data_dir: Any) -> None:
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         path = f"/v3.0/OS-CREDENTIAL/credentials/{quote(access_key, safe='')}"
         client.request("PUT", path, body={"credential": {"status": status}})
     console.print(f"access key {access_key} is now {status}")
@@ -346,7 +326,7 @@ def credentials_delete(
 ) -> None:
     """Delete an access key for good."""
     _confirm(yes, f"delete access key {access_key}?")
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         client.request("DELETE", f"/v3.0/OS-CREDENTIAL/credentials/{quote(access_key, safe='')}")
     console.print(f"deleted access key {access_key}")
 
@@ -359,10 +339,10 @@ def projects_list(
     as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """List the projects of your account."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         found = client.request("GET", "/v3/projects").json()["projects"]
     if as_json:
-        _print_json({"projects": found})
+        print_json({"projects": found})
         return
     table = Table()
     for col in ("Name", "Id"):
@@ -379,7 +359,7 @@ def projects_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a project; it starts with its management tracker, so its traces are kept at once."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         project = client.request("POST", "/v3/projects", body={"project": {"name": name}}).json()["project"]
     console.print(f"created project [bold]{project['name']}[/bold] ({project['id']})")
 
@@ -387,10 +367,10 @@ def projects_create(
 @app.command("roles")
 def roles(as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None) -> None:
     """List the roles a group can be granted, with the actions each allows."""
-    with _session(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         found = client.request("GET", "/v3/roles").json()["roles"]
     if as_json:
-        _print_json({"roles": found})
+        print_json({"roles": found})
         return
     table = Table()
     table.add_column("Role")

@@ -13,6 +13,7 @@ from rich.panel import Panel
 
 from opencts.cli import iam, notifications, smn, traces
 from opencts.cli.client import ApiClient, resolve_target
+from opencts.cli.common import DataDirOpt, EndpointOpt
 from opencts.clock import now_ms
 
 app = typer.Typer(
@@ -77,8 +78,8 @@ def serve(
 def demo(
     count: Annotated[int, typer.Option(help="How many traces to generate over the last 7 days.")] = 5000,
     seed: Annotated[int, typer.Option(help="Same seed, same week (sending it twice adds nothing).")] = 7,
-    endpoint: traces.EndpointOpt = None,
-    data_dir: traces.DataDirOpt = None,
+    endpoint: EndpointOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Load a realistic week: logins from several IPs, ECS/VPC/OBS/RDS work by several users, some alarms."""
     from opencts.traces.demo import demo_week

@@ -12,44 +12,30 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from opencts.cli.client import ApiClient, ApiError, resolve_target
+from opencts.cli.client import ApiClient
+from opencts.cli.common import (
+    DataDirOpt,
+    EndpointOpt,
+    JsonOpt,
+    console,
+    fail,
+    session,
+    topic_urn,
+)
 from opencts.cli.timeparse import format_ms
-from opencts.cli.traces import DataDirOpt, EndpointOpt
 
 app = typer.Typer(
     help="Key-event notifications: alarms by SMN when chosen operations happen.", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 NotificationArg = Annotated[str, typer.Argument(help="Notification id or name.")]
 TYPES = ("smn", "fun")
-
-
-@contextmanager
-def _client(endpoint: str | None, data_dir: Path | None) -> Iterator[ApiClient]:
-    """An API client whose errors end the command with the server's message, not a traceback."""
-    with ApiClient(resolve_target(endpoint, data_dir)) as client:
-        try:
-            yield client
-        except ApiError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(1)
 
 
 def _path(client: ApiClient, rest: str = "") -> str:
@@ -67,23 +53,14 @@ def _find(client: ApiClient, ref: str) -> dict[str, Any]:
     for n in _all(client):
         if ref in (n["notification_id"], n["notification_name"]):
             return n
-    raise _fail(f"no notification with id or name {ref!r} in project {client.project}")
-
-
-def _topic(client: ApiClient, topic: str) -> str:
-    if topic.startswith("urn:"):
-        return topic
-    found = client.request("GET", f"/v2/{client.project}/notifications/topics", params={"name": topic}).json()
-    if not found["topics"]:
-        raise _fail(f"no SMN topic named {topic!r} in project {client.project}")
-    return str(found["topics"][0]["topic_urn"])
+    raise fail(f"no notification with id or name {ref!r} in project {client.project}")
 
 
 def parse_operation(text: str) -> dict[str, Any]:
     """``SERVICE:RESOURCE:trace1,trace2`` → an ``Operations`` object."""
     parts = text.split(":")
     if len(parts) != 3 or not all(parts):
-        raise _fail(f"--operation {text!r} must read SERVICE:RESOURCE:trace1,trace2 (e.g. IAM:user:login)")
+        raise fail(f"--operation {text!r} must read SERVICE:RESOURCE:trace1,trace2 (e.g. IAM:user:login)")
     names = [t.strip() for t in parts[2].split(",") if t.strip()]
     return {"service_type": parts[0], "resource_type": parts[1], "trace_names": names}
 
@@ -93,7 +70,7 @@ def parse_users(text: str) -> dict[str, Any]:
     group, sep, users = text.partition(":")
     names = [u.strip() for u in users.split(",") if u.strip()]
     if not sep or not group or not names:
-        raise _fail(f"--user {text!r} must read GROUP:user1,user2 (e.g. admins:alice,bob)")
+        raise fail(f"--user {text!r} must read GROUP:user1,user2 (e.g. admins:alice,bob)")
     return {"user_group": group, "user_list": names}
 
 
@@ -122,8 +99,8 @@ def list_notifications(
 ) -> None:
     """List the project's key-event notifications."""
     if kind is not None and kind not in TYPES:
-        raise _fail("--type must be smn or fun")
-    with _client(endpoint, data_dir) as client:
+        raise fail("--type must be smn or fun")
+    with session(endpoint, data_dir) as client:
         found = _all(client, (kind,) if kind else TYPES)
     if name is not None:
         found = [n for n in found if n["notification_name"] == name]
@@ -179,10 +156,10 @@ def create(
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise _fail(f"{file}: not JSON: {exc}") from None
+            raise fail(f"{file}: not JSON: {exc}") from None
     else:
         if not name:
-            raise _fail("give --name (and the other settings as flags) or --file with a JSON request body")
+            raise fail("give --name (and the other settings as flags) or --file with a JSON request body")
         ops = [parse_operation(o) for o in operation or []]
         body = {"notification_name": name, "operation_type": "customized" if ops else "complete"}
         if ops:
@@ -193,9 +170,9 @@ def create(
             body["filter"] = {"condition": condition.upper(), "is_support_filter": True, "rule": filter_rule}
         if disabled:
             body["status"] = "disabled"
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         if topic is not None:
-            body["topic_id"] = _topic(client, topic)
+            body["topic_id"] = topic_urn(client, topic)
         made = client.request("POST", _path(client), body=body).json()
     if as_json:
         sys.stdout.write(json.dumps(made, ensure_ascii=False) + "\n")
@@ -204,10 +181,10 @@ def create(
 
 
 def _set_status(ref: str, status: str, endpoint: str | None, data_dir: Path | None) -> None:
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         n = _find(client, ref)
         if status == "enabled" and not n["topic_id"]:
-            raise _fail(f"{n['notification_name']} has no topic; create it again with --topic")
+            raise fail(f"{n['notification_name']} has no topic; create it again with --topic")
         body = {
             k: n[k]
             for k in (
@@ -248,7 +225,7 @@ def delete(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Delete one or more notifications in one call (all or nothing)."""
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         known = {n["notification_name"]: n["notification_id"] for n in _all(client)}
         ids = [known.get(ref, ref) for ref in notifications]
         client.request("DELETE", _path(client), params={"notification_id": ",".join(ids)})

@@ -5,19 +5,24 @@ A topic can be named by its URN or by its plain name (looked up in the project).
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from opencts.cli.client import ApiClient, ApiError, resolve_target
+from opencts.cli.client import ApiClient
+from opencts.cli.common import (
+    DataDirOpt,
+    EndpointOpt,
+    JsonOpt,
+    console,
+    err,
+    print_json,
+    session,
+    topic_urn,
+)
 from opencts.cli.timeparse import format_ms
-from opencts.cli.traces import DataDirOpt, EndpointOpt
 
 app = typer.Typer(
     help="SMN: topics, subscriptions, publishing, and the delivery outbox.", no_args_is_help=True
@@ -26,41 +31,13 @@ topics_app = typer.Typer(help="Create, list and delete topics.", no_args_is_help
 subs_app = typer.Typer(help="Add, list and cancel subscriptions.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(subs_app, name="subscriptions")
-console = Console()
-err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 TopicArg = Annotated[str, typer.Argument(help="Topic URN or name.")]
 STATUS = {0: "unconfirmed", 1: "confirmed", 2: "no confirmation needed", 3: "cancelled", 4: "deleted"}
 
 
-@contextmanager
-def _client(endpoint: str | None, data_dir: Any) -> Iterator[ApiClient]:
-    """An API client whose errors end the command with the server's message, not a traceback."""
-    with ApiClient(resolve_target(endpoint, data_dir)) as client:
-        try:
-            yield client
-        except ApiError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
-
-
 def _base(client: ApiClient) -> str:
     return f"/v2/{client.project}/notifications"
-
-
-def _topic_urn(client: ApiClient, topic: str) -> str:
-    if topic.startswith("urn:smn:"):
-        return topic
-    found = client.request("GET", f"{_base(client)}/topics", params={"name": topic}).json()["topics"]
-    if not found:
-        err.print(f"[red]no topic named {topic!r} in project {client.project}[/red]")
-        raise typer.Exit(1)
-    return str(found[0]["topic_urn"])
-
-
-def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
 
 
 @topics_app.command("list")
@@ -72,10 +49,10 @@ def topics_list(
 ) -> None:
     """List the project's topics."""
     params = {"limit": 100, **({"fuzzy_name": name} if name else {})}
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         data = client.request("GET", f"{_base(client)}/topics", params=params).json()
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     table = Table(title=f"{data['topic_count']} topic(s)")
     for col in ("Name", "Display name", "Topic URN", "Created (UTC)"):
@@ -93,7 +70,7 @@ def topics_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a topic and print its URN."""
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         body = {"name": name, "display_name": display_name}
         urn = client.request("POST", f"{_base(client)}/topics", body=body).json()["topic_urn"]
     console.print(urn)
@@ -102,8 +79,8 @@ def topics_create(
 @topics_app.command("delete")
 def topics_delete(topic: TopicArg, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None) -> None:
     """Delete a topic with its subscriptions and everything still queued for them."""
-    with _client(endpoint, data_dir) as client:
-        urn = _topic_urn(client, topic)
+    with session(endpoint, data_dir) as client:
+        urn = topic_urn(client, topic)
         client.request("DELETE", f"{_base(client)}/topics/{urn}")
     console.print(f"deleted {urn}")
 
@@ -116,13 +93,13 @@ def subscriptions_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List subscriptions with their status (a new one is unconfirmed until its link is opened)."""
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         path = f"{_base(client)}/subscriptions"
         if topic:
-            path = f"{_base(client)}/topics/{_topic_urn(client, topic)}/subscriptions"
+            path = f"{_base(client)}/topics/{topic_urn(client, topic)}/subscriptions"
         data = client.request("GET", path, params={"limit": 100}).json()
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     table = Table(title=f"{data['subscription_count']} subscription(s)")
     for col in ("Protocol", "Endpoint", "Status", "Remark", "Subscription URN"):
@@ -143,8 +120,8 @@ def subscriptions_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Subscribe an endpoint; it gets a confirmation link and nothing else until it is opened."""
-    with _client(endpoint, data_dir) as client:
-        urn = _topic_urn(client, topic)
+    with session(endpoint, data_dir) as client:
+        urn = topic_urn(client, topic)
         body = {"protocol": protocol, "endpoint": target, "remark": remark}
         sub = client.request("POST", f"{_base(client)}/topics/{urn}/subscriptions", body=body).json()
     console.print(sub["subscription_urn"])
@@ -158,7 +135,7 @@ def subscriptions_cancel(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Delete a subscription."""
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         client.request("DELETE", f"{_base(client)}/subscriptions/{subscription_urn}")
     console.print(f"cancelled {subscription_urn}")
 
@@ -177,8 +154,8 @@ def publish(
     body: dict[str, Any] = {"message": text, "time_to_live": str(ttl)}
     if subject:
         body["subject"] = subject
-    with _client(endpoint, data_dir) as client:
-        urn = _topic_urn(client, topic)
+    with session(endpoint, data_dir) as client:
+        urn = topic_urn(client, topic)
         message_id = client.request("POST", f"{_base(client)}/topics/{urn}/publish", body=body).json()
     console.print(message_id["message_id"])
 
@@ -198,10 +175,10 @@ def deliveries(
         params["status"] = status
     if message_id:
         params["message_id"] = message_id
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         data = client.request("GET", f"{_base(client)}/deliveries", params=params).json()
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     table = Table(title=f"{data['delivery_count']} deliveries")
     for col in ("Id", "Status", "Tries", "Protocol", "Endpoint", "Message", "Next/done (UTC)", "Last error"):
@@ -229,6 +206,6 @@ def retry(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Re-queue a dead delivery now, with a fresh time_to_live."""
-    with _client(endpoint, data_dir) as client:
+    with session(endpoint, data_dir) as client:
         client.request("POST", f"{_base(client)}/deliveries/{delivery_id}/retry")
     console.print(f"delivery {delivery_id} re-queued")

@@ -10,26 +10,16 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from opencts.cli.client import ApiClient, ApiError, resolve_target
+from opencts.cli.common import DataDirOpt, EndpointOpt, console, err
 from opencts.cli.timeparse import format_ms, parse_time
 from opencts.clock import now_ms
 from opencts.traces.ingest import MAX_BATCH_BYTES, MAX_BATCH_TRACES
 
 app = typer.Typer(help="Send, list and export traces.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint", help="OpenCTS URL (default http://OPENCTS_BIND).")
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Read credentials.json from here (default OPENCTS_DATA_DIR)."),
-]
 
 
 def load_traces(source: str) -> list[Any]:

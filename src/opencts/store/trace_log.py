@@ -161,7 +161,7 @@ def by_trace_id(
         traces.c.trace_id == trace_id,
         traces.c.time > not_before,
     )
-    return list(conn.execute(stmt).all())
+    return list(conn.execute(stmt))
 
 
 def read_after(conn: Connection, position: int, limit: int, *, with_body: bool = True) -> list[Row[Any]]:
