@@ -46,3 +46,19 @@ async def test_the_service_runs_on_postgresql(
             resp = await bare.post("/v3/auth/tokens", json=body)
             assert resp.status_code in (400, 401)
             assert resp.json()["error_code"] in ("CTS.0001", "CTS.0401")
+
+
+async def test_a_nul_trace_does_not_fail_its_neighbours_on_postgresql(
+    postgres_url: str, tmp_path: Path, make_trace: TraceFactory
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
+    app = create_app(settings, start_consumers=False)
+    async with app.router.lifespan_context(app):
+        creds = read_credentials(settings.credentials_path)
+        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
+            url = f"/v3/{creds.project_id}/traces"
+            resp = await client.post(
+                url, json={"traces": [make_trace(user={"name": "a\x00b"}), make_trace()]}
+            )
+            assert resp.status_code == 200
+            assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]

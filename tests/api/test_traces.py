@@ -265,3 +265,11 @@ async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
             assert retried.json()["accepted"] == 2
             listed = await client.get(url, params={"limit": 10})
             assert listed.json()["meta_data"]["count"] == 4
+
+
+async def test_nul_characters_are_rejected_per_trace(api: Api, make_trace: TraceFactory) -> None:
+    good, literal = make_trace(), make_trace(message="a literal \\u0000 is fine")
+    resp = await api.put([make_trace(resource_name="bad\x00name"), good, literal])
+    results = resp.json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "accepted", "accepted"]
+    assert "NUL" in results[0]["reason"]

@@ -62,6 +62,16 @@ class PreparedBatch:
         return PreparedBatch(rows, self.results, row_results)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def parse_batch(raw: bytes) -> list[Any]:
     """The ``traces`` array of an ingest body, or a clear 400."""
     try:
@@ -102,6 +112,12 @@ def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: in
         except ValueError as exc:
             results.append(TraceResult(index, given_id, "rejected", str(exc)))
             continue
+        encoded = orjson.dumps(body)
+        if b"\\u0000" in encoded and _has_nul(body):  # the byte scan is the cheap pre-check
+            # PostgreSQL cannot store NUL in text; refusing it here keeps one bad trace from failing a
+            # whole (group-committed) transaction, and keeps both backends accepting the same traces.
+            results.append(TraceResult(index, given_id, "rejected", "a field contains a NUL character"))
+            continue
         trace_id = body["trace_id"]
         if trace_id in seen:
             results.append(TraceResult(index, trace_id, "duplicate"))
@@ -127,7 +143,7 @@ def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: in
                 access_key_id=access_key_id(body),
                 tracker_name=body["tracker_name"],
                 enterprise_project_id=trace.enterprise_project_id,
-                body=orjson.dumps(body),
+                body=encoded,
                 source_ip=trace.source_ip,
                 code=body.get("code"),
                 request_id=trace.request_id,
