@@ -100,4 +100,22 @@ async def test_retention_deletes_only_expired_traces(database: Database) -> None
     # the cursor waits at the first unexpired trace and moves on when time does
     consumer.clock = lambda: now + 7 * day
     await runner.drain()
-    assert database.read_sync(lambda c: trace_log.count(c)) == 0
+    assert database.read_sync(lambda c: trace_log.count(c)) == 1  # the newest stays, see the next test
+
+
+async def test_an_expired_log_never_restarts_its_sequence(database: Database) -> None:
+    """Were the log emptied, SQLite would number the next trace 1, below every consumer's cursor."""
+    day = 86_400_000
+    now = 100 * day
+    database.write_sync(lambda c: trace_log.append(c, rows(0, 5, record_time=now - 8 * day)))
+    retention = ConsumerRunner(database, RetentionConsumer(database, retention_ms=7 * day, clock=lambda: now))
+    await retention.drain()
+    newest = database.read_sync(trace_log.last_seq)
+    assert database.read_sync(lambda c: trace_log.count(c)) == 1
+    database.write_sync(lambda c: trace_log.append(c, rows(5, 1, record_time=now)))
+    assert database.read_sync(trace_log.last_seq) == newest + 1
+    recorder = Recorder()
+    await ConsumerRunner(database, recorder).drain()
+    assert recorder.seen[-1] == "t5"
+    await retention.drain()  # now the old newest row has a successor and goes too
+    assert database.read_sync(lambda c: trace_log.count(c)) == 1

@@ -7,6 +7,7 @@ from sqlalchemy import inspect, text
 
 from opencts.store import Database, trace_log
 from opencts.store.tables import metadata
+from opencts.store.term_index import TERM_COLUMNS
 from opencts.store.trace_log import Position, TraceRow
 
 
@@ -38,7 +39,12 @@ def test_migrations_create_the_declared_schema(database: Database) -> None:
     tables = set(inspect(database.write_engine).get_table_names())
     assert set(metadata.tables) <= tables
     indexes = {ix["name"] for ix in inspect(database.write_engine).get_indexes("traces")}
-    assert {"ix_traces_time", "ix_traces_user_name", "ix_traces_trace_rating"} <= indexes
+    assert {"ix_traces_time", "ix_traces_resource_id", "ix_traces_resource_name"} <= indexes
+    term_btrees = {f"ix_traces_{col}" for col in TERM_COLUMNS}
+    if database.is_sqlite:  # the term index answers these filters: no B-tree per column
+        assert not term_btrees & indexes
+    else:
+        assert term_btrees <= indexes
 
 
 def test_append_is_idempotent_by_project_and_trace_id(database: Database) -> None:

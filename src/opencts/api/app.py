@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await asyncio.to_thread(open_database, settings)
+        db.start_background()
         signal = LogSignal()
         policies = PolicyCache()
         services = Services(

@@ -9,6 +9,8 @@ number of queued write jobs is bounded: past ``max_pending_writes`` callers get 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +20,13 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from opencts.errors import Overloaded
+from opencts.store import term_index
+from opencts.store.term_index import TermIndex
 
 T = TypeVar("T")
+log = logging.getLogger("opencts.store")
+#: seconds between WAL checkpoints run beside the writer (it never checkpoints itself)
+CHECKPOINT_SECONDS = 0.5
 
 
 def normalise_url(url: str) -> str:
@@ -30,7 +37,7 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool, pragmas: dict[str, int] | None = None) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +59,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
             # each pooled connection holding its own large copy
             f"cache_size={-131072 if immediate else -32768}",
             "temp_store=MEMORY",
+            # a WAL emptied by a checkpoint is cut back to this size instead of staying at its peak
+            "journal_size_limit=67108864",
+            *(f"{name}={value}" for name, value in (pragmas or {}).items()),
         ):
             cur.execute(f"PRAGMA {pragma}")
         cur.close()
@@ -69,8 +79,10 @@ class Database:
     def __init__(self, url: str, *, max_pending_writes: int = 64) -> None:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
+        #: per-connection settings of the SQLite writer that can change while running
+        self._writer_pragmas = {"wal_autocheckpoint": 1000}
         if self.dialect == "sqlite":
-            self.write_engine = _sqlite_engine(self.url, immediate=True)
+            self.write_engine = _sqlite_engine(self.url, immediate=True, pragmas=self._writer_pragmas)
             self.read_engine = _sqlite_engine(self.url, immediate=False)
             writers = 1
         else:
@@ -81,6 +93,13 @@ class Database:
         self._readers = ThreadPoolExecutor(8, thread_name_prefix="opencts-read")
         self._max_pending = max_pending_writes
         self._pending = 0
+        self._path = make_url(self.url).database if self.dialect == "sqlite" else None
+        #: SQLite's access path for filters (see ``term_index``); PostgreSQL uses its B-tree indexes
+        self.term_index: TermIndex | None = (
+            term_index.open_for(self._path) if self._path and self._path != ":memory:" else None
+        )
+        self._closing = threading.Event()
+        self._background: list[threading.Thread] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,16 +109,32 @@ class Database:
     def pending_writes(self) -> int:
         return self._pending
 
-    def write_sync(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in one write transaction on the calling thread (CLI, migrations, tests)."""
+    def write_sync(self, fn: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None) -> T:
+        """Run ``fn`` in one write transaction on the calling thread (CLI, migrations, tests).
+
+        ``after_commit`` sees the result once the transaction is durable, still on this thread, so what
+        it does (feeding the term index) happens before any caller hears of the write.
+        """
         with self.write_engine.begin() as conn:
-            return fn(conn)
+            result = fn(conn)
+        if after_commit is not None:
+            try:
+                after_commit(result)
+            except Exception:  # the write is durable: a failing follower must not turn it into an error
+                log.exception("after-commit step failed; the term index will catch up from the log")
+        return result
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
         with self.read_engine.connect() as conn:
             return fn(conn)
 
-    async def write(self, fn: Callable[[Connection], T], *, shed: bool = False) -> T:
+    async def write(
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        shed: bool = False,
+        after_commit: Callable[[T], None] | None = None,
+    ) -> T:
         """Run ``fn`` in a write transaction on the writer lane; the result is durable when this returns.
 
         With ``shed=True`` the call is refused with :class:`Overloaded` when the lane is full, which is
@@ -110,7 +145,7 @@ class Database:
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._writer, self.write_sync, fn)
+            return await loop.run_in_executor(self._writer, self.write_sync, fn, after_commit)
         finally:
             self._pending -= 1
 
@@ -118,7 +153,52 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self.read_sync, fn)
 
+    def start_background(self) -> None:
+        """Start SQLite's helpers: the WAL checkpointer and the term index's first catch-up."""
+        if not self.is_sqlite or self._background:
+            return
+        # From now on the writer never checkpoints inside a commit; the checkpointer does it beside it,
+        # so appends don't stall while the WAL is copied back into the database.
+        self._writer_pragmas["wal_autocheckpoint"] = 0
+        self.write_sync(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0"))
+        for target, name in ((self._checkpoint_loop, "checkpoint"), (self._warm_term_index, "term-index")):
+            thread = threading.Thread(target=target, name=f"opencts-{name}", daemon=True)
+            thread.start()
+            self._background.append(thread)
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database beside the writer.
+
+        PASSIVE never waits for the writer or for readers: it copies what it can, and the WAL starts
+        over (cut to ``journal_size_limit``) once everything in it has been copied.
+        """
+        with self.read_engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            while not self._closing.wait(CHECKPOINT_SECONDS):
+                try:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:  # a busy or closing database is retried next round
+                    log.debug("checkpoint skipped", exc_info=True)
+
+    def _warm_term_index(self) -> None:
+        """Catch the term index up with a log written before this process started, in short reads."""
+        index = self.term_index
+        if index is None:
+            return
+        while not self._closing.is_set():
+            try:
+                if self.read_sync(lambda conn: index.refresh(conn, max_rows=200_000)):
+                    return
+            except Exception:  # e.g. the database closing under us; queries catch up on their own
+                log.warning("term index catch-up stopped", exc_info=True)
+                return
+
     def close(self) -> None:
+        self._closing.set()
+        for thread in self._background:
+            thread.join(timeout=30)
+        if self._path and self.term_index is not None:
+            term_index.close_for(self._path)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.write_engine.dispose()

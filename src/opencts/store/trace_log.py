@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, select, text, tuple_
+import orjson
+from sqlalchemy import Connection, Row, String, and_, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from opencts.store import term_index
 from opencts.store.tables import FILTER_COLUMNS, traces
+from opencts.store.term_index import BLOCK, TERM_COLUMNS, TermIndex
 
 # SQLite limits host parameters per statement (32,766); 19 columns x 1,000 rows stays well under it.
 _INSERT_CHUNK = 1000
@@ -47,15 +51,15 @@ def append(conn: Connection, rows: Sequence[TraceRow]) -> set[str]:
     return {trace_id for _, trace_id in append_keys(conn, rows)}
 
 
-def append_keys(conn: Connection, rows: Sequence[TraceRow]) -> set[tuple[str, str]]:
-    """Insert rows whose (project, trace_id) is new; return the (project_id, trace_id) actually inserted.
+def append_keys(conn: Connection, rows: Sequence[TraceRow]) -> dict[tuple[str, str], int]:
+    """Insert rows whose (project, trace_id) is new; return the seq of each (project_id, trace_id) inserted.
 
     Idempotence is the unique constraint's job, so a retried batch can race with itself and still never
     duplicate. On PostgreSQL an advisory transaction lock makes sequence order equal commit order, which
     consumers rely on when they read "everything after my cursor".
     """
     if not rows:
-        return set()
+        return {}
     dialect = conn.dialect.name
     if dialect == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_APPEND_LOCK})
@@ -63,13 +67,27 @@ def append_keys(conn: Connection, rows: Sequence[TraceRow]) -> set[tuple[str, st
     else:
         insert = sqlite.insert(traces)
     stmt = insert.on_conflict_do_nothing(index_elements=["project_id", "trace_id"]).returning(
-        traces.c.project_id, traces.c.trace_id
+        traces.c.project_id, traces.c.trace_id, traces.c.seq
     )
-    inserted: set[tuple[str, str]] = set()
+    inserted: dict[tuple[str, str], int] = {}
     for start in range(0, len(rows), _INSERT_CHUNK):
         params = [_row_params(r) for r in rows[start : start + _INSERT_CHUNK]]
-        inserted.update((r.project_id, r.trace_id) for r in conn.execute(stmt, params))
+        inserted.update(((r[0], r[1]), r[2]) for r in conn.execute(stmt, params))
     return inserted
+
+
+_term_values = attrgetter(*TERM_COLUMNS)
+
+
+def feed_index(index: TermIndex, rows: Sequence[TraceRow], inserted: dict[tuple[str, str], int]) -> None:
+    """Hand rows :func:`append_keys` just committed to the term index, in seq order."""
+    fed = []
+    for row in rows:
+        seq = inserted.get((row.project_id, row.trace_id))
+        if seq is not None:
+            fed.append((seq, row.project_id, row.kind, row.time, _term_values(row)))
+    fed.sort(key=lambda item: item[0])
+    index.feed(fed)
 
 
 def _row_params(row: TraceRow) -> dict[str, Any]:
@@ -129,9 +147,12 @@ def page(
     """Up to ``limit`` traces, newest first, strictly between ``time_from`` and ``time_to``.
 
     Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
-    :data:`FILTER_COLUMNS`; each has an index led by (project_id, kind, column, time).
+    :data:`FILTER_COLUMNS`. On PostgreSQL each has an index led by (project_id, kind, column, time). On
+    SQLite the term index answers the repeating ones (see :mod:`opencts.store.term_index`), and resource ids
+    and names keep their B-trees.
     """
     conds = [traces.c.project_id == project_id, traces.c.kind == kind, traces.c.time > time_from]
+    upper = time_to  # every match has time < upper
     if after is None or after.time >= time_to:  # a marker from a later window changes nothing
         conds.append(traces.c.time < time_to)
     else:
@@ -139,17 +160,62 @@ def page(
         # re-walk every row already returned. One plain upper bound on time lets the index seek there.
         conds.append(traces.c.time <= after.time)
         conds.append(tuple_(traces.c.time, traces.c.seq) < tuple_(after.time, after.seq))
+        upper = after.time + 1
     for column, value in filters.items():
         if column not in FILTER_COLUMNS:
             raise ValueError(f"not a filter column: {column}")
         conds.append(traces.c[column] == value)
+    wanted = [*columns, *(name for name in ("seq", "time") if name not in columns)]
     stmt = (
-        select(*(traces.c[name] for name in columns))
+        select(*(traces.c[name] for name in wanted))
         .where(and_(*conds))
         .order_by(traces.c.time.desc(), traces.c.seq.desc())
-        .limit(limit)
     )
-    return list(conn.execute(stmt).all())
+    index = _term_index_for(conn, filters)
+    if index is not None:
+        found, ceiling = index.candidates(project_id, kind, filters, time_from=time_from, time_below=upper)
+        return _page_of_candidates(conn, stmt, found, ceiling, limit)
+    return list(conn.execute(stmt.limit(limit)).all())
+
+
+def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | None:
+    """The term index, when it should answer: SQLite, only repeating-value filters, and caught up."""
+    if not filters or conn.dialect.name != "sqlite" or not all(c in TERM_COLUMNS for c in filters):
+        return None
+    index = term_index.lookup(conn.engine.url.database)
+    if index is None or not index.refresh(conn, max_lag=term_index.MAX_QUERY_LAG):
+        return None  # not open in this process, or still catching up: SQL is slower but as exact
+    return index
+
+
+_SEQS = func.json_each(bindparam("seqs", type_=String)).table_valued("value")
+
+
+def _page_of_candidates(conn: Connection, stmt: Any, found: Any, ceiling: Any, limit: int) -> list[Row[Any]]:
+    """The newest ``limit`` rows among candidate seqs, read newest seq first in growing batches.
+
+    Every batch is checked by ``stmt`` (all filters and the time window, in SQL). The walk stops once the
+    ``limit``-th row found is newer than anything left could be: the remaining seqs are all below the
+    next candidate, and ``ceiling`` bounds the time of every row up to that candidate's block.
+    """
+    by_seq = stmt.where(traces.c.seq.in_(select(_SEQS.c.value)))
+    best: list[Row[Any]] = []
+    high = len(found)
+    step = max(2 * limit, 64)
+    while high > 0:
+        low = max(0, high - step)
+        seqs = found[low:high]
+        best.extend(conn.execute(by_seq, {"seqs": orjson.dumps(list(seqs)).decode()}).all())
+        best.sort(key=lambda r: (r.time, r.seq), reverse=True)
+        del best[limit:]
+        high = low
+        if high and len(best) == limit:
+            following = found[high - 1]
+            last = best[-1]
+            if (last.time, last.seq) > (int(ceiling[following // BLOCK]), following):
+                break
+        step = min(step * 2, max(4096, 2 * limit))
+    return best
 
 
 def by_trace_id(

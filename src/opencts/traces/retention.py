@@ -41,6 +41,11 @@ class RetentionConsumer:
             if row.record_time >= cutoff:
                 break
             last_expired = row.seq
+        # The newest row always stays: SQLite gives a new row the largest seq plus one, so an emptied log
+        # would start again at 1, below every consumer's cursor, and new traces would never be consumed.
+        # The cursor stops before it, so it goes once a newer row exists.
+        if last_expired >= first:
+            last_expired = min(last_expired, await self.db.read(trace_log.last_seq) - 1)
         if last_expired >= first:
             self.deleted += await self.db.write(
                 lambda conn: trace_log.delete_through(conn, first - 1, last_expired)

@@ -15,7 +15,7 @@ from opencts.clock import now_ms
 from opencts.consumers import LogSignal
 from opencts.errors import Overloaded
 from opencts.store import Database
-from opencts.store.trace_log import TraceRow, append_keys
+from opencts.store.trace_log import TraceRow, append_keys, feed_index
 from opencts.traces.ingest import TraceResult, prepare, settle
 
 
@@ -62,8 +62,12 @@ class GroupCommit:
                 taken += 1
             group, self._queue = self._queue[:taken], self._queue[taken:]
             rows = [row for batch, _ in group for row in batch]
+            index = self.db.term_index
             try:
-                inserted = await self.db.write(partial(append_keys, rows=rows))
+                inserted = await self.db.write(
+                    partial(append_keys, rows=rows),
+                    after_commit=partial(feed_index, index, rows) if index is not None else None,
+                )
             except Exception as exc:  # every waiting caller learns of the failure; nothing is half-done
                 for _, future in group:
                     if not future.done():
@@ -72,7 +76,7 @@ class GroupCommit:
             claimed: set[tuple[str, str]] = set()
             for batch, future in group:
                 # A retry racing its original in the same group: the first batch gets "accepted".
-                mine = {(r.project_id, r.trace_id) for r in batch} & inserted - claimed
+                mine = {(r.project_id, r.trace_id) for r in batch} & inserted.keys() - claimed
                 claimed |= mine
                 if not future.done():
                     future.set_result({trace_id for _, trace_id in mine})

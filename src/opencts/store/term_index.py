@@ -1,0 +1,240 @@
+"""The term index: how SQLite answers ListTraces filters without a B-tree per filter column.
+
+A B-tree per filter made every append touch a dozen indexes, and SQLite still used only one of them for a
+query that combined filters: a rare or empty combination (a user who never touched RDS) walked every
+row of the chosen index. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
+sequence numbers that carry it (pyroaring). A query ANDs the bitmaps of its filters, so a combination costs
+what its answer costs, and an append adds a few bits instead of eight B-tree entries.
+
+Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``. The two are close, not
+equal: producers send late. For every block of :data:`BLOCK` sequence numbers the index keeps the
+smallest and largest ``time`` seen, which bounds the time of everything not yet read. Candidates are read
+newest ``seq`` first and the walk stops as soon as nothing left can beat the page already found.
+
+The index is derived data and lives in the memory of each process that reads the database. It catches up
+from the log itself (``refresh``), and the writer feeds it what it has just committed (``feed``), so a
+trace is findable as soon as its ingest call answers. A bitmap may hold a sequence number whose row is
+gone (retention) or was rolled back: candidate rows are always re-checked against every filter in SQL, so
+the bitmaps only have to avoid false negatives, never false positives.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from pyroaring import BitMap
+from sqlalchemy import Connection, text
+
+#: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
+#: bitmap per value stays small. Resource ids and names are nearly unique and keep their B-trees.
+TERM_COLUMNS: tuple[str, ...] = (
+    "tracker_name",
+    "service_type",
+    "user_name",
+    "resource_type",
+    "trace_name",
+    "trace_rating",
+    "access_key_id",
+    "enterprise_project_id",
+)
+#: sequence numbers per block of the time envelope
+BLOCK = 256
+#: rows read per catch-up statement, so a long catch-up never holds the lock for long
+CATCH_UP_BATCH = 50_000
+#: a query that finds the index further behind than this reads through SQL instead of waiting
+MAX_QUERY_LAG = 200_000
+
+Term = tuple[str, str, str, str]
+_SELECT_AFTER = text(
+    "SELECT seq, project_id, kind, time, "
+    + ", ".join(TERM_COLUMNS)
+    + " FROM traces WHERE seq > :after AND seq <= :through ORDER BY seq"
+)
+
+
+class TermIndex:
+    """Bitmaps of sequence numbers per term, plus the time envelope of each block of the log."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._catch_up = threading.Lock()  # one catch-up at a time; queries never queue behind it
+        self._terms: dict[Term, BitMap] = {}
+        self._block_min = array("q")
+        self._block_max = array("q")
+        #: every seq <= upto has been indexed
+        self.upto = 0
+        self._pruned_below = 0
+        self._fed_since_prune = 0
+
+    # -- keeping up with the log ----------------------------------------------------------------------
+
+    def feed(self, rows: Iterable[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
+        """Index rows just committed: ``(seq, project_id, kind, time, values in TERM_COLUMNS order)``.
+
+        Rows must come in ``seq`` order. A row beyond a gap is not indexed (and neither is anything after
+        it); the next :meth:`refresh` reads the gap from the log, so nothing is ever skipped.
+        """
+        with self._lock:
+            self._add(rows, contiguous=True)
+
+    def refresh(self, conn: Connection, *, max_lag: int | None = None, max_rows: int | None = None) -> bool:
+        """Catch up with the log as ``conn`` sees it; True once nothing committed is missing.
+
+        With ``max_lag`` the call refuses (rather than blocks) when the index is further behind than that,
+        or another thread is already catching up, so a query can read through SQL meanwhile. With
+        ``max_rows`` it stops after about that many rows, so a long catch-up can end its read transaction
+        now and then (an open reader keeps SQLite from checkpointing the WAL).
+        """
+        last = int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM traces")).scalar_one())
+        if last <= self.upto:
+            self._maybe_prune(conn)
+            return True
+        if max_lag is not None and last - self.upto > max_lag:
+            return False
+        if not self._catch_up.acquire(blocking=max_lag is None):
+            return False
+        try:
+            target = last if max_rows is None else min(last, self.upto + max_rows)
+            while self.upto < target:
+                through = min(target, self.upto + CATCH_UP_BATCH)
+                rows = conn.execute(_SELECT_AFTER, {"after": self.upto, "through": through}).all()
+                with self._lock:
+                    self._add(((r[0], r[1], r[2], r[3], r[4:]) for r in rows), contiguous=False)
+                    self.upto = max(self.upto, through)  # rows deleted in between leave gaps: fine
+        finally:
+            self._catch_up.release()
+        self._maybe_prune(conn)
+        return self.upto >= last
+
+    def _add(
+        self, rows: Iterable[tuple[int, str, str, int, Sequence[str | None]]], *, contiguous: bool
+    ) -> None:
+        pending: dict[Term, list[int]] = {}
+        block_min, block_max = self._block_min, self._block_max
+        upto = self.upto
+        for seq, project_id, kind, time, values in rows:
+            if seq <= upto:
+                continue  # already read by a refresh
+            if contiguous and seq != upto + 1:
+                break  # a gap: refresh will read it, and everything after it, from the log
+            upto = seq
+            block = seq // BLOCK
+            if block >= len(block_max):
+                grow = block + 1 - len(block_max)
+                block_min.extend([2**62] * grow)
+                block_max.extend([-1] * grow)
+            if time < block_min[block]:
+                block_min[block] = time
+            if time > block_max[block]:
+                block_max[block] = time
+            for column, value in zip(TERM_COLUMNS, values, strict=True):
+                if value is not None:
+                    pending.setdefault((project_id, kind, column, value), []).append(seq)
+        for term, seqs in pending.items():
+            bitmap = self._terms.get(term)
+            if bitmap is None:
+                self._terms[term] = BitMap(seqs)
+            else:
+                bitmap.update(seqs)
+        self._fed_since_prune += upto - self.upto
+        self.upto = upto
+
+    def _maybe_prune(self, conn: Connection) -> None:
+        """Forget sequence numbers retention has deleted, so memory follows the log, not its history."""
+        if self._fed_since_prune < 100_000 or not self._catch_up.acquire(blocking=False):
+            return
+        try:
+            self._prune(conn)
+        finally:
+            self._catch_up.release()
+
+    def _prune(self, conn: Connection) -> None:
+        self._fed_since_prune = 0
+        first = conn.execute(text("SELECT min(seq) FROM traces")).scalar_one()
+        below = int(first) if first is not None else self.upto + 1
+        if below <= self._pruned_below:
+            return
+        with self._lock:
+            for term in list(self._terms):
+                bitmap = self._terms[term]
+                bitmap.remove_range(0, below)
+                if not bitmap:
+                    del self._terms[term]
+            self._pruned_below = below
+
+    # -- answering --------------------------------------------------------------------------------------
+
+    def candidates(
+        self, project_id: str, kind: str, filters: dict[str, str], *, time_from: int, time_below: int
+    ) -> tuple[BitMap, np.ndarray[Any, Any]]:
+        """Sequence numbers that may match, and the running maximum of block times (the stop bound).
+
+        Only blocks whose time envelope overlaps ``time_from < time < time_below`` can hold a match.
+        """
+        with self._lock:
+            bitmaps = []
+            for column, value in filters.items():
+                bitmap = self._terms.get((project_id, kind, column, value))
+                if bitmap is None:
+                    return BitMap(), np.zeros(0, dtype=np.int64)
+                bitmaps.append(bitmap)
+            found = BitMap.intersection(*bitmaps) if len(bitmaps) > 1 else BitMap(bitmaps[0])
+            blocks = len(self._block_max)
+            block_min = np.frombuffer(self._block_min, dtype=np.int64, count=blocks).copy()
+            block_max = np.frombuffer(self._block_max, dtype=np.int64, count=blocks).copy()
+        if not found:
+            return found, block_max
+        outside = (block_max <= time_from) | (block_min >= time_below)
+        if outside.any():
+            found -= _blocks_as_bitmap(np.flatnonzero(outside))
+        return found, np.maximum.accumulate(block_max)
+
+    @property
+    def terms(self) -> int:
+        return len(self._terms)
+
+
+def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap:
+    """The sequence numbers of the given (sorted) blocks, built from runs of adjacent blocks."""
+    out = BitMap()
+    if not len(blocks):
+        return out
+    breaks = np.flatnonzero(np.diff(blocks) != 1)
+    starts = np.concatenate(([blocks[0]], blocks[breaks + 1]))
+    ends = np.concatenate((blocks[breaks], [blocks[-1]]))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        out.add_range(start * BLOCK, (end + 1) * BLOCK)
+    return out
+
+
+_REGISTRY: dict[str, tuple[TermIndex, int]] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def open_for(path: str) -> TermIndex:
+    """This process's index of the SQLite file at ``path``; pair every call with :func:`close_for`."""
+    with _REGISTRY_LOCK:
+        index, users = _REGISTRY.get(path, (TermIndex(), 0))
+        _REGISTRY[path] = (index, users + 1)
+        return index
+
+
+def close_for(path: str) -> None:
+    with _REGISTRY_LOCK:
+        index, users = _REGISTRY.get(path, (None, 0))
+        if index is None:
+            return
+        if users <= 1:
+            del _REGISTRY[path]
+        else:
+            _REGISTRY[path] = (index, users - 1)
+
+
+def lookup(path: str | None) -> TermIndex | None:
+    """The index open for ``path`` in this process, if a :class:`~opencts.store.Database` opened one."""
+    entry = _REGISTRY.get(path) if path else None
+    return entry[0] if entry else None
