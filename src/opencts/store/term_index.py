@@ -4,7 +4,7 @@ A B-tree per filter made every append touch a dozen indexes, and SQLite still us
 query that combined filters: a rare or empty combination (a user who never touched RDS) walked every
 row of the chosen index. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
 sequence numbers that carry it (pyroaring). A query ANDs the bitmaps of its filters, so a combination costs
-what its answer costs, and an append adds a few bits instead of eight B-tree entries.
+what its answer costs, and an append adds a few bits instead of ten B-tree entries.
 
 Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``. The two are close, not
 equal: producers send late. For every block of :data:`BLOCK` sequence numbers the index keeps the
@@ -21,6 +21,7 @@ the bitmaps only have to avoid false negatives, never false positives.
 from __future__ import annotations
 
 import threading
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -29,8 +30,7 @@ import numpy as np
 from pyroaring import BitMap
 from sqlalchemy import Connection, text
 
-#: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
-#: bitmap per value stays small. Resource ids and names are nearly unique and keep their B-trees.
+#: Every ListTraces filter column (``tables.FILTER_COLUMNS``) is answered by bitmaps on SQLite.
 TERM_COLUMNS: tuple[str, ...] = (
     "tracker_name",
     "service_type",
@@ -40,7 +40,14 @@ TERM_COLUMNS: tuple[str, ...] = (
     "trace_rating",
     "access_key_id",
     "enterprise_project_id",
+    "resource_id",
+    "resource_name",
 )
+#: Columns whose values are nearly unique (resources): a bitmap per value would cost more memory than the
+#: rows, so their values share :data:`BUCKETS` bitmaps by hash. A bucket holds a few values; the SQL
+#: re-check of every candidate drops the others.
+HASHED_COLUMNS = frozenset({"resource_id", "resource_name"})
+BUCKETS = 1 << 16
 #: sequence numbers per block of the time envelope
 BLOCK = 256
 #: rows read per catch-up statement, so a long catch-up never holds the lock for long
@@ -48,7 +55,7 @@ CATCH_UP_BATCH = 50_000
 #: a query that finds the index further behind than this reads through SQL instead of waiting
 MAX_QUERY_LAG = 200_000
 
-Term = tuple[str, str, str, str]
+Term = tuple[str, str, str, str | int]
 _SELECT_AFTER = text(
     "SELECT seq, project_id, kind, time, "
     + ", ".join(TERM_COLUMNS)
@@ -133,7 +140,8 @@ class TermIndex:
                 block_max[block] = time
             for column, value in zip(TERM_COLUMNS, values, strict=True):
                 if value is not None:
-                    pending.setdefault((project_id, kind, column, value), []).append(seq)
+                    key = _bucket(value) if column in HASHED_COLUMNS else value
+                    pending.setdefault((project_id, kind, column, key), []).append(seq)
         for term, seqs in pending.items():
             bitmap = self._terms.get(term)
             if bitmap is None:
@@ -178,7 +186,8 @@ class TermIndex:
         with self._lock:
             bitmaps = []
             for column, value in filters.items():
-                bitmap = self._terms.get((project_id, kind, column, value))
+                key = _bucket(value) if column in HASHED_COLUMNS else value
+                bitmap = self._terms.get((project_id, kind, column, key))
                 if bitmap is None:
                     return BitMap(), np.zeros(0, dtype=np.int64)
                 bitmaps.append(bitmap)
@@ -196,6 +205,10 @@ class TermIndex:
     @property
     def terms(self) -> int:
         return len(self._terms)
+
+
+def _bucket(value: str) -> int:
+    return zlib.crc32(value.encode()) & (BUCKETS - 1)
 
 
 def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap:
