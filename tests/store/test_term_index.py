@@ -6,6 +6,7 @@ On PostgreSQL the same tests run the plain SQL path, so both backends are held t
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -216,3 +217,61 @@ def test_resources_sharing_a_bucket_stay_apart(database: Database) -> None:
             q = {"kind": kind, "time_from": 0, "time_to": 10**13, "filters": {"resource_id": value}}
             got = page(database, **q, after=None, limit=200)
             assert got == oracle(log, **q, after=None, limit=200)  # type: ignore[arg-type]
+
+
+def test_a_snapshot_is_read_back_only_for_the_database_it_describes(tmp_path: Any) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        migrate.upgrade(db)
+        rows = make_rows(random.Random(8), 0, 300)
+        db.write_sync(lambda c: trace_log.append(c, rows))
+        index = db.term_index
+        assert index is not None and db.term_snapshot is not None
+        db.read_sync(index.refresh)
+        assert db.read_sync(lambda c: index.save(tmp_path / "snap", c))
+
+        again = TermIndex()
+        assert db.read_sync(lambda c: again.load(tmp_path / "snap", c))
+        assert again.upto == index.upto and again.terms == index.terms
+        q = {"user_name": "bob", "trace_rating": "normal"}
+        args = {"time_from": 0, "time_below": 10**13}
+        assert list(again.candidates("p1", "system", q, **args)[0]) == list(
+            index.candidates("p1", "system", q, **args)[0]
+        )
+
+        other = Database(f"sqlite:///{tmp_path / 'y.db'}")  # same seqs, other traces
+        try:
+            migrate.upgrade(other)
+            other.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(9), 1000, 300)))
+            assert not other.read_sync(lambda c: TermIndex().load(tmp_path / "snap", c))
+        finally:
+            other.close()
+        (tmp_path / "torn").write_bytes((tmp_path / "snap").read_bytes()[:-100])
+        assert not db.read_sync(lambda c: TermIndex().load(tmp_path / "torn", c))
+        assert not db.read_sync(lambda c: TermIndex().load(tmp_path / "missing", c))
+    finally:
+        db.close()
+
+
+def test_the_server_keeps_its_index_across_a_restart(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    db = Database(url)
+    migrate.upgrade(db)
+    db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
+    db.start_background()
+    index = db.term_index
+    assert index is not None
+    for _ in range(500):  # the upkeep thread reads the log written before it started
+        if index.upto == 300:
+            break
+        time.sleep(0.01)
+    db.close()  # as the server does on the way out
+    assert (tmp_path / "x.db.terms").exists()
+    db = Database(url)
+    try:
+        index = db.term_index
+        assert index is not None and db.term_snapshot is not None
+        assert db.read_sync(lambda c: index.load(db.term_snapshot, c))  # type: ignore[arg-type]
+        assert index.upto == 300
+    finally:
+        db.close()

@@ -27,6 +27,8 @@ T = TypeVar("T")
 log = logging.getLogger("opencts.store")
 #: seconds between WAL checkpoints run beside the writer (it never checkpoints itself)
 CHECKPOINT_SECONDS = 0.5
+#: how often a changed term index is written to disk for the next start
+SNAPSHOT_SECONDS = 300.0
 
 
 def normalise_url(url: str) -> str:
@@ -97,6 +99,10 @@ class Database:
         #: SQLite's access path for filters (see ``term_index``); PostgreSQL uses its B-tree indexes
         self.term_index: TermIndex | None = (
             term_index.open_for(self._path) if self._path and self._path != ":memory:" else None
+        )
+        #: where the term index is kept between runs (derived data: deleting it only slows the next start)
+        self.term_snapshot = (
+            Path(self._path + ".terms") if self.term_index is not None and self._path else None
         )
         self._closing = threading.Event()
         self._background: list[threading.Thread] = []
@@ -181,22 +187,38 @@ class Database:
                     log.debug("checkpoint skipped", exc_info=True)
 
     def _warm_term_index(self) -> None:
-        """Catch the term index up with a log written before this process started, in short reads."""
-        index = self.term_index
-        if index is None:
+        """Bring the term index up to date, then keep a copy of it on disk for the next start.
+
+        Reading a snapshot takes a second where reading ten million rows takes minutes; whatever the
+        snapshot lacks is read from the log in short reads (an open reader keeps SQLite from
+        checkpointing the WAL).
+        """
+        index, path = self.term_index, self.term_snapshot
+        if index is None or path is None:
             return
-        while not self._closing.is_set():
-            try:
+        try:
+            if self.read_sync(lambda conn: index.load(path, conn)):
+                log.info("term index: read %s (up to seq %d)", path.name, index.upto)
+            while not self._closing.is_set():
                 if self.read_sync(lambda conn: index.refresh(conn, max_rows=200_000)):
-                    return
-            except Exception:  # e.g. the database closing under us; queries catch up on their own
-                log.warning("term index catch-up stopped", exc_info=True)
-                return
+                    break
+            saved = index.upto
+            while not self._closing.wait(SNAPSHOT_SECONDS):
+                if index.upto - saved >= 100_000 and self.read_sync(lambda conn: index.save(path, conn)):
+                    saved = index.upto
+        except Exception:  # e.g. the database closing under us; queries catch up on their own
+            log.warning("term index upkeep stopped", exc_info=True)
 
     def close(self) -> None:
         self._closing.set()
         for thread in self._background:
             thread.join(timeout=30)
+        index, snapshot = self.term_index, self.term_snapshot
+        if self._background and index is not None and snapshot is not None:
+            try:
+                self.read_sync(lambda conn: index.save(snapshot, conn))
+            except Exception:  # a lost snapshot only means a slower next start
+                log.warning("term index snapshot not written", exc_info=True)
         if self._path and self.term_index is not None:
             term_index.close_for(self._path)
         self._writer.shutdown(wait=True)

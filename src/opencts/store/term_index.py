@@ -24,9 +24,11 @@ import threading
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
+import orjson
 from pyroaring import BitMap
 from sqlalchemy import Connection, text
 
@@ -174,6 +176,64 @@ class TermIndex:
                     del self._terms[term]
             self._pruned_below = below
 
+    # -- surviving a restart ----------------------------------------------------------------------------
+
+    def save(self, path: Path, conn: Connection) -> bool:
+        """Write the index to ``path`` so the next start reads it instead of the whole log.
+
+        The file names the last row it covers (seq, trace_id); :meth:`load` trusts it only if the
+        database still holds that very row. Each bitmap is copied under the lock on its own, so feeding
+        never waits for the whole file; a bitmap may hold a few seqs past the recorded one, which a
+        catch-up adds again (adding is idempotent).
+        """
+        with self._lock:
+            upto = self.upto
+            terms = list(self._terms.items())
+            envelope = (self._block_min.tobytes(), self._block_max.tobytes())
+        anchor = conn.execute(text("SELECT trace_id FROM traces WHERE seq = :s"), {"s": upto}).scalar()
+        if anchor is None:
+            return False
+        partial = path.with_name(path.name + ".partial")
+        with partial.open("wb") as out:
+            header = {"version": _SNAPSHOT_VERSION, "upto": upto, "anchor": anchor, "terms": len(terms)}
+            _write_chunk(out, orjson.dumps(header))
+            _write_chunk(out, envelope[0])
+            _write_chunk(out, envelope[1])
+            for term, bitmap in terms:
+                with self._lock:
+                    data = bitmap.serialize()
+                _write_chunk(out, orjson.dumps(term))
+                _write_chunk(out, data)
+        partial.replace(path)
+        return True
+
+    def load(self, path: Path, conn: Connection) -> bool:
+        """Read a file :meth:`save` wrote, if it still describes this database; False otherwise."""
+        try:
+            with path.open("rb") as source:
+                header = orjson.loads(_read_chunk(source))
+                if header.get("version") != _SNAPSHOT_VERSION:
+                    return False
+                anchor = conn.execute(
+                    text("SELECT trace_id FROM traces WHERE seq = :s"), {"s": header["upto"]}
+                ).scalar()
+                if anchor is None or anchor != header["anchor"]:
+                    return False  # another database, or one restored from an older copy
+                block_min = array("q", _read_chunk(source))
+                block_max = array("q", _read_chunk(source))
+                terms: dict[Term, BitMap] = {}
+                for _ in range(int(header["terms"])):
+                    key = orjson.loads(_read_chunk(source))
+                    terms[(key[0], key[1], key[2], key[3])] = BitMap.deserialize(_read_chunk(source))
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return False  # missing, partial or foreign: read the log instead
+        with self._lock:
+            if self.upto:
+                return False  # something was indexed meanwhile; keep it
+            self._terms, self._block_min, self._block_max = terms, block_min, block_max
+            self.upto = int(header["upto"])
+        return True
+
     # -- answering --------------------------------------------------------------------------------------
 
     def candidates(
@@ -205,6 +265,22 @@ class TermIndex:
     @property
     def terms(self) -> int:
         return len(self._terms)
+
+
+_SNAPSHOT_VERSION = 1
+
+
+def _write_chunk(out: BinaryIO, data: bytes) -> None:
+    out.write(len(data).to_bytes(8, "little"))
+    out.write(data)
+
+
+def _read_chunk(source: BinaryIO) -> bytes:
+    size = int.from_bytes(source.read(8), "little")
+    data = source.read(size)
+    if len(data) != size:
+        raise ValueError("snapshot ends early")
+    return data
 
 
 def _bucket(value: str) -> int:
