@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,24 +84,53 @@ def _chunks(
         after = trace_log.Position(rows[-1].time, rows[-1].seq)
 
 
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
+#: "HH:" for each hour of a day, "MM:SS." for each second of an hour and "mmmZ" for each millisecond of a
+#: second: with the day's prefix cached, a timestamp is four lookups. A cache per second or per hour
+#: would not do: one strftime costs as much as a whole row, and a 7-day export has a new second on
+#: nearly every row (a sparse one a new hour).
+_HOURS = tuple(f"{h:02d}:" for h in range(24))
+_MINUTE_SECOND = tuple(f"{m:02d}:{s:02d}." for m in range(60) for s in range(60))
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
+#: day prefixes kept at once: over ten years of days, so only an export spanning more ever clears it
+_DAYS_KEPT = 4096
+
+
+class _Days(dict[int, str]):
+    """``"YYYY-MM-DDT"`` by days since the epoch. A dict subclass so that a hit stays a plain subscript
+    in the row loop; only a miss reaches Python (and datetime)."""
+
+    def __missing__(self, day: int) -> str:
+        if len(self) >= _DAYS_KEPT:
+            self.clear()
+        prefix = self[day] = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
+        return prefix
+
+
 class _TimeFormat:
-    """ISO 8601 UTC with milliseconds. Traces come in time order, so the second rarely changes between
-    rows: formatting it once per second instead of once per row roughly doubles CSV export speed."""
+    """ISO 8601 UTC with milliseconds, truncated (never rounded) from milliseconds since the epoch.
+
+    Unix time has no leap seconds, so every day is 86,400 s and only the date needs a calendar.
+    """
+
+    __slots__ = ("days",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self.days = _Days()
 
     def __call__(self, ms: int) -> str:
-        second, millis = divmod(ms, 1000)
-        if second != self._second:
-            self._second = second
-            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        return f"{self._prefix}{millis:03d}Z"
+        return (
+            f"{self.days[ms // _DAY_MS]}{_HOURS[ms % _DAY_MS // _HOUR_MS]}"
+            f"{_MINUTE_SECOND[ms % _HOUR_MS // 1000]}{_MILLIS[ms % 1000]}"
+        )
 
 
 def csv_row(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
-    """One CSV line from a row in :data:`CSV_SOURCE` order (positions, not names: this runs per row)."""
+    """One CSV line from a row in :data:`CSV_SOURCE` order (positions, not names: this runs per row).
+
+    This is the reference :class:`_CsvChunks` must match; it handles the rows the fast path cannot.
+    """
     (_, time, name, rtype, service, rid, rname, rating, user, ip, code, ttype, trace_id, request_id, _) = row
     if code is None and ip is None and request_id is None:
         return _csv_row_from_body(row, time_format)  # written before these columns existed
@@ -143,17 +172,80 @@ def _csv_row_from_body(row: Any, time_format: Callable[[int], str]) -> tuple[Any
     )
 
 
-def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    yield ("\ufeff" + buf.getvalue()).encode()  # a BOM, so spreadsheet programs read UTF-8
-    time_format = _TimeFormat()
-    for rows in _chunks(read, project_id, query, CSV_SOURCE):
+_SEPARATORS = len(CSV_COLUMNS) - 1
+#: what makes csv.writer (QUOTE_MINIMAL, "," and '"') quote a field; NUL too, in case a Python version
+#: starts treating it specially. tests/traces/test_export.py checks this against every code point.
+_NEEDS_CSV = ('"', "\r", "\n", "\0")
+
+
+class _CsvChunks:
+    """Whole chunks as CSV text, byte for byte what ``csv.writer`` makes of :func:`csv_row`.
+
+    ``csv.writer`` inspects every character of every field, and that was most of the CSV export's time.
+    Most traces need no quoting, so each row is one f-string joined with bare commas, and the finished
+    chunk is checked in C instead: separator and line counts, and no quote, CR, LF or NUL anywhere. Only
+    a chunk that fails the check is looked at row by row, and only the rows that need it (and those that
+    predate the export columns) go through ``csv.writer``.
+    """
+
+    def __init__(self) -> None:
+        self._time = _TimeFormat()
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, lineterminator="\r\n")
+
+    def _line(self, row: Any) -> str:
+        """One row through csv.writer, without its line terminator."""
+        buf = self._buf
         buf.seek(0)
         buf.truncate()
-        writer.writerows([csv_row(r, time_format) for r in rows])
-        yield buf.getvalue().encode()
+        self._writer.writerow(csv_row(row, self._time))
+        return buf.getvalue()[:-2]
+
+    def text(self, rows: Sequence[Any]) -> str:
+        days, hours, hms, millis = self._time.days, _HOURS, _MINUTE_SECOND, _MILLIS
+        day_ms, hour_ms, line = _DAY_MS, _HOUR_MS, self._line
+        # fmt: off
+        lines = [
+            f"{name},{rtype or ''},{service},{rid or ''},{rname or ''},{rating},{user or ''},"
+            f"{days[t // day_ms]}{hours[t % day_ms // hour_ms]}{hms[t % hour_ms // 1000]}{millis[t % 1000]},"
+            f"{ip or ''},{code or ''},{ttype},{trace_id},{request_id or ''}"
+            if code is not None or ip is not None or request_id is not None
+            else line(row)  # written before the export columns existed
+            for row in rows
+            for (_, t, name, rtype, service, rid, rname, rating, user, ip, code, ttype, trace_id, request_id,
+                 _) in (row,)
+        ]
+        # fmt: on
+        n = len(lines)
+        lines.append("")  # the last line's terminator
+        text = "\r\n".join(lines)
+        if (
+            text.count(",") == _SEPARATORS * n
+            and text.count("\n") == n
+            and text.count("\r") == n
+            and '"' not in text
+            and "\0" not in text
+        ):
+            return text
+        quote, cr, lf, nul = _NEEDS_CSV
+        odd = [
+            i
+            for i, ln in enumerate(lines[:n])
+            if ln.count(",") != _SEPARATORS or quote in ln or cr in ln or lf in ln or nul in ln
+        ]  # lines that came from csv.writer are among them when they quote; redoing them changes nothing
+        for i in odd:  # one by one even if all are odd: about as fast as writerows on the whole chunk
+            lines[i] = line(rows[i])
+        return "\r\n".join(lines)
+
+
+def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
+    """The console's CSV: a UTF-8 BOM and header, then one chunk of text, encoded once, per keyset page."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(CSV_COLUMNS)
+    yield ("\ufeff" + buf.getvalue()).encode()  # a BOM, so spreadsheet programs read UTF-8
+    chunks = _CsvChunks()
+    for rows in _chunks(read, project_id, query, CSV_SOURCE):
+        yield chunks.text(rows).encode()
 
 
 def export_ndjson(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
