@@ -4,7 +4,7 @@ A B-tree per filter made every append touch a dozen indexes, and SQLite still us
 query that combined filters: a rare or empty combination (a user who never touched RDS) walked every
 row of the chosen index. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
 sequence numbers that carry it (pyroaring). A query ANDs the bitmaps of its filters, so a combination costs
-what its answer costs, and an append adds a few bits instead of ten B-tree entries.
+what its answer costs, and an append adds a few bits instead of eight B-tree entries.
 
 Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``. The two are close, not
 equal: producers send late. For every block of :data:`BLOCK` sequence numbers the index keeps the
@@ -21,8 +21,8 @@ the bitmaps only have to avoid false negatives, never false positives.
 from __future__ import annotations
 
 import threading
-import zlib
 from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,7 +32,10 @@ import orjson
 from pyroaring import BitMap
 from sqlalchemy import Connection, text
 
-#: Every ListTraces filter column (``tables.FILTER_COLUMNS``) is answered by bitmaps on SQLite.
+#: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
+#: bitmap per value stays small and a batch of appends updates a few dozen of them. Resource ids and names
+#: are nearly unique: a bitmap per value (or per hash bucket) costs a call per row, more than the B-tree
+#: SQLite keeps for them without holding the GIL.
 TERM_COLUMNS: tuple[str, ...] = (
     "tracker_name",
     "service_type",
@@ -42,14 +45,7 @@ TERM_COLUMNS: tuple[str, ...] = (
     "trace_rating",
     "access_key_id",
     "enterprise_project_id",
-    "resource_id",
-    "resource_name",
 )
-#: Columns whose values are nearly unique (resources): a bitmap per value would cost more memory than the
-#: rows, so their values share :data:`BUCKETS` bitmaps by hash. A bucket holds a few values; the SQL
-#: re-check of every candidate drops the others.
-HASHED_COLUMNS = frozenset({"resource_id", "resource_name"})
-BUCKETS = 1 << 16
 #: sequence numbers per block of the time envelope
 BLOCK = 256
 #: rows read per catch-up statement, so a long catch-up never holds the lock for long
@@ -57,7 +53,7 @@ CATCH_UP_BATCH = 50_000
 #: a query that finds the index further behind than this reads through SQL instead of waiting
 MAX_QUERY_LAG = 200_000
 
-Term = tuple[str, str, str, str | int]
+Term = tuple[str, str, str, str]
 _SELECT_AFTER = text(
     "SELECT seq, project_id, kind, time, "
     + ", ".join(TERM_COLUMNS)
@@ -122,15 +118,17 @@ class TermIndex:
     def _add(
         self, rows: Iterable[tuple[int, str, str, int, Sequence[str | None]]], *, contiguous: bool
     ) -> None:
-        pending: dict[Term, list[int]] = {}
+        taken = []
         block_min, block_max = self._block_min, self._block_max
         upto = self.upto
-        for seq, project_id, kind, time, values in rows:
+        for row in rows:
+            seq, _, _, time, _ = row
             if seq <= upto:
                 continue  # already read by a refresh
             if contiguous and seq != upto + 1:
                 break  # a gap: refresh will read it, and everything after it, from the log
             upto = seq
+            taken.append(row)
             block = seq // BLOCK
             if block >= len(block_max):
                 grow = block + 1 - len(block_max)
@@ -140,18 +138,38 @@ class TermIndex:
                 block_min[block] = time
             if time > block_max[block]:
                 block_max[block] = time
-            for column, value in zip(TERM_COLUMNS, values, strict=True):
-                if value is not None:
-                    key = _bucket(value) if column in HASHED_COLUMNS else value
-                    pending.setdefault((project_id, kind, column, key), []).append(seq)
-        for term, seqs in pending.items():
-            bitmap = self._terms.get(term)
-            if bitmap is None:
-                self._terms[term] = BitMap(seqs)
-            else:
-                bitmap.update(seqs)
+        if taken:
+            self._index_columns(taken)
         self._fed_since_prune += upto - self.upto
         self.upto = upto
+
+    def _index_columns(self, rows: list[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
+        """Group seqs by term one column at a time: one bitmap call per term, not per row.
+
+        This runs on the writer's thread with the GIL held, so it is kept to a dict append per value.
+        """
+        seqs = [row[0] for row in rows]
+        streams = [(row[1], row[2]) for row in rows]
+        one_stream = streams[0] if len(set(streams)) == 1 else None
+        terms = self._terms
+        for column, values in zip(TERM_COLUMNS, zip(*(row[4] for row in rows), strict=True), strict=True):
+            pending: dict[Term, list[int]] = {}
+            if one_stream is not None:  # the usual batch: one project, one kind
+                by_value: defaultdict[str | None, list[int]] = defaultdict(list)
+                for seq, value in zip(seqs, values, strict=True):
+                    by_value[value].append(seq)
+                project_id, kind = one_stream
+                pending = {(project_id, kind, column, v): s for v, s in by_value.items() if v is not None}
+            else:
+                for seq, (project_id, kind), value in zip(seqs, streams, values, strict=True):
+                    if value is not None:
+                        pending.setdefault((project_id, kind, column, value), []).append(seq)
+            for term, found in pending.items():
+                bitmap = terms.get(term)
+                if bitmap is None:
+                    terms[term] = BitMap(found)
+                else:
+                    bitmap.update(found)
 
     def _maybe_prune(self, conn: Connection) -> None:
         """Forget sequence numbers retention has deleted, so memory follows the log, not its history."""
@@ -246,8 +264,7 @@ class TermIndex:
         with self._lock:
             bitmaps = []
             for column, value in filters.items():
-                key = _bucket(value) if column in HASHED_COLUMNS else value
-                bitmap = self._terms.get((project_id, kind, column, key))
+                bitmap = self._terms.get((project_id, kind, column, value))
                 if bitmap is None:
                     return BitMap(), np.zeros(0, dtype=np.int64)
                 bitmaps.append(bitmap)
@@ -281,10 +298,6 @@ def _read_chunk(source: BinaryIO) -> bytes:
     if len(data) != size:
         raise ValueError("snapshot ends early")
     return data
-
-
-def _bucket(value: str) -> int:
-    return zlib.crc32(value.encode()) & (BUCKETS - 1)
 
 
 def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap:

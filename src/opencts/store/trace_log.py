@@ -184,7 +184,8 @@ def page(
 
     Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
     :data:`FILTER_COLUMNS`. On PostgreSQL each has an index led by (project_id, kind, column, time). On
-    SQLite the term index answers them (see :mod:`opencts.store.term_index`).
+    SQLite the term index answers the repeating ones (see :mod:`opencts.store.term_index`); resource ids
+    and names keep their B-trees.
     """
     conds = [traces.c.project_id == project_id, traces.c.kind == kind, traces.c.time > time_from]
     upper = time_to  # every match has time < upper
@@ -214,7 +215,7 @@ def page(
 
 
 def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | None:
-    """The term index, when it should answer: SQLite, filters given, and the index caught up."""
+    """The term index, when it should answer: SQLite, only repeating-value filters, and caught up."""
     if not filters or conn.dialect.name != "sqlite" or not all(c in TERM_COLUMNS for c in filters):
         return None
     index = term_index.lookup(conn.engine.url.database)
