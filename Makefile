@@ -28,6 +28,7 @@ lint: $(STAMP)
 # Figures, printed; run on demand, never in the test suite. query.py builds 10M traces (about 30 min and
 # 18 GiB under bench-data/; `--reuse` keeps them for the next run).
 bench: $(STAMP)
+	$(BIN)/python benchmarks/prepare.py
 	$(BIN)/python benchmarks/signature.py
 	$(BIN)/python benchmarks/auth_matrix.py
 	$(BIN)/python benchmarks/ingest.py
