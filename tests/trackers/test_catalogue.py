@@ -77,7 +77,7 @@ async def test_the_consumer_folds_the_log_into_the_catalogue(database: Database)
         "catalogue",
         2000,
         True,
-        True,
+        False,  # it reads the columns, never a body
     )
     assert await ConsumerRunner(database, consumer).drain() == 7
 
@@ -132,3 +132,25 @@ def test_the_operations_catalogue() -> None:
     for service in ("ECS", "EVS", "VPC", "OBS", "RDS", "KMS", "ELB", "CCE", "DNS", "SMN", "FunctionGraph"):
         assert list_operations(service), service
     assert list_operations("NOPE") == [] and list_operations("CTS", "nope") == []
+
+
+async def test_empty_names_and_missing_resource_types_fold_as_before(database: Database) -> None:
+    """A NULL and an empty resource type are one entry; an empty user name is nobody."""
+    database.write_sync(setup_projects)
+    database.write_sync(
+        lambda c: trace_log.append(
+            c,
+            [
+                row(P1, "ECS", None, "", NOW - 3000),
+                row(P1, "ECS", "", None, NOW - 1000),
+                row(P1, "ECS", None, "alice", NOW - 2000),
+            ],
+        )
+    )
+    runner = ConsumerRunner(database, CatalogueConsumer(database))
+    assert await runner.drain() == 3
+    assert database.read_sync(lambda c: list(c.execute(select(trace_resources)))) == [
+        (P1, "ECS", "", NOW - 1000)
+    ]
+    assert database.read_sync(lambda c: user_list(c, project_id=P1, now=NOW)) == [{"name": "alice"}]
+    assert await runner.drain() == 0  # and a batch with nothing new is not written at all

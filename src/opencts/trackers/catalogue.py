@@ -8,16 +8,15 @@ The tables outlive trace retention on purpose: ListUserResources looks back 30 d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Table, case, select
+from sqlalchemy import Connection, Table, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.clock import now_ms
 from opencts.store import Database
-from opencts.store.tables import projects, trace_resources, trace_users
-from opencts.traces.model import user_name
+from opencts.store.tables import projects, trace_resources, trace_users, traces
 
 DAY_MS = 86_400_000
 RESOURCES_WINDOW_MS = 7 * DAY_MS
@@ -36,60 +35,89 @@ def _upsert(conn: Connection, table: Table, keys: list[str], rows: list[dict[str
         conn.execute(stmt, rows[start : start + _CHUNK])
 
 
-def record(conn: Connection, rows: list[Any]) -> None:
-    """Fold log rows (``seq, project_id, record_time, body``) into the catalogue tables."""
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The newest ``record_time`` of each (project, service, resource type) and (project, user name)."""
+
+    resources: dict[tuple[str, str, str], int]
+    users: dict[tuple[str, str], int]
+
+
+def seen_between(conn: Connection, first: int, last: int) -> Seen:
+    """What the log rows with ``first <= seq <= last`` name, from their columns.
+
+    The columns hold what the bodies say (ingest fills both from the same normalised trace, ``user_name``
+    through :func:`~opencts.traces.model.user_name`), so the database can group a batch in one statement:
+    no body is fetched or parsed, and no Python runs per row (that used to cost ~13 µs a trace, inside the
+    writer's transaction). A row deleted by retention between the runner's read and this one is not seen;
+    it had expired anyway.
+    """
+    in_batch = (traces.c.seq >= first, traces.c.seq <= last)
+    newest = func.max(traces.c.record_time)
     resources: dict[tuple[str, str, str], int] = {}
+    by_resource = (
+        select(traces.c.project_id, traces.c.service_type, traces.c.resource_type, newest)
+        .where(*in_batch)
+        .group_by(traces.c.project_id, traces.c.service_type, traces.c.resource_type)
+    )
+    for project, service, resource, seen in conn.execute(by_resource):
+        if service:
+            key = (project, service[:64], (resource or "")[:128])  # NULL and "" are one key, as before
+            resources[key] = max(resources.get(key, 0), int(seen))
     users: dict[tuple[str, str], int] = {}
-    for row in rows:
-        try:
-            body = orjson.loads(row.body)
-        except orjson.JSONDecodeError:
-            continue  # never written by ingest; skipping it beats blocking the catalogue forever
-        if not isinstance(body, dict):
-            continue
-        seen = int(row.record_time)
-        service = body.get("service_type")
-        if isinstance(service, str) and service:
-            resource = body.get("resource_type")
-            key = (row.project_id, service[:64], resource[:128] if isinstance(resource, str) else "")
-            resources[key] = max(resources.get(key, 0), seen)
-        name = user_name(body)
-        if name:
-            ukey = (row.project_id, name[:256])
-            users[ukey] = max(users.get(ukey, 0), seen)
-    if resources:
+    by_user = (
+        select(traces.c.project_id, traces.c.user_name, newest)
+        .where(*in_batch, traces.c.user_name.is_not(None), traces.c.user_name != "")
+        .group_by(traces.c.project_id, traces.c.user_name)
+    )
+    for project, name, seen in conn.execute(by_user):
+        ukey = (project, name[:256])
+        users[ukey] = max(users.get(ukey, 0), int(seen))
+    return Seen(resources, users)
+
+
+def record(conn: Connection, seen: Seen) -> None:
+    """Fold what a batch named into the catalogue tables."""
+    if seen.resources:
         _upsert(
             conn,
             trace_resources,
             ["project_id", "service_type", "resource_type"],
             [
                 {"project_id": p, "service_type": s, "resource_type": r, "last_seen": t}
-                for (p, s, r), t in sorted(resources.items())
+                for (p, s, r), t in sorted(seen.resources.items())
             ],
         )
-    if users:
+    if seen.users:
         _upsert(
             conn,
             trace_users,
             ["project_id", "user_name"],
-            [{"project_id": p, "user_name": u, "last_seen": t} for (p, u), t in sorted(users.items())],
+            [{"project_id": p, "user_name": u, "last_seen": t} for (p, u), t in sorted(seen.users.items())],
         )
 
 
 class CatalogueConsumer:
-    """Keeps ``trace_resources`` and ``trace_users`` current; idempotent, so at-least-once is enough."""
+    """Keeps ``trace_resources`` and ``trace_users`` current; idempotent, so at-least-once is enough.
+
+    It reads columns, not bodies (``with_body = False``): the grouping happens on a reader, and the
+    writer's transaction only upserts the few distinct keys a batch names.
+    """
 
     name = "catalogue"
     batch_size = 2000
     wake_on_append = True
-    with_body = True
+    with_body = False
 
     def __init__(self, db: Database, *, poll_seconds: float = 1.0) -> None:
         self.db = db
         self.poll_seconds = poll_seconds
 
     async def process(self, rows: list[Any]) -> int | None:
-        await self.db.write(lambda conn: record(conn, rows))
+        first, last = rows[0].seq, rows[-1].seq  # the runner hands rows over in seq order
+        seen = await self.db.read(lambda conn: seen_between(conn, first, last))
+        if seen.resources or seen.users:
+            await self.db.write(lambda conn: record(conn, seen))
         return None
 
 
