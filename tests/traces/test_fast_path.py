@@ -322,13 +322,14 @@ def test_the_fast_schema_keeps_the_models_field_order() -> None:
 
 
 def test_rows_are_built_fast_and_equal_to_the_constructor() -> None:
-    assert ingest.make_row is ingest._fast_row  # TraceRow still has the fields ingest expects
+    assert ingest.make_row is ingest._fast_row  # TraceRow still has the fields and layout ingest expects
     assert tuple(f.name for f in fields(TraceRow)) == ingest._ROW_FIELDS
     body = model.fast_normalise(orjson.loads(orjson.dumps(full_trace())), PROJECT, NOW)
     assert body is not None
     fast = ingest._fast_row(PROJECT, body, b"{}")
     plain = ingest._plain_row(PROJECT, body, b"{}")
-    assert fast == plain and type(fast) is TraceRow
+    assert fast == plain and type(fast) is TraceRow and hash(fast) == hash(plain)
+    assert repr(fast) == repr(plain)
     assert fast.user_name == "alice" and fast.access_key_id == "AK1" and fast.code == "202"
     with pytest.raises(AttributeError):
         fast.code = "x"  # type: ignore[misc]  # still frozen
