@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from opencts.store.trace_log import TraceRow
 from opencts.traces import ingest, model
-from opencts.traces.ingest import PreparedBatch, prepare
+from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, summary
 from opencts.traces.model import TraceIn
 
 NOW = 1_800_000_000_000
@@ -340,3 +340,21 @@ def test_generated_ids_are_uuid4_text() -> None:
         assert model.uuid4_text(raw) == str(uuid.UUID(bytes=raw, version=4))
     ids = {model.new_trace_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_the_answer_lists_every_verdict_as_before() -> None:
+    results = [
+        TraceResult(0, "a", "accepted"),
+        TraceResult(1, None, "rejected", "trace_rating: bad"),
+        TraceResult(2, "a", "duplicate"),
+        TraceResult(3, "b", "rejected", "the management tracker is disabled; CTS records nothing"),
+        TraceResult(4, "c", "accepted"),
+    ]
+    assert orjson.dumps(summary(results)) == orjson.dumps(
+        {
+            "accepted": 2,
+            "duplicates": 1,
+            "rejected": 2,
+            "results": [r.as_dict() for r in results],
+        }
+    )

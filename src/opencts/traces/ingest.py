@@ -305,12 +305,22 @@ def settle(batch: PreparedBatch, inserted: set[str]) -> list[TraceResult]:
 
 
 def summary(results: Sequence[TraceResult]) -> dict[str, Any]:
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    """The ingest answer; one pass, and the three-key dict written out for the usual verdicts."""
+    accepted = duplicates = 0
+    listed: list[dict[str, Any]] = []
+    add = listed.append
     for r in results:
-        counts[r.status] += 1
+        if r.reason is None:
+            add({"index": r.index, "trace_id": r.trace_id, "status": r.status})
+        else:
+            add(r.as_dict())
+        if r.status == "accepted":
+            accepted += 1
+        elif r.status == "duplicate":
+            duplicates += 1
     return {
-        "accepted": counts["accepted"],
-        "duplicates": counts["duplicate"],
-        "rejected": counts["rejected"],
-        "results": [r.as_dict() for r in results],
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": len(listed) - accepted - duplicates,
+        "results": listed,
     }
