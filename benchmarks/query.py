@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -42,6 +43,7 @@ from _common import (
     load_note,
     now_ms,
     percentile,
+    read_rss_kib,
     remove_dir,
     retention_days_for,
     scratch_dir,
@@ -51,6 +53,7 @@ from _common import (
 from rich.table import Table
 
 from opencts.store import Database
+from opencts.store.term_index import TermIndex
 
 FLOOR_P95_MS = 50.0
 META = "bench-meta.json"
@@ -160,6 +163,35 @@ class CaseResult:
             self.worst = (ms, params)
 
 
+def warm_term_index(db: Database) -> None:
+    """Bring this process's term index up to date as the server does on start, and say what it cost:
+    reading the server's snapshot, and (for comparison) rebuilding it from the log alone."""
+    index, snapshot = db.term_index, db.term_snapshot
+    if index is None or snapshot is None:
+        return
+    rss0 = read_rss_kib(os.getpid())[0]
+    started = time.perf_counter()
+    loaded = db.read_sync(lambda conn: index.load(snapshot, conn))
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    db.read_sync(index.refresh)
+    refresh_s = time.perf_counter() - started
+    rss1 = read_rss_kib(os.getpid())[0]
+    note = f"snapshot read in {load_s:.2f}s, then" if loaded else "no usable snapshot;"
+    console.print(
+        f"term index: {note} caught up in {refresh_s:.2f}s: {index.terms:,} terms up to seq {index.upto:,}, "
+        f"{(rss1 - rss0) / 1024:,.0f} MiB"
+    )
+    cold = TermIndex()
+    started = time.perf_counter()
+    db.read_sync(cold.refresh)
+    cold_s = time.perf_counter() - started
+    console.print(
+        f"term index rebuilt from the log alone (no snapshot): {cold.upto:,} rows in {cold_s:.1f}s "
+        f"({cold.upto / cold_s:,.0f} rows/s)"
+    )
+
+
 def store_latencies(data_dir: Path, project_id: str, results: list[CaseResult]) -> list[list[float]]:
     """Replay every timed request through the server's query code in this process (read-only)."""
     from opencts.traces.listing import list_traces
@@ -169,6 +201,7 @@ def store_latencies(data_dir: Path, project_id: str, results: list[CaseResult]) 
     retention_ms = retention_days_for(0) * DAY_MS  # wide enough: the server clamped nothing either
     out: list[list[float]] = []
     try:
+        warm_term_index(db)
         with db.read_engine.connect() as conn:
             for result in results:
                 times = []
@@ -289,6 +322,7 @@ def main() -> None:
                 result.add(elapsed, params, doc)
             results.append(result)
         load_after = load_note()
+        server_rss, server_hwm = read_rss_kib(server.pid)
 
         # The same requests once more, in this process, through the server's own query code and nothing
         # else (no HTTP, no auth): what the store costs, as opposed to the whole request.
@@ -323,6 +357,7 @@ def main() -> None:
             if percentile(result.ms, 95) > FLOOR_P95_MS:
                 ms, params = result.worst
                 console.print(f"slowest '{result.label}' request: {ms:,.0f} ms with {params}")
+        console.print(f"server memory: RSS {server_rss / 1024:,.0f} MiB (peak {server_hwm / 1024:,.0f} MiB)")
         console.print(f"machine: {load_before} when measuring started, {load_after} at the end")
         console.print(f"p95 ≤ {FLOOR_P95_MS:g} ms in every case: {verdict(all_ok)}")
     finally:
