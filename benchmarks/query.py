@@ -73,6 +73,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--catch-up-timeout", type=float, default=3600.0,
                    help="seconds to wait for the server's consumers to catch up with the log")  # fmt: skip
+    p.add_argument("--rebuild-index", action="store_true",
+                   help="also time rebuilding the term index from the log alone (no snapshot)")  # fmt: skip
     p.add_argument(
         "--reuse",
         action="store_true",
@@ -163,7 +165,7 @@ class CaseResult:
             self.worst = (ms, params)
 
 
-def warm_term_index(db: Database) -> None:
+def warm_term_index(db: Database, *, rebuild: bool) -> None:
     """Bring this process's term index up to date as the server does on start, and say what it cost:
     reading the server's snapshot, and (for comparison) rebuilding it from the log alone."""
     index, snapshot = db.term_index, db.term_snapshot
@@ -182,6 +184,8 @@ def warm_term_index(db: Database) -> None:
         f"term index: {note} caught up in {refresh_s:.2f}s: {index.terms:,} terms up to seq {index.upto:,}, "
         f"{(rss1 - rss0) / 1024:,.0f} MiB"
     )
+    if not rebuild:
+        return
     cold = TermIndex()
     started = time.perf_counter()
     db.read_sync(cold.refresh)
@@ -192,7 +196,9 @@ def warm_term_index(db: Database) -> None:
     )
 
 
-def store_latencies(data_dir: Path, project_id: str, results: list[CaseResult]) -> list[list[float]]:
+def store_latencies(
+    data_dir: Path, project_id: str, results: list[CaseResult], *, rebuild: bool
+) -> list[list[float]]:
     """Replay every timed request through the server's query code in this process (read-only)."""
     from opencts.traces.listing import list_traces
     from opencts.traces.query import parse_query
@@ -201,7 +207,7 @@ def store_latencies(data_dir: Path, project_id: str, results: list[CaseResult]) 
     retention_ms = retention_days_for(0) * DAY_MS  # wide enough: the server clamped nothing either
     out: list[list[float]] = []
     try:
-        warm_term_index(db)
+        warm_term_index(db, rebuild=rebuild)
         with db.read_engine.connect() as conn:
             for result in results:
                 times = []
@@ -270,6 +276,17 @@ def main() -> None:
         def one(param: str, values: list[str]) -> Callable[[random.Random], Params]:
             return lambda r: {**week, param: r.choice(values)}
 
+        def mismatch(r: random.Random) -> Params:
+            service, other = r.sample(list(universe.services), 2)
+            names = {op[0] for op in universe.ops_by_service[service]}
+            foreign = [op[0] for op in universe.ops_by_service[other] if op[0] not in names]
+            return {
+                **week,
+                "service_type": service,
+                "user": r.choice(universe.users).name,
+                "trace_name": r.choice(foreign),
+            }
+
         resources = universe.resources
         cases: list[tuple[str, Callable[[random.Random], Params]]] = [
             ("time: random 1-hour window", window),
@@ -291,6 +308,9 @@ def main() -> None:
                 "user": r.choice(universe.users).name,
                 "trace_rating": r.choice(("normal", "warning", "incident")),
             }),
+            # Filters that each match millions of traces but never together: what a B-tree per column
+            # answers by walking every row of the one index it picks.
+            ("no match: service + user + another service's operation", mismatch),
         ]  # fmt: skip
 
         results: list[CaseResult] = []
@@ -326,7 +346,7 @@ def main() -> None:
 
         # The same requests once more, in this process, through the server's own query code and nothing
         # else (no HTTP, no auth): what the store costs, as opposed to the whole request.
-        in_process = store_latencies(data_dir, creds.project_id, results)
+        in_process = store_latencies(data_dir, creds.project_id, results, rebuild=args.rebuild_index)
 
         title = f"ListTraces over {args.traces:,} traces ({human_bytes(size)}), limit {args.limit}"
         table = Table(title=f"{title}, {args.samples} samples per case, one request at a time")
