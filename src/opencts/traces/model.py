@@ -181,10 +181,11 @@ def access_key_id(body: dict[str, Any]) -> str | None:
 def is_ip_address(value: str) -> bool:
     """Whether ``ipaddress.ip_address(value)`` would accept ``value``, for a thirtieth of its cost.
 
-    ``inet_pton`` and ``ipaddress`` implement the same grammar (no leading zeros in IPv4 octets, at most one
-    ``::``, an IPv4 tail only at the end, ASCII only), except that ``ipaddress`` also takes an IPv6 zone
-    (``fe80::1%eth0``: anything non-empty without a second ``%``), which is split off here first.
-    ``tests/traces/test_source_ip.py`` holds the two to the same verdict on many valid and invalid strings.
+    ``inet_pton`` (glibc's, as ``ipaddress`` was written to match) and ``ipaddress`` implement the same
+    grammar (no leading zeros in IPv4 octets, at most one ``::``, an IPv4 tail only at the end, ASCII only),
+    except that ``ipaddress`` also takes an IPv6 zone (``fe80::1%eth0``: anything non-empty without a
+    second ``%``), which is split off here first. ``tests/traces/test_source_ip.py`` holds the two to the
+    same verdict, on the platform the suite runs on, over many valid and invalid strings.
     """
     if ":" not in value:  # no IPv6 form lacks a colon, and no IPv4 form has one
         family = _AF_INET
