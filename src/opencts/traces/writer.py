@@ -73,13 +73,13 @@ class GroupCommit:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            claimed: set[tuple[str, str]] = set()
             for batch, future in group:
-                # A retry racing its original in the same group: the first batch gets "accepted".
-                mine = {(r.project_id, r.trace_id) for r in batch} & inserted.keys() - claimed
-                claimed |= mine
+                # A retry racing its original in the same group: the first batch claims "accepted".
+                mine = {
+                    r.trace_id for r in batch if inserted.pop((r.project_id, r.trace_id), None) is not None
+                }
                 if not future.done():
-                    future.set_result({trace_id for _, trace_id in mine})
+                    future.set_result(mine)
 
 
 class TraceWriter:
