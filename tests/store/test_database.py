@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 
 from opencts.store import Database, trace_log
 from opencts.store.tables import metadata
-from opencts.store.term_index import TERM_COLUMNS
+from opencts.store.term_index import INDEXED_COLUMNS
 from opencts.store.trace_log import Position, TraceRow
 
 
@@ -39,8 +39,8 @@ def test_migrations_create_the_declared_schema(database: Database) -> None:
     tables = set(inspect(database.write_engine).get_table_names())
     assert set(metadata.tables) <= tables
     indexes = {ix["name"] for ix in inspect(database.write_engine).get_indexes("traces")}
-    assert {"ix_traces_time", "ix_traces_resource_id", "ix_traces_resource_name"} <= indexes
-    term_btrees = {f"ix_traces_{col}" for col in TERM_COLUMNS}
+    assert "ix_traces_time" in indexes
+    term_btrees = {f"ix_traces_{col}" for col in INDEXED_COLUMNS}
     if database.is_sqlite:  # the term index answers these filters: no B-tree per column
         assert not term_btrees & indexes
     else:

@@ -4,7 +4,7 @@ A B-tree per filter made every append touch a dozen indexes, and SQLite still us
 query that combined filters: a rare or empty combination (a user who never touched RDS) walked every
 row of the chosen index. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
 sequence numbers that carry it (pyroaring). A query ANDs the bitmaps of its filters, so a combination costs
-what its answer costs, and an append adds a few bits instead of eight B-tree entries.
+what its answer costs, and an append adds a few bits instead of ten B-tree entries.
 
 Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``. The two are close, not
 equal: producers send late. For every block of :data:`BLOCK` sequence numbers the index keeps the
@@ -21,6 +21,7 @@ the bitmaps only have to avoid false negatives, never false positives.
 from __future__ import annotations
 
 import threading
+import zlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,9 +34,7 @@ from pyroaring import BitMap
 from sqlalchemy import Connection, text
 
 #: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
-#: bitmap per value stays small and a batch of appends updates a few dozen of them. Resource ids and names
-#: are nearly unique: a bitmap per value (or per hash bucket) costs a call per row, more than the B-tree
-#: SQLite keeps for them without holding the GIL.
+#: bitmap per value stays small and a batch of appends updates a few dozen of them.
 TERM_COLUMNS: tuple[str, ...] = (
     "tracker_name",
     "service_type",
@@ -46,6 +45,13 @@ TERM_COLUMNS: tuple[str, ...] = (
     "access_key_id",
     "enterprise_project_id",
 )
+#: Filter columns whose values are nearly unique (resources). A bitmap per value would cost a Python call
+#: per row, and a B-tree on a random key dirtied a page per row and halved the append rate. Instead the
+#: index keeps a 32-bit hash of the value per seq, in one array; a query compares the whole array at
+#: once (numpy, ~1 ms per million rows) and re-checks the few rows that hash alike in SQL.
+HASHED_COLUMNS: tuple[str, ...] = ("resource_id", "resource_name")
+#: what :meth:`TermIndex.feed` takes after (seq, project_id, kind, time), in this order
+INDEXED_COLUMNS = TERM_COLUMNS + HASHED_COLUMNS
 #: sequence numbers per block of the time envelope
 BLOCK = 256
 #: rows read per catch-up statement, so a long catch-up never holds the lock for long
@@ -56,7 +62,7 @@ MAX_QUERY_LAG = 200_000
 Term = tuple[str, str, str, str]
 _SELECT_AFTER = text(
     "SELECT seq, project_id, kind, time, "
-    + ", ".join(TERM_COLUMNS)
+    + ", ".join(INDEXED_COLUMNS)
     + " FROM traces WHERE seq > :after AND seq <= :through ORDER BY seq"
 )
 
@@ -70,6 +76,9 @@ class TermIndex:
         self._terms: dict[Term, BitMap] = {}
         self._block_min = array("q")
         self._block_max = array("q")
+        #: per hashed column, the value hash of each seq from ``_hash_base`` on (0: no value)
+        self._hashes = [np.zeros(0, dtype=np.uint32) for _ in HASHED_COLUMNS]
+        self._hash_base = 0
         #: every seq <= upto has been indexed
         self.upto = 0
         self._pruned_below = 0
@@ -78,7 +87,7 @@ class TermIndex:
     # -- keeping up with the log ----------------------------------------------------------------------
 
     def feed(self, rows: Iterable[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
-        """Index rows just committed: ``(seq, project_id, kind, time, values in TERM_COLUMNS order)``.
+        """Index rows just committed: ``(seq, project_id, kind, time, values in INDEXED_COLUMNS order)``.
 
         Rows must come in ``seq`` order. A row beyond a gap is not indexed (and neither is anything after
         it); the next :meth:`refresh` reads the gap from the log, so nothing is ever skipped.
@@ -140,6 +149,7 @@ class TermIndex:
                 block_max[block] = time
         if taken:
             self._index_columns(taken)
+            self._index_hashes(taken)
         self._fed_since_prune += upto - self.upto
         self.upto = upto
 
@@ -152,7 +162,8 @@ class TermIndex:
         streams = [(row[1], row[2]) for row in rows]
         one_stream = streams[0] if len(set(streams)) == 1 else None
         terms = self._terms
-        for column, values in zip(TERM_COLUMNS, zip(*(row[4] for row in rows), strict=True), strict=True):
+        columns = zip(*(row[4] for row in rows), strict=True)
+        for column, values in zip(TERM_COLUMNS, columns, strict=False):
             pending: dict[Term, list[int]] = {}
             if one_stream is not None:  # the usual batch: one project, one kind
                 by_value: defaultdict[str | None, list[int]] = defaultdict(list)
@@ -170,6 +181,21 @@ class TermIndex:
                     terms[term] = BitMap(found)
                 else:
                     bitmap.update(found)
+
+    def _index_hashes(self, rows: list[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
+        count = len(rows)
+        seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=count)
+        if not self._hashes[0].size:
+            self._hash_base = int(seqs[0])
+        offsets = seqs - self._hash_base
+        needed = int(offsets[-1]) + 1
+        for i, column in enumerate(self._hashes):
+            if column.size < needed:
+                grown = np.zeros(max(needed, 2 * column.size, 1 << 16), dtype=np.uint32)
+                grown[: column.size] = column
+                self._hashes[i] = column = grown
+            at = len(TERM_COLUMNS) + i
+            column[offsets] = np.fromiter((_hash(row[4][at]) for row in rows), dtype=np.uint32, count=count)
 
     def _maybe_prune(self, conn: Connection) -> None:
         """Forget sequence numbers retention has deleted, so memory follows the log, not its history."""
@@ -192,6 +218,10 @@ class TermIndex:
                 bitmap.remove_range(0, below)
                 if not bitmap:
                     del self._terms[term]
+            gone = min(below - self._hash_base, self._hashes[0].size)
+            if gone > 0:
+                self._hashes = [column[gone:].copy() for column in self._hashes]
+                self._hash_base += gone
             self._pruned_below = below
 
     # -- surviving a restart ----------------------------------------------------------------------------
@@ -208,15 +238,26 @@ class TermIndex:
             upto = self.upto
             terms = list(self._terms.items())
             envelope = (self._block_min.tobytes(), self._block_max.tobytes())
+            covered = max(0, upto + 1 - self._hash_base)
+            hashes = [column[:covered].tobytes() for column in self._hashes]
+            hash_base = self._hash_base
         anchor = conn.execute(text("SELECT trace_id FROM traces WHERE seq = :s"), {"s": upto}).scalar()
         if anchor is None:
             return False
         partial = path.with_name(path.name + ".partial")
         with partial.open("wb") as out:
-            header = {"version": _SNAPSHOT_VERSION, "upto": upto, "anchor": anchor, "terms": len(terms)}
+            header = {
+                "version": _SNAPSHOT_VERSION,
+                "upto": upto,
+                "anchor": anchor,
+                "terms": len(terms),
+                "hash_base": hash_base,
+            }
             _write_chunk(out, orjson.dumps(header))
             _write_chunk(out, envelope[0])
             _write_chunk(out, envelope[1])
+            for data in hashes:
+                _write_chunk(out, data)
             for term, bitmap in terms:
                 with self._lock:
                     data = bitmap.serialize()
@@ -239,6 +280,7 @@ class TermIndex:
                     return False  # another database, or one restored from an older copy
                 block_min = array("q", _read_chunk(source))
                 block_max = array("q", _read_chunk(source))
+                hashes = [np.frombuffer(_read_chunk(source), dtype=np.uint32).copy() for _ in HASHED_COLUMNS]
                 terms: dict[Term, BitMap] = {}
                 for _ in range(int(header["terms"])):
                     key = orjson.loads(_read_chunk(source))
@@ -249,6 +291,7 @@ class TermIndex:
             if self.upto:
                 return False  # something was indexed meanwhile; keep it
             self._terms, self._block_min, self._block_max = terms, block_min, block_max
+            self._hashes, self._hash_base = hashes, int(header["hash_base"])
             self.upto = int(header["upto"])
         return True
 
@@ -261,17 +304,35 @@ class TermIndex:
 
         Only blocks whose time envelope overlaps ``time_from < time < time_below`` can hold a match.
         """
+        hashed = [(HASHED_COLUMNS.index(c), _hash(v)) for c, v in filters.items() if c in HASHED_COLUMNS]
         with self._lock:
             bitmaps = []
             for column, value in filters.items():
+                if column in HASHED_COLUMNS:
+                    continue
                 bitmap = self._terms.get((project_id, kind, column, value))
                 if bitmap is None:
                     return BitMap(), np.zeros(0, dtype=np.int64)
                 bitmaps.append(bitmap)
-            found = BitMap.intersection(*bitmaps) if len(bitmaps) > 1 else BitMap(bitmaps[0])
+            found: BitMap | None = None
+            if bitmaps:
+                found = BitMap.intersection(*bitmaps) if len(bitmaps) > 1 else BitMap(bitmaps[0])
+            # the arrays are only written past ``covered``, and replaced (not resized) when they grow
+            base, covered = self._hash_base, max(0, self.upto + 1 - self._hash_base)
+            columns = self._hashes
             blocks = len(self._block_max)
             block_min = np.frombuffer(self._block_min, dtype=np.int64, count=blocks).copy()
             block_max = np.frombuffer(self._block_max, dtype=np.int64, count=blocks).copy()
+        for i, digest in hashed:
+            values = columns[i][: min(covered, columns[i].size)]
+            if found is not None and len(found) * 64 < values.size:  # few candidates: look each up
+                seqs = np.array(found.to_array(), dtype=np.int64) - base
+                seqs = seqs[(seqs >= 0) & (seqs < values.size)]
+                found = BitMap((seqs[values[seqs] == digest] + base).tolist())
+            else:
+                hits = BitMap((np.flatnonzero(values == digest) + base).tolist())
+                found = hits if found is None else found & hits
+        assert found is not None  # filters is never empty here
         if not found:
             return found, block_max
         outside = (block_max <= time_from) | (block_min >= time_below)
@@ -284,7 +345,7 @@ class TermIndex:
         return len(self._terms)
 
 
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 def _write_chunk(out: BinaryIO, data: bytes) -> None:
@@ -298,6 +359,11 @@ def _read_chunk(source: BinaryIO) -> bytes:
     if len(data) != size:
         raise ValueError("snapshot ends early")
     return data
+
+
+def _hash(value: str | None) -> int:
+    """A value's 32-bit digest, never 0 (which marks "no value")."""
+    return zlib.crc32(value.encode()) | 1 if value is not None else 0
 
 
 def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap:

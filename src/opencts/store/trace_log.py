@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.store import term_index
 from opencts.store.tables import FILTER_COLUMNS, traces
-from opencts.store.term_index import BLOCK, TERM_COLUMNS, TermIndex
+from opencts.store.term_index import BLOCK, INDEXED_COLUMNS, TermIndex
 
 # SQLite limits host parameters per statement (32,766); 19 columns x 1,000 rows stays well under it.
 _INSERT_CHUNK = 1000
@@ -78,7 +78,7 @@ def append_keys(conn: Connection, rows: Sequence[TraceRow]) -> dict[tuple[str, s
     return inserted
 
 
-_term_values = attrgetter(*TERM_COLUMNS)
+_term_values = attrgetter(*INDEXED_COLUMNS)
 
 
 def feed_index(index: TermIndex, rows: Sequence[TraceRow], inserted: dict[tuple[str, str], int]) -> None:
@@ -178,8 +178,7 @@ def page(
 
     Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
     :data:`FILTER_COLUMNS`. On PostgreSQL each has an index led by (project_id, kind, column, time). On
-    SQLite the term index answers the repeating ones (see :mod:`opencts.store.term_index`); resource ids
-    and names keep their B-trees.
+    SQLite the term index answers them (see :mod:`opencts.store.term_index`).
     """
     conds = [traces.c.project_id == project_id, traces.c.kind == kind, traces.c.time > time_from]
     upper = time_to  # every match has time < upper
@@ -209,8 +208,8 @@ def page(
 
 
 def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | None:
-    """The term index, when it should answer: SQLite, only repeating-value filters, and caught up."""
-    if not filters or conn.dialect.name != "sqlite" or not all(c in TERM_COLUMNS for c in filters):
+    """The term index, when it should answer: SQLite, with filters, and caught up."""
+    if not filters or conn.dialect.name != "sqlite":
         return None
     index = term_index.lookup(conn.engine.url.database)
     if index is None or not index.refresh(conn, max_lag=term_index.MAX_QUERY_LAG):

@@ -1,4 +1,4 @@
-"""SQLite answers the repeating-value filters from the term index: their B-trees go.
+"""SQLite answers the ListTraces filters from the term index: the B-tree per filter column goes.
 
 Each of these indexes cost every append a B-tree insert, and SQLite used only one of them per query. The
 term index (``opencts.store.term_index``, bitmaps in memory, rebuilt from the log) replaces them on SQLite.
@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 #: the filter columns the term index answers on SQLite (opencts.store.term_index.TERM_COLUMNS, frozen here)
-#: ix_traces_time, the resource id and name B-trees, and the unique (project_id, trace_id) stay.
+#: ix_traces_time (time-only listings) and the unique (project_id, trace_id) stay.
 TERM_COLUMNS = (
     "tracker_name",
     "service_type",
@@ -26,6 +26,8 @@ TERM_COLUMNS = (
     "trace_rating",
     "access_key_id",
     "enterprise_project_id",
+    "resource_id",
+    "resource_name",
 )
 
 
