@@ -33,7 +33,7 @@ from opencts.notifications import alarm, store
 from opencts.notifications.matcher import Matcher, Notification, compile
 from opencts.smn.model import PublishMessage
 from opencts.smn.publish import publish
-from opencts.store import Database
+from opencts.store import Database, trace_log
 from opencts.store.tables import notification_alarms
 
 if TYPE_CHECKING:
@@ -242,7 +242,8 @@ class NotifierConsumer:
     name = "notifier"
     batch_size = 1000
     wake_on_append = True
-    with_body = True
+    #: bodies are read only for projects that have notifications (most batches need none)
+    with_body = False
 
     def __init__(
         self,
@@ -274,18 +275,18 @@ class NotifierConsumer:
         project_at = fields.index("project_id")
         matchers = await self.matchers({row[project_at] for row in rows})
         hits: list[Hit] = []
-        if any(not m.empty for m in matchers.values()):  # most batches: nobody to notify, no row to visit
-            body_at = fields.index("body")
-            for row in rows:
-                matcher = matchers[row[project_at]]
-                if matcher.empty:
-                    continue
+        watched = [p for p, m in matchers.items() if not m.empty]
+        if watched:  # most batches: nobody to notify, no body to read
+            seq_at = fields.index("seq")
+            first, last = rows[0][seq_at], rows[-1][seq_at]
+            bodies = await self.db.read(lambda conn: trace_log.bodies(conn, first, last, watched))
+            for project_id, body in bodies:
                 try:
-                    trace = orjson.loads(row[body_at])
+                    trace = orjson.loads(body)
                 except orjson.JSONDecodeError:
                     continue  # never written by ingest; skipping it beats blocking alarms forever
                 if isinstance(trace, dict):
-                    hits.extend(render_hit(n, trace) for n in matcher.match(trace))
+                    hits.extend(render_hit(n, trace) for n in matchers[project_id].match(trace))
         now = self.clock()
         if now >= self._next_prune:
             self._next_prune = now + HOUR_MS

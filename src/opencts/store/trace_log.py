@@ -268,6 +268,16 @@ def read_after(conn: Connection, position: int, limit: int, *, with_body: bool =
     return list(conn.execute(stmt).all())
 
 
+def bodies(conn: Connection, first: int, last: int, project_ids: Sequence[str]) -> list[tuple[str, bytes]]:
+    """(project_id, body) of the log rows ``first <= seq <= last`` of these projects, in seq order."""
+    stmt = (
+        select(traces.c.project_id, traces.c.body)
+        .where(traces.c.seq >= first, traces.c.seq <= last, traces.c.project_id.in_(list(project_ids)))
+        .order_by(traces.c.seq)
+    )
+    return [(row[0], row[1]) for row in conn.execute(stmt)]
+
+
 def delete_through(conn: Connection, after: int, through: int) -> int:
     """Delete the log rows with ``after < seq <= through`` (retention); return how many went."""
     result = conn.execute(delete(traces).where(traces.c.seq > after, traces.c.seq <= through))
