@@ -25,8 +25,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-# Figures, printed; run on demand, never in the test suite. query.py builds 10M traces (about 30 min and
-# 18 GiB under bench-data/; `--reuse` keeps them for the next run).
+# Figures, printed; run on demand, never in the test suite. query.py builds 10M traces (about 12 min and
+# 13 GiB under bench-data/; `--reuse` keeps them for the next run).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/prepare.py
 	$(BIN)/python benchmarks/signature.py
