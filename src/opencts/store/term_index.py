@@ -3,8 +3,9 @@
 A B-tree per filter made every append touch a dozen indexes, and SQLite still used only one of them for a
 query that combined filters: a rare or empty combination (a user who never touched RDS) walked every
 row of the chosen index. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
-sequence numbers that carry it (pyroaring). A query ANDs the bitmaps of its filters, so a combination costs
-what its answer costs, and an append adds a few bits instead of ten B-tree entries.
+sequence numbers that carry it (pyroaring's 64-bit bitmaps: seq counts every trace ever appended, and
+32 bits would run out after a few months of heavy traffic). A query ANDs the bitmaps of its filters, so
+a combination costs what its answer costs, and an append adds a few bits instead of ten B-tree entries.
 
 Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``. The two are close, not
 equal: producers send late. For every block of :data:`BLOCK` sequence numbers the index keeps the
@@ -30,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
-from pyroaring import BitMap
+from pyroaring import BitMap64
 from sqlalchemy import Connection, text
 
 #: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
@@ -73,9 +74,11 @@ class TermIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._catch_up = threading.Lock()  # one catch-up at a time; queries never queue behind it
-        self._terms: dict[Term, BitMap] = {}
+        self._terms: dict[Term, BitMap64] = {}
+        #: the time envelope of blocks ``_block_base`` on (seq // BLOCK), so memory follows the live log
         self._block_min = array("q")
         self._block_max = array("q")
+        self._block_base = 0
         #: per hashed column, the value hash of each seq from ``_hash_base`` on (0: no value)
         self._hashes = [np.zeros(0, dtype=np.uint32) for _ in HASHED_COLUMNS]
         self._hash_base = 0
@@ -130,6 +133,8 @@ class TermIndex:
         taken = []
         block_min, block_max = self._block_min, self._block_max
         upto = self.upto
+        if not block_max:
+            self._block_base = -1  # set by the first row taken
         for row in rows:
             seq, _, _, time, _ = row
             if seq <= upto:
@@ -138,7 +143,9 @@ class TermIndex:
                 break  # a gap: refresh will read it, and everything after it, from the log
             upto = seq
             taken.append(row)
-            block = seq // BLOCK
+            if self._block_base < 0:
+                self._block_base = seq // BLOCK
+            block = seq // BLOCK - self._block_base
             if block >= len(block_max):
                 grow = block + 1 - len(block_max)
                 block_min.extend([2**62] * grow)
@@ -147,6 +154,8 @@ class TermIndex:
                 block_min[block] = time
             if time > block_max[block]:
                 block_max[block] = time
+        if self._block_base < 0:
+            self._block_base = 0
         if taken:
             self._index_columns(taken)
             self._index_hashes(taken)
@@ -178,7 +187,7 @@ class TermIndex:
             for term, found in pending.items():
                 bitmap = terms.get(term)
                 if bitmap is None:
-                    terms[term] = BitMap(found)
+                    terms[term] = BitMap64(found)
                 else:
                     bitmap.update(found)
 
@@ -222,6 +231,11 @@ class TermIndex:
             if gone > 0:
                 self._hashes = [column[gone:].copy() for column in self._hashes]
                 self._hash_base += gone
+            blocks_gone = min(below // BLOCK - self._block_base, len(self._block_max))
+            if blocks_gone > 0:
+                self._block_min = self._block_min[blocks_gone:]
+                self._block_max = self._block_max[blocks_gone:]
+                self._block_base += blocks_gone
             self._pruned_below = below
 
     # -- surviving a restart ----------------------------------------------------------------------------
@@ -238,6 +252,7 @@ class TermIndex:
             upto = self.upto
             terms = list(self._terms.items())
             envelope = (self._block_min.tobytes(), self._block_max.tobytes())
+            block_base = self._block_base
             covered = max(0, upto + 1 - self._hash_base)
             hashes = [column[:covered].tobytes() for column in self._hashes]
             hash_base = self._hash_base
@@ -252,6 +267,7 @@ class TermIndex:
                 "anchor": anchor,
                 "terms": len(terms),
                 "hash_base": hash_base,
+                "block_base": block_base,
             }
             _write_chunk(out, orjson.dumps(header))
             _write_chunk(out, envelope[0])
@@ -281,10 +297,10 @@ class TermIndex:
                 block_min = array("q", _read_chunk(source))
                 block_max = array("q", _read_chunk(source))
                 hashes = [np.frombuffer(_read_chunk(source), dtype=np.uint32).copy() for _ in HASHED_COLUMNS]
-                terms: dict[Term, BitMap] = {}
+                terms: dict[Term, BitMap64] = {}
                 for _ in range(int(header["terms"])):
                     key = orjson.loads(_read_chunk(source))
-                    terms[(key[0], key[1], key[2], key[3])] = BitMap.deserialize(_read_chunk(source))
+                    terms[(key[0], key[1], key[2], key[3])] = BitMap64.deserialize(_read_chunk(source))
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             return False  # missing, partial or foreign: read the log instead
         with self._lock:
@@ -292,6 +308,7 @@ class TermIndex:
                 return False  # something was indexed meanwhile; keep it
             self._terms, self._block_min, self._block_max = terms, block_min, block_max
             self._hashes, self._hash_base = hashes, int(header["hash_base"])
+            self._block_base = int(header["block_base"])
             self.upto = int(header["upto"])
         return True
 
@@ -299,8 +316,8 @@ class TermIndex:
 
     def candidates(
         self, project_id: str, kind: str, filters: dict[str, str], *, time_from: int, time_below: int
-    ) -> tuple[BitMap, np.ndarray[Any, Any]]:
-        """Sequence numbers that may match, and the running maximum of block times (the stop bound).
+    ) -> tuple[BitMap64, Ceiling]:
+        """Sequence numbers that may match, and the bound on the time of every row up to a given seq.
 
         Only blocks whose time envelope overlaps ``time_from < time < time_below`` can hold a match.
         """
@@ -312,15 +329,15 @@ class TermIndex:
                     continue
                 bitmap = self._terms.get((project_id, kind, column, value))
                 if bitmap is None:
-                    return BitMap(), np.zeros(0, dtype=np.int64)
+                    return BitMap64(), Ceiling(np.zeros(0, dtype=np.int64), 0)
                 bitmaps.append(bitmap)
-            found: BitMap | None = None
+            found: BitMap64 | None = None
             if bitmaps:
-                found = BitMap.intersection(*bitmaps) if len(bitmaps) > 1 else BitMap(bitmaps[0])
+                found = BitMap64.intersection(*bitmaps) if len(bitmaps) > 1 else BitMap64(bitmaps[0])
             # the arrays are only written past ``covered``, and replaced (not resized) when they grow
             base, covered = self._hash_base, max(0, self.upto + 1 - self._hash_base)
             columns = self._hashes
-            blocks = len(self._block_max)
+            blocks, block_base = len(self._block_max), self._block_base
             block_min = np.frombuffer(self._block_min, dtype=np.int64, count=blocks).copy()
             block_max = np.frombuffer(self._block_max, dtype=np.int64, count=blocks).copy()
         for i, digest in hashed:
@@ -328,24 +345,24 @@ class TermIndex:
             if found is not None and len(found) * 64 < values.size:  # few candidates: look each up
                 seqs = np.array(found.to_array(), dtype=np.int64) - base
                 seqs = seqs[(seqs >= 0) & (seqs < values.size)]
-                found = BitMap((seqs[values[seqs] == digest] + base).tolist())
+                found = BitMap64((seqs[values[seqs] == digest] + base).tolist())
             else:
-                hits = BitMap((np.flatnonzero(values == digest) + base).tolist())
+                hits = BitMap64((np.flatnonzero(values == digest) + base).tolist())
                 found = hits if found is None else found & hits
         assert found is not None  # filters is never empty here
         if not found:
-            return found, block_max
+            return found, Ceiling(block_max, block_base)
         outside = (block_max <= time_from) | (block_min >= time_below)
         if outside.any():
-            found -= _blocks_as_bitmap(np.flatnonzero(outside))
-        return found, np.maximum.accumulate(block_max)
+            found -= _blocks_as_bitmap(np.flatnonzero(outside) + block_base)
+        return found, Ceiling(np.maximum.accumulate(block_max), block_base)
 
     @property
     def terms(self) -> int:
         return len(self._terms)
 
 
-_SNAPSHOT_VERSION = 2
+_SNAPSHOT_VERSION = 3
 
 
 def _write_chunk(out: BinaryIO, data: bytes) -> None:
@@ -361,14 +378,28 @@ def _read_chunk(source: BinaryIO) -> bytes:
     return data
 
 
+class Ceiling:
+    """The largest ``time`` of any indexed row with a seq in or before a given seq's block."""
+
+    def __init__(self, running_max: np.ndarray[Any, Any], block_base: int) -> None:
+        self._running_max = running_max
+        self._block_base = block_base
+
+    def __call__(self, seq: int) -> int:
+        block = seq // BLOCK - self._block_base
+        if block < 0:
+            return -1  # before the first indexed block: nothing there
+        return int(self._running_max[min(block, len(self._running_max) - 1)])
+
+
 def _hash(value: str | None) -> int:
     """A value's 32-bit digest, never 0 (which marks "no value")."""
     return zlib.crc32(value.encode()) | 1 if value is not None else 0
 
 
-def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap:
+def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap64:
     """The sequence numbers of the given (sorted) blocks, built from runs of adjacent blocks."""
-    out = BitMap()
+    out = BitMap64()
     if not len(blocks):
         return out
     breaks = np.flatnonzero(np.diff(blocks) != 1)

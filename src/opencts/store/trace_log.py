@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.store import term_index
 from opencts.store.tables import FILTER_COLUMNS, traces
-from opencts.store.term_index import BLOCK, INDEXED_COLUMNS, TermIndex
+from opencts.store.term_index import INDEXED_COLUMNS, Ceiling, TermIndex
 
 # SQLite limits host parameters per statement (32,766); 19 columns x 1,000 rows stays well under it.
 _INSERT_CHUNK = 1000
@@ -220,7 +220,9 @@ def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | No
 _SEQS = func.json_each(bindparam("seqs", type_=String)).table_valued("value")
 
 
-def _page_of_candidates(conn: Connection, stmt: Any, found: Any, ceiling: Any, limit: int) -> list[Row[Any]]:
+def _page_of_candidates(
+    conn: Connection, stmt: Any, found: Any, ceiling: Ceiling, limit: int
+) -> list[Row[Any]]:
     """The newest ``limit`` rows among candidate seqs, read newest seq first in growing batches.
 
     Every batch is checked by ``stmt`` (all filters and the time window, in SQL). The walk stops once the
@@ -241,7 +243,7 @@ def _page_of_candidates(conn: Connection, stmt: Any, found: Any, ceiling: Any, l
         if high and len(best) == limit:
             following = found[high - 1]
             last = best[-1]
-            if (last.time, last.seq) > (int(ceiling[following // BLOCK]), following):
+            if (last.time, last.seq) > (ceiling(following), following):
                 break
         step = min(step * 2, max(4096, 2 * limit))
     return best
