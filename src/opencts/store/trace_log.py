@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -203,7 +203,8 @@ def page(
     index = _term_index_for(conn, filters)
     if index is not None:
         found, ceiling = index.candidates(project_id, kind, filters, time_from=time_from, time_below=upper)
-        return _page_of_candidates(conn, stmt, found, ceiling, limit)
+        order = itemgetter(wanted.index("time"), wanted.index("seq"))
+        return _page_of_candidates(conn, stmt, found, ceiling, limit, order)
     return list(conn.execute(stmt.limit(limit)).all())
 
 
@@ -221,29 +222,29 @@ _SEQS = func.json_each(bindparam("seqs", type_=String)).table_valued("value")
 
 
 def _page_of_candidates(
-    conn: Connection, stmt: Any, found: Any, ceiling: Ceiling, limit: int
+    conn: Connection, stmt: Any, found: Any, ceiling: Ceiling, limit: int, order: Callable[[Any], Any]
 ) -> list[Row[Any]]:
     """The newest ``limit`` rows among candidate seqs, read newest seq first in growing batches.
 
     Every batch is checked by ``stmt`` (all filters and the time window, in SQL). The walk stops once the
     ``limit``-th row found is newer than anything left could be: the remaining seqs are all below the
     next candidate, and ``ceiling`` bounds the time of every row up to that candidate's block.
+    ``order`` gives a row's (time, seq) by position: a Row attribute costs a failed lookup first.
     """
     by_seq = stmt.where(traces.c.seq.in_(select(_SEQS.c.value)))
     best: list[Row[Any]] = []
     high = len(found)
-    step = max(2 * limit, 64)
+    step = max(limit + limit // 4, 64)  # a page usually comes from its newest candidates
     while high > 0:
         low = max(0, high - step)
         seqs = found[low:high]
         best.extend(conn.execute(by_seq, {"seqs": orjson.dumps(list(seqs)).decode()}).all())
-        best.sort(key=lambda r: (r.time, r.seq), reverse=True)
+        best.sort(key=order, reverse=True)
         del best[limit:]
         high = low
         if high and len(best) == limit:
             following = found[high - 1]
-            last = best[-1]
-            if (last.time, last.seq) > (ceiling(following), following):
+            if order(best[-1]) > (ceiling(following), following):
                 break
         step = min(step * 2, max(4096, 2 * limit))
     return best
