@@ -317,3 +317,23 @@ def test_sequence_numbers_past_32_bits_are_indexed() -> None:
     assert list(found) == [start, start + 1, start + 2]
     assert ceiling(start + 2) == 12
     assert index._block_base == start // BLOCK  # memory follows the live log, not seq 0
+
+
+def test_a_long_catch_up_is_saved_at_once(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After reading the log at start the server keeps what it read, without waiting for shutdown."""
+    from opencts.store import database
+
+    monkeypatch.setattr(database, "SNAPSHOT_ROWS", 100)
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        migrate.upgrade(db)
+        db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
+        db.start_background()
+        for _ in range(500):
+            if (tmp_path / "x.db.terms").exists():
+                break
+            time.sleep(0.01)
+        assert (tmp_path / "x.db.terms").exists()
+        assert db.read_sync(lambda c: TermIndex().load(tmp_path / "x.db.terms", c))
+    finally:
+        db.close()

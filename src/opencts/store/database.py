@@ -27,8 +27,9 @@ T = TypeVar("T")
 log = logging.getLogger("opencts.store")
 #: seconds between WAL checkpoints run beside the writer (it never checkpoints itself)
 CHECKPOINT_SECONDS = 0.5
-#: how often a changed term index is written to disk for the next start
+#: how often a changed term index is written to disk for the next start, and how much change is worth it
 SNAPSHOT_SECONDS = 300.0
+SNAPSHOT_ROWS = 100_000
 
 
 def normalise_url(url: str) -> str:
@@ -199,13 +200,17 @@ class Database:
         try:
             if self.read_sync(lambda conn: index.load(path, conn)):
                 log.info("term index: read %s (up to seq %d)", path.name, index.upto)
+            saved = index.upto
             while not self._closing.is_set():
                 if self.read_sync(lambda conn: index.refresh(conn, max_rows=200_000)):
                     break
-            saved = index.upto
-            while not self._closing.wait(SNAPSHOT_SECONDS):
-                if index.upto - saved >= 100_000 and self.read_sync(lambda conn: index.save(path, conn)):
+            # a long catch-up is saved at once (a crash now should not mean another), then every few minutes
+            while not self._closing.is_set():
+                if index.upto - saved >= SNAPSHOT_ROWS and self.read_sync(
+                    lambda conn: index.save(path, conn)
+                ):
                     saved = index.upto
+                self._closing.wait(SNAPSHOT_SECONDS)
         except Exception:  # e.g. the database closing under us; queries catch up on their own
             log.warning("term index upkeep stopped", exc_info=True)
 
