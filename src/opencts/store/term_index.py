@@ -163,33 +163,32 @@ class TermIndex:
         self.upto = upto
 
     def _index_columns(self, rows: list[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
-        """Group seqs by term one column at a time: one bitmap call per term, not per row.
+        """Group seqs by term one stream and column at a time: one bitmap call per term, not per row.
 
         This runs on the writer's thread with the GIL held, so it is kept to a dict append per value.
         """
-        seqs = [row[0] for row in rows]
-        streams = [(row[1], row[2]) for row in rows]
-        one_stream = streams[0] if len(set(streams)) == 1 else None
+        streams: defaultdict[tuple[str, str], list[tuple[int, str, str, int, Sequence[str | None]]]]
+        streams = defaultdict(list)
+        for row in rows:
+            streams[(row[1], row[2])].append(row)
         terms = self._terms
-        columns = zip(*(row[4] for row in rows), strict=True)
-        for column, values in zip(TERM_COLUMNS, columns, strict=False):
-            pending: dict[Term, list[int]] = {}
-            if one_stream is not None:  # the usual batch: one project, one kind
+        for (project_id, kind), members in streams.items():
+            seqs = [row[0] for row in members]
+            columns = zip(*(row[4] for row in members), strict=True)
+            # the hashed columns come after TERM_COLUMNS: _index_hashes takes those
+            for column, values in zip(TERM_COLUMNS, columns, strict=False):
                 by_value: defaultdict[str | None, list[int]] = defaultdict(list)
                 for seq, value in zip(seqs, values, strict=True):
                     by_value[value].append(seq)
-                project_id, kind = one_stream
-                pending = {(project_id, kind, column, v): s for v, s in by_value.items() if v is not None}
-            else:
-                for seq, (project_id, kind), value in zip(seqs, streams, values, strict=True):
-                    if value is not None:
-                        pending.setdefault((project_id, kind, column, value), []).append(seq)
-            for term, found in pending.items():
-                bitmap = terms.get(term)
-                if bitmap is None:
-                    terms[term] = BitMap64(found)
-                else:
-                    bitmap.update(found)
+                for value, found in by_value.items():
+                    if value is None:
+                        continue
+                    term = (project_id, kind, column, value)
+                    bitmap = terms.get(term)
+                    if bitmap is None:
+                        terms[term] = BitMap64(found)
+                    else:
+                        bitmap.update(found)
 
     def _index_hashes(self, rows: list[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
         count = len(rows)
