@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -76,6 +78,17 @@ def oracle(
     ]
     hits.sort(reverse=True)
     return [trace_id for _, _, trace_id in hits[:limit]]
+
+
+@contextmanager
+def sqlite_database(path: Any) -> Iterator[Database]:
+    """A migrated SQLite database of its own, for tests about the term index's life in one process."""
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(db)
+        yield db
+    finally:
+        db.close()
 
 
 def stored(database: Database, rows: list[TraceRow]) -> list[tuple[int, TraceRow]]:
@@ -167,9 +180,7 @@ def test_a_lagging_index_falls_back_to_sql(database: Database, monkeypatch: pyte
 
 def test_a_wrong_bit_never_yields_a_wrong_row(tmp_path: Any) -> None:
     """Bitmaps are candidates: a seq fed with the wrong terms (a rolled-back write) is re-checked in SQL."""
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    try:
-        migrate.upgrade(db)
+    with sqlite_database(tmp_path / "x.db") as db:
         rows = make_rows(random.Random(1), 0, 50)
         db.write_sync(lambda c: trace_log.append(c, rows))
         index = db.term_index
@@ -189,8 +200,6 @@ def test_a_wrong_bit_never_yields_a_wrong_row(tmp_path: Any) -> None:
             )
         )
         assert got == []
-    finally:
-        db.close()
 
 
 def test_feed_stops_at_a_gap_and_refresh_fills_it() -> None:
@@ -205,9 +214,7 @@ def test_feed_stops_at_a_gap_and_refresh_fills_it() -> None:
 
 
 def test_a_snapshot_is_read_back_only_for_the_database_it_describes(tmp_path: Any) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    try:
-        migrate.upgrade(db)
+    with sqlite_database(tmp_path / "x.db") as db:
         rows = make_rows(random.Random(8), 0, 300)
         db.write_sync(lambda c: trace_log.append(c, rows))
         index = db.term_index
@@ -224,18 +231,12 @@ def test_a_snapshot_is_read_back_only_for_the_database_it_describes(tmp_path: An
             index.candidates("p1", "system", q, **args)[0]
         )
 
-        other = Database(f"sqlite:///{tmp_path / 'y.db'}")  # same seqs, other traces
-        try:
-            migrate.upgrade(other)
+        with sqlite_database(tmp_path / "y.db") as other:  # same seqs, other traces
             other.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(9), 1000, 300)))
             assert not other.read_sync(lambda c: TermIndex().load(tmp_path / "snap", c))
-        finally:
-            other.close()
         (tmp_path / "torn").write_bytes((tmp_path / "snap").read_bytes()[:-100])
         assert not db.read_sync(lambda c: TermIndex().load(tmp_path / "torn", c))
         assert not db.read_sync(lambda c: TermIndex().load(tmp_path / "missing", c))
-    finally:
-        db.close()
 
 
 def test_the_server_keeps_its_index_across_a_restart(tmp_path: Any) -> None:
@@ -324,9 +325,7 @@ def test_a_long_catch_up_is_saved_at_once(tmp_path: Any, monkeypatch: pytest.Mon
     from opencts.store import database
 
     monkeypatch.setattr(database, "SNAPSHOT_ROWS", 100)
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    try:
-        migrate.upgrade(db)
+    with sqlite_database(tmp_path / "x.db") as db:
         db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
         db.start_background()
         for _ in range(500):
@@ -335,5 +334,3 @@ def test_a_long_catch_up_is_saved_at_once(tmp_path: Any, monkeypatch: pytest.Mon
             time.sleep(0.01)
         assert (tmp_path / "x.db.terms").exists()
         assert db.read_sync(lambda c: TermIndex().load(tmp_path / "x.db.terms", c))
-    finally:
-        db.close()
