@@ -187,17 +187,14 @@ def test_a_wrong_bit_never_yields_a_wrong_row(tmp_path: Any) -> None:
         assert index is not None
         db.read_sync(index.refresh)
         index._terms[("p1", "system", "user_name", "mallory")] = BitMap64(range(1, 51))
-        got = db.read_sync(
-            lambda c: trace_log.page(
-                c,
-                project_id="p1",
-                kind="system",
-                time_from=0,
-                time_to=10**13,
-                filters={"user_name": "mallory"},
-                after=None,
-                limit=10,
-            )
+        got = page(
+            db,
+            kind="system",
+            time_from=0,
+            time_to=10**13,
+            filters={"user_name": "mallory"},
+            after=None,
+            limit=10,
         )
         assert got == []
 
