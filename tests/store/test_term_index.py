@@ -9,7 +9,6 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -272,7 +271,7 @@ def test_resources_whose_hashes_collide_stay_apart(database: Database) -> None:
             break
         seen[digest] = value
     rows = [
-        replace(r, resource_id=a if i % 3 else b) for i, r in enumerate(make_rows(random.Random(2), 0, 90))
+        r._replace(resource_id=a if i % 3 else b) for i, r in enumerate(make_rows(random.Random(2), 0, 90))
     ]
     database.write_sync(lambda c: trace_log.append(c, rows))
     log = stored(database, rows)

@@ -23,3 +23,11 @@ def upgrade(db: Database, revision: str = "head") -> None:
     with db.write_engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Step the schema back to ``revision`` (tests of migrations; an operator's way back)."""
+    cfg = alembic_config()
+    with db.write_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

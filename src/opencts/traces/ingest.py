@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.store.trace_log import TraceRow
-from opencts.traces.model import TraceIn, access_key_id, fast_normalise, normalise, user_name
+from opencts.traces.model import TraceIn, fast_normalise, normalise, user_name
 from opencts.validation import describe
 
 MAX_BATCH_TRACES = 1000
@@ -112,122 +112,39 @@ def _reference(item: Any, *, project_id: str, now: int, oldest: int) -> dict[str
         return str(exc)
 
 
-_ROW_FIELDS = (
-    "project_id",
-    "trace_id",
-    "kind",
-    "time",
-    "record_time",
-    "trace_name",
-    "trace_rating",
-    "trace_type",
-    "service_type",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "user_name",
-    "access_key_id",
-    "tracker_name",
-    "enterprise_project_id",
-    "body",
-    "source_ip",
-    "code",
-    "request_id",
-)
 _NUL = re.compile(rb"\\u0000")  # how orjson writes a NUL character
+_new_row = tuple.__new__
 
 
-class _UnfrozenRow:
-    """TraceRow's slots, not frozen: filled by plain attribute stores, then turned into a TraceRow.
-
-    A frozen dataclass's ``__init__`` pays ``object.__setattr__`` per field, about 6 µs for these 20 on the
-    benchmark machine: as much as all the rest of preparing a trace but validation. Slot stores on this
-    twin and one ``__class__`` assignment (CPython checks the two layouts are the same) give an equal
-    TraceRow in a quarter of the time (``tests/traces/test_fast_path.py``).
-    """
-
-    __slots__ = TraceRow.__slots__
-
-
-def _fast_row(project_id: str, body: dict[str, Any], encoded: bytes) -> TraceRow:
-    """The row of an accepted body (see :class:`_UnfrozenRow`)."""
+def make_row(project_id: str, body: dict[str, Any], encoded: bytes) -> TraceRow:
+    """The row of an accepted body, built as the tuple it is (TraceRow's own ``__new__`` is Python code)."""
     get = body.get
     user = get("user")
-    row: Any = object.__new__(_UnfrozenRow)
-    row.project_id = project_id
-    row.trace_id = body["trace_id"]
-    row.kind = body["event_type"]
-    row.time = body["time"]
-    row.record_time = body["record_time"]
-    row.trace_name = body["trace_name"]
-    row.trace_rating = body["trace_rating"]
-    row.trace_type = body["trace_type"]
-    row.service_type = body["service_type"]
-    row.resource_type = get("resource_type")
-    row.resource_id = get("resource_id")
-    row.resource_name = get("resource_name")
-    row.user_name = user_name(body) if user else None
-    row.access_key_id = user.get("access_key_id") if user else None
-    row.tracker_name = body["tracker_name"]
-    row.enterprise_project_id = get("enterprise_project_id")
-    row.body = encoded
-    row.source_ip = get("source_ip")
-    row.code = get("code")
-    row.request_id = get("request_id")
-    row.__class__ = TraceRow
-    made: TraceRow = row
-    return made
-
-
-def _plain_row(project_id: str, body: dict[str, Any], encoded: bytes) -> TraceRow:
-    return TraceRow(
-        project_id=project_id,
-        trace_id=body["trace_id"],
-        kind=body["event_type"],
-        time=body["time"],
-        record_time=body["record_time"],
-        trace_name=body["trace_name"],
-        trace_rating=body["trace_rating"],
-        trace_type=body["trace_type"],
-        service_type=body["service_type"],
-        resource_type=body.get("resource_type"),
-        resource_id=body.get("resource_id"),
-        resource_name=body.get("resource_name"),
-        user_name=user_name(body),
-        access_key_id=access_key_id(body),
-        tracker_name=body["tracker_name"],
-        enterprise_project_id=body.get("enterprise_project_id"),
-        body=encoded,
-        source_ip=body.get("source_ip"),
-        code=body.get("code"),
-        request_id=body.get("request_id"),
+    return _new_row(
+        TraceRow,
+        (
+            project_id,
+            body["trace_id"],
+            body["event_type"],
+            body["time"],
+            body["record_time"],
+            body["trace_name"],
+            body["trace_rating"],
+            body["trace_type"],
+            body["service_type"],
+            get("resource_type"),
+            get("resource_id"),
+            get("resource_name"),
+            user_name(body) if user else None,
+            user.get("access_key_id") if user else None,
+            body["tracker_name"],
+            get("enterprise_project_id"),
+            encoded,
+            get("source_ip"),
+            get("code"),
+            get("request_id"),
+        ),
     )
-
-
-def _choose_row_maker() -> Callable[[str, dict[str, Any], bytes], TraceRow]:
-    """The fast maker, unless TraceRow has changed under it (other fields, another layout): then the plain."""
-    if tuple(f.name for f in fields(TraceRow)) != _ROW_FIELDS:
-        return _plain_row
-    body = {
-        "trace_id": "t",
-        "trace_name": "n",
-        "trace_rating": "normal",
-        "trace_type": "ApiCall",
-        "time": 1,
-        "user": {"name": "u", "access_key_id": "k"},
-        "service_type": "S",
-        "event_type": "system",
-        "tracker_name": "system",
-        "record_time": 2,
-    }
-    try:
-        probe = _fast_row("p", body, b"{}")
-    except TypeError:  # CPython refused the __class__ assignment: the layouts differ
-        return _plain_row
-    return _fast_row if probe == _plain_row("p", body, b"{}") else _plain_row
-
-
-make_row = _choose_row_maker()
 
 
 def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
