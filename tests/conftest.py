@@ -123,7 +123,9 @@ def signed_client(app: FastAPI, creds: BootstrapCredentials, base_url: str) -> h
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080")
+    # ingest parsed in place: worker processes would cost every test a second; tests/traces/test_workers.py
+    # drives the pool
+    settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0)
     app = create_app(settings, start_consumers=False)
     async with app.router.lifespan_context(app):
         creds = read_credentials(settings.credentials_path)

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_pending_writes: int = Field(
         64, ge=1, description="Write batches queued before ingest answers 429 instead of queueing more."
     )
+    ingest_workers: int | None = Field(
+        None,
+        ge=0,
+        description="Processes that parse and validate ingest batches beside the event loop; 0 parses in the"
+        " event loop; default one per core but one (1 to 4).",
+    )
     consumer_poll_seconds: float = Field(
         1.0, gt=0, description="How often idle consumers look at the log when nothing woke them."
     )

@@ -21,6 +21,7 @@ from opencts.notifications.notifier import DAY_MS, NotifierConsumer
 from opencts.smn.service import SmnService
 from opencts.store import Database, migrate
 from opencts.traces.retention import RetentionConsumer
+from opencts.traces.workers import PreparePool, default_workers
 from opencts.traces.writer import TraceWriter
 from opencts.trackers.catalogue import CatalogueConsumer
 from opencts.trackers.recording import PolicyCache
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         db.start_background()
         signal = LogSignal()
         policies = PolicyCache()
+        workers = settings.ingest_workers
+        pool = PreparePool(default_workers() if workers is None else workers)
+        pool.start()
         services = Services(
             settings=settings,
             db=db,
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 retention_ms=settings.retention_ms,
                 policy=lambda pid: policies.get(db, pid),
                 max_pending=settings.max_pending_writes,
+                pool=pool,
             ),
             policies=policies,
             smn=SmnService.open(
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             await asyncio.gather(*tasks, return_exceptions=True)
             if services.smn is not None:
                 await services.smn.close()
+            await asyncio.to_thread(pool.close)
             db.close()
 
     app = FastAPI(

@@ -14,7 +14,7 @@ from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
 from opencts.traces.export import export_csv, export_ndjson
-from opencts.traces.ingest import MAX_BATCH_BYTES, parse_batch, summary
+from opencts.traces.ingest import MAX_BATCH_BYTES, summary
 from opencts.traces.listing import list_traces, render
 from opencts.traces.query import FILTER_PARAMS, parse_query
 
@@ -47,10 +47,9 @@ _QUERY_DOC = [
 )
 async def put_traces(project_id: str, request: Request, services: ServicesDep, caller: Producer) -> Response:
     require_json(request)
-    items = parse_batch(await read_body(request, MAX_BATCH_BYTES))
-    body = summary(await services.writer.write(project_id, items))
+    body = summary(await services.writer.write_body(project_id, await read_body(request, MAX_BATCH_BYTES)))
     status = 200
-    if body["rejected"] == len(items):
+    if body["rejected"] == len(body["results"]):
         status = 400
         body = {"error_code": "CTS.0001", "error_msg": "no trace in the batch is valid", **body}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")

@@ -16,7 +16,8 @@ from opencts.consumers import LogSignal
 from opencts.errors import Overloaded
 from opencts.store import Database
 from opencts.store.trace_log import TraceRow, append_keys, feed_index
-from opencts.traces.ingest import TraceResult, prepare, settle
+from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, settle
+from opencts.traces.workers import PreparePool
 
 
 class Policy(Protocol):
@@ -42,10 +43,15 @@ class GroupCommit:
         self._queue: list[tuple[Sequence[TraceRow], asyncio.Future[set[str]]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    def refuse_if_full(self) -> None:
+        """429 while the queue is full: checked before a batch is parsed as well as before it queues."""
+        if len(self._queue) >= self.max_pending:
+            raise Overloaded("too many trace batches are waiting to be written; retry shortly", retry_after=1)
+
     async def append(self, rows: Sequence[TraceRow], *, shed: bool) -> set[str]:
         """The trace ids of ``rows`` that were new, once they are committed."""
-        if shed and len(self._queue) >= self.max_pending:
-            raise Overloaded("too many trace batches are waiting to be written; retry shortly", retry_after=1)
+        if shed:
+            self.refuse_if_full()
         future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
         self._queue.append((rows, future))
         if self._flusher is None or self._flusher.done():
@@ -91,16 +97,29 @@ class TraceWriter:
         retention_ms: int,
         policy: PolicyLookup | None = None,
         max_pending: int = 64,
+        pool: PreparePool | None = None,
     ) -> None:
         self.db = db
         self.signal = signal
         self.retention_ms = retention_ms
         self.policy = policy
         self.commits = GroupCommit(db, max_pending=max_pending)
+        self.pool = pool or PreparePool(0)
 
     async def write(self, project_id: str, items: Sequence[Any], *, shed: bool = True) -> list[TraceResult]:
         """Validate, apply the project's tracker policy, append durably; one verdict per item."""
         batch = prepare(items, project_id=project_id, now=now_ms(), retention_ms=self.retention_ms)
+        return await self._write(project_id, batch, shed=shed)
+
+    async def write_body(self, project_id: str, raw: bytes) -> list[TraceResult]:
+        """:meth:`write` for an ingest body as received: parsed and validated by the worker pool."""
+        self.commits.refuse_if_full()  # no parsing for a batch that could not queue anyway
+        batch = await self.pool.prepare(
+            raw, project_id=project_id, now=now_ms(), retention_ms=self.retention_ms
+        )
+        return await self._write(project_id, batch, shed=True)
+
+    async def _write(self, project_id: str, batch: PreparedBatch, *, shed: bool) -> list[TraceResult]:
         if self.policy is not None and batch.rows:
             policy = await self.policy(project_id)
             if policy is not None:

@@ -1,0 +1,105 @@
+"""Ingest batches parsed and validated in worker processes, beside the event loop.
+
+The event loop's thread and the SQLite writer's thread share one GIL. Parsing and validating a batch of
+1,000 traces holds it for some 15 ms, much of it in single C calls (``orjson.loads`` of the whole body)
+that no switch interval interrupts. The writer lets go of the GIL for every SQLite step and every
+commit, and each time it had to win it back from the event loop: under load it spent more time waiting
+than writing. In a worker process the same work runs on another core under a GIL of its own, and what
+comes back (plain tuples and verdicts) costs the event loop about a µs a trace to unpickle.
+
+A batch of a few traces (self-audit, a probe) is cheaper to prepare in place than to send across, and a
+pool that lost a worker (killed, out of memory) is replaced while that batch is prepared in place: a
+producer never sees the pool's trouble.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from opencts.store.trace_log import TraceRow
+from opencts.traces.ingest import PreparedBatch, TraceResult, parse_batch, prepare
+
+log = logging.getLogger(__name__)
+
+#: bodies smaller than this are prepared in the event loop: shipping them costs more than parsing them
+IN_PLACE_BYTES = 64 * 1024
+#: what crosses back from a worker: rows as plain tuples (a NamedTuple unpickles through Python code)
+Shipped = tuple[list[tuple[Any, ...]], list[TraceResult], list[int]]
+
+
+def default_workers() -> int:
+    """One per core but the one the event loop and the writer share, at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def prepare_body(raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+    """Parse an ingest body and prepare its traces; raises the 4xx errors of :func:`parse_batch`."""
+    return prepare(parse_batch(raw), project_id=project_id, now=now, retention_ms=retention_ms)
+
+
+def _prepare_shipped(raw: bytes, project_id: str, now: int, retention_ms: int) -> Shipped:
+    batch = prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+    return [tuple(row) for row in batch.rows], batch.results, batch.row_results
+
+
+def _worker_started() -> None:
+    # Ctrl-C reaches the whole process group: the server shuts its workers down itself, in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _ready() -> bool:
+    return True
+
+
+class PreparePool:
+    """Worker processes that turn ingest bodies into rows and verdicts (``workers=0``: in place)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # spawn, not fork: the server has threads (writer, readers, checkpointer) and open databases
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_started
+            )
+        return self._executor
+
+    def start(self) -> list[Future[bool]]:
+        """Start the workers now (an import of pydantic and the models takes a second), not at the first
+        large batch; returns futures that finish once each has started."""
+        if self.workers == 0:
+            return []
+        pool = self._pool()
+        return [pool.submit(_ready) for _ in range(self.workers)]
+
+    async def prepare(self, raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+        if self.workers == 0 or len(raw) < IN_PLACE_BYTES:
+            return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+        try:
+            tuples, results, row_results = await loop.run_in_executor(
+                pool, _prepare_shipped, raw, project_id, now, retention_ms
+            )
+        except BrokenProcessPool:
+            if self._executor is pool:  # the first batch to hear of it replaces the pool, once
+                log.warning("an ingest worker process died; starting new ones")
+                self._executor = None
+                pool.shutdown(wait=False)
+            return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+        new = tuple.__new__
+        return PreparedBatch([new(TraceRow, values) for values in tuples], results, row_results)
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
