@@ -7,6 +7,7 @@ nothing) and the same wake-up of consumers apply to every trace, whoever made it
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
@@ -19,12 +20,17 @@ from opencts.store.trace_log import TraceRow, append_keys, feed_index
 from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, settle
 from opencts.traces.workers import PreparePool
 
+log = logging.getLogger(__name__)
+
 
 class Policy(Protocol):
     def refuse(self, *, kind: str, service_type: str, trace_name: str, tracker_name: str) -> str | None: ...
 
 
 PolicyLookup = Callable[[str], Awaitable[Policy | None]]
+
+
+_Group = list[tuple[Sequence[TraceRow], "asyncio.Future[set[str]]"]]
 
 
 class GroupCommit:
@@ -59,33 +65,51 @@ class GroupCommit:
         return await future
 
     async def _flush(self) -> None:
-        while self._queue:
-            taken, size = 0, 0
-            while taken < len(self._queue) and (
-                taken == 0 or size + len(self._queue[taken][0]) <= self.max_rows
-            ):
-                size += len(self._queue[taken][0])
-                taken += 1
-            group, self._queue = self._queue[:taken], self._queue[taken:]
-            rows = [row for batch, _ in group for row in batch]
-            index = self.db.term_index
+        """Write group after group; while one is written, answer the one before.
+
+        Answering a group means feeding its rows to the term index first (a trace is findable when its
+        producer hears it was accepted), which holds the GIL for a few µs a row. Done on the writer's
+        thread, it delayed the next transaction by that much; done here, it overlaps SQLite's work on the
+        next group, which needs no GIL. Groups are fed in commit order, so the index sees seqs in order.
+        """
+        written: tuple[_Group, Sequence[TraceRow], dict[tuple[str, str], int]] | None = None
+        while self._queue or written is not None:
+            writing: asyncio.Future[dict[tuple[str, str], int]] | None = None
+            if self._queue:
+                group, rows = self._take()
+                writing = asyncio.ensure_future(self.db.write(partial(append_keys, rows=rows)))
+            if written is not None:
+                self._answer(*written)
+                written = None
+            if writing is None:
+                continue
             try:
-                inserted = await self.db.write(
-                    partial(append_keys, rows=rows),
-                    after_commit=partial(feed_index, index, rows) if index is not None else None,
-                )
+                written = (group, rows, await writing)
             except Exception as exc:  # every waiting caller learns of the failure; nothing is half-done
                 for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
-                continue
-            for batch, future in group:
-                # A retry racing its original in the same group: the first batch claims "accepted".
-                mine = {
-                    r.trace_id for r in batch if inserted.pop((r.project_id, r.trace_id), None) is not None
-                }
-                if not future.done():
-                    future.set_result(mine)
+
+    def _take(self) -> tuple[_Group, list[TraceRow]]:
+        taken, size = 0, 0
+        while taken < len(self._queue) and (taken == 0 or size + len(self._queue[taken][0]) <= self.max_rows):
+            size += len(self._queue[taken][0])
+            taken += 1
+        group, self._queue = self._queue[:taken], self._queue[taken:]
+        return group, [row for batch, _ in group for row in batch]
+
+    def _answer(self, group: _Group, rows: Sequence[TraceRow], inserted: dict[tuple[str, str], int]) -> None:
+        index = self.db.term_index
+        if index is not None:
+            try:
+                feed_index(index, rows, inserted)
+            except Exception:  # the rows are durable: queries catch the index up from the log instead
+                log.exception("feeding the term index failed; it will catch up from the log")
+        for batch, future in group:
+            # A retry racing its original in the same group: the first batch claims "accepted".
+            mine = {r.trace_id for r in batch if inserted.pop((r.project_id, r.trace_id), None) is not None}
+            if not future.done():
+                future.set_result(mine)
 
 
 class TraceWriter:
