@@ -1,13 +1,113 @@
-"""Group commit: concurrent batches share transactions, and every caller still gets its own verdicts."""
+"""Group commit: concurrent batches share transactions, every caller gets its own verdicts, a failed
+group fails only its own callers."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import orjson
+import pytest
 
 from opencts.consumers import LogSignal
 from opencts.store import Database, migrate, trace_log
-from opencts.traces.writer import TraceWriter
+from opencts.store.trace_log import TraceRow
+from opencts.traces.writer import GroupCommit, TraceWriter
+
+
+def row(trace_id: str, *, service: str = "ECS", name: str | None = "createServer") -> TraceRow:
+    return TraceRow(
+        project_id="p1",
+        trace_id=trace_id,
+        kind="system",
+        time=1_700_000_000_000 + len(trace_id),
+        record_time=1_700_000_000_000,
+        trace_name=name,  # type: ignore[arg-type]  # None breaks the NOT NULL constraint on purpose
+        trace_rating="normal",
+        trace_type="ApiCall",
+        service_type=service,
+        resource_type=None,
+        resource_id=None,
+        resource_name=None,
+        user_name="alice",
+        access_key_id=None,
+        tracker_name="system",
+        enterprise_project_id=None,
+        body=orjson.dumps({"trace_id": trace_id}),
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    made = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate.upgrade(made)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+async def hold_writer(db: Database) -> tuple[threading.Event, asyncio.Task[object]]:
+    release = threading.Event()
+    blocker = asyncio.ensure_future(db.write(lambda conn: release.wait(10)))
+    await asyncio.sleep(0.05)
+    return release, blocker
+
+
+async def test_concurrent_batches_share_a_transaction_and_keep_their_own_verdicts(db: Database) -> None:
+    commits = GroupCommit(db)
+    release, blocker = await hold_writer(db)
+    first = asyncio.ensure_future(commits.append([row("a"), row("b")], shed=True))
+    await asyncio.sleep(0.01)
+    # these three queue behind the first and go in one transaction; "b" raced its original
+    rest = [
+        asyncio.ensure_future(commits.append(batch, shed=True))
+        for batch in ([row("c")], [row("b"), row("d")], [row("d"), row("e")])
+    ]
+    release.set()
+    await blocker
+    answers = [await first, *[await r for r in rest]]
+    assert answers == [{"a", "b"}, {"c"}, {"d"}, {"e"}]  # the first batch to name a new id claims it
+    assert db.read_sync(lambda c: trace_log.count(c, "p1")) == 5
+
+
+async def test_a_failed_group_fails_its_callers_only_and_the_index_stays_in_order(db: Database) -> None:
+    index = db.term_index
+    assert index is not None
+    commits = GroupCommit(db, max_rows=1)  # one batch a group: good, bad, good
+    release, blocker = await hold_writer(db)
+    good = asyncio.ensure_future(commits.append([row("g1", service="VPC")], shed=True))
+    await asyncio.sleep(0.01)
+    bad = asyncio.ensure_future(commits.append([row("x", name=None)], shed=True))
+    later = asyncio.ensure_future(commits.append([row("g2", service="VPC")], shed=True))
+    release.set()
+    await blocker
+    assert await good == {"g1"}
+    with pytest.raises(Exception, match="(?i)not null"):
+        await bad
+    assert await later == {"g2"}
+    # both good groups were fed to the term index before their callers heard back, in seq order
+    seqs = db.read_sync(lambda c: [r.seq for r in trace_log.read_after(c, 0, 10, with_body=False)])
+    assert index.upto == max(seqs)
+    found, _ = index.candidates("p1", "system", {"service_type": "VPC"}, time_from=0, time_below=2**62)
+    assert list(found) == seqs
+
+
+async def test_a_full_queue_is_refused_before_anything_is_parsed(db: Database) -> None:
+    commits = GroupCommit(db, max_pending=1)
+    release, blocker = await hold_writer(db)
+    first = asyncio.ensure_future(commits.append([row("a")], shed=True))
+    await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(commits.append([row("b")], shed=True))
+    await asyncio.sleep(0.01)
+    with pytest.raises(Exception, match="retry shortly") as refused:
+        commits.refuse_if_full()
+    assert getattr(refused.value, "status", None) == 429
+    release.set()
+    await blocker
+    assert (await first, await queued) == ({"a"}, {"b"})
 
 
 def trace(trace_id: str, time: int) -> dict[str, object]:
