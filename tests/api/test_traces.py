@@ -249,7 +249,12 @@ async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
             url = f"/v3/{creds.project_id}/traces"
             # one batch waits on the blocked writer, one queues behind it, the rest are refused
             sends = [asyncio.create_task(client.post(url, json={"traces": [t]})) for t in traces]
-            await asyncio.sleep(0.3)
+            # the two refusals come back while the writer is still held; wait for them, not for a time
+            for _ in range(500):
+                if sum(task.done() for task in sends) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # room for a third answer, which would be a bug, to arrive
             release.set()
             await blocker
             answers = await asyncio.gather(*sends)
