@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.iam.signature import HmacAuth
 from opencts.store import Database, migrate
+from opencts.store.trace_log import TraceRow
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENCTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -62,6 +64,31 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 
 TraceFactory = Callable[..., dict[str, Any]]
+
+
+def trace_row(trace_id: str, **columns: Any) -> TraceRow:
+    """A stored row of a management trace for store-level tests; keyword arguments override columns."""
+    values: dict[str, Any] = {
+        "project_id": "p1",
+        "trace_id": trace_id,
+        "kind": "system",
+        "time": 1_700_000_000_000,
+        "record_time": 1_700_000_000_000,
+        "trace_name": "login",
+        "trace_rating": "normal",
+        "trace_type": "ConsoleAction",
+        "service_type": "IAM",
+        "resource_type": None,
+        "resource_id": None,
+        "resource_name": None,
+        "user_name": "alice",
+        "access_key_id": None,
+        "tracker_name": "system",
+        "enterprise_project_id": None,
+        "body": orjson.dumps({"trace_id": trace_id}),
+    }
+    values.update(columns)
+    return TraceRow(**values)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import trace_row
 from opencts.consumers import ConsumerRunner, get_cursor, set_cursor
 from opencts.store import Database, trace_log
 from opencts.store.trace_log import TraceRow
@@ -15,25 +16,7 @@ from opencts.traces.retention import RetentionConsumer
 
 def rows(start: int, n: int, record_time: int = 1000) -> list[TraceRow]:
     return [
-        TraceRow(
-            project_id="p",
-            trace_id=f"t{i}",
-            kind="system",
-            time=record_time,
-            record_time=record_time,
-            trace_name="login",
-            trace_rating="normal",
-            trace_type="ApiCall",
-            service_type="IAM",
-            resource_type=None,
-            resource_id=None,
-            resource_name=None,
-            user_name="u",
-            access_key_id=None,
-            tracker_name="system",
-            enterprise_project_id=None,
-            body=orjson.dumps({"trace_id": f"t{i}"}),
-        )
+        trace_row(f"t{i}", project_id="p", time=record_time, record_time=record_time)
         for i in range(start, start + n)
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import inspect, text
 
+from conftest import trace_row
 from opencts.store import Database, trace_log
 from opencts.store.tables import metadata
 from opencts.store.term_index import INDEXED_COLUMNS
@@ -12,27 +13,7 @@ from opencts.store.trace_log import Position, TraceRow
 
 
 def row(trace_id: str, time: int, **kw: str) -> TraceRow:
-    values = {
-        "project_id": "p1",
-        "trace_id": trace_id,
-        "kind": "system",
-        "time": time,
-        "record_time": time,
-        "trace_name": "login",
-        "trace_rating": "normal",
-        "trace_type": "ConsoleAction",
-        "service_type": "IAM",
-        "resource_type": None,
-        "resource_id": None,
-        "resource_name": None,
-        "user_name": "alice",
-        "access_key_id": None,
-        "tracker_name": "system",
-        "enterprise_project_id": None,
-        "body": orjson.dumps({"trace_id": trace_id}),
-    }
-    values.update(kw)
-    return TraceRow(**values)  # type: ignore[arg-type]
+    return trace_row(trace_id, time=time, record_time=time, **kw)
 
 
 def test_migrations_create_the_declared_schema(database: Database) -> None:

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
+from conftest import trace_row
 from opencts.consumers import LogSignal
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import TraceRow
@@ -18,25 +18,8 @@ from opencts.traces.writer import GroupCommit, TraceWriter
 
 
 def row(trace_id: str, *, service: str = "ECS", name: str | None = "createServer") -> TraceRow:
-    return TraceRow(
-        project_id="p1",
-        trace_id=trace_id,
-        kind="system",
-        time=1_700_000_000_000 + len(trace_id),
-        record_time=1_700_000_000_000,
-        trace_name=name,  # type: ignore[arg-type]  # None breaks the NOT NULL constraint on purpose
-        trace_rating="normal",
-        trace_type="ApiCall",
-        service_type=service,
-        resource_type=None,
-        resource_id=None,
-        resource_name=None,
-        user_name="alice",
-        access_key_id=None,
-        tracker_name="system",
-        enterprise_project_id=None,
-        body=orjson.dumps({"trace_id": trace_id}),
-    )
+    # a None name breaks the NOT NULL constraint on purpose
+    return trace_row(trace_id, trace_name=name, service_type=service, time=1_700_000_000_000 + len(trace_id))
 
 
 @pytest.fixture
