@@ -925,7 +925,7 @@ def build_trace_log(
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA cache_size=-2000000")  # 2 GB: the unique (project_id, trace_id) index stays hot
+        conn.execute("PRAGMA cache_size=-2000000")  # 2 GB: the unique trace_key index stays hot
         conn.execute("PRAGMA temp_store=MEMORY")
         indexes = traces_index_ddl(conn)
         for name, _ in indexes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -33,6 +34,11 @@ async def pool() -> AsyncIterator[PreparePool]:
         yield made
     finally:
         made.close()
+
+
+def executor_of(pool: PreparePool) -> ProcessPoolExecutor | None:
+    """The pool's current executor (read through a call: it changes under mypy's narrowing)."""
+    return pool._executor
 
 
 def large_body(make_trace: TraceFactory, n: int = 400) -> bytes:
@@ -92,9 +98,22 @@ async def test_a_killed_worker_costs_no_batch_and_the_pool_recovers(
     raw = large_body(make_trace)
     first = await pool.prepare(raw, project_id=PROJECT, now=now_ms(), retention_ms=RETENTION_MS)
     assert len(first.rows) == 398  # prepared in place: the producer never hears of the dead worker
-    assert pool._executor is not executor
+    assert executor_of(pool) is None
+    meanwhile = await pool.prepare(raw, project_id=PROJECT, now=now_ms(), retention_ms=RETENTION_MS)
+    assert len(meanwhile.rows) == 398 and executor_of(pool) is None  # in place until the restart delay ends
+    pool._retry_at = 0.0
     again = await pool.prepare(raw, project_id=PROJECT, now=now_ms(), retention_ms=RETENTION_MS)
-    assert len(again.rows) == 398 and pool._executor is not None  # a new pool took over
+    assert len(again.rows) == 398
+    assert executor_of(pool) is not None and executor_of(pool) is not executor  # a new pool took over
+
+
+async def test_a_closed_pool_prepares_in_place(make_trace: TraceFactory) -> None:
+    closed = PreparePool(1)
+    closed.close()
+    batch = await closed.prepare(
+        large_body(make_trace), project_id=PROJECT, now=now_ms(), retention_ms=RETENTION_MS
+    )
+    assert len(batch.rows) == 398 and executor_of(closed) is None  # no pool started after shutdown
 
 
 async def test_ingest_through_the_pool_end_to_end(tmp_path: Path, make_trace: TraceFactory) -> None:

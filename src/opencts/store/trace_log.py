@@ -134,10 +134,11 @@ def _append_sqlite(conn: Connection, rows: Sequence[TraceRow]) -> dict[tuple[str
     This is the writer's hot loop. SQLAlchemy's compiled path spent as long preparing parameters as
     SQLite spent inserting. A statement per row (``executemany``) lets go of the GIL for each row's step
     and must win it back from whichever thread holds it, for up to the switch interval (5 ms) each time:
-    under load the writer waited more than it wrote. One step per hundred rows waits a hundredth as often. (``RETURNING`` would cost SQLite 8 µs a row, so it is not used.) Inside
-    ``BEGIN IMMEDIATE`` nobody else appends, and SQLite numbers each new row max(seq) + 1; when every row
-    went in and the numbers add up, row i got ``before + 1 + i``. Otherwise (duplicates) the new rows are
-    read back by seq range.
+    under load the writer waited more than it wrote. One step per hundred rows waits a hundredth as
+    often. (``RETURNING`` would cost SQLite 8 µs a row, so it is not used.) Inside ``BEGIN IMMEDIATE``
+    nobody else appends, and SQLite numbers each new row max(seq) + 1; when every row went in and the
+    numbers add up, row i got ``before + 1 + i``. Otherwise (duplicates) the new rows are read back by
+    seq range.
     """
     raw: Any = conn.connection.driver_connection
     params = [(*row, trace_key(row.project_id, row.trace_id)) for row in rows]

@@ -9,7 +9,8 @@ comes back (plain tuples and verdicts) costs the event loop about a µs a trace 
 
 A batch of a few traces (self-audit, a probe) is cheaper to prepare in place than to send across, and a
 pool that lost a worker (killed, out of memory) is replaced while that batch is prepared in place: a
-producer never sees the pool's trouble.
+producer never sees the pool's trouble. A new pool is tried at most every ``RESTART_SECONDS``, so a
+machine that cannot start processes at all pays for it once in a while, not on every batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: bodies smaller than this are prepared in the event loop: shipping them costs more than parsing them
 IN_PLACE_BYTES = 64 * 1024
+#: how long after a pool broke batches are prepared in place before a new pool is tried
+RESTART_SECONDS = 10.0
 #: what crosses back from a worker: rows as plain tuples (a NamedTuple unpickles through Python code)
 Shipped = tuple[list[tuple[Any, ...]], list[TraceResult], list[int]]
 
@@ -64,6 +68,8 @@ class PreparePool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._retry_at = 0.0
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -82,7 +88,12 @@ class PreparePool:
         return [pool.submit(_ready) for _ in range(self.workers)]
 
     async def prepare(self, raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
-        if self.workers == 0 or len(raw) < IN_PLACE_BYTES:
+        if (
+            self.workers == 0
+            or len(raw) < IN_PLACE_BYTES
+            or self._closed  # a request that arrived while the server shuts down
+            or time.monotonic() < self._retry_at
+        ):
             return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
         loop = asyncio.get_running_loop()
         pool = self._pool()
@@ -92,14 +103,16 @@ class PreparePool:
             )
         except BrokenProcessPool:
             if self._executor is pool:  # the first batch to hear of it replaces the pool, once
-                log.warning("an ingest worker process died; starting new ones")
+                log.warning("an ingest worker process died; new ones start in %.0f s", RESTART_SECONDS)
                 self._executor = None
+                self._retry_at = time.monotonic() + RESTART_SECONDS
                 pool.shutdown(wait=False)
             return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
         new = tuple.__new__
         return PreparedBatch([new(TraceRow, values) for values in tuples], results, row_results)
 
     def close(self) -> None:
+        self._closed = True
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
