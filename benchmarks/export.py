@@ -192,7 +192,8 @@ def main() -> None:
         _, hwm = read_rss_kib(server.pid)
 
         table = Table(title=f"export of management traces over 7 days ({args.traces:,} in the log)")
-        for col in ("case", "format", "rows", "seconds", "rows/s", "MiB/s", "1st byte", "RSS before",
+        table.add_column("case", no_wrap=True)
+        for col in ("format", "rows", "seconds", "rows/s", "MiB/s", "1st byte", "RSS before",
                     "RSS peak", "RSS after", "server CPU"):  # fmt: skip
             table.add_column(col, justify="right")
         table.add_column(f"≥ {FLOOR_ROWS_PER_S:,} rows/s")
