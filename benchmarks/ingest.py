@@ -10,6 +10,11 @@
    the server's schema and indexes (created by its migrations), WAL + ``synchronous=FULL`` and the server's
    page cache size, ``executemany`` in transactions of one batch each.
 
+``--preload N`` first fills the server's log with N traces spread over the six days before (as a week of
+a busy account would), waits until the server's consumers and term index have read them, and runs the
+floor on a copy of that same database: sustained ingest into a log that is already large, where every
+random trace id lands on a cold page of the uniqueness index.
+
 Floors: >= 20,000 events/s over HTTP, >= 0.4 of the plain-SQLite rate, ack-to-visible p95 <= 1 s.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -27,6 +33,8 @@ from pathlib import Path
 import httpx
 import orjson
 from _common import (
+    DAY_MS,
+    HOUR_MS,
     INSERT_SQL,
     Credentials,
     PySpy,
@@ -34,6 +42,7 @@ from _common import (
     Server,
     TraceFactory,
     Universe,
+    build_dataset,
     console,
     count_traces,
     cpu_seconds,
@@ -46,6 +55,7 @@ from _common import (
     scratch_dir,
     self_check,
     verdict,
+    wait_until_idle,
 )
 from rich.table import Table
 
@@ -82,6 +92,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--probes", type=int, default=50, help="ack-to-visible samples (default 50)")
     p.add_argument("--probe-interval", type=float, default=0.1, help="seconds between probes under load")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--preload", type=int, default=0, metavar="N",
+                   help="traces already in the log before the run (default none)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the scratch data dir under bench-data/")
     p.add_argument(
         "--py-spy", type=Path, metavar="FILE", help="profile the server with py-spy into FILE (raw)"
@@ -175,13 +187,18 @@ def probe_worker(
                 load_done.wait(interval)
 
 
-def sqlite_floor(db_dir: Path, rows: list[Row], batch: int) -> float:
-    """Seconds to append ``rows`` to a fresh database with the server's schema: WAL, synchronous=FULL."""
+def sqlite_floor(db_dir: Path, rows: list[Row], batch: int, *, start_from: Path | None = None) -> float:
+    """Seconds to append ``rows`` with the server's schema (WAL, synchronous=FULL): to a fresh database,
+    or to a copy of ``start_from``."""
     db_dir.mkdir(parents=True, exist_ok=True)
     db_path = db_dir / "opencts.db"
-    db = Database(f"sqlite:///{db_path}")
-    migrate.upgrade(db)  # exactly the server's tables and indexes
-    db.close()
+    if start_from is not None:
+        shutil.copyfile(start_from, db_path)
+    else:
+        db = Database(f"sqlite:///{db_path}")
+        migrate.upgrade(db)  # exactly the server's tables and indexes
+        db.close()
+    before = count_traces(db_path)
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -196,8 +213,8 @@ def sqlite_floor(db_dir: Path, rows: list[Row], batch: int) -> float:
         count = conn.execute("SELECT count(*) FROM traces").fetchone()[0]
     finally:
         conn.close()
-    if count != len(rows):
-        raise RuntimeError(f"floor database holds {count} rows, expected {len(rows)}")
+    if count != before + len(rows):
+        raise RuntimeError(f"floor database holds {count} rows, expected {before + len(rows)}")
     return elapsed
 
 
@@ -212,7 +229,22 @@ def main() -> None:
             f"[bold]ingest benchmark[/]: {args.traces:,} traces, batches of {args.batch:,}, "
             f"{args.concurrency} client threads; scratch dir {scratch}"
         )
+        preloaded: Path | None = None
+        if args.preload:
+            now = now_ms()
+            build_dataset(
+                server.data_dir,
+                args.preload,
+                start_ms=now - 6 * DAY_MS,
+                end_ms=now - 2 * HOUR_MS,
+                seed=args.seed,
+            )
+            preloaded = scratch / "preloaded.db"  # the floor starts from the same log
+            shutil.copyfile(server.data_dir / "opencts.db", preloaded)
         server.start()
+        if args.preload:
+            console.print(f"preloaded {args.preload:,} traces; waiting for the server to read them ...")
+            console.print(f"server idle after {wait_until_idle(server, timeout=3600):,.0f}s")
         creds = server.credentials()
         universe = Universe(domain_id=creds.domain_id, domain_name=creds.domain_name, seed=args.seed)
         factory = TraceFactory(universe, creds.project_id, seed=args.seed + 1)
@@ -282,11 +314,12 @@ def main() -> None:
         http_rate = result.accepted / elapsed
 
         # The floor: the same rows, plain sqlite3, same disk, same schema.
-        floor_s = sqlite_floor(scratch / "floor", rows, args.batch)
+        floor_s = sqlite_floor(scratch / "floor", rows, args.batch, start_from=preloaded)
         floor_rate = len(rows) / floor_s
         ratio = http_rate / floor_rate
 
-        table = Table(title="ingest (durable: synchronous=FULL, one commit per batch)")
+        into = f"into a log of {args.preload:,} traces, " if args.preload else ""
+        table = Table(title=f"ingest ({into}durable: synchronous=FULL, one commit per batch)")
         table.add_column("measure")
         table.add_column("value", justify="right")
         table.add_column("floor", justify="right")
