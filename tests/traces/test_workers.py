@@ -116,8 +116,12 @@ async def test_a_closed_pool_prepares_in_place(make_trace: TraceFactory) -> None
     assert len(batch.rows) == 398 and executor_of(closed) is None  # no pool started after shutdown
 
 
-async def test_ingest_through_the_pool_end_to_end(tmp_path: Path, make_trace: TraceFactory) -> None:
-    settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=1)
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_ingest_through_the_pool_end_to_end(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, make_trace: TraceFactory
+) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    settings = Settings(data_dir=tmp_path / "data", database_url=url, ingest_workers=1)
     app = create_app(settings, start_consumers=False)
     async with app.router.lifespan_context(app):
         creds = read_credentials(settings.credentials_path)
