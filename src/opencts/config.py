@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     consumer_poll_seconds: float = Field(
         1.0, gt=0, description="How often idle consumers look at the log when nothing woke them."
     )
+    login_max_failures: int = Field(
+        5, ge=1, description="Wrong passwords for one user name before its logins are refused a while."
+    )
+    login_max_failures_per_ip: int = Field(
+        25, ge=1, description="Wrong passwords from one address (any user names) before it is refused."
+    )
+    login_lockout_minutes: int = Field(
+        15, ge=1, le=1440, description="How long failures are counted, and how long a lockout lasts."
+    )
     admin_password: SecretStr | None = Field(
         None, description="Password for the first admin; default a random one written to credentials.json."
     )

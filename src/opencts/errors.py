@@ -12,6 +12,7 @@ OpenCTSError                  (500, CTS.9999)  never raised for bad input
 ├── UnsupportedMediaType      (415, CTS.0415)
 ├── QuotaExceeded             (400, CTS.0412)  a CTS limit (trackers, notifications) is reached
 └── Overloaded                (429, CTS.0429)  try again after ``retry_after`` seconds
+    └── TooManyAttempts       (429, CTS.0430)  logins refused a while after too many wrong passwords
 """
 
 from __future__ import annotations
@@ -87,3 +88,9 @@ class Overloaded(OpenCTSError):
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyAttempts(Overloaded):
+    """Not the server's load but the caller's guesses (``iam.lockout``): the same 429 and Retry-After."""
+
+    code = "CTS.0430"

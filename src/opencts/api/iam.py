@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,9 +15,12 @@ from sqlalchemy import Connection, select
 from opencts.api.auth import require
 from opencts.api.deps import ServicesDep, read_body
 from opencts.clock import now_ms
-from opencts.errors import BadRequest, MalformedJSON, Unauthorized
+from opencts.config import Settings
+from opencts.errors import BadRequest, MalformedJSON, TooManyAttempts, Unauthorized
+from opencts.iam import lockout
 from opencts.iam import tokens as token_store
 from opencts.iam.authenticate import load_identity
+from opencts.iam.lockout import Attempt, LockoutPolicy
 from opencts.iam.principal import Principal
 from opencts.iam.secrets import check_password
 from opencts.store.tables import domains, projects, users
@@ -71,8 +75,28 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _check_login(conn: Connection, req: TokenRequest) -> tuple[str, str, dict[str, Any]]:
-    """Who logs in, and into which project: (user id, project id, the token body without times).
+class _WrongPassword(Unauthorized):
+    """A guess that failed: counted against the user name and the address (``iam.lockout``)."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        super().__init__("the user name or password is wrong")
+        self.attempt = attempt
+
+
+def lockout_policy(settings: Settings) -> LockoutPolicy:
+    minutes = settings.login_lockout_minutes * 60_000
+    return LockoutPolicy(
+        max_failures=settings.login_max_failures,
+        max_failures_per_ip=settings.login_max_failures_per_ip,
+        window_ms=minutes,
+        lockout_ms=minutes,
+    )
+
+
+def _check_login(
+    conn: Connection, req: TokenRequest, *, ip: str | None, policy: LockoutPolicy, now: int
+) -> tuple[str, str, dict[str, Any], Attempt]:
+    """Who logs in, and into which project: (user id, project id, the token body without times, attempt).
 
     Runs on a reader: the Argon2 check takes a large fraction of a second and must not hold the writer.
     """
@@ -85,6 +109,15 @@ def _check_login(conn: Connection, req: TokenRequest) -> tuple[str, str, dict[st
         if user_req.domain.id
         else domains.c.name == (user_req.domain.name or "")
     )
+    account = conn.execute(select(domains.c.id).where(domain_cond)).scalar()
+    typed = f"id={user_req.domain.id}" if user_req.domain.id else f"name={user_req.domain.name or ''}"
+    attempt = Attempt.of(account or typed, user_req.name, ip)
+    wait = lockout.locked_for(conn, attempt, policy, now=now)
+    if wait:  # before the password is looked at: while locked, even the right one gets this answer
+        raise TooManyAttempts(
+            f"too many failed logins; try again in {math.ceil(wait / 60_000)} minute(s)",
+            retry_after=math.ceil(wait / 1000),
+        )
     row = conn.execute(
         select(users.c.id, users.c.password_hash, domains.c.id.label("domain_id"))
         .join(domains, domains.c.id == users.c.domain_id)
@@ -92,7 +125,7 @@ def _check_login(conn: Connection, req: TokenRequest) -> tuple[str, str, dict[st
     ).first()
     # One answer for unknown user and wrong password, so names cannot be probed.
     if row is None or not check_password(row.password_hash, user_req.password):
-        raise Unauthorized("the user name or password is wrong")
+        raise _WrongPassword(attempt)
     identity = load_identity(conn, row.id)
     if identity is None or not identity.enabled:
         raise Unauthorized("the user is disabled")
@@ -113,7 +146,7 @@ def _check_login(conn: Connection, req: TokenRequest) -> tuple[str, str, dict[st
         "roles": [{"name": r, "id": r} for r in sorted(identity.roles)],
         "catalog": [],
     }
-    return row.id, project.id, token
+    return row.id, project.id, token, attempt
 
 
 @router.post("/v3/auth/tokens", name="login", status_code=201, summary="Log in with a password; get a token")
@@ -125,11 +158,22 @@ async def create_token(request: Request, services: ServicesDep) -> Response:
         raise MalformedJSON("request body is not valid JSON") from None
     except ValidationError as exc:
         raise BadRequest(describe(exc)) from None
-    user_id, project_id, body = await services.db.read(lambda conn: _check_login(conn, req))
-    now = now_ms()
-    token, expires = await services.db.write(
-        lambda conn: token_store.issue(conn, user_id=user_id, project_id=project_id, now=now)
-    )
+    policy, now = lockout_policy(services.settings), now_ms()
+    ip = request.client.host if request.client else None
+    try:
+        user_id, project_id, body, attempt = await services.db.read(
+            lambda conn: _check_login(conn, req, ip=ip, policy=policy, now=now)
+        )
+    except _WrongPassword as wrong:
+        failed = wrong.attempt
+        await services.db.write(lambda conn: lockout.record_failure(conn, failed, policy, now=now))
+        raise
+
+    def issue(conn: Connection) -> tuple[str, int]:
+        lockout.clear(conn, attempt)
+        return token_store.issue(conn, user_id=user_id, project_id=project_id, now=now)
+
+    token, expires = await services.db.write(issue)
     body = {"token": {**body, "issued_at": _iso(now), "expires_at": _iso(expires)}}
     request.state.login_user = body["token"]["user"]
     request.state.login_project = project_id

@@ -160,6 +160,17 @@ tokens = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+#: failed password logins per subject ("user:<account>:<name>" or "ip:<address>"), for the lockout
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("subject", String(600), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_at", BigInteger, nullable=False),  # start of the counting window
+    Column("last_at", BigInteger, nullable=False),  # the lockout runs from the last failure
+)
+Index("ix_login_failures_last_at", login_failures.c.last_at)
+
 trackers = Table(
     "trackers",
     metadata,
