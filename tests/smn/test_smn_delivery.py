@@ -24,12 +24,13 @@ from opencts.smn.delivery import (
     Outcome,
     claim_due,
     complete,
+    prune,
 )
 from opencts.smn.model import CreateTopic, NewSubscription, PublishMessage
 from opencts.smn.publish import publish
 from opencts.smn.signing import Signer
 from opencts.store import Database
-from opencts.store.tables import smn_deliveries, smn_subscriptions
+from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
 
 T0 = 1_800_000_000_000
 NO_JITTER = Backoff(base_seconds=1, max_seconds=60, jitter=0)
@@ -291,3 +292,43 @@ def test_two_instances_never_claim_the_same_row(database: Database, signer: Sign
                 b = claim_due(second, now=T0, limit=12, lease_ms=30_000)
     assert len(a) == 12 and len(b) == 8
     assert not {j.id for j in a} & {j.id for j in b}
+
+
+def messages(db: Database, kind: str = "notification") -> set[str]:
+    """Published messages in the outbox (``make_world`` also left its subscriptions' confirmations)."""
+    stmt = select(smn_messages.c.message_id).where(smn_messages.c.kind == kind)
+    return set(db.read_sync(lambda conn: conn.execute(stmt).scalars().all()))
+
+
+async def test_finished_messages_leave_the_outbox_unfinished_ones_stay(
+    database: Database, signer: Signer
+) -> None:
+    world = make_world(database, signer, confirmed=2, unconfirmed=0)
+    confirmations = len(messages(database, "confirmation"))
+    clock = Clock()
+    delivered = world.publish()
+    await worker(database, Recorder(), clock).drain()
+    dead = world.publish()
+    await worker(database, Recorder(fail=2, permanent=True), clock).drain()
+    half = world.publish()  # one subscriber got it, the other is still being retried
+    await worker(database, Recorder(fail=1), clock).drain()
+    assert sorted(r["status"] for r in world.rows() if r["message_id"] == half) == ["delivered", "pending"]
+    pruned = database.write_sync(lambda conn: prune(conn, before=T0 + 1))
+    assert pruned == 2 + confirmations and messages(database) == {half}
+    assert {r["message_id"] for r in world.rows()} == {half}  # the deliveries went with their messages
+    assert delivered not in messages(database) and dead not in messages(database)
+
+
+async def test_the_worker_prunes_what_is_older_than_keep_days(database: Database, signer: Signer) -> None:
+    world = make_world(database, signer, confirmed=1, unconfirmed=0)
+    clock = Clock()
+    w = DeliveryWorker(database, Recorder(), backoff=NO_JITTER, clock=clock, keep_days=7)
+    old = world.publish()
+    await w.drain()
+    clock.now += 6 * 86_400_000
+    young = world.publish(now=clock.now)
+    await w.drain()
+    assert messages(database) == {old, young}  # nothing is 7 days old yet
+    clock.now += 86_400_000 + 3_600_000  # past the hour between two prunings, and past 7 days for `old`
+    await w.drain()
+    assert messages(database) == {young}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, exists, func, select, update
 
 from opencts.clock import now_ms
 from opencts.store import Database
@@ -229,6 +229,35 @@ def next_due(conn: Connection) -> int | None:
     return int(value) if value is not None else None
 
 
+#: messages deleted per round of pruning: a backlog goes over several rounds, never in one long write
+PRUNE_BATCH = 1000
+HOUR_MS = 3_600_000
+
+
+def prune(conn: Connection, *, before: int, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to ``limit`` messages published before ``before`` whose deliveries have all finished
+    (delivered or dead), with those deliveries; returns how many messages went.
+
+    Without this the outbox grew with every alarm for ever. A message still pending or in flight for any
+    subscriber stays, however old: a manual retry of a dead letter extends its life only until then.
+    """
+    unfinished = exists().where(
+        smn_deliveries.c.message_id == smn_messages.c.message_id,
+        smn_deliveries.c.status.in_((PENDING, DELIVERING)),
+    )
+    old = (
+        select(smn_messages.c.message_id)
+        .where(smn_messages.c.created_at < before, ~unfinished)
+        .order_by(smn_messages.c.created_at)
+        .limit(limit)
+    )
+    ids = list(conn.execute(old).scalars())
+    if ids:
+        conn.execute(delete(smn_deliveries).where(smn_deliveries.c.message_id.in_(ids)))
+        conn.execute(delete(smn_messages).where(smn_messages.c.message_id.in_(ids)))
+    return len(ids)
+
+
 class DeliveryWorker:
     """Claims due rows, sends up to ``concurrency`` at once, records results; one per process.
 
@@ -247,6 +276,7 @@ class DeliveryWorker:
         poll_seconds: float = 1.0,
         send_timeout: float = 10.0,
         backoff: Backoff | None = None,
+        keep_days: int = 7,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.db = db
@@ -261,6 +291,9 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._results: list[Outcome] = []
         self._next_due: int | None = None
+        #: finished messages older than this are pruned, about once an hour (see :func:`prune`)
+        self.keep_ms = keep_days * 24 * HOUR_MS
+        self._prune_at = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -275,16 +308,21 @@ class DeliveryWorker:
         free = self.concurrency - len(self._inflight)
         now = self.clock()
 
-        def exchange(conn: Connection) -> tuple[list[Job], int | None]:
+        pruning = now >= self._prune_at
+
+        def exchange(conn: Connection) -> tuple[list[Job], int | None, int]:
             complete(conn, results, now=now, backoff=self.backoff)
             jobs = claim_due(conn, now=now, limit=free, lease_ms=self.lease_ms)
-            return jobs, next_due(conn)
+            pruned = prune(conn, before=now - self.keep_ms) if pruning else 0
+            return jobs, next_due(conn), pruned
 
         try:
-            jobs, self._next_due = await self.db.write(exchange)
+            jobs, self._next_due, pruned = await self.db.write(exchange)
         except BaseException:
             self._results[:0] = results  # not recorded: keep them for the next round
             raise
+        if pruning:  # a full batch means there is more: the next round goes on with it
+            self._prune_at = now if pruned == PRUNE_BATCH else now + HOUR_MS
         for job in jobs:
             task = asyncio.create_task(self._attempt(job), name=f"smn-delivery-{job.id}")
             self._inflight.add(task)

@@ -48,6 +48,7 @@ class SmnService:
             poll_seconds=settings.smn_poll_seconds,
             send_timeout=settings.smn_send_timeout_seconds,
             backoff=Backoff(settings.smn_retry_base_seconds, settings.smn_retry_max_seconds),
+            keep_days=settings.smn_keep_days,
         )
         if settings.allow_private_endpoints:
             log.warning("OPENCTS_ALLOW_PRIVATE_ENDPOINTS is on: webhooks may reach private addresses")

@@ -42,6 +42,9 @@ class SmnSettings(BaseSettings):
     smn_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for due rows.")
     smn_concurrency: int = Field(16, ge=1, le=256, description="Deliveries sent at the same time.")
     smn_send_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one SMTP/HTTP attempt.")
+    smn_keep_days: int = Field(
+        7, ge=1, le=3650, description="Days a message stays in the outbox once every delivery of it finished."
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> SmnSettings:

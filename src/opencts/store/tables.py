@@ -289,6 +289,7 @@ smn_deliveries = Table(
     Column("delivered_at", BigInteger),
     UniqueConstraint("message_id", "subscription_urn", name="uq_smn_deliveries_message_subscription"),
 )
+Index("ix_smn_messages_created", smn_messages.c.created_at)
 Index("ix_smn_deliveries_due", smn_deliveries.c.status, smn_deliveries.c.next_attempt_at)
 Index("ix_smn_deliveries_project", smn_deliveries.c.project_id, smn_deliveries.c.status, smn_deliveries.c.id)
 
