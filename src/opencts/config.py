@@ -7,8 +7,9 @@ the same field descriptions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -55,6 +56,33 @@ class Settings(BaseSettings):
         None, description="Password for the first admin; default a random one written to credentials.json."
     )
 
+    # -- SMN: how notifications leave the building (SMTP relay, SMS gateway, delivery pacing) --------------
+    smtp_host: str | None = Field(None, description="SMTP relay for email subscriptions; unset = no email.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 for STARTTLS, 465 for TLS).")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none, starttls (upgrade after connecting) or tls (TLS from the first byte)."
+    )
+    smtp_user: str | None = Field(None, description="SMTP login; unset = no AUTH.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
+    smtp_from: str = Field("opencts@localhost", description="Sender address of notification emails.")
+    sms_gateway_url: str | None = Field(
+        None, description='HTTP(S) URL that gets a JSON POST {"number": ..., "text": ...} per SMS.'
+    )
+    allow_private_endpoints: bool = Field(
+        False, description="Allow http(s) subscriptions to loopback/private addresses (local testing only)."
+    )
+    smn_retry_base_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt.")
+    smn_retry_max_seconds: float = Field(60.0, gt=0, description="Longest delay between two attempts.")
+    smn_lease_seconds: float = Field(
+        30.0, gt=0, description="A delivery left in flight this long (a crash) is attempted again."
+    )
+    smn_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for due rows.")
+    smn_concurrency: int = Field(16, ge=1, le=256, description="Deliveries sent at the same time.")
+    smn_send_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one SMTP/HTTP attempt.")
+    smn_keep_days: int = Field(
+        7, ge=1, le=3650, description="Days a message stays in the outbox once every delivery of it finished."
+    )
+
     @field_validator("bind")
     @classmethod
     def _bind_has_port(cls, value: str) -> str:
@@ -62,6 +90,17 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("bind must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> Settings:
+        # A lease shorter than one attempt would let a second worker resend a message still being sent.
+        if self.smn_lease_seconds <= self.smn_send_timeout_seconds:
+            raise ValueError("OPENCTS_SMN_LEASE_SECONDS must be longer than OPENCTS_SMN_SEND_TIMEOUT_SECONDS")
+        return self
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     @property
     def host(self) -> str:

@@ -68,12 +68,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 pool=pool,
             ),
             policies=policies,
-            smn=SmnService.open(
-                db,
-                data_dir=settings.data_dir,
-                region=settings.region,
-                default_public_url=settings.resolved_public_url,
-            ),
+            smn=SmnService.open(db, settings),
         )
         app.state.services = services
         runners = [

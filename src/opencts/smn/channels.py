@@ -28,9 +28,9 @@ import httpx
 import orjson
 
 from opencts import __version__
+from opencts.config import Settings
 from opencts.smn.delivery import DeliveryFailed, Job
 from opencts.smn.model import text_for
-from opencts.smn.settings import SmnSettings
 from opencts.smn.signing import Signer
 from opencts.smn.ssrf import EndpointRefused, check_url
 from opencts.smn.topics import iso
@@ -140,7 +140,7 @@ def sms_text(job: Job, links: Links) -> str:
 class Channels:
     """The :class:`~opencts.smn.delivery.Sender` the service uses: one method per protocol."""
 
-    def __init__(self, settings: SmnSettings, signer: Signer, links: Links) -> None:
+    def __init__(self, settings: Settings, signer: Signer, links: Links) -> None:
         self.settings = settings
         self.signer = signer
         self.links = links

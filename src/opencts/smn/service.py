@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
+from opencts.config import Settings
 from opencts.smn.channels import Channels, Links
 from opencts.smn.delivery import Backoff, DeliveryWorker
-from opencts.smn.settings import SmnSettings
 from opencts.smn.signing import Signer, load_or_create
 from opencts.store import Database
 
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SmnService:
-    settings: SmnSettings
+    settings: Settings
     region: str
     signer: Signer
     links: Links
@@ -27,18 +26,9 @@ class SmnService:
     task: asyncio.Task[None] | None = None
 
     @classmethod
-    def open(
-        cls,
-        db: Database,
-        *,
-        data_dir: Path,
-        region: str,
-        default_public_url: str,
-        settings: SmnSettings | None = None,
-    ) -> SmnService:
-        settings = settings or SmnSettings()
-        signer = load_or_create(data_dir)
-        links = Links(settings.public_url or default_public_url, signer)
+    def open(cls, db: Database, settings: Settings) -> SmnService:
+        signer = load_or_create(settings.data_dir)
+        links = Links(settings.resolved_public_url, signer)
         channels = Channels(settings, signer, links)
         worker = DeliveryWorker(
             db,
@@ -52,7 +42,7 @@ class SmnService:
         )
         if settings.allow_private_endpoints:
             log.warning("OPENCTS_ALLOW_PRIVATE_ENDPOINTS is on: webhooks may reach private addresses")
-        return cls(settings, region, signer, links, channels, worker)
+        return cls(settings, settings.region, signer, links, channels, worker)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.worker.run_forever(), name="smn-delivery")
