@@ -48,14 +48,17 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file in ``tmp_path``, or a fresh PostgreSQL database, as the fixture's param says."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated database on each backend."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    db = Database(url)
+    db = Database(database_url(request, tmp_path))
     migrate.upgrade(db)
     try:
         yield db

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from conftest import database_url, trace_row
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import trace_key
 
@@ -21,11 +22,7 @@ OLD_INSERT = text(
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A database migrated to 0006 only, holding traces written the old way."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    db = Database(url)
+    db = Database(database_url(request, tmp_path))
     migrate.upgrade(db, "0006")
     old = [("p1", f"t{i}", 1_700_000_000_000 + i) for i in range(50)] + [("p2", "t0", 1_700_000_000_999)]
     db.write_sync(
@@ -54,28 +51,7 @@ def test_old_rows_get_their_key_and_keep_their_seq(at_0006: Database) -> None:
 def test_after_the_migration_old_ids_are_still_duplicates(at_0006: Database) -> None:
     db = at_0006
     migrate.upgrade(db)
-    rows = [
-        trace_log.TraceRow(
-            project_id="p1",
-            trace_id=trace_id,
-            kind="system",
-            time=1_700_000_000_003,
-            record_time=1,
-            trace_name="login",
-            trace_rating="normal",
-            trace_type="ConsoleAction",
-            service_type="IAM",
-            resource_type=None,
-            resource_id=None,
-            resource_name=None,
-            user_name=None,
-            access_key_id=None,
-            tracker_name="system",
-            enterprise_project_id=None,
-            body=b"{}",
-        )  # fmt: skip
-        for trace_id in ("t3", "t-new")
-    ]
+    rows = [trace_row("t3"), trace_row("t-new")]
     inserted = db.write_sync(lambda c: trace_log.append(c, rows))
     assert inserted == {"t-new"}
     assert db.read_sync(lambda c: trace_log.count(c, "p1")) == 51
