@@ -116,20 +116,10 @@ class Database:
     def pending_writes(self) -> int:
         return self._pending
 
-    def write_sync(self, fn: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None) -> T:
-        """Run ``fn`` in one write transaction on the calling thread (CLI, migrations, tests).
-
-        ``after_commit`` sees the result once the transaction is durable, still on this thread, so what
-        it does (feeding the term index) happens before any caller hears of the write.
-        """
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one write transaction on the calling thread (CLI, migrations, tests)."""
         with self.write_engine.begin() as conn:
-            result = fn(conn)
-        if after_commit is not None:
-            try:
-                after_commit(result)
-            except Exception:  # the write is durable: a failing follower must not turn it into an error
-                log.exception("after-commit step failed; the term index will catch up from the log")
-        return result
+            return fn(conn)
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
         with self.read_engine.connect() as conn:
@@ -140,7 +130,6 @@ class Database:
         fn: Callable[[Connection], T],
         *,
         shed: bool = False,
-        after_commit: Callable[[T], None] | None = None,
     ) -> T:
         """Run ``fn`` in a write transaction on the writer lane; the result is durable when this returns.
 
@@ -152,7 +141,7 @@ class Database:
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._writer, self.write_sync, fn, after_commit)
+            return await loop.run_in_executor(self._writer, self.write_sync, fn)
         finally:
             self._pending -= 1
 
