@@ -133,3 +133,22 @@ def test_projects(iam_server: LiveServer) -> None:
     assert name in {p["name"] for p in json.loads(out)["projects"]}
     code, out, _ = run(iam_server, "iam", "projects", "list")
     assert code == 0 and name in out
+
+
+def test_unlock_lets_a_locked_out_user_in_again(iam_server: LiveServer) -> None:
+    import httpx
+
+    user, password = f"locked-{uuid.uuid4().hex[:6]}", "L0cked-out-pass"
+    assert run(iam_server, "iam", "users", "create", user, "--password", password)[0] == 0
+
+    def login(secret: str) -> int:
+        who = {"name": user, "password": secret, "domain": {"name": iam_server.creds.domain_name}}
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": who}}}}
+        return httpx.post(f"{iam_server.url}/v3/auth/tokens", json=body, timeout=30).status_code
+
+    assert [login("not-it") for _ in range(5)] == [401] * 5
+    assert login(password) == 429
+    code, out, err = run(iam_server, "iam", "users", "unlock", user)
+    assert code == 0 and f"user {user} may log in again" in out, err
+    assert login(password) == 201
+    assert run(iam_server, "iam", "users", "delete", user, "--yes")[0] == 0

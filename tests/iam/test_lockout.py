@@ -81,6 +81,21 @@ async def test_unknown_names_lock_the_same_way_so_nothing_is_learnt(
     assert answers[0].json()["error_msg"] == answers[1].json()["error_msg"]
 
 
+async def test_an_administrator_can_unlock_a_user_at_once(api: Api, bare: httpx.AsyncClient) -> None:
+    admin, password = api.creds.user_name, api.creds.password
+    for _ in range(5):
+        await login(bare, api, admin, "wrong")
+    assert (await login(bare, api, admin, password)).status_code == 429
+    users = (await api.client.get("/v3/users", params={"name": admin})).json()["users"]
+    unlocked = await api.client.delete(f"/v3/users/{users[0]['id']}/lockout")  # signed with the admin's AK/SK
+    assert unlocked.status_code == 204
+    assert (await login(bare, api, admin, password)).status_code == 201
+    missing = await api.client.delete(f"/v3/users/{'0' * 32}/lockout")
+    assert missing.status_code == 404 and missing.json()["error_code"] == "CTS.0404"
+    unlocks = (await api.list(trace_name="unlockUser", limit=5)).json()["traces"]
+    assert [t["code"] for t in unlocks] == ["404", "204"]  # the unlock is in the audit trail too
+
+
 async def test_a_success_starts_the_count_again(api: Api, bare: httpx.AsyncClient) -> None:
     admin, password = api.creds.user_name, api.creds.password
     for _ in range(4):

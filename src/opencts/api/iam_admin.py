@@ -22,7 +22,8 @@ from sqlalchemy import Connection
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import ServicesDep
-from opencts.iam import admin
+from opencts.iam import admin, lockout
+from opencts.iam.lockout import Attempt
 from opencts.iam.permissions import ROLES
 from opencts.iam.principal import Principal
 from opencts.trackers.store import create_system_tracker
@@ -230,6 +231,23 @@ async def update_user(user_id: str, request: Request, services: ServicesDep, cal
         ),
     )
     return json_response({"user": _user(user)})
+
+
+@router.delete(
+    "/v3/users/{user_id}/lockout",
+    name="unlockUser",
+    status_code=204,
+    summary="Let a user locked out by wrong passwords log in again now",
+)
+async def unlock_user(user_id: str, services: ServicesDep, caller: UsersUpdate) -> Response:
+    domain_id = caller.domain_id
+
+    def unlock(conn: Connection) -> None:
+        user = admin.get_user(conn, domain_id=domain_id, user_id=user_id)  # 404 for another account's
+        lockout.clear(conn, Attempt.of(domain_id, user.name, None))
+
+    await services.db.write(unlock)
+    return Response(status_code=204)
 
 
 @router.delete("/v3/users/{user_id}", name="deleteUser", status_code=204, summary="Delete a user and keys")

@@ -128,6 +128,15 @@ def users_enable(user: UserArg, endpoint: EndpointOpt = None, data_dir: DataDirO
     _set_enabled(user, True, endpoint, data_dir)
 
 
+@users_app.command("unlock")
+def users_unlock(user: UserArg, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Let a user locked out by wrong passwords log in again now (the lockout would end on its own)."""
+    with session(endpoint, data_dir) as client:
+        found = _user(client, user)
+        client.request("DELETE", f"/v3/users/{found['id']}/lockout")
+    console.print(f"user [bold]{found['name']}[/bold] may log in again")
+
+
 @users_app.command("delete")
 def users_delete(
     user: UserArg, yes: YesOpt = False, endpoint: EndpointOpt = None, data_dir: DataDirOpt = None
