@@ -221,6 +221,12 @@ def cases(m: Matrix) -> list[Case]:
         token = m.login("reader", PASSWORD).headers["X-Subject-Token"]
         return m.raw.get(f"/v3/{m.second_project}/traces", headers={"X-Auth-Token": token})
 
+    def locked_out() -> httpx.Response:
+        m.member("victim", "CTS ReadOnlyAccess")
+        for _ in range(5):
+            m.login("victim", "Guess-Pass-99")
+        return m.login("victim", PASSWORD)
+
     def token_after_logout() -> httpx.Response:
         token = m.login("reader", PASSWORD).headers["X-Subject-Token"]
         m.raw.delete("/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token})
@@ -256,6 +262,7 @@ def cases(m: Matrix) -> list[Case]:
         Case("token after logout", 401, token_after_logout),
         Case("wrong password", 401, lambda: m.login("reader", "Wrong-Pass-99")),
         Case("unknown user", 401, lambda: m.login("nobody", PASSWORD)),
+        Case("right password after 5 wrong", 429, locked_out),
         Case("literal {project_id} path", 403, m.signed("GET", "/v3/%7Bproject_id%7D/traces")),
     ]
 
@@ -273,7 +280,7 @@ def main() -> None:
             resp = case.run()
             code = resp.json().get("error_code", "") if resp.status_code >= 400 else ""
             leaked = any(secret in resp.text for secret in matrix.secrets)
-            wanted_code = {401: "CTS.0401", 403: "CTS.0403"}.get(case.expected, "")
+            wanted_code = {401: "CTS.0401", 403: "CTS.0403", 429: "CTS.0430"}.get(case.expected, "")
             ok = resp.status_code == case.expected and code == wanted_code and not leaked
             failures += not ok
             verdict = "[green]yes[/]" if ok else "[red]NO[/]" + (" (secret leaked)" if leaked else "")
