@@ -28,7 +28,9 @@ from sqlalchemy import Connection, insert
 from starlette.routing import NoMatchFound
 
 from conftest import Api, LiveServer, TraceFactory
+from opencts.api.app import create_app
 from opencts.api.deps import Services
+from opencts.config import Settings
 from opencts.iam import admin
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import CTS_READ_ONLY, CTS_TRACE_PRODUCER, SECURITY_ADMINISTRATOR
@@ -198,6 +200,28 @@ async def test_a_replayed_write_is_refused(world: World) -> None:
     world.check(await world.raw.post(path, headers=headers, content=body), 201)
     resp = await world.raw.post(path, headers=headers, content=body)
     assert "replay" in world.check(resp, 401, "CTS.0401")
+
+
+async def test_a_write_replayed_to_another_process_is_refused(world: World) -> None:
+    """Two servers on one database (as several processes share PostgreSQL): each remembers the
+    signatures it served, and the database remembers them for all."""
+    settings = world.api.settings
+    twin = create_app(
+        Settings(data_dir=settings.data_dir, bind=settings.bind, ingest_workers=0), start_consumers=False
+    )
+    async with twin.router.lifespan_context(twin):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=twin), base_url=BASE) as other:
+            body = orjson.dumps({"group": {"name": "replayed-elsewhere"}})
+            path = "/v3/groups"
+            headers = world.sign("POST", path, body=body)
+            world.check(await world.raw.post(path, headers=headers, content=body), 201)
+            resp = await other.post(path, headers=headers, content=body)
+            assert "replay" in world.check(resp, 401, "CTS.0401")
+            fresh = world.sign("POST", path, body=orjson.dumps({"group": {"name": "new-one"}}))
+            created = await other.post(
+                path, headers=fresh, content=orjson.dumps({"group": {"name": "new-one"}})
+            )
+            world.check(created, 201)  # the twin serves writes it has not seen
 
 
 async def test_a_retried_ingest_is_not_a_replay(world: World, make_trace: TraceFactory) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from opencts.clock import now_ms
 from opencts.errors import Unauthorized
+from opencts.iam import replays
 from opencts.iam import signature as sig
 from opencts.iam.principal import Principal
 from opencts.iam.tokens import token_hash
@@ -186,9 +187,16 @@ class Authenticator:
         # (ingest) changes nothing; any other write must not be replayable within the skew window.
         if method not in ("GET", "HEAD") and not replay_safe:
             self._forget_old(now)
-            if parsed.signature in self._seen:
-                raise Unauthorized("authentication failed: this signed request was already used (replay)")
-            self._seen[parsed.signature] = now + self.skew_ms
+            replay = Unauthorized("authentication failed: this signed request was already used (replay)")
+            if parsed.signature in self._seen:  # this process served it: no need to ask the database
+                raise replay
+            expires_at = now + self.skew_ms
+            self._seen[parsed.signature] = expires_at
+            signature = parsed.signature
+            if not await self.db.write(
+                lambda conn: replays.claim(conn, signature, expires_at=expires_at, now=now)
+            ):
+                raise replay  # another process served it
         if not cred.active:  # (6)
             raise Unauthorized("authentication failed: the access key is disabled")
         if not cred.identity.enabled:

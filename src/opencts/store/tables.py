@@ -171,6 +171,16 @@ login_failures = Table(
 )
 Index("ix_login_failures_last_at", login_failures.c.last_at)
 
+#: signatures of signed writes already served, until the date check would refuse them anyway: a replay is
+#: refused by every process of a deployment, not only by the one that served the original
+used_signatures = Table(
+    "used_signatures",
+    metadata,
+    Column("signature", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_used_signatures_expires", used_signatures.c.expires_at)
+
 trackers = Table(
     "trackers",
     metadata,
