@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -233,6 +234,14 @@ async def test_health_and_openapi(api: Api) -> None:
     assert "/v3/{project_id}/traces" in spec["paths"]
 
 
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
 async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
     tmp_path: Path, make_trace: TraceFactory
 ) -> None:
@@ -248,12 +257,11 @@ async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
             traces = [make_trace() for _ in range(4)]
             url = f"/v3/{creds.project_id}/traces"
             # one batch waits on the blocked writer, one queues behind it, the rest are refused
-            sends = [asyncio.create_task(client.post(url, json={"traces": [t]})) for t in traces]
+            sends = [asyncio.create_task(client.post(url, json={"traces": [traces[0]]}))]
+            await until(lambda: services.db.pending_writes == 2)  # the first one's write waits its turn
+            sends += [asyncio.create_task(client.post(url, json={"traces": [t]})) for t in traces[1:]]
             # the two refusals come back while the writer is still held; wait for them, not for a time
-            for _ in range(500):
-                if sum(task.done() for task in sends) >= 2:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: sum(task.done() for task in sends) >= 2)
             await asyncio.sleep(0.05)  # room for a third answer, which would be a bug, to arrive
             release.set()
             await blocker
