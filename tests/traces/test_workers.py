@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import TraceFactory, signed_client
+from conftest import TraceFactory, signed_client, start_server
 from opencts.api.app import create_app
 from opencts.clock import now_ms
 from opencts.config import Settings
@@ -141,3 +141,47 @@ async def test_ingest_through_the_pool_end_to_end(
             refused = await client.post(url, content=all_bad, headers={"Content-Type": "application/json"})
             assert refused.status_code == 400 and refused.json()["error_code"] == "CTS.0001"
             assert "x-request-id" in refused.headers
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(k) for k in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_server_exit_too(tmp_path: Path) -> None:
+    """kill -9 (or the OOM killer) never lets the server shut its pool down: the workers notice alone."""
+    import time
+
+    server = start_server(tmp_path / "data", {"OPENCTS_INGEST_WORKERS": "1"})
+    try:
+        pids: list[int] = []
+        for _ in range(100):  # the pool starts its worker during start-up; give it a moment to appear
+            pids = [
+                p
+                for p in _children(server.process.pid)
+                if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+            ]
+            if pids:
+                break
+            time.sleep(0.1)
+        assert pids, "no ingest worker was started"
+    finally:
+        server.process.kill()
+        server.process.wait(10)
+        if server.process.stderr:
+            server.process.stderr.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)

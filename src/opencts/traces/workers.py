@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 IN_PLACE_BYTES = 64 * 1024
 #: how long after a pool broke batches are prepared in place before a new pool is tried
 RESTART_SECONDS = 10.0
+#: how often a worker checks that the server that started it is still there
+PARENT_CHECK_SECONDS = 1.0
 #: what crosses back from a worker: rows as plain tuples (a NamedTuple unpickles through Python code)
 Shipped = tuple[list[tuple[Any, ...]], list[TraceResult], list[int]]
 
@@ -53,9 +56,24 @@ def _prepare_shipped(raw: bytes, project_id: str, now: int, retention_ms: int) -
     return [tuple(row) for row in batch.rows], batch.results, batch.row_results
 
 
-def _worker_started() -> None:
+def _worker_started(server: int) -> None:
     # Ctrl-C reaches the whole process group: the server shuts its workers down itself, in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the server's pid comes from the server: a worker still importing when the server died would read
+    # its adoptive parent here
+    threading.Thread(target=_exit_with, args=(server,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the server that started it is gone.
+
+    A server killed outright (kill -9, the OOM killer) never shuts its pool down, and its workers would
+    wait on their queue for ever, a few dozen MiB each: once the parent is gone, a process is adopted
+    by another, so its parent id changes.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _ready() -> bool:
@@ -75,7 +93,10 @@ class PreparePool:
         if self._executor is None:
             # spawn, not fork: the server has threads (writer, readers, checkpointer) and open databases
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_started
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_started,
+                initargs=(os.getpid(),),
             )
         return self._executor
 
