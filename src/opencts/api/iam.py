@@ -123,8 +123,10 @@ def _check_login(
         .join(domains, domains.c.id == users.c.domain_id)
         .where(domain_cond, users.c.name == user_req.name)
     ).first()
-    # One answer for unknown user and wrong password, so names cannot be probed.
-    if row is None or not check_password(row.password_hash, user_req.password):
+    # One answer, in the same time, for unknown user and wrong password, so names cannot be probed: the
+    # password is checked (against a decoy hash) even when there is no such user.
+    matches = check_password(None if row is None else row.password_hash, user_req.password)
+    if row is None or not matches:
         raise _WrongPassword(attempt)
     identity = load_identity(conn, row.id)
     if identity is None or not identity.enabled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -34,10 +35,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@cache
+def _decoy_hash() -> str:
+    """The hash of a random password nobody knows, made with the same parameters as every real hash."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
 def check_password(password_hash: str | None, password: str) -> bool:
-    if not password_hash:
-        return False
+    """Whether ``password`` matches. Without a hash (no such user, or one without a password) the same
+    Argon2 work is spent on a decoy, so the time a login takes does not tell which user names exist."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _decoy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
