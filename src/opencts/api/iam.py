@@ -16,13 +16,14 @@ from opencts.api.auth import require
 from opencts.api.deps import ServicesDep, read_body
 from opencts.clock import now_ms
 from opencts.config import Settings
-from opencts.errors import BadRequest, MalformedJSON, TooManyAttempts, Unauthorized
+from opencts.errors import BadRequest, Forbidden, MalformedJSON, NotFound, TooManyAttempts, Unauthorized
 from opencts.iam import lockout
 from opencts.iam import tokens as token_store
-from opencts.iam.authenticate import load_identity
+from opencts.iam.authenticate import load_identity, load_token
 from opencts.iam.lockout import Attempt, LockoutPolicy
 from opencts.iam.principal import Principal
 from opencts.iam.secrets import check_password
+from opencts.iam.tokens import token_hash
 from opencts.store.tables import domains, projects, users
 from opencts.validation import describe
 
@@ -193,9 +194,15 @@ async def delete_token(
     subject = request.headers.get("x-subject-token") or request.headers.get("x-auth-token")
     if not subject:
         raise BadRequest("X-Subject-Token names the token to revoke")
-    target = await services.authenticator.by_token(subject)
-    if target.user_id != caller.user_id and not caller.can("iam:tokens:revoke-any"):
-        raise Unauthorized("you may only revoke your own tokens")
+    hashed = token_hash(subject)
+    found = await services.db.read(lambda conn: load_token(conn, hashed))
+    owner = found[0] if found else None
+    # Another account's token gets the answer a token that never existed gets: not even its existence
+    # leaks across accounts, whatever roles the caller holds in their own.
+    if owner is None or owner.domain_id != caller.domain_id:
+        raise NotFound("the token does not exist")
+    if owner.user_id != caller.user_id and not caller.can("iam:tokens:revoke-any"):
+        raise Forbidden("you may only revoke your own tokens")
     await services.db.write(lambda conn: token_store.revoke(conn, subject))
     services.authenticator.forget_token(subject)
     return Response(status_code=204)
