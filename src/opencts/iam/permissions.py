@@ -1,9 +1,11 @@
 """Roles and the actions they allow.
 
 Actions are ``service:resource:verb``. Verbs ``list`` and ``get`` are reads; everything else changes state.
-Role names are the ones Huawei Cloud uses (the seeds name them), plus ``CTS TraceProducer``: a
-least-privilege role for the services that report operations, which may append traces and nothing else,
-not even read them back.
+The roles are Huawei Cloud IAM's system roles and policies of the same names, with their scope: the
+Tenant roles cover every cloud service *except IAM*, and IAM belongs to the Security Administrator alone,
+so a Tenant Guest can read traces, trackers and topics but not list the users or access keys of the
+account. ``CTS TraceProducer`` is this project's own: a least-privilege role for the services that report
+operations, which may append traces and nothing else, not even read them back.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import lru_cache
 TENANT_ADMINISTRATOR = "Tenant Administrator"
 SECURITY_ADMINISTRATOR = "Security Administrator"
 TENANT_GUEST = "Tenant Guest"
+CTS_ADMINISTRATOR = "CTS Administrator"
 CTS_FULL_ACCESS = "CTS FullAccess"
 CTS_READ_ONLY = "CTS ReadOnlyAccess"
 CTS_TRACE_PRODUCER = "CTS TraceProducer"
@@ -23,20 +26,36 @@ SMN_READ_ONLY = "SMN ReadOnlyAccess"
 FUNCTIONGRAPH_FULL_ACCESS = "FunctionGraph FullAccess"
 FUNCTIONGRAPH_READ_ONLY = "FunctionGraph ReadOnlyAccess"
 
+#: the cloud services served here, IAM aside: what the Tenant roles span
+CLOUD_SERVICES: tuple[str, ...] = ("cts", "smn", "functiongraph")
+
+
+def _everything(*services: str) -> tuple[str, ...]:
+    return tuple(f"{service}:*" for service in services)
+
+
+def _read_only(*services: str) -> tuple[str, ...]:
+    return tuple(f"{service}:*:{verb}" for service in services for verb in ("list", "get"))
+
+
 #: role -> action patterns (fnmatch). Allow-only; there are no deny rules.
 ROLES: dict[str, tuple[str, ...]] = {
-    # Huawei: every service except IAM.
-    TENANT_ADMINISTRATOR: ("cts:*", "smn:*", "functiongraph:*", "iam:projects:list"),
-    # Huawei: IAM only.
+    # Huawei: all permissions for every service except IAM.
+    TENANT_ADMINISTRATOR: _everything(*CLOUD_SERVICES),
+    # Huawei: IAM only (users, groups, roles, access keys, projects), no cloud service.
     SECURITY_ADMINISTRATOR: ("iam:*",),
-    TENANT_GUEST: ("*:*:list", "*:*:get"),
-    CTS_FULL_ACCESS: ("cts:*",),
-    CTS_READ_ONLY: ("cts:*:list", "cts:*:get"),
+    # Huawei: read-only for every service except IAM.
+    TENANT_GUEST: _read_only(*CLOUD_SERVICES),
+    # Huawei's role form of CTS FullAccess. Huawei also attaches Tenant Guest and OBS Administrator to it
+    # as dependencies; here nothing is implied: grant Tenant Guest beside it for the reads of other services.
+    CTS_ADMINISTRATOR: _everything("cts"),
+    CTS_FULL_ACCESS: _everything("cts"),
+    CTS_READ_ONLY: _read_only("cts"),
     CTS_TRACE_PRODUCER: ("cts:traces:put",),
-    SMN_FULL_ACCESS: ("smn:*",),
-    SMN_READ_ONLY: ("smn:*:list", "smn:*:get"),
-    FUNCTIONGRAPH_FULL_ACCESS: ("functiongraph:*",),
-    FUNCTIONGRAPH_READ_ONLY: ("functiongraph:*:list", "functiongraph:*:get"),
+    SMN_FULL_ACCESS: _everything("smn"),
+    SMN_READ_ONLY: _read_only("smn"),
+    FUNCTIONGRAPH_FULL_ACCESS: _everything("functiongraph"),
+    FUNCTIONGRAPH_READ_ONLY: _read_only("functiongraph"),
 }
 
 #: what any authenticated user may do whatever their roles: see their projects (the SDK looks its project
