@@ -193,10 +193,13 @@ async def test_date_outside_the_15_minute_window(world: World, minutes: int, wor
     assert words in world.check(resp, 401, "CTS.0401")
 
 
-async def test_a_replayed_write_is_refused(world: World) -> None:
+NONCE = {"X-Request-Nonce": "5f2b9c0e7a1d4e36"}
+
+
+async def test_a_replayed_write_that_signs_a_nonce_is_refused(world: World) -> None:
     body = orjson.dumps({"group": {"name": "replayed"}})
     path = "/v3/groups"
-    headers = world.sign("POST", path, body=body)
+    headers = world.sign("POST", path, body=body, headers=NONCE)
     world.check(await world.raw.post(path, headers=headers, content=body), 201)
     resp = await world.raw.post(path, headers=headers, content=body)
     assert "replay" in world.check(resp, 401, "CTS.0401")
@@ -213,7 +216,7 @@ async def test_a_write_replayed_to_another_process_is_refused(world: World) -> N
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=twin), base_url=BASE) as other:
             body = orjson.dumps({"group": {"name": "replayed-elsewhere"}})
             path = "/v3/groups"
-            headers = world.sign("POST", path, body=body)
+            headers = world.sign("POST", path, body=body, headers=NONCE)
             world.check(await world.raw.post(path, headers=headers, content=body), 201)
             resp = await other.post(path, headers=headers, content=body)
             assert "replay" in world.check(resp, 401, "CTS.0401")
@@ -222,6 +225,20 @@ async def test_a_write_replayed_to_another_process_is_refused(world: World) -> N
                 path, headers=fresh, content=orjson.dumps({"group": {"name": "new-one"}})
             )
             world.check(created, 201)  # the twin serves writes it has not seen
+
+
+async def test_a_write_repeated_without_a_nonce_gets_the_answer_a_repeat_gets(world: World) -> None:
+    """The SDK signs with one-second resolution: the same write twice in a second is the same request
+    twice, and is answered as a repeat is (here: created, then already exists; deleted, then not found)."""
+    body = orjson.dumps({"group": {"name": "twice"}})
+    headers = world.sign("POST", "/v3/groups", body=body)
+    created = await world.raw.post("/v3/groups", headers=headers, content=body)
+    world.check(created, 201)
+    world.check(await world.raw.post("/v3/groups", headers=headers, content=body), 409, "CTS.0409")
+    path = f"/v3/groups/{created.json()['group']['id']}"
+    headers = world.sign("DELETE", path)
+    world.check(await world.raw.delete(path, headers=headers), 204)
+    world.check(await world.raw.delete(path, headers=headers), 404, "CTS.0404")
 
 
 async def test_a_retried_ingest_is_not_a_replay(world: World, make_trace: TraceFactory) -> None:

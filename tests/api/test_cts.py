@@ -134,7 +134,6 @@ async def test_wrong_content_type_and_oversized_bodies(api: Api) -> None:
 
 async def test_duplicates_conflict(api: Api) -> None:
     assert (await create(api, data_tracker())).status_code == 201
-    # (each repeat differs in some byte: an identical signed write within seconds is refused as a replay)
     assert_error(await create(api, data_tracker(is_lts_enabled=False)), 409, "CTS.0409", "already exists")
     assert_error(await create(api, {"tracker_type": "system", "tracker_name": "system"}), 409, "CTS.0409")
 

@@ -29,8 +29,7 @@ from opencts.store.tables import domains, trackers
 
 BASE = "http://127.0.0.1:8080"
 PASSWORD = "Str0ng-Enough"
-#: An extra signed header makes a repeated write a new request: the same signed bytes twice in one second are
-#: refused as a replay (401), which is not what these tests are about.
+#: An extra signed header makes a repeated write a request of its own, with a signature of its own.
 AGAIN = {"X-Attempt": "2"}
 
 
@@ -152,7 +151,6 @@ async def test_bodies_over_64_kib_are_refused(iam: Api) -> None:
 
 
 async def test_duplicates_are_409(iam: Api) -> None:
-    # (bodies differ: the same signed write twice in one second would be refused as a replay)
     await iam.client.post("/v3/groups", json={"group": {"name": "dup", "description": "1"}})
     again = await iam.client.post("/v3/groups", json={"group": {"name": "dup", "description": "2"}})
     error(again, 409, "CTS.0409")

@@ -146,7 +146,6 @@ async def test_topic_must_exist_in_the_callers_project(api: Api) -> None:
 async def test_names_are_unique_per_project(api: Api) -> None:
     urn = await topic(api)
     first = (await create(api, body("dup", urn))).json()
-    # a different body: the very same signed request twice in one second would be refused as a replay
     again = body("dup", urn, operation_type="complete", operations=None)
     assert_error(await create(api, again), 409, "CTS.0409", "'dup' already exists")
     second = (await create(api, body("other", urn))).json()

@@ -4,6 +4,9 @@ Two ways in, as on Huawei Cloud: an ``SDK-HMAC-SHA256`` signature made with an A
 ``X-Auth-Token`` from a password login. Lookups are cached for a few seconds (a disabled key stops working
 within ``cache_seconds`` on other processes, at once on this one), so a signed call costs no database trip.
 
+Replays: any signed request is accepted again within the 15-minute date window, as by the cloud APIs,
+unless it signs ``X-Request-Nonce``; such a write is served once (``iam.replays``).
+
 What is refused, and why it is said the way it is: messages tell the caller what to fix (date skew, a
 replay, a key that is disabled) but never echo a secret or the signature we expected.
 """
@@ -27,6 +30,8 @@ from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, group_roles, projects, tokens, users
 
 SKEW_MS = 15 * 60 * 1000
+#: a signed header of random value that makes a write single-use (``HmacAuth(nonce=True)`` sends it)
+NONCE_HEADER = "x-request-nonce"
 _PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -156,7 +161,8 @@ class Authenticator:
         replay_safe: bool = False,
     ) -> Principal:
         """Steps: (1) parse the header, (2) check the date is within the skew window, (3) find the key,
-        (4) recompute and compare the signature, (5) refuse a replayed write, (6) the key must be active."""
+        (4) recompute and compare the signature, (5) refuse a replayed write that signs a nonce, (6) the key
+        must be active."""
         try:
             parsed = sig.parse_authorization(authorization)  # (1)
             date = headers.get("x-sdk-date")
@@ -183,9 +189,11 @@ class Authenticator:
             raise Unauthorized(f"authentication failed: {exc}") from None
         if not ok:
             raise Unauthorized("authentication failed: the signature does not match the request")
-        # (5) replaying a read reveals nothing the caller did not see, and a replayed idempotent write
-        # (ingest) changes nothing; any other write must not be replayable within the skew window.
-        if method not in ("GET", "HEAD") and not replay_safe:
+        # (5) the SDK's signature has one-second resolution, so a client that sends the same write twice
+        # in a second sends the same signature twice; refusing it would break the SDK, and the cloud APIs
+        # bound replays by the date window alone. A client that signs a nonce header asks for more: its
+        # signatures are unique, so one seen before is a replay. Reads and ingest are never claimed.
+        if NONCE_HEADER in parsed.signed_headers and method not in ("GET", "HEAD") and not replay_safe:
             self._forget_old(now)
             replay = Unauthorized("authentication failed: this signed request was already used (replay)")
             if parsed.signature in self._seen:  # this process served it: no need to ask the database

@@ -1,10 +1,10 @@
-"""What keeps a signed write from being served twice, by any process of a deployment.
+"""What keeps a signed write that asks for it from being served twice, by any process of a deployment.
 
-A signature is valid for the 15 minutes of the date check. Within them, a captured ``DELETE`` or ``PUT``
-could be sent again; each process remembered the signatures it had served, so a replay sent to another
-process of a PostgreSQL deployment (or a second server on the same SQLite file) went through. The
-signatures are now claimed in the database, in a table every process shares, and forgotten once the
-date check would refuse them anyway. Reads and ingest are not claimed: replaying them changes nothing.
+A signature is valid for the 15 minutes of the date check, and the SDK's has one-second resolution: the
+same write sent twice within a second carries the same signature, so signatures alone cannot tell a
+replay from a client repeating itself. Writes that sign a random ``X-Request-Nonce`` (the OpenCTS CLI's
+do) have unique signatures; those are claimed here, in a table every process shares, and forgotten once
+the date check would refuse them anyway. Other requests are bounded by the date window only.
 """
 
 from __future__ import annotations
