@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             if services.smn is not None:
                 await services.smn.close()
             await asyncio.to_thread(pool.close)
+            await services.authenticator.close()
             db.close()
 
     app = FastAPI(

@@ -13,12 +13,14 @@ replay, a key that is disabled) but never echo a secret or the signature we expe
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select, update
 
 from opencts.clock import now_ms
 from opencts.errors import Unauthorized
@@ -29,7 +31,12 @@ from opencts.iam.tokens import token_hash
 from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, group_roles, projects, tokens, users
 
+log = logging.getLogger("opencts.iam")
+
 SKEW_MS = 15 * 60 * 1000
+#: an access key's ``last_used`` is written at most this often: it is for people, to the minute, and a
+#: write per signed request would double the writes of a busy producer
+USE_RECORD_MS = 60_000
 #: a signed header of random value that makes a write single-use (``HmacAuth(nonce=True)`` sends it)
 NONCE_HEADER = "x-request-nonce"
 _PROJECT_ID = re.compile(r"[0-9a-f]{32}")
@@ -101,6 +108,16 @@ def load_token(conn: Connection, hashed: str) -> tuple[Identity, str | None, int
     return (identity, row.project_id, int(row.expires_at), bool(row.revoked)) if identity else None
 
 
+def record_use(conn: Connection, access_key: str, when: int) -> None:
+    """Set ``last_used_at``, never backwards (another process may have recorded a later use)."""
+    last = credentials.c.last_used_at
+    conn.execute(
+        update(credentials)
+        .where(credentials.c.access_key == access_key, or_(last.is_(None), last < when))
+        .values(last_used_at=when)
+    )
+
+
 class Authenticator:
     def __init__(
         self,
@@ -109,11 +126,16 @@ class Authenticator:
         skew_ms: int = SKEW_MS,
         cache_seconds: float = 5.0,
         clock: Callable[[], int] = now_ms,
+        use_record_ms: int = USE_RECORD_MS,
     ) -> None:
         self.db = db
         self.skew_ms = skew_ms
         self.cache_seconds = cache_seconds
         self.clock = clock
+        self.use_record_ms = use_record_ms
+        #: access key -> when this process last wrote its ``last_used``
+        self._use_recorded: dict[str, int] = {}
+        self._use_writes: set[asyncio.Task[None]] = set()
         self._credentials: dict[str, tuple[float, Credential | None]] = {}
         self._tokens: dict[str, tuple[float, tuple[Identity, str | None, int, bool] | None]] = {}
         self._projects: dict[str, str | None] = {}
@@ -209,6 +231,7 @@ class Authenticator:
             raise Unauthorized("authentication failed: the access key is disabled")
         if not cred.identity.enabled:
             raise Unauthorized("authentication failed: the user is disabled")
+        self._note_use(cred.access_key, now)
         ident = cred.identity
         return Principal(
             user_id=ident.user_id,
@@ -249,6 +272,30 @@ class Authenticator:
             roles=identity.roles,
             method="token",
         )
+
+    def _note_use(self, access_key: str, now: int) -> None:
+        """Record that the key authenticated, at most once per ``use_record_ms`` per key, beside the
+        request rather than in its way: the write is a task of its own, and the request does not wait."""
+        if now - self._use_recorded.get(access_key, now - self.use_record_ms) < self.use_record_ms:
+            return
+        if len(self._use_recorded) > 10_000:
+            self._use_recorded.clear()
+        self._use_recorded[access_key] = now
+        task = asyncio.get_running_loop().create_task(self._record_use(access_key, now))
+        self._use_writes.add(task)
+        task.add_done_callback(self._use_writes.discard)
+
+    async def _record_use(self, access_key: str, when: int) -> None:
+        try:
+            await self.db.write(lambda conn: record_use(conn, access_key, when))
+        except Exception:
+            # only a display field is lost; the next use after use_record_ms writes it again
+            self._use_recorded.pop(access_key, None)
+            log.warning("could not record when access key %s was last used", access_key, exc_info=True)
+
+    async def close(self) -> None:
+        """Let the ``last_used`` writes in flight finish, before the database closes."""
+        await asyncio.gather(*self._use_writes, return_exceptions=True)
 
     def forget_token(self, token: str) -> None:
         self._tokens.pop(token_hash(token), None)
