@@ -13,6 +13,7 @@ from opencts.api.deps import ServicesDep, read_body, require_json
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
+from opencts.store import trace_log
 from opencts.traces.export import export_csv, export_ndjson
 from opencts.traces.ingest import MAX_BATCH_BYTES, summary
 from opencts.traces.listing import list_traces, render
@@ -96,3 +97,26 @@ async def export_traces(project_id: str, request: Request, services: ServicesDep
     return StreamingResponse(
         stream, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
+
+
+@router.get(
+    "/v3/{project_id}/traces/count",
+    name="countTraces",
+    summary="How many traces an export with the same parameters holds (for progress bars)",
+    openapi_extra={"parameters": _QUERY_DOC},
+)
+async def count_traces(project_id: str, request: Request, services: ServicesDep, caller: Reader) -> Response:
+    query = parse_query(
+        request.query_params, now=now_ms(), retention_ms=services.settings.retention_ms, max_limit=None
+    )
+    found = await services.db.read(
+        lambda conn: trace_log.count_matching(
+            conn,
+            project_id=project_id,
+            kind=query.kind,
+            time_from=query.time_from,
+            time_to=query.time_to,
+            filters=query.filters,
+        )
+    )
+    return Response(orjson.dumps({"count": found}), media_type="application/json")

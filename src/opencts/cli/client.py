@@ -14,6 +14,15 @@ from opencts.config import DEFAULT_BIND
 from opencts.iam.signature import HmacAuth
 
 
+class CliError(Exception):
+    """Something the user can fix (no credentials, a server that cannot be reached, a missing file):
+    reported as one line, never as a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, request_id: str | None) -> None:
         super().__init__(f"{status} {code}: {message}")
@@ -31,7 +40,12 @@ class Target:
 
 
 def resolve_target(endpoint: str | None, data_dir: Path | None) -> Target:
-    """Flags first, then ``OPENCTS_*`` variables, then the data dir's ``credentials.json``."""
+    """Flags first, then ``OPENCTS_*`` variables, then the data dir's ``credentials.json``.
+
+    ``OPENCTS_PROJECT_ID`` alone picks another project of the same account for the data dir's access
+    key. An access key without its secret key (or the reverse), or a pair without a project, is refused:
+    mixing them with the data dir's credentials would sign as someone else than the user meant.
+    """
     env = os.environ
     endpoint = endpoint or env.get("OPENCTS_ENDPOINT") or f"http://{env.get('OPENCTS_BIND', DEFAULT_BIND)}"
     ak, sk, project = (
@@ -39,21 +53,35 @@ def resolve_target(endpoint: str | None, data_dir: Path | None) -> Target:
         env.get("OPENCTS_SECRET_KEY"),
         env.get("OPENCTS_PROJECT_ID"),
     )
-    if ak and sk and project:
+    if bool(ak) != bool(sk):
+        given, missing = (
+            ("OPENCTS_ACCESS_KEY", "OPENCTS_SECRET_KEY")
+            if ak
+            else ("OPENCTS_SECRET_KEY", "OPENCTS_ACCESS_KEY")
+        )
+        raise CliError(f"{given} is set but {missing} is not: set both (and OPENCTS_PROJECT_ID), or neither")
+    if ak and sk:
+        if not project:
+            raise CliError(
+                "OPENCTS_ACCESS_KEY and OPENCTS_SECRET_KEY need OPENCTS_PROJECT_ID too"
+                " (the project they act in)"
+            )
         return Target(endpoint.rstrip("/"), ak, sk, project, env.get("OPENCTS_DOMAIN_ID"))
     path = (data_dir or Path(env.get("OPENCTS_DATA_DIR", "data"))) / "credentials.json"
     try:
         creds = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SystemExit(
+        raise CliError(
             f"no credentials: set OPENCTS_ACCESS_KEY, OPENCTS_SECRET_KEY and OPENCTS_PROJECT_ID, "
             f"or point --data-dir at the server's data directory ({path} does not exist)"
         ) from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
     return Target(
         endpoint.rstrip("/"),
         creds["access_key"],
         creds["secret_key"],
-        creds["project_id"],
+        project or creds["project_id"],
         creds.get("domain_id"),
         creds.get("domain_name"),
     )
@@ -62,11 +90,17 @@ def resolve_target(endpoint: str | None, data_dir: Path | None) -> Target:
 class ApiClient:
     def __init__(self, target: Target, *, timeout: float = 60.0) -> None:
         self.target = target
-        self.http = httpx.Client(
-            base_url=target.endpoint,
-            auth=HmacAuth(target.access_key, target.secret_key, project_id=target.project_id, nonce=True),
-            timeout=timeout,
-        )
+        try:
+            self.http = httpx.Client(
+                base_url=target.endpoint,
+                auth=HmacAuth(target.access_key, target.secret_key, project_id=target.project_id, nonce=True),
+                timeout=timeout,
+            )
+        except httpx.InvalidURL as exc:
+            raise CliError(f"--endpoint {target.endpoint!r} is not a usable URL: {exc}") from None
+        if self.http.base_url.scheme not in ("http", "https") or not self.http.base_url.host:
+            self.http.close()
+            raise CliError(f"--endpoint {target.endpoint!r} is not an http:// or https:// URL")
 
     def __enter__(self) -> ApiClient:
         return self
@@ -77,6 +111,9 @@ class ApiClient:
     @property
     def project(self) -> str:
         return self.target.project_id
+
+    def unreachable(self, exc: httpx.TransportError) -> CliError:
+        return CliError(f"cannot reach OpenCTS at {self.target.endpoint}: {exc or type(exc).__name__}")
 
     @staticmethod
     def check(resp: httpx.Response) -> httpx.Response:
@@ -97,7 +134,7 @@ class ApiClient:
         try:
             resp = self.http.request(method, path, params=params, content=content, headers=headers)
         except httpx.TransportError as exc:
-            raise SystemExit(f"cannot reach OpenCTS at {self.target.endpoint}: {exc}") from None
+            raise self.unreachable(exc) from None
         return self.check(resp)
 
     def post_raw(self, path: str, content: bytes) -> httpx.Response:
@@ -105,4 +142,4 @@ class ApiClient:
         try:
             return self.http.post(path, content=content, headers={"Content-Type": "application/json"})
         except httpx.TransportError as exc:
-            raise SystemExit(f"cannot reach OpenCTS at {self.target.endpoint}: {exc}") from None
+            raise self.unreachable(exc) from None

@@ -11,16 +11,18 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from opencts.cli.client import ApiClient
 from opencts.cli.common import (
+    Column,
     DataDirOpt,
     EndpointOpt,
     JsonOpt,
     console,
     err,
     fail,
+    fit_table,
     print_json,
     session,
 )
@@ -35,6 +37,26 @@ app.add_typer(groups_app, name="groups")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(projects_app, name="projects")
 
+
+#: names and ids are what the other commands take, so they stay whole; dates and descriptions go first
+USER_COLUMNS = (Column("Name", shrink=12), Column("Id"), Column("Enabled"), Column("Created (UTC)", drop=1))
+GROUP_COLUMNS = (
+    Column("Name", shrink=12),
+    Column("Id", drop=2),
+    Column("Roles", shrink=16, wrap=True),
+    Column("Members", shrink=12, wrap=True),
+    Column("Description", drop=1, shrink=12),
+)
+CREDENTIAL_COLUMNS = (
+    Column("Access key"),
+    Column("User", shrink=10),
+    Column("Status"),
+    Column("Description", drop=1, shrink=10),
+    Column("Created (UTC)", drop=2),
+    Column("Last used (UTC)", drop=3),
+)
+PROJECT_COLUMNS = (Column("Name", shrink=12), Column("Id"))
+ROLE_COLUMNS = (Column("Role"), Column("Allows", shrink=20, wrap=True))
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 UserArg = Annotated[str, typer.Argument(help="User name or id.")]
@@ -82,13 +104,16 @@ def users_list(as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir:
     if as_json:
         print_json({"users": found})
         return
-    table = Table()
-    for col in ("Name", "Id", "Enabled", "Created (UTC)"):
-        table.add_column(col)
-    for u in found:
-        enabled = "[green]yes[/]" if u["enabled"] else "[red]no[/]"
-        table.add_row(u["name"], u["id"], enabled, _when(u.get("create_time")))
-    console.print(table)
+    rows = [
+        [
+            escape(u["name"]),
+            u["id"],
+            "[green]yes[/]" if u["enabled"] else "[red]no[/]",
+            _when(u.get("create_time")),
+        ]
+        for u in found
+    ]
+    console.print(fit_table(USER_COLUMNS, rows))
 
 
 @users_app.command("create")
@@ -164,12 +189,17 @@ def groups_list(as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir
     if as_json:
         print_json({"groups": found})
         return
-    table = Table()
-    for col in ("Name", "Id", "Roles", "Members", "Description"):
-        table.add_column(col)
-    for g in found:
-        table.add_row(g["name"], g["id"], ", ".join(g["roles"]), ", ".join(g["users"]), g["description"])
-    console.print(table)
+    rows = [
+        [
+            escape(g["name"]),
+            g["id"],
+            escape(", ".join(g["roles"])),
+            escape(", ".join(g["users"])),
+            escape(g["description"]),
+        ]
+        for g in found
+    ]
+    console.print(fit_table(GROUP_COLUMNS, rows))
 
 
 @groups_app.command("create")
@@ -268,20 +298,18 @@ def credentials_list(
     if as_json:
         print_json({"credentials": found})
         return
-    table = Table()
-    for col in ("Access key", "User", "Status", "Description", "Created (UTC)", "Last used (UTC)"):
-        table.add_column(col)
-    for c in found:
-        status = "[green]active[/]" if c["status"] == "active" else "[red]inactive[/]"
-        table.add_row(
+    rows = [
+        [
             c["access"],
-            c.get("user_name", c["user_id"]),
-            status,
-            c["description"],
+            escape(c.get("user_name", c["user_id"])),
+            "[green]active[/]" if c["status"] == "active" else "[red]inactive[/]",
+            escape(c["description"]),
             _when(c["create_time"]),
             _when(c.get("last_use_time")),
-        )
-    console.print(table)
+        ]
+        for c in found
+    ]
+    console.print(fit_table(CREDENTIAL_COLUMNS, rows))
 
 
 @credentials_app.command("create")
@@ -353,12 +381,7 @@ def projects_list(
     if as_json:
         print_json({"projects": found})
         return
-    table = Table()
-    for col in ("Name", "Id"):
-        table.add_column(col)
-    for p in found:
-        table.add_row(p["name"], p["id"])
-    console.print(table)
+    console.print(fit_table(PROJECT_COLUMNS, [[escape(p["name"]), p["id"]] for p in found]))
 
 
 @projects_app.command("create")
@@ -381,9 +404,5 @@ def roles(as_json: JsonOpt = False, endpoint: EndpointOpt = None, data_dir: Data
     if as_json:
         print_json({"roles": found})
         return
-    table = Table()
-    table.add_column("Role")
-    table.add_column("Allows")
-    for r in found:
-        table.add_row(r["name"], ", ".join(r["actions"]))
-    console.print(table)
+    rows = [[escape(r["name"]), escape(", ".join(r["actions"]))] for r in found]
+    console.print(fit_table(ROLE_COLUMNS, rows))

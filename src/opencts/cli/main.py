@@ -1,30 +1,78 @@
-"""Entry point: ``opencts serve``, ``opencts demo`` and the ``traces`` group."""
+"""Entry point: ``opencts serve``, ``opencts demo`` and the command groups."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
+import shlex
+import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 
-from opencts.cli import iam, notifications, smn, traces
-from opencts.cli.client import ApiClient, resolve_target
-from opencts.cli.common import DataDirOpt, EndpointOpt
+from opencts.cli import iam, notifications, smn, traces, trackers
+from opencts.cli.client import ApiClient, CliError, resolve_target
+from opencts.cli.common import CliGroup, DataDirOpt, EndpointOpt, err
 from opencts.clock import now_ms
+from opencts.config import DEFAULT_BIND
+
+if TYPE_CHECKING:
+    from opencts.config import Settings
 
 app = typer.Typer(
-    help="OpenCTS: a self-hosted Cloud Trace Service.", no_args_is_help=True, pretty_exceptions_enable=False
+    cls=CliGroup,
+    help="OpenCTS: a self-hosted Cloud Trace Service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 app.add_typer(traces.app, name="traces")
+app.add_typer(trackers.app, name="trackers")
 app.add_typer(iam.app, name="iam")
 app.add_typer(smn.app, name="smn")
 app.add_typer(notifications.app, name="notifications")
-console = Console(stderr=True)
+console = err
+
+
+def _listen_host(settings: Settings) -> str:
+    return settings.host.strip("[]")
+
+
+def ensure_port_free(settings: Settings) -> None:
+    """Fail with one line, before migrating or printing the banner, when the address cannot be listened on.
+
+    Binding as uvicorn does (``SO_REUSEADDR``) fails exactly when uvicorn would, and a port left in
+    TIME_WAIT by a server that just stopped is not mistaken for one in use.
+    """
+    host = _listen_host(settings)
+    try:
+        infos = socket.getaddrinfo(host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CliError(f"cannot listen on {settings.bind}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = "; stop what uses it or choose another with --bind HOST:PORT"
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+            raise CliError(f"cannot listen on {settings.bind}: {reason}{hint}") from None
+
+
+def cli_endpoint(settings: Settings) -> str | None:
+    """The ``--endpoint`` a CLI on this machine needs to reach this server; None when the default works."""
+    if settings.bind == DEFAULT_BIND:
+        return None
+    host = _listen_host(settings)
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 @app.command()
@@ -36,9 +84,13 @@ def serve(
         str | None, typer.Option(help="HOST:PORT (OPENCTS_BIND, default 127.0.0.1:8080).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log each schema migration step (Alembic).")
+    ] = False,
 ) -> None:
     """Start the service; on first start it creates the account and writes credentials.json."""
     import uvicorn
+    from pydantic import ValidationError
 
     from opencts.api.app import create_app, open_database
     from opencts.config import Settings
@@ -49,13 +101,26 @@ def serve(
         overrides["data_dir"] = data_dir
     if bind is not None:
         overrides["bind"] = bind
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings.port  # noqa: B018 - a bind without a numeric port fails here, with the setting named
+    except (ValidationError, ValueError) as exc:
+        raise CliError(f"invalid setting: {exc}") from None
+    level = log_level.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise CliError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
+    ensure_port_free(settings)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic logs its context and every step at INFO on each start; they are asked for, not shown.
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose or level == "DEBUG" else logging.WARNING)
     open_database(settings).close()  # migrate and bootstrap now, so the banner can say how to log in
     creds = read_credentials(settings.credentials_path)
     url = settings.resolved_public_url
     # the command as it was started (``.venv/bin/opencts`` under ``make run``), so the hint runs as shown
     cmd = sys.argv[0] if sys.argv and sys.argv[0].endswith("opencts") else "opencts"
+    where = f"--data-dir {shlex.quote(str(settings.data_dir))}"
+    if (endpoint := cli_endpoint(settings)) is not None:
+        where = f"--endpoint {endpoint} {where}"
     console.print(
         Panel.fit(
             f"[bold]OpenCTS[/bold] is starting at [link={url}]{url}[/link]  (API docs: {url}/docs)\n"
@@ -64,12 +129,13 @@ def serve(
             f"log in as:    user [bold]{creds.user_name}[/bold] in account {creds.domain_name}\n"
             f"credentials:  {settings.credentials_path.resolve()}\n"
             f"              (password, access key and secret key; readable by you only)\n"
-            f"project id:   {creds.project_id}   region: {creds.region}\n"
-            f"try:          {cmd} demo --data-dir {settings.data_dir}\n"
-            f"              {cmd} traces list --data-dir {settings.data_dir} --from 7d",
+            f"project id:   {creds.project_id}   region: {creds.region}",
             title="ready",
         )
     )
+    # Outside the box and never wrapped by us, so each command is copied whole from a narrow terminal.
+    for hint in (f"{cmd} demo {where}", f"{cmd} traces list {where} --from 7d"):
+        console.print(f"try: {hint}", markup=False, highlight=False)
     app_ = create_app(settings)
     # An ingest batch of 1,000 traces allocates some 100,000 objects, so CPython's default threshold (a
     # collection every 700 allocations) spent a fifth of the event loop's time walking young objects that

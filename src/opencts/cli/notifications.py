@@ -3,7 +3,7 @@
 A notification can be named by its id or by its name; a topic by its SMN URN, a function URN, or the plain
 name of an SMN topic of the project. ``create`` takes either a JSON file (the API's request body) or flags:
 
-    opencts notifications create --name risky_sg --topic security \\
+    opencts notifications create risky_sg --topic security \\
         --operation VPC:securityGroup:deleteSecurityGroupRule,createSecurityGroupRule \\
         --user admins:alice,bob --filter "code = 200" --filter "trace_rating != normal" --condition AND
 """
@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from opencts.cli.client import ApiClient
 from opencts.cli.common import (
+    Column,
     DataDirOpt,
     EndpointOpt,
     JsonOpt,
     console,
     fail,
+    fit_table,
     session,
     topic_urn,
 )
@@ -32,6 +34,18 @@ from opencts.cli.timeparse import format_ms
 
 app = typer.Typer(
     help="Key-event notifications: alarms by SMN when chosen operations happen.", no_args_is_help=True
+)
+
+#: the name, its state and what it watches stay; what can be read with --json goes first
+COLUMNS = (
+    Column("Name", shrink=12),
+    Column("Id", drop=3),
+    Column("Status"),
+    Column("Operations", shrink=16, wrap=True),
+    Column("Users", drop=4, shrink=10, wrap=True),
+    Column("Filter", drop=2, shrink=10, wrap=True),
+    Column("Topic", drop=5, shrink=16),
+    Column("Created (UTC)", drop=6),
 )
 
 NotificationArg = Annotated[str, typer.Argument(help="Notification id or name.")]
@@ -107,31 +121,30 @@ def list_notifications(
     if as_json:
         sys.stdout.write(json.dumps({"notifications": found}, ensure_ascii=False) + "\n")
         return
-    table = Table(title=f"{len(found)} notification(s)")
-    for col in ("Name", "Id", "Status", "Operations", "Users", "Filter", "Topic", "Created (UTC)"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for n in found:
         ops, who, rules = _summary(n)
         style = "green" if n["status"] == "enabled" else "yellow"
-        status = f"[{style}]{n['status']}[/{style}]"
-        topic = n["topic_id"] or "(none)"
-        table.add_row(
-            n["notification_name"],
-            n["notification_id"],
-            status,
-            ops,
-            who,
-            rules,
-            topic,
-            format_ms(n["create_time"]),
+        rows.append(
+            [
+                escape(n["notification_name"]),
+                n["notification_id"],
+                f"[{style}]{n['status']}[/{style}]",
+                escape(ops),
+                escape(who),
+                escape(rules),
+                escape(n["topic_id"] or "(none)"),
+                format_ms(n["create_time"]),
+            ]
         )
-    console.print(table)
+    console.print(fit_table(COLUMNS, rows, title=f"{len(found)} notification(s)"))
 
 
 @app.command("create")
 def create(
+    name: Annotated[str | None, typer.Argument(help="Up to 64 letters, digits and _.")] = None,
     file: Annotated[Path | None, typer.Option(help="A JSON request body (- reads standard input).")] = None,
-    name: Annotated[str | None, typer.Option(help="Up to 64 letters, digits and _.")] = None,
+    name_option: Annotated[str | None, typer.Option("--name", hidden=True)] = None,
     topic: Annotated[str | None, typer.Option(help="SMN topic (URN or name) or function URN.")] = None,
     operation: Annotated[
         list[str] | None,
@@ -151,15 +164,19 @@ def create(
 ) -> None:
     """Create a notification; prints its id."""
     body: dict[str, Any]
+    name = name or name_option
     if file is not None:
-        raw = sys.stdin.read() if str(file) == "-" else file.read_text()
+        try:
+            raw = sys.stdin.read() if str(file) == "-" else file.read_text()
+        except OSError as exc:
+            raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise fail(f"{file}: not JSON: {exc}") from None
     else:
         if not name:
-            raise fail("give --name (and the other settings as flags) or --file with a JSON request body")
+            raise fail("give a NAME (and the other settings as options) or --file with a JSON request body")
         ops = [parse_operation(o) for o in operation or []]
         body = {"notification_name": name, "operation_type": "customized" if ops else "complete"}
         if ops:

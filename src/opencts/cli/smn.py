@@ -9,15 +9,17 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from opencts.cli.client import ApiClient
 from opencts.cli.common import (
+    Column,
     DataDirOpt,
     EndpointOpt,
     JsonOpt,
     console,
     err,
+    fit_table,
     print_json,
     session,
     topic_urn,
@@ -33,6 +35,31 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(subs_app, name="subscriptions")
 
 TopicArg = Annotated[str, typer.Argument(help="Topic URN or name.")]
+#: URNs are what the other commands take, so they stay whole; a narrow terminal loses the extras first
+#: (a topic URN ends in the topic's name, so the name column can go too)
+TOPIC_COLUMNS = (
+    Column("Name", drop=3),
+    Column("Display name", drop=1, shrink=10),
+    Column("Topic URN"),
+    Column("Created (UTC)", drop=2),
+)
+SUBSCRIPTION_COLUMNS = (
+    Column("Protocol", drop=2),
+    Column("Endpoint", shrink=16),
+    Column("Status", shrink=11),
+    Column("Remark", drop=1, shrink=8),
+    Column("Subscription URN", drop=3),
+)
+DELIVERY_COLUMNS = (
+    Column("Id"),
+    Column("Status"),
+    Column("Tries", drop=2),
+    Column("Protocol", drop=3),
+    Column("Endpoint", shrink=14),
+    Column("Message", drop=4),
+    Column("Next/done (UTC)", drop=1),
+    Column("Last error", shrink=16, wrap=True),
+)
 STATUS = {0: "unconfirmed", 1: "confirmed", 2: "no confirmation needed", 3: "cancelled", 4: "deleted"}
 
 
@@ -54,12 +81,11 @@ def topics_list(
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"{data['topic_count']} topic(s)")
-    for col in ("Name", "Display name", "Topic URN", "Created (UTC)"):
-        table.add_column(col)
-    for t in data["topics"]:
-        table.add_row(t["name"], t["display_name"], t["topic_urn"], t["create_time"])
-    console.print(table)
+    rows = [
+        [escape(t["name"]), escape(t["display_name"]), t["topic_urn"], t["create_time"]]
+        for t in data["topics"]
+    ]
+    console.print(fit_table(TOPIC_COLUMNS, rows, title=f"{data['topic_count']} topic(s)"))
 
 
 @topics_app.command("create")
@@ -101,13 +127,19 @@ def subscriptions_list(
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"{data['subscription_count']} subscription(s)")
-    for col in ("Protocol", "Endpoint", "Status", "Remark", "Subscription URN"):
-        table.add_column(col)
-    for s in data["subscriptions"]:
-        status = STATUS.get(s["status"], str(s["status"]))
-        table.add_row(s["protocol"], s["endpoint"], status, s["remark"], s["subscription_urn"])
-    console.print(table)
+    rows = [
+        [
+            sub["protocol"],
+            escape(sub["endpoint"]),
+            STATUS.get(sub["status"], str(sub["status"])),
+            escape(sub["remark"]),
+            sub["subscription_urn"],
+        ]
+        for sub in data["subscriptions"]
+    ]
+    console.print(
+        fit_table(SUBSCRIPTION_COLUMNS, rows, title=f"{data['subscription_count']} subscription(s)")
+    )
 
 
 @subs_app.command("add")
@@ -180,23 +212,23 @@ def deliveries(
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"{data['delivery_count']} deliveries")
-    for col in ("Id", "Status", "Tries", "Protocol", "Endpoint", "Message", "Next/done (UTC)", "Last error"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for d in data["deliveries"]:
         when = d["delivered_at"] if d["delivered_at"] else d["next_attempt_at"]
         style = {"dead": "red", "delivered": "green"}.get(d["status"], "yellow")
-        table.add_row(
-            str(d["id"]),
-            f"[{style}]{d['status']}[/{style}]",
-            str(d["attempts"]),
-            d["protocol"],
-            d["endpoint"],
-            d["message_id"] if d["kind"] == "notification" else "(confirmation)",
-            format_ms(when),
-            d["last_error"] or "",
+        rows.append(
+            [
+                str(d["id"]),
+                f"[{style}]{d['status']}[/{style}]",
+                str(d["attempts"]),
+                d["protocol"],
+                escape(d["endpoint"]),
+                d["message_id"] if d["kind"] == "notification" else "(confirmation)",
+                format_ms(when),
+                escape(d["last_error"] or ""),
+            ]
         )
-    console.print(table)
+    console.print(fit_table(DELIVERY_COLUMNS, rows, title=f"{data['delivery_count']} deliveries"))
 
 
 @app.command("retry")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import orjson
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from opencts.cli.client import ApiClient, ApiError, resolve_target
-from opencts.cli.common import DataDirOpt, EndpointOpt, console, err
+from opencts.cli.client import ApiClient, CliError, resolve_target
+from opencts.cli.common import Column, DataDirOpt, EndpointOpt, console, err, fit_table
 from opencts.cli.timeparse import format_ms, parse_time
 from opencts.clock import now_ms
 from opencts.traces.ingest import MAX_BATCH_BYTES, MAX_BATCH_TRACES
@@ -24,14 +26,17 @@ app = typer.Typer(help="Send, list and export traces.", no_args_is_help=True)
 
 def load_traces(source: str) -> list[Any]:
     """JSON (an array, one trace, or ``{"traces": [...]}``) or NDJSON, from a file or ``-``."""
-    raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror or exc}") from None
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         try:
             return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
         except orjson.JSONDecodeError as exc:
-            raise typer.BadParameter(f"{source} is neither JSON nor NDJSON: {exc}") from None
+            raise CliError(f"{source} is neither JSON nor NDJSON: {exc}") from None
     if isinstance(doc, dict) and isinstance(doc.get("traces"), list):
         return list(doc["traces"])
     return doc if isinstance(doc, list) else [doc]
@@ -66,9 +71,13 @@ def send(client: ApiClient, items: list[Any], *, label: str = "sending traces") 
         offset = 0
         for batch in batches(items):
             resp = client.post_raw(f"/v3/{client.project}/traces", orjson.dumps({"traces": batch}))
-            data = resp.json()
-            if "results" not in data:
+            try:
+                data = resp.json()
+            except ValueError:
+                data = {}
+            if not isinstance(data, dict) or "results" not in data:
                 ApiClient.check(resp)
+                raise CliError(f"unexpected answer from {client.target.endpoint}: HTTP {resp.status_code}")
             for key in ("accepted", "duplicates", "rejected"):
                 totals[key] += data[key]
             totals["reasons"].extend(
@@ -90,11 +99,7 @@ def put(
     """Send traces (batched, idempotent: sending the same file twice adds nothing)."""
     items = load_traces(source)
     with ApiClient(resolve_target(endpoint, data_dir)) as client:
-        try:
-            totals = send(client, items)
-        except ApiError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
+        totals = send(client, items)
     console.print(
         f"accepted [green]{totals['accepted']}[/green], duplicates {totals['duplicates']}, "
         f"rejected [red]{totals['rejected']}[/red]"
@@ -116,12 +121,25 @@ def _params(
         if until:
             params["to"] = parse_time(until, now)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise CliError(str(exc)) from None
     params.update({k: v for k, v in filters.items() if v})
     return params
 
 
 FilterOpt = Annotated[str | None, typer.Option()]
+
+#: who did what, when, and how it went stay; where from and the fine detail go first on a narrow terminal
+TRACE_COLUMNS = (
+    Column("Time (UTC)"),
+    Column("Trace", shrink=10),
+    Column("Service", shrink=7),
+    Column("Resource type", drop=4),
+    Column("Resource", shrink=8),
+    Column("User", shrink=7),
+    Column("Source IP", drop=3),
+    Column("Code", drop=2),
+    Column("Rating"),
+)
 
 
 @app.command("list")
@@ -169,11 +187,7 @@ def list_(
         for _ in range(max(pages, 1)):
             if marker:
                 params["next"] = marker
-            try:
-                data = client.request("GET", f"/v3/{client.project}/traces", params=params).json()
-            except ApiError as exc:
-                err.print(f"[red]{exc}[/red]")
-                raise typer.Exit(1) from None
+            data = client.request("GET", f"/v3/{client.project}/traces", params=params).json()
             traces.extend(data["traces"])
             marker = data["meta_data"]["marker"]
             if not marker:
@@ -184,35 +198,96 @@ def list_(
         )
         sys.stdout.write("\n")
         return
-    table = Table(show_lines=False)
-    for col in (
-        "Time (UTC)",
-        "Trace",
-        "Service",
-        "Resource type",
-        "Resource",
-        "User",
-        "Source IP",
-        "Code",
-        "Rating",
-    ):
-        table.add_column(col)
     colour = {"warning": "yellow", "incident": "red"}
+    rows = []
     for t in traces:
         rating = t.get("trace_rating", "")
-        table.add_row(
-            format_ms(t["time"]),
-            t.get("trace_name", ""),
-            t.get("service_type", ""),
-            t.get("resource_type", ""),
-            t.get("resource_name", ""),
-            (t.get("user") or {}).get("name", ""),
-            t.get("source_ip", ""),
-            t.get("code", ""),
-            f"[{colour[rating]}]{rating}[/]" if rating in colour else rating,
+        rows.append(
+            [
+                format_ms(t["time"]),
+                escape(t.get("trace_name", "")),
+                escape(t.get("service_type", "")),
+                escape(t.get("resource_type", "")),
+                escape(t.get("resource_name", "")),
+                escape((t.get("user") or {}).get("name", "")),
+                escape(t.get("source_ip", "")),
+                escape(t.get("code", "")),
+                f"[{colour[rating]}]{rating}[/]" if rating in colour else escape(rating),
+            ]
         )
+    table = fit_table(TRACE_COLUMNS, rows)
     console.print(table)
     console.print(f"{len(traces)} trace(s)" + (f"; next page: --next {marker}" if marker else ""))
+
+
+class RowCounter:
+    """Counts the records of an export as it streams, whatever the chunk boundaries.
+
+    NDJSON is one record a line. In CSV a quoted cell may hold line breaks, so only a line break outside
+    quotes ends a record (an escaped quote, ``""``, toggles twice and changes nothing); the first record
+    is the header, which is not a trace.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self.csv = fmt == "csv"
+        self.records = 0
+        self.in_quotes = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.csv or (not self.in_quotes and b'"' not in chunk):
+            self.records += chunk.count(b"\n")
+            return
+        for i, part in enumerate(chunk.split(b'"')):
+            if i:
+                self.in_quotes = not self.in_quotes
+            if not self.in_quotes:
+                self.records += part.count(b"\n")
+
+    @property
+    def rows(self) -> int:
+        return max(self.records - 1, 0) if self.csv else self.records
+
+
+EXPORT_FORMATS = ("csv", "ndjson")
+
+
+def _count(client: ApiClient, params: dict[str, Any]) -> int | None:
+    """How many traces the export will hold, for the progress bar; None if the server cannot say."""
+    counted = {k: v for k, v in params.items() if k != "format"}
+    try:
+        resp = client.http.get(f"/v3/{client.project}/traces/count", params=counted)
+        return int(resp.json()["count"]) if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stream(
+    resp: httpx.Response, output: Path | None, counter: RowCounter, total: Future[int | None]
+) -> None:
+    """Copy the export to its destination with a progress bar whose total is known once counted."""
+    out = output.open("wb") if output else sys.stdout.buffer
+    try:
+        with Progress(
+            TextColumn("[bold]exporting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("traces"),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
+            task = progress.add_task("export", total=None)
+            for chunk in resp.iter_bytes():
+                out.write(chunk)
+                counter.feed(chunk)
+                if progress.tasks[0].total is None and total.done():
+                    progress.update(task, total=total.result())
+                progress.update(task, completed=counter.rows)
+            progress.update(task, total=counter.rows, completed=counter.rows)
+    finally:
+        if output:
+            out.close()
+        else:
+            out.flush()
 
 
 @app.command("export")
@@ -222,8 +297,13 @@ def export(
         Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")
     ] = None,
     trace_type: Annotated[str, typer.Option(help="system or data")] = "system",
-    since: Annotated[str | None, typer.Option("--from", help="Start (ms, ISO 8601, or 7d ago).")] = None,
-    until: Annotated[str | None, typer.Option("--to")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Start (ms, ISO 8601, or 7d ago). Default: every trace still kept."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="End (ms, ISO 8601, or 2h ago). Default: now.")
+    ] = None,
     service_type: FilterOpt = None,
     user: FilterOpt = None,
     resource_type: FilterOpt = None,
@@ -235,7 +315,13 @@ def export(
     endpoint: EndpointOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Export every matching trace (no 5,000-row cap), streamed."""
+    """Export every matching trace (no 5,000-row cap), streamed, with a progress bar on stderr.
+
+    Without --from the export covers the whole retention window, unlike `traces list`, whose default
+    (the last hour) is the one ListTraces has.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise CliError(f"--format must be csv or ndjson, not {fmt!r}")
     filters = {
         "service_type": service_type,
         "user": user,
@@ -247,30 +333,25 @@ def export(
         "tracker_name": tracker_name,
     }
     params = _params(trace_type, since, until, filters)
+    # from=0 is before anything kept: the server narrows it to its retention window
+    params.setdefault("from", 0)
     params["format"] = fmt
-    out = output.open("wb") if output else sys.stdout.buffer
-    rows = 0
-    try:
-        with (
-            ApiClient(resolve_target(endpoint, data_dir)) as client,
-            Progress(
-                TextColumn("[bold]exporting"), TextColumn("{task.completed:,} rows"), console=err
-            ) as progress,
-        ):
-            task = progress.add_task("export", total=None)
-            with client.http.stream("GET", f"/v3/{client.project}/traces/export", params=params) as resp:
+    counter = RowCounter(fmt)
+    path = "/v3/{}/traces/export"
+    with ApiClient(resolve_target(endpoint, data_dir)) as client, ThreadPoolExecutor(1) as pool:
+        # counted beside the stream, so a slow count never delays the first row
+        total = pool.submit(_count, client, params)
+        try:
+            with client.http.stream("GET", path.format(client.project), params=params) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     ApiClient.check(resp)
-                for chunk in resp.iter_bytes():
-                    out.write(chunk)
-                    rows += chunk.count(b"\n")
-                    progress.update(task, completed=rows)
-    except ApiError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    finally:
-        if output:
-            out.close()
-    if output:
-        err.print(f"wrote {output}")
+                _stream(resp, output, counter, total)
+        except httpx.TransportError as exc:
+            if counter.records == 0:
+                raise client.unreachable(exc) from None
+            raise CliError(
+                f"the export from {client.target.endpoint} stopped after {counter.rows} traces: "
+                f"{exc or type(exc).__name__}; the output is incomplete"
+            ) from None
+    err.print(f"exported {counter.rows} traces" + (f" to {output}" if output else ""), highlight=False)

@@ -319,6 +319,23 @@ def count(conn: Connection, project_id: str | None = None) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
+def count_matching(
+    conn: Connection, *, project_id: str, kind: str, time_from: int, time_to: int, filters: dict[str, str]
+) -> int:
+    """How many traces :func:`page` would return over the whole window (an export's size, told ahead)."""
+    conds = [
+        traces.c.project_id == project_id,
+        traces.c.kind == kind,
+        traces.c.time > time_from,
+        traces.c.time < time_to,
+    ]
+    for column, value in filters.items():
+        if column not in FILTER_COLUMNS:
+            raise ValueError(f"not a filter column: {column}")
+        conds.append(traces.c[column] == value)
+    return int(conn.execute(select(func.count()).select_from(traces).where(and_(*conds))).scalar_one())
+
+
 def existing_ids(conn: Connection, project_id: str, trace_ids: Iterable[str]) -> set[str]:
     keys = [trace_key(project_id, trace_id) for trace_id in trace_ids]
     found: set[str] = set()
