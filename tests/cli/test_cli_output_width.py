@@ -69,13 +69,16 @@ def wide_traces(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Pat
     path = tmp_path / "t.json"
     path.write_text(json.dumps(traces))
     result = runner.invoke(
-        app, ["traces", "put", str(path), "--endpoint", live_server.url, "--data-dir", str(live_server.data_dir)]
+        app,
+        ["traces", "put", str(path), "--endpoint", live_server.url, "--data-dir", str(live_server.data_dir)],
     )
     assert result.exit_code == 0, result.output
     return user
 
 
-def test_trace_table_fits_80_columns_by_dropping_the_detail(live_server: LiveServer, wide_traces: str) -> None:
+def test_trace_table_fits_80_columns_by_dropping_the_detail(
+    live_server: LiveServer, wide_traces: str
+) -> None:
     out = cli(live_server, "traces", "list", "--user", wide_traces, columns=80)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -92,7 +95,9 @@ def test_trace_table_fits_80_columns_by_dropping_the_detail(live_server: LiveSer
     assert all(wide_traces in row or "…" in row for row in rows)
 
 
-def test_trace_table_at_200_columns_keeps_every_column_whole(live_server: LiveServer, wide_traces: str) -> None:
+def test_trace_table_at_200_columns_keeps_every_column_whole(
+    live_server: LiveServer, wide_traces: str
+) -> None:
     out = cli(live_server, "traces", "list", "--user", wide_traces, columns=200)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

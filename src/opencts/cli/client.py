@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,15 @@ class ApiClient:
         if resp.status_code >= 400:
             try:
                 data = resp.json()
-                code, message = data.get("error_code", "?"), data.get("error_msg", resp.text)
+                if not isinstance(data, dict):
+                    raise ValueError("not an error document")
+                # CTS and IAM answer error_code/error_msg, SMN code/message
+                code = str(data.get("error_code") or data.get("code") or resp.reason_phrase)
+                message = str(data.get("error_msg") or data.get("message") or resp.text[:200])
             except ValueError:
-                code, message = "?", resp.text[:200]
+                # not OpenCTS answering (a proxy's error page): its text without the markup
+                code = resp.reason_phrase or "error"
+                message = " ".join(re.sub(r"<[^>]*>", " ", resp.text[:2000]).split())[:200]
             raise ApiError(resp.status_code, code, message, resp.headers.get("x-request-id"))
         return resp
 

@@ -36,11 +36,11 @@ app.add_typer(subs_app, name="subscriptions")
 
 TopicArg = Annotated[str, typer.Argument(help="Topic URN or name.")]
 #: URNs are what the other commands take, so they stay whole; a narrow terminal loses the extras first
-#: (a topic URN ends in the topic's name, so the name column can go too)
+#: (a topic URN ends in the topic's name, so the name column can go too; a URN too long is folded, whole)
 TOPIC_COLUMNS = (
     Column("Name", drop=3),
     Column("Display name", drop=1, shrink=10),
-    Column("Topic URN"),
+    Column("Topic URN", shrink=40, wrap=True),
     Column("Created (UTC)", drop=2),
 )
 SUBSCRIPTION_COLUMNS = (

@@ -65,7 +65,8 @@ def send(client: ApiClient, items: list[Any], *, label: str = "sending traces") 
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
-        transient=False,
+        transient=True,  # the summary line follows; an error stays the only line
+        disable=not err.is_terminal,  # a bar is for people watching; a log gets the summary
     ) as progress:
         task = progress.add_task(label, total=len(items))
         offset = 0
@@ -251,7 +252,7 @@ class RowCounter:
 EXPORT_FORMATS = ("csv", "ndjson")
 
 
-def _count(client: ApiClient, params: dict[str, Any]) -> int | None:
+def count_traces(client: ApiClient, params: dict[str, Any]) -> int | None:
     """How many traces the export will hold, for the progress bar; None if the server cannot say."""
     counted = {k: v for k, v in params.items() if k != "format"}
     try:
@@ -274,6 +275,8 @@ def _stream(
             TextColumn("traces"),
             TimeRemainingColumn(),
             console=err,
+            transient=True,  # the summary line follows; an error stays the only line
+            disable=not err.is_terminal,  # a bar is for people watching; a log gets the summary
         ) as progress:
             task = progress.add_task("export", total=None)
             for chunk in resp.iter_bytes():
@@ -340,7 +343,7 @@ def export(
     path = "/v3/{}/traces/export"
     with ApiClient(resolve_target(endpoint, data_dir)) as client, ThreadPoolExecutor(1) as pool:
         # counted beside the stream, so a slow count never delays the first row
-        total = pool.submit(_count, client, params)
+        total = pool.submit(count_traces, client, params)
         try:
             with client.http.stream("GET", path.format(client.project), params=params) as resp:
                 if resp.status_code >= 400:

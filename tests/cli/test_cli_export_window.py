@@ -1,0 +1,97 @@
+"""``opencts traces export``: what it covers without ``--from``, its count of traces, and the bar's total."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import LiveServer, TraceFactory
+from opencts.cli.client import ApiClient, resolve_target
+from opencts.cli.main import app
+from opencts.cli.traces import RowCounter, count_traces
+from opencts.clock import now_ms
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+HOUR = 3_600_000
+
+
+def invoke(server: LiveServer, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def spread(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Path) -> str:
+    """Four traces of one user: 10 minutes, 3 hours, 2 days and 6 days old (the retention is 7 days)."""
+    user = f"export-{uuid.uuid4().hex[:8]}"
+    now = now_ms()
+    ages = (10 * 60_000, 3 * HOUR, 48 * HOUR, 144 * HOUR)
+    traces = [
+        make_trace(user={"name": user}, time=now - age, resource_name=f'r,\n"{i}"')
+        for i, age in enumerate(ages)
+    ]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(traces))
+    code, out, err = invoke(live_server, "traces", "put", str(path))
+    assert code == 0, out + err
+    return user
+
+
+def test_without_from_the_export_covers_every_trace_kept(
+    live_server: LiveServer, spread: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "all.csv"
+    code, _, err = invoke(live_server, "traces", "export", "--user", spread, "-o", str(target))
+    assert code == 0, err
+    with target.open(encoding="utf-8-sig", newline="") as f:
+        import csv
+
+        rows = list(csv.reader(f))
+    assert len(rows) == 1 + 4  # the header and every trace, the 6-day-old one included
+    # the header is not a trace, and a cell holding a line break does not make two
+    assert f"exported 4 traces to {target}" in err
+
+
+def test_from_still_narrows_the_export(live_server: LiveServer, spread: str) -> None:
+    code, out, err = invoke(
+        live_server, "traces", "export", "--user", spread, "--from", "1h", "--format", "ndjson"
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 1
+    assert "exported 1 traces" in err
+
+
+def test_the_progress_total_is_the_servers_count(live_server: LiveServer, spread: str) -> None:
+    with ApiClient(resolve_target(live_server.url, live_server.data_dir)) as client:
+        everything = {"trace_type": "system", "from": 0, "user": spread}
+        assert count_traces(client, everything) == 4
+        assert count_traces(client, {**everything, "from": now_ms() - 4 * HOUR}) == 2
+        # a count the server refuses is no count (the bar then has no total), never an error
+        assert count_traces(client, {**everything, "trace_rating": "bogus"}) is None
+
+
+def test_readme_says_what_export_covers_without_from() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "without `--from`" in readme and "retention window" in readme
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_row_counter_across_any_chunking(fmt: str) -> None:
+    if fmt == "csv":
+        doc = (
+            b'\xef\xbb\xbfTrace Name,Resource Name\r\nlogin,"a\r\nb"\r\nlogout,"say ""hi""\nthere"\r\nx,y\r\n'
+        )
+        expected = 3
+    else:
+        doc = b'{"a": "line\\nbreak"}\n{"b": 1}\n'
+        expected = 2
+    for size in (1, 2, 3, 7, len(doc)):
+        counter = RowCounter(fmt)
+        for start in range(0, len(doc), size):
+            counter.feed(doc[start : start + size])
+        assert counter.rows == expected, size
