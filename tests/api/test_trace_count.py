@@ -12,7 +12,7 @@ async def test_count_matches_the_export(api: Api, make_trace: TraceFactory) -> N
     traces.append(make_trace(user={"name": "other"}))
     assert (await api.put(traces)).status_code == 200
     base = f"/v3/{api.project}/traces"
-    params = {"from": 0, "user": "counted"}
+    params: dict[str, str | int] = {"from": 0, "user": "counted"}
     count = await api.client.get(f"{base}/count", params=params)
     assert count.status_code == 200
     assert count.json() == {"count": 5}

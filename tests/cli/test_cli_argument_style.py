@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import typer
@@ -14,11 +15,9 @@ from opencts.cli.main import app
 runner = CliRunner()
 
 
-def commands(
-    group: typer.core.TyperGroup, path: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], object]]:
-    found: list[tuple[tuple[str, ...], object]] = []
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
+def commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    found: list[tuple[tuple[str, ...], Any]] = []
+    for name, command in group.commands.items():
         if hasattr(command, "commands"):
             found.extend(commands(command, (*path, name)))
         else:
@@ -28,7 +27,7 @@ def commands(
 
 def test_every_create_takes_its_name_as_the_first_argument() -> None:
     root = typer.main.get_command(app)
-    creates = [(path, cmd) for path, cmd in commands(root) if path[-1] == "create"]  # type: ignore[arg-type]
+    creates = [(path, cmd) for path, cmd in commands(root) if path[-1] == "create"]
     assert {p for p, _ in creates} >= {
         ("trackers", "create"),
         ("notifications", "create"),
@@ -38,13 +37,13 @@ def test_every_create_takes_its_name_as_the_first_argument() -> None:
         ("iam", "projects", "create"),
     }
     for path, cmd in creates:
-        first = cmd.params[0]  # type: ignore[attr-defined]
+        first = cmd.params[0]
         if path == ("iam", "credentials", "create"):  # a key is created *for* a user, named first
             assert first.name == "user"
             continue
         assert first.param_type_name == "argument" and first.name == "name", path
         # no visible --name beside it (an old spelling may stay, hidden)
-        assert not any("--name" in p.opts and not p.hidden for p in cmd.params[1:]), path  # type: ignore[attr-defined]
+        assert not any("--name" in p.opts and not p.hidden for p in cmd.params[1:]), path
 
 
 @pytest.mark.slow

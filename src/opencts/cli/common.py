@@ -154,7 +154,11 @@ def _cell_width(cell: str) -> int:
 
 
 def fit_table(
-    columns: Sequence[Column], rows: Sequence[Sequence[str]], *, title: str | None = None, width: int | None = None
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    width: int | None = None,
 ) -> Table:
     """A table laid out for ``width`` (default the console's): the least important columns go first, then
     the columns that may be shortened are, widest first; the others are never cut."""
