@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,62 @@ def test_row_counter_across_any_chunking(fmt: str) -> None:
         for start in range(0, len(doc), size):
             counter.feed(doc[start : start + size])
         assert counter.rows == expected, size
+
+
+class _FailingExport(BaseHTTPRequestHandler):
+    """An export that fails midway, as a server may: NDJSON ends with an error record, CSV is cut off."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if "/traces/count" in self.path:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        ndjson = "format=ndjson" in self.path
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson" if ndjson else "text/csv")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if ndjson:
+            error = b'{"error_code": "CTS.0500", "error_msg": "read failed"}\n'
+            body = b'{"trace_id": "a"}\n{"trace_id": "b"}\n' + error
+        else:
+            body = b"Trace Name,Trace ID\r\nlogin,a\r\nlogout,b\r\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))
+        if ndjson:
+            self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+        self.close_connection = True  # CSV: no last chunk, so the client sees the stream cut
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_export() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingExport)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_an_export_that_fails_midway_is_reported_incomplete(
+    live_server: LiveServer, failing_export: str, fmt: str, tmp_path: Path
+) -> None:
+    target = tmp_path / f"out.{fmt}"
+    result = runner.invoke(
+        app,
+        ["traces", "export", "--format", fmt, "-o", str(target)]
+        + ["--endpoint", failing_export, "--data-dir", str(live_server.data_dir)],
+    )
+    assert result.exit_code == 1
+    assert "stopped after 2 traces" in result.stderr and "incomplete" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

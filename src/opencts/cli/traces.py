@@ -226,15 +226,20 @@ class RowCounter:
 
     NDJSON is one record a line. In CSV a quoted cell may hold line breaks, so only a line break outside
     quotes ends a record (an escaped quote, ``""``, toggles twice and changes nothing); the first record
-    is the header, which is not a trace.
+    is the header, which is not a trace. An NDJSON export that fails midway ends with an error record
+    instead of a trace; :meth:`failure` tells it apart.
     """
+
+    TAIL = 8192
 
     def __init__(self, fmt: str) -> None:
         self.csv = fmt == "csv"
         self.records = 0
         self.in_quotes = False
+        self.tail = b""
 
     def feed(self, chunk: bytes) -> None:
+        self.tail = (self.tail + chunk)[-self.TAIL :]
         if not self.csv or (not self.in_quotes and b'"' not in chunk):
             self.records += chunk.count(b"\n")
             return
@@ -244,9 +249,26 @@ class RowCounter:
             if not self.in_quotes:
                 self.records += part.count(b"\n")
 
+    def failure(self) -> str | None:
+        """The server's message if the export ended with an error record rather than a trace."""
+        if self.csv:
+            return None
+        last = self.tail.rstrip(b"\n").rpartition(b"\n")[2]
+        if b'"error_code"' not in last:
+            return None
+        try:
+            record = orjson.loads(last)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(record, dict) or "error_code" not in record or "trace_id" in record:
+            return None
+        return f"{record['error_code']}: {record.get('error_msg', '')}"
+
     @property
     def rows(self) -> int:
-        return max(self.records - 1, 0) if self.csv else self.records
+        if self.csv:
+            return max(self.records - 1, 0)
+        return self.records - (1 if self.failure() else 0)
 
 
 EXPORT_FORMATS = ("csv", "ndjson")
@@ -344,17 +366,21 @@ def export(
     with ApiClient(resolve_target(endpoint, data_dir)) as client, ThreadPoolExecutor(1) as pool:
         # counted beside the stream, so a slow count never delays the first row
         total = pool.submit(count_traces, client, params)
+        started = False
         try:
             with client.http.stream("GET", path.format(client.project), params=params) as resp:
+                started = True
                 if resp.status_code >= 400:
                     resp.read()
                     ApiClient.check(resp)
                 _stream(resp, output, counter, total)
         except httpx.TransportError as exc:
-            if counter.records == 0:
+            if not started:
                 raise client.unreachable(exc) from None
             raise CliError(
                 f"the export from {client.target.endpoint} stopped after {counter.rows} traces: "
                 f"{exc or type(exc).__name__}; the output is incomplete"
             ) from None
+    if (failure := counter.failure()) is not None:
+        raise CliError(f"the export stopped after {counter.rows} traces: {failure}; the output is incomplete")
     err.print(f"exported {counter.rows} traces" + (f" to {output}" if output else ""), highlight=False)
