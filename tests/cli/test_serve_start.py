@@ -101,3 +101,19 @@ def test_the_banners_hints_work_on_a_non_default_port(tmp_path: Path) -> None:
                 args, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120, check=False
             )
             assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("bind", ["nope", "127.0.0.1:http", "no-such-host.invalid:8080"])
+def test_an_address_that_cannot_be_listened_on_is_one_line(tmp_path: Path, bind: str) -> None:
+    result = subprocess.run(
+        [OPENCTS, "serve", "--data-dir", str(tmp_path / "data"), "--bind", bind],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and "is starting at" not in result.stderr

@@ -104,7 +104,10 @@ def serve(
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         settings.port  # noqa: B018 - a bind without a numeric port fails here, with the setting named
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CliError(f"invalid setting: {problems}") from None
+    except ValueError as exc:
         raise CliError(f"invalid setting: {exc}") from None
     level = log_level.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
