@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 from conftest import Api, TraceFactory
 from opencts.clock import now_ms
 
@@ -27,3 +29,11 @@ async def test_count_refuses_what_the_export_refuses(api: Api) -> None:
     assert resp.status_code == 400
     assert resp.json()["error_code"] == "CTS.0001"
     assert "x-request-id" in resp.headers
+
+
+async def test_count_needs_a_signed_reader(api: Api) -> None:
+    transport = httpx.ASGITransport(app=api.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as anonymous:
+        resp = await anonymous.get(f"/v3/{api.project}/traces/count")
+    assert resp.status_code == 401
+    assert resp.json()["error_code"] == "CTS.0401"
