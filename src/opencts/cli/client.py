@@ -83,7 +83,9 @@ class ApiClient:
         if resp.status_code >= 400:
             try:
                 data = resp.json()
-                code, message = data.get("error_code", "?"), data.get("error_msg", resp.text)
+                # CTS answers error_code/error_msg, SMN answers code/message
+                code = data.get("error_code") or data.get("code") or "?"
+                message = data.get("error_msg") or data.get("message") or resp.text
             except ValueError:
                 code, message = "?", resp.text[:200]
             raise ApiError(resp.status_code, code, message, resp.headers.get("x-request-id"))
