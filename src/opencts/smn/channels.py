@@ -30,7 +30,7 @@ import orjson
 from opencts import __version__
 from opencts.config import Settings
 from opencts.smn.delivery import DeliveryFailed, Job
-from opencts.smn.model import text_for
+from opencts.smn.model import settable_header, text_for
 from opencts.smn.signing import Signer
 from opencts.smn.ssrf import EndpointRefused, check_url
 from opencts.smn.topics import iso
@@ -201,7 +201,7 @@ class Channels:
         doc = http_document(job, self.links, self.signer)
         custom = job.extension.get("header") or {}
         headers = {
-            **{str(k): str(v) for k, v in custom.items()},
+            **{str(k): str(v) for k, v in custom.items() if settable_header(str(k))},
             "X-Smn-Message-Id": job.message_id,
             "X-Smn-Topic-Urn": job.topic_urn,
             "X-Smn-Message-Type": doc["type"],
