@@ -237,3 +237,31 @@ async def test_smn_writes_are_audited(api: Api) -> None:
     traces = (await api.list(trace_name="createTopic")).json()["traces"]
     assert len(traces) == 1
     assert traces[0]["service_type"] == "SMN" and traces[0]["resource_name"] == "audited"
+
+
+async def test_every_error_is_in_smn_shape(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Authentication, query validation, domain and unexpected errors alike: SMN shape, SMN code."""
+
+    def shape(resp: httpx.Response, status: int, code: str) -> str:
+        body = resp.json()
+        assert resp.status_code == status and body["code"] == code, resp.text
+        assert set(body) == {"request_id", "code", "message"}
+        assert resp.headers["x-request-id"] == body["request_id"]
+        return str(body["message"])
+
+    async with anonymous(api) as nobody:
+        shape(await nobody.get(f"{base(api)}/topics"), 401, "SMN.00010002")
+    shape(await api.client.get(f"/v2/{'f' * 32}/notifications/topics"), 403, "SMN.00010003")
+    assert "limit" in shape(
+        await api.client.get(f"{base(api)}/topics", params={"limit": 0}), 400, "SMN.00010001"
+    )
+    missing = f"urn:smn:local-1:{api.project}:missing"
+    assert missing in shape(await api.client.get(f"{base(api)}/topics/{missing}"), 404, "SMN.00010008")
+    shape(await api.client.post(f"{base(api)}/deliveries/999999/retry"), 404, "SMN.00010004")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug with a secret in its text")
+
+    monkeypatch.setattr("opencts.smn.topics.list_topics", broken)
+    message = shape(await api.client.get(f"{base(api)}/topics"), 500, "SMN.00010011")
+    assert "secret" not in message and "Traceback" not in message

@@ -95,6 +95,10 @@ class SmnRoute(APIRoute):
                 return smn_error(
                     request, 400, "", "a parameter holds characters or a value that is not allowed"
                 )
+            except Exception:
+                # a bug, never bad input: logged with its traceback, answered without one
+                log.exception("unhandled error in request %s", request_id(request))
+                return smn_error(request, 500, "", "internal error; quote the request id to the operator")
 
         return route
 
