@@ -209,5 +209,7 @@ def test_a_topic_a_notification_uses_cannot_be_deleted(client: Any, relay_down: 
             **notification, "notification_id": made.json()["notification_id"], "topic_id": other
         })  # fmt: skip
         assert moved.status_code == 200, moved.text
-        # not the SDK's request again: within the same second that would be refused as a replay
-        assert cts.delete(f"/v2/{creds.project_id}/notifications/topics/{urn}").status_code == 200
+    client.delete_topic(DeleteTopicRequest(topic_urn=urn))
+    with pytest.raises(ClientRequestException) as info:
+        client.list_topic_details(ListTopicDetailsRequest(topic_urn=urn))
+    assert info.value.error_code == "SMN.00010008"
