@@ -13,6 +13,15 @@ from conftest import Api
 from opencts.smn.service import SmnService
 
 
+@pytest.fixture(autouse=True)
+def _smtp_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Email subscriptions need an SMTP relay configured; nothing here sends, so none has to listen."""
+    monkeypatch.setenv("OPENCTS_SMTP_HOST", "127.0.0.1")
+
+
+JSON = {"Accept": "application/json"}
+
+
 def base(api: Api) -> str:
     return f"/v2/{api.project}/notifications"
 
@@ -70,10 +79,10 @@ async def test_list_topics_counts_everything_and_pages(api: Api) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "code", "fragment"),
     [
-        ("/topics", {"name": "-bad", "display_name": "x"}, "CTS.0001", "name:"),
-        ("/topics", {"display_name": "x"}, "CTS.0001", "name: is required"),
-        ("/topics", b"{nope", "CTS.0002", "not valid JSON"),
-        ("/topics", [1, 2], "CTS.0002", "must be a JSON object"),
+        ("/topics", {"name": "-bad", "display_name": "x"}, "SMN.00010001", "name:"),
+        ("/topics", {"display_name": "x"}, "SMN.00010001", "name: is required"),
+        ("/topics", b"{nope", "SMN.00010001", "not valid JSON"),
+        ("/topics", [1, 2], "SMN.00010001", "must be a JSON object"),
     ],
 )
 async def test_bad_topic_requests_are_400(api: Api, path: str, body: Any, code: str, fragment: str) -> None:
@@ -82,7 +91,7 @@ async def test_bad_topic_requests_are_400(api: Api, path: str, body: Any, code: 
         base(api) + path, content=content, headers={"Content-Type": "application/json"}
     )
     assert resp.status_code == 400, resp.text
-    assert resp.json()["error_code"] == code and fragment in resp.json()["error_msg"]
+    assert resp.json()["code"] == code and fragment in resp.json()["message"]
 
 
 async def test_errors_for_duplicates_unknowns_and_paging(api: Api) -> None:
@@ -104,7 +113,7 @@ async def test_unsupported_protocols_name_the_supported_ones(api: Api) -> None:
         f"{base(api)}/topics/{topic}/subscriptions", json={"protocol": "wechat", "endpoint": "x"}
     )
     assert resp.status_code == 400
-    assert "supported: email, sms, http, https" in resp.json()["error_msg"]
+    assert "supported: email, sms, http, https" in resp.json()["message"]
     protocols = (await api.client.get("/v2/notifications/protocols")).json()
     assert protocols["protocols"] == ["email", "sms", "http", "https"] and protocols["request_id"]
 
@@ -123,7 +132,9 @@ async def test_subscriptions_start_unconfirmed_and_confirm_by_link(api: Api) -> 
 
     token = smn(api).signer.token(urn)
     async with anonymous(api) as browser:
-        first = await browser.get("/v2/notifications/subscriptions/confirm", params={"token": token})
+        first = await browser.get(
+            "/v2/notifications/subscriptions/confirm", params={"token": token}, headers=JSON
+        )
         assert first.status_code == 200 and first.json()["result"] == "confirmed"
         again = await browser.get(
             "/v2/notifications/subscriptions/confirm",
@@ -150,7 +161,9 @@ async def test_unsubscribe_link_shows_a_page_and_posts(api: Api) -> None:
         page = await browser.get("/v2/notifications/subscriptions/unsubscribe", params={"token": token})
         assert page.status_code == 200 and "<form method='post'" in page.text
         assert (await api.client.get(f"{base(api)}/subscriptions")).json()["subscriptions"][0]["status"] == 1
-        done = await browser.post("/v2/notifications/subscriptions/unsubscribe", params={"token": token})
+        done = await browser.post(
+            "/v2/notifications/subscriptions/unsubscribe", params={"token": token}, headers=JSON
+        )
         assert done.json()["result"] == "unsubscribed"
     assert (await api.client.get(f"{base(api)}/subscriptions")).json()["subscriptions"][0]["status"] == 3
 
@@ -177,7 +190,7 @@ async def test_publish_queues_for_confirmed_subscribers_only(api: Api) -> None:
     )
     assert row["expires_at"] - row["created_at"] == 60_000
     retry = await api.client.post(f"{base(api)}/deliveries/{row['id']}/retry")
-    assert retry.status_code == 409 and "only dead" in retry.json()["error_msg"]
+    assert retry.status_code == 409 and "only dead" in retry.json()["message"]
     assert (await api.client.post(f"{base(api)}/deliveries/999999/retry")).status_code == 404
     assert (await api.client.post(f"{base(api)}/deliveries/x/retry")).status_code == 400
 
@@ -194,12 +207,16 @@ async def test_publish_queues_for_confirmed_subscribers_only(api: Api) -> None:
 async def test_bad_publish_is_400(api: Api, body: dict[str, Any], fragment: str) -> None:
     topic = await make_topic(api)
     resp = await api.client.post(f"{base(api)}/topics/{topic}/publish", json=body)
-    assert resp.status_code == 400 and fragment in resp.json()["error_msg"]
+    assert resp.status_code == 400 and fragment in resp.json()["message"]
 
 
-async def test_without_smtp_email_deliveries_wait_with_a_reason(api: Api) -> None:
+async def test_without_smtp_email_deliveries_wait_with_a_reason(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription made while SMTP was configured, and the relay since taken out of the settings."""
     topic = await make_topic(api)
     await subscribe(api, topic)
+    monkeypatch.setattr(smn(api).settings, "smtp_host", None)
     await smn(api).worker.drain()
     [row] = (await api.client.get(f"{base(api)}/deliveries")).json()["deliveries"]
     assert row["kind"] == "confirmation" and row["status"] == "pending" and row["attempts"] == 1
@@ -220,3 +237,31 @@ async def test_smn_writes_are_audited(api: Api) -> None:
     traces = (await api.list(trace_name="createTopic")).json()["traces"]
     assert len(traces) == 1
     assert traces[0]["service_type"] == "SMN" and traces[0]["resource_name"] == "audited"
+
+
+async def test_every_error_is_in_smn_shape(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Authentication, query validation, domain and unexpected errors alike: SMN shape, SMN code."""
+
+    def shape(resp: httpx.Response, status: int, code: str) -> str:
+        body = resp.json()
+        assert resp.status_code == status and body["code"] == code, resp.text
+        assert set(body) == {"request_id", "code", "message"}
+        assert resp.headers["x-request-id"] == body["request_id"]
+        return str(body["message"])
+
+    async with anonymous(api) as nobody:
+        shape(await nobody.get(f"{base(api)}/topics"), 401, "SMN.00010002")
+    shape(await api.client.get(f"/v2/{'f' * 32}/notifications/topics"), 403, "SMN.00010003")
+    assert "limit" in shape(
+        await api.client.get(f"{base(api)}/topics", params={"limit": 0}), 400, "SMN.00010001"
+    )
+    missing = f"urn:smn:local-1:{api.project}:missing"
+    assert missing in shape(await api.client.get(f"{base(api)}/topics/{missing}"), 404, "SMN.00010008")
+    shape(await api.client.post(f"{base(api)}/deliveries/999999/retry"), 404, "SMN.00010004")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug with a secret in its text")
+
+    monkeypatch.setattr("opencts.smn.topics.list_topics", broken)
+    message = shape(await api.client.get(f"{base(api)}/topics"), 500, "SMN.00010011")
+    assert "secret" not in message and "Traceback" not in message

@@ -1,14 +1,17 @@
-"""The official ``huaweicloudsdksmn`` SmnClient (v2) against a real server process, unchanged.
+"""The official ``huaweicloudsdksmn`` SmnClient (v2) against real server processes, unchanged.
 
-The live server has no SMTP relay: email subscriptions are accepted and their confirmations wait in the
-outbox, which is all these calls need. Names are unique per run (the server is shared by the session).
+``relay_down`` has an SMTP relay configured where nothing listens: email subscriptions are accepted and
+their confirmations wait in the outbox, which is all these calls need. The session's shared server has no
+relay at all, so it refuses them. Names are unique per run. Every error the SDK raises carries SMN's code.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -33,24 +36,46 @@ from huaweicloudsdksmn.v2 import (
     UpdateTopicRequestBody,
 )
 
-from conftest import LiveServer
+from conftest import LiveServer, free_port, start_server, stop_server
+from opencts.iam.signature import HmacAuth
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
-@pytest.fixture
-def client(live_server: LiveServer) -> Any:
-    creds = live_server.creds
+@pytest.fixture(scope="module")
+def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
+    server = start_server(tmp_path_factory.mktemp("sdk-relay-down") / "data", env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def smn_client(server: LiveServer) -> Any:
+    creds = server.creds
     return (
         SmnClient.new_builder()
         .with_http_config(HttpConfig.get_default_config())
         .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(live_server.url)
+        .with_endpoint(server.url)
         .build()
     )
 
 
-def test_every_smn_call_the_cts_uses(client: Any, live_server: LiveServer) -> None:
+@pytest.fixture
+def client(relay_down: LiveServer) -> Any:
+    return smn_client(relay_down)
+
+
+def new_topic(client: Any) -> str:
+    name = f"sdk-{uuid.uuid4().hex[:10]}"
+    created = client.create_topic(CreateTopicRequest(body=CreateTopicRequestBody(name=name, display_name="")))
+    return str(created.topic_urn)
+
+
+def test_every_smn_call_the_cts_uses(client: Any, relay_down: LiveServer) -> None:
+    live_server = relay_down
     name = f"sdk-{uuid.uuid4().hex[:10]}"
     created = client.create_topic(
         CreateTopicRequest(body=CreateTopicRequestBody(name=name, display_name="SDK topic"))
@@ -108,11 +133,83 @@ def test_every_smn_call_the_cts_uses(client: Any, live_server: LiveServer) -> No
     client.delete_topic(DeleteTopicRequest(topic_urn=urn))
     with pytest.raises(ClientRequestException) as info:
         client.list_topic_details(ListTopicDetailsRequest(topic_urn=urn))
-    assert info.value.status_code == 404 and info.value.error_code == "CTS.0404"
+    assert info.value.status_code == 404 and info.value.error_code == "SMN.00010008"
+    assert urn in info.value.error_msg and info.value.request_id
 
 
 def test_sdk_sees_validation_errors_as_client_errors(client: Any) -> None:
     with pytest.raises(ClientRequestException) as info:
         client.create_topic(CreateTopicRequest(body=CreateTopicRequestBody(name="-bad", display_name="x")))
-    assert info.value.status_code == 400 and info.value.error_code == "CTS.0001"
+    assert info.value.status_code == 400 and info.value.error_code == "SMN.00010001"
     assert "name" in info.value.error_msg
+
+
+def test_sdk_errors_carry_smn_codes(client: Any, relay_down: LiveServer) -> None:
+    urn = new_topic(client)
+    with pytest.raises(ClientRequestException) as info:
+        client.create_topic(CreateTopicRequest(body=CreateTopicRequestBody(name=urn.rsplit(":", 1)[1])))
+    assert (info.value.status_code, info.value.error_code) == (409, "SMN.00010006")
+    with pytest.raises(ClientRequestException) as info:
+        client.cancel_subscription(CancelSubscriptionRequest(subscription_urn=f"{urn}:{'0' * 32}"))
+    assert (info.value.status_code, info.value.error_code) == (404, "SMN.00011027")
+    with pytest.raises(ClientRequestException) as info:
+        body = AddSubscriptionRequestBody(protocol="http", endpoint="http://[::ffff:127.0.0.1]:9/hook")
+        client.add_subscription(AddSubscriptionRequest(topic_urn=urn, body=body))
+    assert (info.value.status_code, info.value.error_code) == (400, "SMN.00011001")
+    creds = relay_down.creds
+    stranger = (
+        SmnClient.new_builder()
+        .with_credentials(BasicCredentials(creds.access_key, "wrong" * 8, creds.project_id))
+        .with_endpoint(relay_down.url)
+        .build()
+    )
+    with pytest.raises(ClientRequestException) as info:
+        stranger.list_topics(ListTopicsRequest())
+    assert (info.value.status_code, info.value.error_code) == (401, "SMN.00010002")
+
+
+def test_without_smtp_the_sdk_is_refused_an_email_subscription(live_server: LiveServer) -> None:
+    client = smn_client(live_server)
+    urn = new_topic(client)
+    for protocol, endpoint, setting in (
+        ("email", "sdk@example.com", "OPENCTS_SMTP_HOST"),
+        ("sms", "+8613800000000", "OPENCTS_SMS_GATEWAY_URL"),
+    ):
+        with pytest.raises(ClientRequestException) as info:
+            body = AddSubscriptionRequestBody(protocol=protocol, endpoint=endpoint)
+            client.add_subscription(AddSubscriptionRequest(topic_urn=urn, body=body))
+        assert (info.value.status_code, info.value.error_code) == (400, "SMN.00011002")
+        assert setting in info.value.error_msg
+    listed = client.list_subscriptions_by_topic(ListSubscriptionsByTopicRequest(topic_urn=urn))
+    assert listed.subscription_count == 0
+
+
+def test_a_topic_a_notification_uses_cannot_be_deleted(client: Any, relay_down: LiveServer) -> None:
+    urn = new_topic(client)
+    creds = relay_down.creds
+    name = f"uses_{uuid.uuid4().hex[:8]}"
+    notification = {
+        "notification_name": name,
+        "operation_type": "complete",
+        "topic_id": urn,
+        "status": "enabled",
+    }
+    auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
+    with httpx.Client(base_url=relay_down.url, auth=auth) as cts:
+        made = cts.post(f"/v3/{creds.project_id}/notifications", json=notification)
+        assert made.status_code in (200, 201), made.text
+        with pytest.raises(ClientRequestException) as info:
+            client.delete_topic(DeleteTopicRequest(topic_urn=urn))
+        assert (info.value.status_code, info.value.error_code) == (409, "SMN.00010013")
+        assert name in info.value.error_msg
+        assert client.list_topic_details(ListTopicDetailsRequest(topic_urn=urn)).topic_urn == urn
+        # pointed elsewhere, the notification lets the topic go
+        other = new_topic(client)
+        moved = cts.put(f"/v3/{creds.project_id}/notifications", json={
+            **notification, "notification_id": made.json()["notification_id"], "topic_id": other
+        })  # fmt: skip
+        assert moved.status_code == 200, moved.text
+    client.delete_topic(DeleteTopicRequest(topic_urn=urn))
+    with pytest.raises(ClientRequestException) as info:
+        client.list_topic_details(ListTopicDetailsRequest(topic_urn=urn))
+    assert info.value.error_code == "SMN.00010008"

@@ -170,10 +170,14 @@ class HttpReceiver:
             return [r.doc for r in self.received if kind is None or r.doc.get("type") == kind]
 
 
-async def anonymous(method: str, url: str) -> httpx.Response:
-    """A request without credentials (a person clicking a link); async, since the loop may serve OpenCTS."""
+async def anonymous(method: str, url: str, *, as_json: bool = True) -> httpx.Response:
+    """A request without credentials (a link followed); async, since the loop may serve OpenCTS.
+
+    ``as_json`` asks for the JSON answer a program reads; without it the links answer HTML pages.
+    """
+    headers = {"Accept": "application/json"} if as_json else {}
     async with httpx.AsyncClient(timeout=30) as client:
-        return await client.request(method, url)
+        return await client.request(method, url, headers=headers)
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

@@ -1,16 +1,18 @@
-"""``opencts smn ...`` against a real server process (which has no SMTP relay, so email goes dead)."""
+"""``opencts smn ...`` against real server processes: one whose SMTP relay does not answer (so email goes
+dead), and the shared one, which has no SMTP relay at all (so email subscriptions are refused)."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer
+from conftest import LiveServer, free_port, start_server, stop_server
 from opencts.cli.main import app
 from opencts.smn.signing import load_or_create
 
@@ -25,7 +27,31 @@ def run(server: LiveServer, *args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
-def test_topics_subscriptions_publish_and_dead_letters(live_server: LiveServer) -> None:
+@pytest.fixture(scope="module")
+def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server configured with an SMTP relay on a port where nothing listens."""
+    env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
+    server = start_server(tmp_path_factory.mktemp("relay-down") / "data", env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def test_without_smtp_an_email_subscription_is_refused(live_server: LiveServer) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert run(live_server, "smn", "topics", "create", name)[0] == 0
+    code, out = run(live_server, "smn", "subscriptions", "add", name, "email", "ops@example.com")
+    assert code == 1
+    assert "SMN.00011002" in out and "OPENCTS_SMTP_HOST" in out and "confirmation link" not in out
+    code, out = run(live_server, "smn", "subscriptions", "add", name, "sms", "+8613800000000")
+    assert code == 1 and "SMN.00011002" in out and "OPENCTS_SMS_GATEWAY_URL" in out
+    code, out = run(live_server, "smn", "subscriptions", "list", "--topic", name, "--json")
+    assert json.loads(out.splitlines()[0])["subscription_count"] == 0
+
+
+def test_topics_subscriptions_publish_and_dead_letters(relay_down: LiveServer) -> None:
+    live_server = relay_down
     name = f"cli-{uuid.uuid4().hex[:8]}"
     code, out = run(live_server, "smn", "topics", "create", name, "--display-name", "CLI")
     assert code == 0, out
@@ -44,7 +70,11 @@ def test_topics_subscriptions_publish_and_dead_letters(live_server: LiveServer) 
 
     # the confirmation link an email would carry (the test reads the server's key to make it)
     token = load_or_create(live_server.data_dir).token(sub)
-    resp = httpx.get(f"{live_server.url}/v2/notifications/subscriptions/confirm", params={"token": token})
+    resp = httpx.get(
+        f"{live_server.url}/v2/notifications/subscriptions/confirm",
+        params={"token": token},
+        headers={"Accept": "application/json"},
+    )
     assert resp.json()["result"] == "confirmed"
 
     code, out = run(live_server, "smn", "publish", name, "--message", "hello", "--subject", "s", "--ttl", "1")
@@ -61,7 +91,7 @@ def test_topics_subscriptions_publish_and_dead_letters(live_server: LiveServer) 
             break
         assert time.monotonic() < deadline, "the undeliverable message never went dead"
         time.sleep(0.3)
-    assert "OPENCTS_SMTP_HOST" in dead[0]["last_error"]
+    assert "SMTP 127.0.0.1" in dead[0]["last_error"]
     code, out = run(live_server, "smn", "deliveries", "--status", "dead")
     assert code == 0 and "dead" in out and address in out
 

@@ -160,7 +160,7 @@ async def test_the_ssrf_guard_refuses_private_webhooks_by_default(api: Api, hook
             f"{base}/topics/{topic}/subscriptions", json={"protocol": "http", "endpoint": url}
         )
         assert resp.status_code == 400, url
-        assert "OPENCTS_ALLOW_PRIVATE_ENDPOINTS" in resp.json()["error_msg"]
+        assert "OPENCTS_ALLOW_PRIVATE_ENDPOINTS" in resp.json()["message"]
     assert hook.received == []
 
 

@@ -2,33 +2,108 @@
 (``deliveries``: dead letters and retry), the confirmation and unsubscribe links, and the signing certificate.
 
 Every answer carries ``request_id``; counts and ``status`` are real ints (the SDK coerces naively, §5.13).
+Every error leaving these routes is in SMN's shape, ``{"request_id", "code": "SMN.xxxxxxxx", "message"}``
+(:class:`SmnRoute`), which the SDK reads into ``error_code``/``error_msg``; the links a person opens answer
+HTML pages, errors included, unless the client asks for JSON.
 """
 
 from __future__ import annotations
 
 import html
+import logging
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencts.api.auth import require
 from opencts.api.bodies import json_body
 from opencts.api.deps import Services, ServicesDep
 from opencts.api.errors import request_id
 from opencts.clock import now_ms
-from opencts.errors import BadRequest, OpenCTSError
+from opencts.config import Settings
+from opencts.errors import BadRequest, NotFound, OpenCTSError, Overloaded
 from opencts.iam.principal import Principal
 from opencts.smn import deliveries, subscriptions, topics
-from opencts.smn.model import PROTOCOLS, AddSubscription, CreateTopic, PublishMessage, UpdateTopic
+from opencts.smn.errors import PROTOCOL_NOT_CONFIGURED, EndpointNotAllowed, smn_code
+from opencts.smn.model import (
+    PROTOCOLS,
+    AddSubscription,
+    CreateTopic,
+    NewSubscription,
+    PublishMessage,
+    UpdateTopic,
+)
 from opencts.smn.publish import publish
 from opencts.smn.service import SmnService
 from opencts.smn.ssrf import EndpointRefused, check_url
 from opencts.validation import describe
 
-router = APIRouter(tags=["smn"])
+log = logging.getLogger("opencts.api")
+
+
+def smn_error(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An error in SMN's shape; ``X-Request-Id`` repeats the body's id (the SDK reads the header)."""
+    rid = request_id(request)
+    body = orjson.dumps({"request_id": rid, "code": smn_code(code, status), "message": message})
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers={"X-Request-Id": rid, **(headers or {})},
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+class SmnRoute(APIRoute):
+    """A route whose every error (auth, validation, domain, database refusal) leaves in SMN's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except OpenCTSError as exc:
+                if exc.status >= 500:
+                    log.error("internal error %s: %r", request_id(request), exc)
+                headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+                return smn_error(request, exc.status, exc.code, exc.message, headers)
+            except RequestValidationError as exc:
+                return smn_error(request, 400, "", _validation_message(exc))
+            except StarletteHTTPException as exc:
+                message = exc.detail if isinstance(exc.detail, str) else "request failed"
+                return smn_error(request, exc.status_code, "", message, dict(exc.headers or {}))
+            except DataError:
+                return smn_error(
+                    request, 400, "", "a parameter holds characters or a value that is not allowed"
+                )
+            except Exception:
+                # a bug, never bad input: logged with its traceback, answered without one
+                log.exception("unhandled error in request %s", request_id(request))
+                return smn_error(request, 500, "", "internal error; quote the request id to the operator")
+
+        return route
+
+
+router = APIRouter(tags=["smn"], route_class=SmnRoute)
 M = TypeVar("M", bound=BaseModel)
 
 _BASE = "/v2/{project_id}/notifications"
@@ -57,18 +132,42 @@ async def signing_cert(services: ServicesDep) -> Response:
     return Response(_smn(services).signer.cert_pem, media_type="application/x-pem-file")
 
 
-def _link_answer(request: Request, outcome: str, row: Any, title: str, text: str) -> Response:
-    if "text/html" in request.headers.get("accept", ""):
-        page = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
-            f"<p><code>{html.escape(row.subscription_urn)}</code></p></body></html>"
-        )
-        return Response(page, media_type="text/html; charset=utf-8")
-    return _json(
-        request,
-        {"result": outcome, "subscription_urn": row.subscription_urn, "topic_urn": row.topic_urn},
+def _wants_json(request: Request) -> bool:
+    """Programs that ask for JSON get it; a browser, or a client that states no preference, gets a page."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _page(title: str, body: str, status: int = 200) -> Response:
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title></head>"
+        "<body style='font-family: sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em'>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
     )
+    return Response(page, status_code=status, media_type="text/html; charset=utf-8")
+
+
+def _link_answer(request: Request, outcome: str, row: Any, title: str, text: str) -> Response:
+    if _wants_json(request):
+        return _json(
+            request,
+            {"result": outcome, "subscription_urn": row.subscription_urn, "topic_urn": row.topic_urn},
+        )
+    return _page(
+        title,
+        f"<p>{html.escape(text)}</p><p>Subscription: <code>{html.escape(row.subscription_urn)}</code></p>",
+    )
+
+
+def _bad_link(request: Request, exc: NotFound) -> Response:
+    if _wants_json(request):
+        return smn_error(request, exc.status, exc.code, exc.message)
+    text = (
+        "This link is not valid: the subscription it belonged to no longer exists, or the link was mistyped."
+    )
+    return _page("Link not valid", f"<p>{html.escape(text)}</p>", status=exc.status)
 
 
 @router.get(
@@ -77,7 +176,10 @@ def _link_answer(request: Request, outcome: str, row: Any, title: str, text: str
     summary="The link in a confirmation message (idempotent; the token is the secret)",
 )
 async def confirm(request: Request, services: ServicesDep, token: str = "") -> Response:
-    outcome, row = await services.db.write(lambda conn: subscriptions.confirm(conn, token))
+    try:
+        outcome, row = await services.db.write(lambda conn: subscriptions.confirm(conn, token))
+    except NotFound as exc:
+        return _bad_link(request, exc)
     texts = {
         "confirmed": ("Subscription confirmed", f"You will now receive messages from {row.topic_urn}."),
         "already_confirmed": ("Already confirmed", f"You already receive messages from {row.topic_urn}."),
@@ -93,22 +195,40 @@ async def confirm(request: Request, services: ServicesDep, token: str = "") -> R
     summary="The unsubscribe link in every message: a page whose button POSTs (mail scanners only GET)",
 )
 async def unsubscribe_page(request: Request, services: ServicesDep, token: str = "") -> Response:
-    row = await services.db.read(lambda conn: subscriptions.by_token(conn, token))
-    action = html.escape(str(request.url), quote=True)
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribe</title></head><body>"
-        f"<h1>Unsubscribe</h1><p>Stop messages from <code>{html.escape(row.topic_urn)}</code> "
+    try:
+        row = await services.db.read(lambda conn: subscriptions.by_token(conn, token))
+    except NotFound as exc:
+        return _bad_link(request, exc)
+    # relative to this page's own path: never built from the Host header, which the client chooses
+    action = html.escape(f"unsubscribe?token={quote(token, safe='')}", quote=True)
+    return _page(
+        "Unsubscribe",
+        f"<p>Stop messages from <code>{html.escape(row.topic_urn)}</code> "
         f"to <code>{html.escape(row.endpoint)}</code>?</p>"
-        f"<form method='post' action='{action}'><button type='submit'>Unsubscribe</button></form>"
-        "</body></html>"
+        f"<form method='post' action='{action}'><button type='submit'>Unsubscribe</button></form>",
     )
-    return Response(page, media_type="text/html; charset=utf-8")
 
 
 @router.post("/v2/notifications/subscriptions/unsubscribe", name="unsubscribe", summary="Unsubscribe by link")
 async def unsubscribe(request: Request, services: ServicesDep, token: str = "") -> Response:
-    outcome, row = await services.db.write(lambda conn: subscriptions.unsubscribe(conn, token))
+    """The page's button, and RFC 8058 one-click unsubscribe (a mail client POSTs the link)."""
+    try:
+        outcome, row = await services.db.write(lambda conn: subscriptions.unsubscribe(conn, token))
+    except NotFound as exc:
+        return _bad_link(request, exc)
     return _link_answer(request, outcome, row, "Unsubscribed", f"No more messages from {row.topic_urn}.")
+
+
+def _unconfigured(item: NewSubscription, settings: Settings) -> str | None:
+    """Why this OpenCTS cannot deliver to ``item``'s protocol at all, or None."""
+    setting = {"email": settings.smtp_host, "sms": settings.sms_gateway_url}
+    names = {"email": "OPENCTS_SMTP_HOST", "sms": "OPENCTS_SMS_GATEWAY_URL"}
+    if item.protocol in setting and not setting[item.protocol]:
+        return (
+            f"{item.protocol} is not configured on this OpenCTS (the operator sets {names[item.protocol]}),"
+            " so nothing could be sent to it"
+        )
+    return None
 
 
 # --- SMN v2 operations ----------------------------------------------------------------------------------
@@ -216,11 +336,14 @@ async def add_subscription(
         raise BadRequest(str(exc)) from None
     smn = _smn(services)
     for item in items:
+        why = _unconfigured(item, smn.settings)
+        if why is not None:
+            raise EndpointNotAllowed(f"protocol {item.protocol}: {why}", code=PROTOCOL_NOT_CONFIGURED)
         if item.protocol in ("http", "https"):
             try:
                 await check_url(item.endpoint, allow_private=smn.settings.allow_private_endpoints)
             except EndpointRefused as exc:
-                raise BadRequest(f"endpoint: {exc}") from None
+                raise EndpointNotAllowed(f"endpoint: {exc}") from None
     now = now_ms()
     urns = await services.db.write(
         lambda conn: subscriptions.add(

@@ -157,7 +157,10 @@ def subscriptions_add(
         body = {"protocol": protocol, "endpoint": target, "remark": remark}
         sub = client.request("POST", f"{_base(client)}/topics/{urn}/subscriptions", body=body).json()
     console.print(sub["subscription_urn"])
-    err.print("unconfirmed: the endpoint has been sent a confirmation link")
+    err.print(
+        "unconfirmed: a confirmation link is queued for the endpoint; nothing else is sent until it is"
+        " opened (`opencts smn deliveries` shows whether it went out)"
+    )
 
 
 @subs_app.command("cancel")

@@ -56,10 +56,12 @@ def _check_topic(conn: Connection, project_id: str, topic_id: str, ref: TopicRef
             f" {project_id} can only use that project's topics and functions"
         )
     if ref.kind == "smn":
+        # FOR SHARE (PostgreSQL): a DeleteTopic running now waits for this commit and then sees the
+        # notification, so it refuses instead of leaving the notification pointing at nothing
         found = conn.execute(
-            select(smn_topics.c.topic_urn).where(
-                smn_topics.c.topic_urn == topic_id, smn_topics.c.project_id == project_id
-            )
+            select(smn_topics.c.topic_urn)
+            .where(smn_topics.c.topic_urn == topic_id, smn_topics.c.project_id == project_id)
+            .with_for_update(read=True)
         ).first()
         if found is None:
             raise BadRequest(

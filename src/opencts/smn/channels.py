@@ -17,6 +17,7 @@ by GETting ``subscribe_url``.
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
@@ -30,12 +31,16 @@ import orjson
 from opencts import __version__
 from opencts.config import Settings
 from opencts.smn.delivery import DeliveryFailed, Job
-from opencts.smn.model import text_for
+from opencts.smn.model import settable_header, text_for
 from opencts.smn.signing import Signer
 from opencts.smn.ssrf import EndpointRefused, check_url
 from opencts.smn.topics import iso
 
 USER_AGENT = f"OpenCTS-SMN/{__version__}"
+#: SMTP's rules, but headers fold only past RFC 5322's 998-character limit: a URL in angle brackets has no
+#: place to fold, and at 78 characters the generator would turn List-Unsubscribe into RFC 2047 encoded
+#: words that no mail client reads as a link
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 class Links:
@@ -120,7 +125,11 @@ def email_message(job: Job, links: Links, sender: str) -> EmailMessage:
         )
     else:
         msg["Subject"] = job.subject or topic_title(job)
-        msg["List-Unsubscribe"] = f"<{links.unsubscribe(job.subscription_urn)}>"
+        # RFC 2369; RFC 8058 one-click (the POST the link's page also sends) is offered only over HTTPS
+        unsubscribe = links.unsubscribe(job.subscription_urn)
+        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+        if unsubscribe.startswith("https://"):
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         text = text_for("email", job.message, job.message_structure)
         _set_text(
             msg,
@@ -173,7 +182,9 @@ class Channels:
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
         try:
             await aiosmtplib.send(
-                email_message(job, self.links, s.smtp_from),
+                email_message(job, self.links, s.smtp_from).as_bytes(policy=WIRE_POLICY),
+                sender=s.smtp_from,
+                recipients=[job.endpoint],
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_user or None,
@@ -201,7 +212,7 @@ class Channels:
         doc = http_document(job, self.links, self.signer)
         custom = job.extension.get("header") or {}
         headers = {
-            **{str(k): str(v) for k, v in custom.items()},
+            **{str(k): str(v) for k, v in custom.items() if settable_header(str(k))},
             "X-Smn-Message-Id": job.message_id,
             "X-Smn-Topic-Urn": job.topic_urn,
             "X-Smn-Message-Type": doc["type"],

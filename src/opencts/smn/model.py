@@ -37,6 +37,34 @@ _EMAIL = re.compile(r"[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,6
 _PHONE = re.compile(r"\+?[1-9][0-9]{5,14}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: headers a subscription's ``extension.header`` may not set: they frame or route the request (a forged
+#: Content-Length or Transfer-Encoding smuggles a second request to the receiver, a Host picks another
+#: virtual host behind the same address) or describe the body OpenCTS signs. Refused when subscribing,
+#: dropped when sending (rows stored before this list grew).
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "content-type",
+        "content-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
+
+
+def settable_header(name: str) -> bool:
+    """Whether a subscription may send ``name``: not reserved above and not in SMN's ``x-smn`` space."""
+    lowered = name.lower()
+    return lowered not in RESERVED_HEADERS and not lowered.startswith("x-smn")
 
 
 def _utf8_max(limit: int, *, one_line: bool = False) -> Any:
@@ -95,6 +123,10 @@ class Extension(_Body):
                 raise ValueError(f"{name!r} is not a valid HTTP header name")
             if name.lower().startswith("x-smn"):
                 raise ValueError(f"header {name!r}: names starting with x-smn are reserved")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(
+                    f"header {name!r} is set by OpenCTS for every request and cannot be overridden"
+                )
             if _CONTROL.search(val) or len(val) > 1024:
                 raise ValueError(f"header {name!r}: value has control characters or is too long")
         return value

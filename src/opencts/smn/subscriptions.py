@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 
 from opencts.errors import NotFound, QuotaExceeded
 from opencts.smn import topics
+from opencts.smn.errors import SUBSCRIPTION_NOT_FOUND
 from opencts.smn.model import NewSubscription
 from opencts.smn.signing import Signer, token_hash
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
@@ -183,7 +184,7 @@ def cancel(conn: Connection, project_id: str, subscription_urn: str) -> None:
         smn_subscriptions.c.project_id == project_id,
     )
     if row is None:
-        raise NotFound(f"subscription {subscription_urn} does not exist")
+        raise NotFound(f"subscription {subscription_urn} does not exist", code=SUBSCRIPTION_NOT_FOUND)
     conn.execute(delete(smn_deliveries).where(smn_deliveries.c.subscription_urn == subscription_urn))
     conn.execute(delete(smn_subscriptions).where(smn_subscriptions.c.subscription_urn == subscription_urn))
 
@@ -194,7 +195,10 @@ Outcome = Literal["confirmed", "already_confirmed", "cancelled", "unsubscribed",
 def by_token(conn: Connection, token: str) -> Any:
     row = _one(conn, smn_subscriptions.c.token_hash == token_hash(token)) if token else None
     if row is None:
-        raise NotFound("the link is not valid: no subscription has this token (was it deleted?)")
+        raise NotFound(
+            "the link is not valid: no subscription has this token (was it deleted?)",
+            code=SUBSCRIPTION_NOT_FOUND,
+        )
     return row
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 
 from opencts.errors import Conflict, NotFound, QuotaExceeded
+from opencts.smn.errors import TOPIC_NOT_FOUND, TopicInUse
 from opencts.smn.model import CreateTopic
-from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions, smn_topics
+from opencts.store.tables import notifications, smn_deliveries, smn_messages, smn_subscriptions, smn_topics
 
 #: SMN's per-project topic quota
 MAX_TOPICS = 3000
@@ -63,13 +64,18 @@ def create(conn: Connection, *, project_id: str, region: str, body: CreateTopic,
     return urn
 
 
-def get(conn: Connection, project_id: str, topic_urn: str) -> Any:
-    """The topic row, or 404: a URN of another project is as unknown as a made-up one."""
-    row = conn.execute(
-        select(smn_topics).where(smn_topics.c.topic_urn == topic_urn, smn_topics.c.project_id == project_id)
-    ).first()
+def get(conn: Connection, project_id: str, topic_urn: str, *, lock: bool = False) -> Any:
+    """The topic row, or 404: a URN of another project is as unknown as a made-up one.
+
+    ``lock`` holds the row until commit (PostgreSQL; SQLite has one writer anyway), so a notification
+    being pointed at the topic concurrently waits for the delete and then finds no topic.
+    """
+    stmt = select(smn_topics).where(
+        smn_topics.c.topic_urn == topic_urn, smn_topics.c.project_id == project_id
+    )
+    row = conn.execute(stmt.with_for_update() if lock else stmt).first()
     if row is None:
-        raise NotFound(f"topic {topic_urn} does not exist")
+        raise NotFound(f"topic {topic_urn} does not exist", code=TOPIC_NOT_FOUND)
     return row
 
 
@@ -117,9 +123,30 @@ def update_display_name(
     )
 
 
+def users(conn: Connection, topic_urn: str) -> list[str]:
+    """Names of the CTS key event notifications (enabled or not) that publish to ``topic_urn``."""
+    rows = conn.execute(
+        select(notifications.c.name)
+        .where(notifications.c.topic_id == topic_urn)
+        .order_by(notifications.c.name)
+    )
+    return [r.name for r in rows]
+
+
 def remove(conn: Connection, project_id: str, topic_urn: str) -> None:
-    """Delete the topic with its subscriptions, messages and undelivered outbox rows."""
-    get(conn, project_id, topic_urn)
+    """Delete the topic with its subscriptions, messages and undelivered outbox rows.
+
+    Refused while a CTS key event notification uses the topic: its alarms would otherwise be dropped
+    silently from then on. A disabled notification counts, since enabling it again keeps its topic.
+    """
+    get(conn, project_id, topic_urn, lock=True)
+    using = users(conn, topic_urn)
+    if using:
+        names = ", ".join(using[:10]) + (f" and {len(using) - 10} more" if len(using) > 10 else "")
+        raise TopicInUse(
+            f"topic {topic_urn} is used by the CTS key event notification(s) {names}; point them at another"
+            " topic or delete them first (PUT or DELETE /v3/{project_id}/notifications)"
+        )
     messages = select(smn_messages.c.message_id).where(smn_messages.c.topic_urn == topic_urn)
     conn.execute(delete(smn_deliveries).where(smn_deliveries.c.message_id.in_(messages)))
     conn.execute(delete(smn_messages).where(smn_messages.c.topic_urn == topic_urn))

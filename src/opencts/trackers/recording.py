@@ -2,7 +2,8 @@
 
 In CTS a trace exists only because a tracker recorded it: with the management tracker deleted or
 disabled nothing is recorded, a data trace belongs to one enabled data tracker, and the management
-tracker's ``exclude_service: ["KMS"]`` hides KMS ``createDatakey`` (the noisiest event there is). Ingest
+tracker's ``exclude_service: ["KMS"]`` hides KMS ``createDatakey`` (the noisiest event there is), and a
+data tracker records only the object operations its ``data_event`` names (``READ``, ``WRITE``). Ingest
 asks :meth:`RecordingPolicy.refuse` for every trace; :class:`PolicyCache` keeps that question off the
 database for all but one request every couple of seconds per project.
 """
@@ -22,6 +23,24 @@ from opencts.trackers.store import project_rows
 
 #: (service_type, trace_name) pairs hidden by ``exclude_service``; CTS documents only KMS createDatakey
 EXCLUDED_OPERATIONS: dict[str, frozenset[str]] = {"KMS": frozenset({"createdatakey"})}
+ALL_DATA_EVENTS = frozenset({"READ", "WRITE"})
+#: how a read-only OBS operation's trace name starts: the request's verb (``GET.OBJECT``, ``HEAD.OBJECT``,
+#: the access-log form ``REST.GET.OBJECT``) or an SDK-style name (``getObject``, ``HeadObject``,
+#: ``listObjects``, ``SelectObjectContent``)
+_READ_PREFIXES = ("get", "head", "list", "options", "select")
+
+
+def data_event(trace_name: str) -> str:
+    """``READ`` or ``WRITE``: which of a data tracker's ``data_event`` values covers this operation.
+
+    CTS: READ is "OBS object read operations", WRITE "OBS object write operations". Reads are the
+    operations that change nothing (GET, HEAD, listing, OPTIONS, select); every other one (PUT, POST,
+    DELETE, COPY, uploads, ACL and tag changes) writes.
+    """
+    name = trace_name.strip().lower()
+    if name.startswith("rest."):
+        name = name[5:]
+    return "READ" if name.startswith(_READ_PREFIXES) else "WRITE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +52,8 @@ class RecordingPolicy:
     excluded_services: frozenset[str] = frozenset()
     #: data tracker name -> enabled
     data_trackers: dict[str, bool] = field(default_factory=dict)
+    #: data tracker name -> the data_event values it records (both when its config names none)
+    data_events: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def refuse(self, *, kind: str, service_type: str, trace_name: str, tracker_name: str) -> str | None:
         """Why this trace must not be recorded, or None to record it.
@@ -45,6 +66,13 @@ class RecordingPolicy:
                 return f"data tracker {tracker_name!r} does not exist; data traces need a data tracker"
             if not enabled:
                 return f"data tracker {tracker_name!r} is disabled; CTS records nothing for it"
+            events = self.data_events.get(tracker_name, ALL_DATA_EVENTS)
+            event = data_event(trace_name)
+            if event not in events:
+                return (
+                    f"data tracker {tracker_name!r} records only {', '.join(sorted(events))} events"
+                    f" (data_event); {trace_name} is a {event} operation"
+                )
             return None
         if self.system_enabled is None:
             return "the management tracker 'system' does not exist; CTS records nothing"
@@ -61,6 +89,7 @@ def load_policy(conn: Connection, project_id: str) -> RecordingPolicy:
     system_enabled: bool | None = None
     excluded: frozenset[str] = frozenset()
     data: dict[str, bool] = {}
+    events: dict[str, frozenset[str]] = {}
     for row in project_rows(conn, project_id):
         enabled = row.status == "enabled"
         if row.tracker_type == "system" and row.name == SYSTEM_TRACKER:
@@ -69,7 +98,11 @@ def load_policy(conn: Connection, project_id: str) -> RecordingPolicy:
             excluded = frozenset(selector.get("exclude_service", ()))
         elif row.tracker_type == "data":
             data[row.name] = enabled
-    return RecordingPolicy(system_enabled=system_enabled, excluded_services=excluded, data_trackers=data)
+            bucket = orjson.loads(row.config).get("data_bucket") or {}
+            events[row.name] = frozenset(bucket.get("data_event") or ()) & ALL_DATA_EVENTS or ALL_DATA_EVENTS
+    return RecordingPolicy(
+        system_enabled=system_enabled, excluded_services=excluded, data_trackers=data, data_events=events
+    )
 
 
 class PolicyCache:
