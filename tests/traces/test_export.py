@@ -102,8 +102,17 @@ def legacy(**body: Any) -> Any:
 
 
 def reference(rows: list[Any]) -> str:
+    """csv.writer's output, with OWASP's rule for formula cells: a leading quote, and the row quoted."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerows(csv_row(r, _TimeFormat()) for r in rows)
+    minimal = csv.writer(buf, lineterminator="\r\n")
+    quote_all = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    for r in rows:
+        cells = csv_row(r, _TimeFormat())
+        formula = [isinstance(c, str) and c[:1] in ("=", "+", "-", "@", "\t", "\r") for c in cells]
+        if any(formula):
+            quote_all.writerow(["'" + c if f else c for c, f in zip(cells, formula, strict=True)])
+        else:
+            minimal.writerow(cells)
     return buf.getvalue()
 
 

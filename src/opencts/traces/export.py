@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ CSV_COLUMNS = (
     "Request ID",
 )
 CHUNK = 5000
+log = logging.getLogger("opencts.export")
 Reader = Callable[[Callable[[Any], list[Any]]], list[Any]]
 
 
@@ -172,6 +174,28 @@ def _csv_row_from_body(row: Any, time_format: Callable[[int], str]) -> tuple[Any
     )
 
 
+#: what a spreadsheet program reads as the start of a formula (OWASP's CSV injection list)
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+#: a field starting with one of them, inside a line (a line's first field is checked on its own)
+_FORMULA_AFTER_COMMA = tuple("," + c for c in FORMULA_LEADS)
+_FORMULA_AFTER_LF = tuple("\n" + c for c in FORMULA_LEADS)
+
+
+def neutralise(cells: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """Cells a spreadsheet would run as formulas get a leading ``'`` (OWASP); says whether any did.
+
+    A row holding such a cell is written with every cell quoted, as OWASP recommends, so the quote and
+    the text after it stay one literal cell in every program that opens the file.
+    """
+    if not any(isinstance(c, str) and c.startswith(FORMULA_LEADS) for c in cells):
+        return cells, False
+    return tuple("'" + c if isinstance(c, str) and c.startswith(FORMULA_LEADS) else c for c in cells), True
+
+
+def _has_formula(line: str) -> bool:
+    return line.startswith(FORMULA_LEADS) or any(lead in line for lead in _FORMULA_AFTER_COMMA)
+
+
 _SEPARATORS = len(CSV_COLUMNS) - 1
 #: what makes csv.writer (QUOTE_MINIMAL, "," and '"') quote a field; NUL too, in case a Python version
 #: starts treating it specially. tests/traces/test_export.py checks this against every code point.
@@ -183,22 +207,24 @@ class _CsvChunks:
 
     ``csv.writer`` inspects every character of every field, and that was most of the CSV export's time.
     Most traces need no quoting, so each row is one f-string joined with bare commas, and the finished
-    chunk is checked in C instead: separator and line counts, and no quote, CR, LF or NUL anywhere. Only
-    a chunk that fails the check is looked at row by row, and only the rows that need it (and those that
-    predate the export columns) go through ``csv.writer``.
+    chunk is checked in C instead: separator and line counts, no quote, CR, LF or NUL anywhere, and no
+    field starting like a formula. Only a chunk that fails the check is looked at row by row, and only the
+    rows that need it (and those that predate the export columns) go through ``csv.writer``.
     """
 
     def __init__(self) -> None:
         self._time = _TimeFormat()
         self._buf = io.StringIO()
         self._writer = csv.writer(self._buf, lineterminator="\r\n")
+        self._quote_all = csv.writer(self._buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
 
     def _line(self, row: Any) -> str:
-        """One row through csv.writer, without its line terminator."""
+        """One row through csv.writer, formulas neutralised, without its line terminator."""
         buf = self._buf
         buf.seek(0)
         buf.truncate()
-        self._writer.writerow(csv_row(row, self._time))
+        cells, formula = neutralise(csv_row(row, self._time))
+        (self._quote_all if formula else self._writer).writerow(cells)
         return buf.getvalue()[:-2]
 
     def text(self, rows: Sequence[Any]) -> str:
@@ -225,13 +251,21 @@ class _CsvChunks:
             and text.count("\r") == n
             and '"' not in text
             and "\0" not in text
+            and not text.startswith(FORMULA_LEADS)
+            and not any(lead in text for lead in _FORMULA_AFTER_COMMA)
+            and not any(lead in text for lead in _FORMULA_AFTER_LF)
         ):
             return text
         quote, cr, lf, nul = _NEEDS_CSV
         odd = [
             i
             for i, ln in enumerate(lines[:n])
-            if ln.count(",") != _SEPARATORS or quote in ln or cr in ln or lf in ln or nul in ln
+            if ln.count(",") != _SEPARATORS
+            or quote in ln
+            or cr in ln
+            or lf in ln
+            or nul in ln
+            or _has_formula(ln)
         ]  # lines that came from csv.writer are among them when they quote; redoing them changes nothing
         for i in odd:  # one by one even if all are odd: about as fast as writerows on the whole chunk
             lines[i] = line(rows[i])
@@ -239,7 +273,11 @@ class _CsvChunks:
 
 
 def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
-    """The console's CSV: a UTF-8 BOM and header, then one chunk of text, encoded once, per keyset page."""
+    """The console's CSV: a UTF-8 BOM and header, then one chunk of text, encoded once, per keyset page.
+
+    CSV has no way to say "incomplete" in-band: a read that fails midway propagates, and the server cuts
+    the chunked response without its last chunk, so the client sees a broken transfer, not a short file.
+    """
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerow(CSV_COLUMNS)
     yield ("\ufeff" + buf.getvalue()).encode()  # a BOM, so spreadsheet programs read UTF-8
@@ -249,5 +287,14 @@ def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[byt
 
 
 def export_ndjson(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
-    for rows in _chunks(read, project_id, query, NDJSON_SOURCE):
-        yield b"\n".join(r.body for r in rows) + b"\n"
+    """One stored body a line. A read that fails midway ends the stream with an error record (a line with
+    ``error_code`` and ``error_msg``, which no trace has), so a reader can tell the file is incomplete."""
+    written = 0
+    try:
+        for rows in _chunks(read, project_id, query, NDJSON_SOURCE):
+            yield b"\n".join(r.body for r in rows) + b"\n"
+            written += len(rows)
+    except Exception as exc:  # whatever failed, the stream must not end looking complete
+        log.error("NDJSON export failed after %d traces: %r", written, exc)
+        message = f"the export failed after {written} traces; this file is incomplete"
+        yield orjson.dumps({"error_code": "CTS.9999", "error_msg": message}) + b"\n"
