@@ -38,7 +38,7 @@ def test_from_before_the_retention_window_is_clamped() -> None:
         ({"from": str(NOW), "to": str(NOW - 1)}, "must be earlier"),
         ({"trace_type": "audit"}, "trace_type must be one of system, data"),
         ({"trace_rating": "bad"}, "trace_rating"),
-        ({"from": "-5"}, "positive"),
+        ({"from": "-5"}, "between 0 and"),
         ({"user": "x" * 351}, "longer than 350"),
     ],
 )

@@ -28,6 +28,8 @@ FILTER_PARAMS: dict[str, str] = {
     "access_key_id": "access_key_id",
     "enterprise_project_id": "enterprise_project_id",
 }
+#: free-text parameters, each bounded like the columns it is compared with
+_TEXT_PARAMS = frozenset((*FILTER_PARAMS, "trace_id", "next"))
 TRACE_TYPES = ("system", "data")
 RATINGS = ("normal", "warning", "incident")
 
@@ -43,14 +45,33 @@ class TraceQuery:
     filters: dict[str, str] = field(default_factory=dict)
 
 
-def _int(params: Mapping[str, str], name: str) -> int | None:
+#: the last millisecond of year 9999: every bound and default stays far inside a signed 64-bit column
+MAX_TIME_MS = 253_402_300_799_999
+MAX_PARAM_CHARS = 350
+
+
+def _int(params: Mapping[str, str], name: str, *, high: int = MAX_TIME_MS) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
+    if len(raw) > 20:  # int() of a long digit string is slow, and nothing that long is in range anyway
+        raise BadRequest(f"{name} must be an integer between 0 and {high}")
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if not 0 <= value <= high:
+        raise BadRequest(f"{name} must be an integer between 0 and {high}, got {value}")
+    return value
+
+
+def _check_text(params: Mapping[str, str]) -> None:
+    """Refuse what no column can hold before any query runs: the database would refuse it mid-stream."""
+    for name, value in params.items():
+        if "\0" in name or "\0" in value:
+            raise BadRequest(f"{name[:64]!r} holds a NUL character")
+        if len(value) > MAX_PARAM_CHARS and name in _TEXT_PARAMS:
+            raise BadRequest(f"{name} is longer than {MAX_PARAM_CHARS} characters")
 
 
 def parse_query(
@@ -58,8 +79,10 @@ def parse_query(
 ) -> TraceQuery:
     """Turn ListTraces query parameters into a :class:`TraceQuery`, or raise a clear :class:`BadRequest`.
 
-    ``max_limit=None`` is for exports, which stream everything and take no ``limit``.
+    ``max_limit=None`` is for exports, which stream everything and take no ``limit``. Every check happens
+    here, before an export's headers are sent, so a bad parameter is a 400 and never a cut stream.
     """
+    _check_text(params)
     kind = params.get("trace_type") or "system"
     if kind not in TRACE_TYPES:
         raise BadRequest(f"trace_type must be one of {', '.join(TRACE_TYPES)}, got {kind!r}")
@@ -76,8 +99,7 @@ def parse_query(
         time_to = now if time_from is None else max(now, time_from + HOUR_MS)
     if time_from is None:
         time_from = time_to - HOUR_MS
-    if time_from < 0 or time_to < 0:
-        raise BadRequest("from and to must be positive timestamps in milliseconds")
+    time_to = min(time_to, MAX_TIME_MS)
     if time_from >= time_to:
         raise BadRequest(f"from ({time_from}) must be earlier than to ({time_to})")
     # Traces older than the retention window are gone from the list, whatever the caller asks.
@@ -89,8 +111,6 @@ def parse_query(
     for param, column in FILTER_PARAMS.items():
         value = params.get(param)
         if value:
-            if len(value) > 350:
-                raise BadRequest(f"{param} is longer than 350 characters")
             filters[column] = value
     marker = params.get("next") or None
     return TraceQuery(
