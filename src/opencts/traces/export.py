@@ -275,15 +275,28 @@ class _CsvChunks:
 def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
     """The console's CSV: a UTF-8 BOM and header, then one chunk of text, encoded once, per keyset page.
 
-    CSV has no way to say "incomplete" in-band: a read that fails midway propagates, and the server cuts
-    the chunked response without its last chunk, so the client sees a broken transfer, not a short file.
+    CSV has no record that says "incomplete". A read that fails midway ends the file inside an unclosed
+    quoted field with no final newline (a saved file ends mid-line, which CSV readers flag), and the error
+    propagates so the server cuts the chunked response without its last chunk: the client sees a broken
+    transfer, never a short file that looks whole.
     """
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerow(CSV_COLUMNS)
     yield ("\ufeff" + buf.getvalue()).encode()  # a BOM, so spreadsheet programs read UTF-8
     chunks = _CsvChunks()
-    for rows in _chunks(read, project_id, query, CSV_SOURCE):
-        yield chunks.text(rows).encode()
+    written = 0
+    try:
+        for rows in _chunks(read, project_id, query, CSV_SOURCE):
+            yield chunks.text(rows).encode()
+            written += len(rows)
+    except Exception:
+        log.error("CSV export failed after %d traces; cutting the response", written)
+        yield CSV_CUT
+        raise
+
+
+#: the last bytes of a CSV export that failed midway: an opened quoted field, never closed
+CSV_CUT = b'"the export failed here; this file is incomplete'
 
 
 def export_ndjson(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
