@@ -6,6 +6,7 @@ the same field descriptions.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         None, description="Password for the first admin; default a random one written to credentials.json."
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma list of proxy addresses or CIDRs whose X-Forwarded-For is believed; empty = none"
+        " (the client address is the connection's peer).",
+    )
+    request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Time a client has to send a whole request (headers and body); then 408 and the"
+        " connection closes.",
+    )
 
     # -- SMN: how notifications leave the building (SMTP relay, SMS gateway, delivery pacing) --------------
     smtp_host: str | None = Field(None, description="SMTP relay for email subscriptions; unset = no email.")
@@ -91,12 +103,28 @@ class Settings(BaseSettings):
             raise ValueError("bind must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {item!r} is not an IP address or CIDR") from None
+        return value
+
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> Settings:
         # A lease shorter than one attempt would let a second worker resend a message still being sent.
         if self.smn_lease_seconds <= self.smn_send_timeout_seconds:
             raise ValueError("OPENCTS_SMN_LEASE_SECONDS must be longer than OPENCTS_SMN_SEND_TIMEOUT_SECONDS")
         return self
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The proxies as networks (``10.0.0.7`` -> ``10.0.0.7/32``), host bits of a CIDR dropped."""
+        parts = (part.strip() for part in self.trusted_proxies.split(","))
+        return [str(ipaddress.ip_network(part, strict=False)) for part in parts if part]
 
     @property
     def email_enabled(self) -> bool:

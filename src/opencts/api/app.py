@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from opencts import __version__
-from opencts.api import audit, cts, errors, health, iam, iam_admin, notifications, traces
+from opencts.api import audit, cts, docs, errors, headers, health, iam, iam_admin, notifications, traces
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
 from opencts.config import Settings
@@ -109,9 +110,15 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         version=__version__,
         description="A self-hosted Cloud Trace Service speaking the CTS v3 API.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(audit.AuditMiddleware)
     app.add_middleware(errors.RequestIdMiddleware)
+    app.add_middleware(headers.SecurityHeadersMiddleware)
+    if settings.trusted_proxies:  # outermost, so every layer below sees the forwarded client address
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
+    docs.install(app)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(iam.router)

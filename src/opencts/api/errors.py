@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,7 @@ _STATUS_CODES = {
     403: "CTS.0403",
     404: "CTS.0404",
     405: "CTS.0405",
+    408: "CTS.0408",
     409: "CTS.0409",
     413: "CTS.0413",
     415: "CTS.0415",
@@ -98,6 +100,12 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such API: {request.method} {request.url.path}"
         return error_response(request, exc.status_code, code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client left, or missed the read deadline (api.server), before its body was all there.
+        log.info("request %s: the client went away before its body arrived", request_id(request))
+        return error_response(request, 408, "CTS.0408", "the request body did not arrive in time")
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> Response:

@@ -93,6 +93,7 @@ def serve(
     from pydantic import ValidationError
 
     from opencts.api.app import create_app, open_database
+    from opencts.api.server import uvicorn_options
     from opencts.config import Settings
     from opencts.iam.bootstrap import read_credentials
 
@@ -146,7 +147,14 @@ def serve(
     # imported is frozen out of them.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        **uvicorn_options(settings),
+    )
 
 
 @app.command()
