@@ -88,3 +88,40 @@ def test_a_request_that_arrives_whole_is_answered_and_the_connection_kept(server
                 assert chunk, f"closed after {answer!r}"
                 answer += chunk
             assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_client_trickling_its_headers_is_cut_at_the_deadline_too(server: LiveServer) -> None:
+    """The deadline is for the whole request, not for each idle gap: a byte every 100 ms does not help."""
+    socks = []
+    for _ in range(10):
+        sock = socket.create_connection(address(server), timeout=5)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: opencts\r\n")
+        sock.setblocking(False)
+        socks.append(sock)
+    answers = dict.fromkeys(socks, b"")
+    open_ = set(socks)
+    started = time.monotonic()
+    sel = selectors.DefaultSelector()
+    for sock in socks:
+        sel.register(sock, selectors.EVENT_READ)
+    while open_ and time.monotonic() - started < BOUND_S:
+        for sock in list(open_):
+            try:
+                sock.send(b"X")  # one more byte of a header that never ends
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        for key, _ in sel.select(timeout=0.1):
+            peer = key.fileobj
+            assert isinstance(peer, socket.socket)
+            try:
+                data = peer.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            answers[peer] += data
+            if not data:
+                sel.unregister(peer)
+                open_.discard(peer)
+    for sock in socks:
+        sock.close()
+    assert not open_, f"{len(open_)} of 10 trickling clients still open after {BOUND_S} s"
+    assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers.values())
