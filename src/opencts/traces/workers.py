@@ -28,6 +28,7 @@ from typing import Any
 
 from opencts.store.trace_log import TraceRow
 from opencts.traces.ingest import PreparedBatch, TraceResult, parse_batch, prepare
+from opencts.traces.submitter import Submitter
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,19 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-def prepare_body(raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+def prepare_body(
+    raw: bytes, *, project_id: str, now: int, retention_ms: int, submitter: Submitter | None = None
+) -> PreparedBatch:
     """Parse an ingest body and prepare its traces; raises the 4xx errors of :func:`parse_batch`."""
-    return prepare(parse_batch(raw), project_id=project_id, now=now, retention_ms=retention_ms)
+    return prepare(
+        parse_batch(raw), project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter
+    )
 
 
-def _prepare_shipped(raw: bytes, project_id: str, now: int, retention_ms: int) -> Shipped:
-    batch = prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+def _prepare_shipped(
+    raw: bytes, project_id: str, now: int, retention_ms: int, submitter: Submitter | None
+) -> Shipped:
+    batch = prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter)
     return [tuple(row) for row in batch.rows], batch.results, batch.row_results
 
 
@@ -108,19 +115,23 @@ class PreparePool:
         pool = self._pool()
         return [pool.submit(_ready) for _ in range(self.workers)]
 
-    async def prepare(self, raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+    async def prepare(
+        self, raw: bytes, *, project_id: str, now: int, retention_ms: int, submitter: Submitter | None = None
+    ) -> PreparedBatch:
         if (
             self.workers == 0
             or len(raw) < IN_PLACE_BYTES
             or self._closed  # a request that arrived while the server shuts down
             or time.monotonic() < self._retry_at
         ):
-            return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+            return prepare_body(
+                raw, project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter
+            )
         loop = asyncio.get_running_loop()
         pool = self._pool()
         try:
             tuples, results, row_results = await loop.run_in_executor(
-                pool, _prepare_shipped, raw, project_id, now, retention_ms
+                pool, _prepare_shipped, raw, project_id, now, retention_ms, submitter
             )
         except BrokenProcessPool:
             if self._executor is pool:  # the first batch to hear of it replaces the pool, once
@@ -128,7 +139,9 @@ class PreparePool:
                 self._executor = None
                 self._retry_at = time.monotonic() + RESTART_SECONDS
                 pool.shutdown(wait=False)
-            return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+            return prepare_body(
+                raw, project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter
+            )
         new = tuple.__new__
         return PreparedBatch([new(TraceRow, values) for values in tuples], results, row_results)
 
