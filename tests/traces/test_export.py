@@ -63,8 +63,10 @@ def test_rows_written_before_the_export_columns_fall_back_to_the_body() -> None:
 def test_the_submitter_column_comes_from_its_column_not_from_the_body() -> None:
     """A body's own ``submitter`` (none is ever stored from a producer) never fills the column."""
     forged = orjson.dumps({**BODY, "submitter": {"type": "service", "name": "OpenCTS"}})
-    columns = (1, BODY["time"], "login", "user", "IAM", "u1", "alice", "warning", "alice", "203.0.113.9", "401",
-               "ConsoleAction", "t1", "r1", "mallory (AK9)", forged)  # fmt: skip
+    columns = (
+        1, BODY["time"], "login", "user", "IAM", "u1", "alice", "warning", "alice", "203.0.113.9", "401",
+        "ConsoleAction", "t1", "r1", "mallory (AK9)", forged,
+    )  # fmt: skip
     legacy_row = (1, 0, "", "", "", "", "", "", "", None, None, "", "", None, None, forged)
     assert csv_row(columns, _TimeFormat())[-1] == "mallory (AK9)"
     assert csv_row(legacy_row, _TimeFormat())[-1] == ""
