@@ -65,7 +65,6 @@ async def test_a_producer_cannot_pass_a_trace_off_as_opencts_own_record(api: Api
         "type": "user",
         "user_id": user_id,
         "user_name": "producer",
-        "domain_id": api.creds.domain_id,
         "auth": "aksk",
         "access_key_id": access_key,
     }
@@ -104,7 +103,6 @@ async def test_a_submitter_in_the_body_never_reaches_the_log(api: Api, make_trac
         assert submitter == {
             "type": "user",
             "user_name": api.creds.user_name,
-            "domain_id": api.creds.domain_id,
             "auth": "aksk",
             "access_key_id": api.creds.access_key,
         }

@@ -27,7 +27,6 @@ def test_an_access_key_is_recorded_with_its_user() -> None:
         "type": "user",
         "user_id": "u1",
         "user_name": "OpenCTS",
-        "domain_id": "d1",
         "auth": "aksk",
         "access_key_id": "AK1",
     }

@@ -31,11 +31,12 @@ class Submitter:
 
     @classmethod
     def of(cls, principal: Principal) -> Submitter:
+        """The caller of the ingest API. Its account is the project's (no caller writes into another
+        account's project), so it is not repeated in every trace."""
         record: dict[str, Any] = {
             "type": USER,
             "user_id": principal.user_id,
             "user_name": principal.user_name,
-            "domain_id": principal.domain_id,
             "auth": principal.method,
         }
         if principal.access_key:
