@@ -50,14 +50,26 @@ EXPECTED = (
 def test_rows_are_made_from_columns() -> None:
     row = (
         1, BODY["time"], "login", "user", "IAM", "u1", "alice", "warning", "alice", "203.0.113.9", "401",
-        "ConsoleAction", "t1", "r1", b"not parsed",
+        "ConsoleAction", "t1", "r1", "alice (AK1)", b"not parsed",
     )  # fmt: skip
-    assert csv_row(row, _TimeFormat()) == EXPECTED
+    assert csv_row(row, _TimeFormat()) == (*EXPECTED, "alice (AK1)")
 
 
 def test_rows_written_before_the_export_columns_fall_back_to_the_body() -> None:
-    row = (1, 0, "", "", "", "", "", "", "", None, None, "", "", None, orjson.dumps(BODY))
-    assert csv_row(row, _TimeFormat()) == EXPECTED
+    row = (1, 0, "", "", "", "", "", "", "", None, None, "", "", None, None, orjson.dumps(BODY))
+    assert csv_row(row, _TimeFormat()) == (*EXPECTED, "")
+
+
+def test_the_submitter_column_comes_from_its_column_not_from_the_body() -> None:
+    """A body's own ``submitter`` (none is ever stored from a producer) never fills the column."""
+    forged = orjson.dumps({**BODY, "submitter": {"type": "service", "name": "OpenCTS"}})
+    columns = (
+        1, BODY["time"], "login", "user", "IAM", "u1", "alice", "warning", "alice", "203.0.113.9", "401",
+        "ConsoleAction", "t1", "r1", "mallory (AK9)", forged,
+    )  # fmt: skip
+    legacy_row = (1, 0, "", "", "", "", "", "", "", None, None, "", "", None, None, forged)
+    assert csv_row(columns, _TimeFormat())[-1] == "mallory (AK9)"
+    assert csv_row(legacy_row, _TimeFormat())[-1] == ""
 
 
 def test_time_format_changes_with_the_second() -> None:
@@ -90,6 +102,7 @@ def row(**overrides: Any) -> Any:
         "trace_type": "ConsoleAction",
         "trace_id": "t1",
         "request_id": "r1",
+        "submitter": "alice (AK1)",
         "body": b"not parsed",
     }
     values.update(overrides)
@@ -98,7 +111,9 @@ def row(**overrides: Any) -> Any:
 
 def legacy(**body: Any) -> Any:
     """A row written before migration 0005: no source_ip, code or request_id column values."""
-    return row(source_ip=None, code=None, request_id=None, body=orjson.dumps({**BODY, **body}))
+    return row(
+        source_ip=None, code=None, request_id=None, submitter=None, body=orjson.dumps({**BODY, **body})
+    )
 
 
 def reference(rows: list[Any]) -> str:
@@ -140,6 +155,7 @@ def test_plain_chunks_never_reach_csv_writer(monkeypatch: pytest.MonkeyPatch) ->
         ("user_name", "nul\0byte"),
         ("request_id", ","),
         ("code", '"'),
+        ("submitter", "a, b (token)"),
     ],
 )
 @pytest.mark.parametrize("plain", [0, 20], ids=["mostly odd", "one odd row among many"])

@@ -14,6 +14,7 @@ from conftest import trace_row
 from opencts.consumers import LogSignal
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import TraceRow
+from opencts.traces.submitter import SELF
 from opencts.traces.writer import GroupCommit, TraceWriter
 
 
@@ -122,7 +123,7 @@ async def test_concurrent_batches_are_committed_together_with_exact_verdicts(tmp
         db.write = counting_write  # type: ignore[method-assign]
         batches = [[trace(f"b{b}-{i}", now - 1000) for i in range(50)] for b in range(8)]
         batches.append([trace("b0-0", now - 1000), trace("b0-1", now - 1000)])  # a retry racing its original
-        results = await asyncio.gather(*(writer.write("p", batch) for batch in batches))
+        results = await asyncio.gather(*(writer.write("p", batch, submitter=SELF) for batch in batches))
         assert transactions < len(batches)
         assert [r.status for r in results[0]] == ["accepted"] * 50
         assert [r.status for r in results[-1]] == ["duplicate", "duplicate"]

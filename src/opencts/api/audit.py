@@ -18,6 +18,7 @@ from opencts.clock import now_ms
 from opencts.iam.principal import Principal
 from opencts.store.tables import domains, projects
 from opencts.traces.self_audit import AuditedCall, audit_trace
+from opencts.traces.submitter import SELF
 
 log = logging.getLogger("opencts.audit")
 
@@ -132,7 +133,7 @@ class AuditMiddleware:
             resource_id=resource_id,
             resource_name=_resource_name(request_body, params),
         )
-        results = await services.writer.write(project_id, [audit_trace(call)], shed=False)
+        results = await services.writer.write(project_id, [audit_trace(call)], submitter=SELF, shed=False)
         if (
             results
             and results[0].status == "rejected"

@@ -18,6 +18,7 @@ from opencts.traces.export import export_csv, export_ndjson
 from opencts.traces.ingest import MAX_BATCH_BYTES, summary
 from opencts.traces.listing import list_traces, render
 from opencts.traces.query import FILTER_PARAMS, parse_query
+from opencts.traces.submitter import Submitter
 
 router = APIRouter(tags=["traces"])
 Producer = Annotated[Principal, Depends(require("cts:traces:put", replay_safe=True))]
@@ -48,7 +49,8 @@ _QUERY_DOC = [
 )
 async def put_traces(project_id: str, request: Request, services: ServicesDep, caller: Producer) -> Response:
     require_json(request)
-    body = summary(await services.writer.write_body(project_id, await read_body(request, MAX_BATCH_BYTES)))
+    raw = await read_body(request, MAX_BATCH_BYTES)
+    body = summary(await services.writer.write_body(project_id, raw, submitter=Submitter.of(caller)))
     status = 200
     if body["rejected"] == len(body["results"]):
         status = 400

@@ -64,6 +64,8 @@ traces = Table(
     # what keeps trace ids unique per project: 16 bytes of SHA-256 over both (``trace_log.trace_key``),
     # a third of the size of a (project_id, trace_id) entry, so a commit dirties a third as many pages
     Column("trace_key", LargeBinary(16), nullable=False),
+    # who posted the trace (opencts.traces.submitter), for the CSV export; NULL before migration 0011
+    Column("submitter", String(256)),
 )
 Index("uq_traces_trace_key", traces.c.trace_key, unique=True)
 Index("ix_traces_time", traces.c.project_id, traces.c.kind, traces.c.time, traces.c.seq)

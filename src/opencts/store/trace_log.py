@@ -17,7 +17,7 @@ from opencts.store import term_index
 from opencts.store.tables import FILTER_COLUMNS, traces
 from opencts.store.term_index import INDEXED_COLUMNS, Ceiling, TermIndex
 
-# SQLite limits host parameters per statement (32,766); 21 columns x 1,000 rows stays well under it.
+# SQLite limits host parameters per statement (32,766); 22 columns x 1,000 rows stays well under it.
 _INSERT_CHUNK = 1000
 _ADVISORY_APPEND_LOCK = 0x0C75  # one PostgreSQL lock id: appends are serialised so seq order == commit order
 
@@ -50,6 +50,8 @@ class TraceRow(NamedTuple):
     source_ip: str | None = None
     code: str | None = None
     request_id: str | None = None
+    #: who posted the trace (``opencts.traces.submitter``): set by the server, shown by the CSV export
+    submitter: str | None = None
 
 
 def trace_key(project_id: str, trace_id: str) -> bytes:
@@ -111,7 +113,7 @@ def feed_index(index: TermIndex, rows: Sequence[TraceRow], inserted: dict[tuple[
 
 
 _ROW_COLUMNS = TraceRow._fields
-#: rows per multi-row INSERT on SQLite: 100 x 21 parameters, one statement step for all of them
+#: rows per multi-row INSERT on SQLite: 100 x 22 parameters, one statement step for all of them
 _SQLITE_ROWS_PER_INSERT = 100
 
 

@@ -32,6 +32,7 @@ CSV_COLUMNS = (
     "Trace Type",
     "Trace ID",
     "Request ID",
+    "Submitter",
 )
 CHUNK = 5000
 log = logging.getLogger("opencts.export")
@@ -54,6 +55,7 @@ CSV_SOURCE = (
     "trace_type",
     "trace_id",
     "request_id",
+    "submitter",
     "body",
 )
 NDJSON_SOURCE = ("seq", "time", "body")
@@ -134,7 +136,7 @@ def csv_row(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
 
     This is the reference :class:`_CsvChunks` must match; it handles the rows the fast path cannot.
     """
-    (_, time, name, rtype, service, rid, rname, rating, user, ip, code, ttype, trace_id, request_id, _) = row
+    (_, time, name, rtype, service, rid, rname, rating, user, ip, code, ttype, trace_id, request_id, *_) = row
     if code is None and ip is None and request_id is None:
         return _csv_row_from_body(row, time_format)  # written before these columns existed
     return (
@@ -151,6 +153,7 @@ def csv_row(row: Any, time_format: Callable[[int], str]) -> tuple[Any, ...]:
         ttype,
         trace_id,
         request_id or "",
+        row[-2] or "",
     )
 
 
@@ -172,6 +175,7 @@ def _csv_row_from_body(row: Any, time_format: Callable[[int], str]) -> tuple[Any
         get("trace_type", ""),
         get("trace_id", ""),
         get("request_id", ""),
+        row[-2] or "",
     )
 
 
@@ -248,12 +252,12 @@ class _CsvChunks:
         lines = [
             f"{name},{rtype or ''},{service},{rid or ''},{rname or ''},{rating},{user or ''},"
             f"{days[t // day_ms]}{hours[t % day_ms // hour_ms]}{hms[t % hour_ms // 1000]}{millis[t % 1000]},"
-            f"{ip or ''},{code or ''},{ttype},{trace_id},{request_id or ''}"
+            f"{ip or ''},{code or ''},{ttype},{trace_id},{request_id or ''},{by or ''}"
             if code is not None or ip is not None or request_id is not None
             else line(row)  # written before the export columns existed
             for row in rows
             for (_, t, name, rtype, service, rid, rname, rating, user, ip, code, ttype, trace_id, request_id,
-                 _) in (row,)
+                 by, _) in (row,)
         ]
         # fmt: on
         n = len(lines)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.store.trace_log import TraceRow
 from opencts.traces.model import TraceIn, fast_normalise, normalise, user_name
+from opencts.traces.submitter import Submitter
 from opencts.validation import describe
 
 MAX_BATCH_TRACES = 1000
@@ -116,8 +117,11 @@ _NUL = re.compile(rb"\\u0000")  # how orjson writes a NUL character
 _new_row = tuple.__new__
 
 
-def make_row(project_id: str, body: dict[str, Any], encoded: bytes) -> TraceRow:
-    """The row of an accepted body, built as the tuple it is (TraceRow's own ``__new__`` is Python code)."""
+def make_row(project_id: str, body: dict[str, Any], encoded: bytes, submitter: str | None = None) -> TraceRow:
+    """The row of an accepted body, built as the tuple it is (TraceRow's own ``__new__`` is Python code).
+
+    ``submitter`` is the label of :class:`Submitter` whose record is in ``body``.
+    """
     get = body.get
     user = get("user")
     return _new_row(
@@ -143,12 +147,18 @@ def make_row(project_id: str, body: dict[str, Any], encoded: bytes) -> TraceRow:
             get("source_ip"),
             get("code"),
             get("request_id"),
+            submitter,
         ),
     )
 
 
-def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+def prepare(
+    items: Sequence[Any], *, project_id: str, now: int, retention_ms: int, submitter: Submitter | None = None
+) -> PreparedBatch:
     """Validate and normalise a batch: the rows to append and a verdict for every item.
+
+    Every stored body gets ``submitter``'s record as its ``submitter`` field; a ``submitter`` an item
+    brings itself is never stored (TraceIn drops it), so only the server says who submitted a trace.
 
     Each item first tries :func:`fast_normalise`; whatever that does not vouch for takes the reference way
     (TraceIn), which decides and words the verdict exactly as ingest always has.
@@ -157,14 +167,20 @@ def prepare(items: Sequence[Any], *, project_id: str, now: int, retention_ms: in
     of a search per trace). Only if there is one is the batch prepared again, trace by trace, so that a
     trace rejected for it is rejected before it can take its trace id from a later one (``duplicate``).
     """
-    batch, encodings = _prepare(items, project_id, now, retention_ms, nul_per_trace=False)
+    batch, encodings = _prepare(items, project_id, now, retention_ms, submitter, nul_per_trace=False)
     if _NUL.search(b"".join(encodings)) is None:
         return batch
-    return _prepare(items, project_id, now, retention_ms, nul_per_trace=True)[0]
+    return _prepare(items, project_id, now, retention_ms, submitter, nul_per_trace=True)[0]
 
 
 def _prepare(
-    items: Sequence[Any], project_id: str, now: int, retention_ms: int, *, nul_per_trace: bool
+    items: Sequence[Any],
+    project_id: str,
+    now: int,
+    retention_ms: int,
+    submitter: Submitter | None,
+    *,
+    nul_per_trace: bool,
 ) -> tuple[PreparedBatch, list[bytes]]:
     results: list[TraceResult] = []
     rows: list[TraceRow] = []
@@ -175,6 +191,7 @@ def _prepare(
     newest = now + MAX_FUTURE_MS
     dumps = orjson.dumps
     nulls = False
+    record, label = (submitter.record, submitter.label) if submitter is not None else (None, None)
     for index, item in enumerate(items):
         body = None
         if type(item) is dict:
@@ -188,6 +205,8 @@ def _prepare(
                 results.append(TraceResult(index, _given_id(item), "rejected", outcome))
                 continue
             body = outcome
+        if record is not None:
+            body["submitter"] = record
         try:
             encoded = dumps(body)
         except orjson.JSONEncodeError as exc:  # only from Python callers: a lone surrogate, say
@@ -209,7 +228,7 @@ def _prepare(
         seen.add(trace_id)
         row_results.append(len(results))
         results.append(TraceResult(index, trace_id, "accepted"))
-        rows.append(make_row(project_id, body, encoded))
+        rows.append(make_row(project_id, body, encoded, label))
     return PreparedBatch(rows, results, row_results), encodings
 
 

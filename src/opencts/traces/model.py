@@ -123,6 +123,8 @@ class TraceIn(_Strict):
     tracker_name: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")] | None = (
         None
     )
+    #: set by the server (:mod:`opencts.traces.submitter`): whatever a producer writes here is dropped
+    submitter: Any = Field(default=None, exclude=True)
 
     @field_validator("time")
     @classmethod

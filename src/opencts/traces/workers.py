@@ -16,6 +16,7 @@ machine that cannot start processes at all pays for it once in a while, not on e
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from opencts.store.trace_log import TraceRow
-from opencts.traces.ingest import PreparedBatch, TraceResult, parse_batch, prepare
+from opencts.traces.ingest import PreparedBatch, Status, TraceResult, parse_batch, prepare
+from opencts.traces.submitter import Submitter
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,9 @@ IN_PLACE_BYTES = 64 * 1024
 RESTART_SECONDS = 10.0
 #: how often a worker checks that the server that started it is still there
 PARENT_CHECK_SECONDS = 1.0
-#: what crosses back from a worker: rows as plain tuples (a NamedTuple unpickles through Python code)
-Shipped = tuple[list[tuple[Any, ...]], list[TraceResult], list[int]]
+#: what crosses back from a worker: rows and verdicts as plain tuples (a NamedTuple unpickles through
+#: Python code, and a slotted dataclass pickles and unpickles through it, both ways)
+Shipped = tuple[list[tuple[Any, ...]], list[tuple[int, str | None, Status, str | None]], list[int]]
 
 
 def default_workers() -> int:
@@ -46,19 +49,30 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-def prepare_body(raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+def prepare_body(
+    raw: bytes, *, project_id: str, now: int, retention_ms: int, submitter: Submitter | None = None
+) -> PreparedBatch:
     """Parse an ingest body and prepare its traces; raises the 4xx errors of :func:`parse_batch`."""
-    return prepare(parse_batch(raw), project_id=project_id, now=now, retention_ms=retention_ms)
+    return prepare(
+        parse_batch(raw), project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter
+    )
 
 
-def _prepare_shipped(raw: bytes, project_id: str, now: int, retention_ms: int) -> Shipped:
-    batch = prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
-    return [tuple(row) for row in batch.rows], batch.results, batch.row_results
+def _prepare_shipped(
+    raw: bytes, project_id: str, now: int, retention_ms: int, submitter: Submitter | None
+) -> Shipped:
+    batch = prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter)
+    verdicts = [(r.index, r.trace_id, r.status, r.reason) for r in batch.results]
+    return [tuple(row) for row in batch.rows], verdicts, batch.row_results
 
 
 def _worker_started(server: int) -> None:
     # Ctrl-C reaches the whole process group: the server shuts its workers down itself, in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A batch allocates some 100,000 objects that live until it is shipped: collect as the server does
+    # (see ``opencts serve``), not every 700 allocations, which walked them over and over.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     # the server's pid comes from the server: a worker still importing when the server died would read
     # its adoptive parent here
     threading.Thread(target=_exit_with, args=(server,), name="parent-watch", daemon=True).start()
@@ -108,19 +122,23 @@ class PreparePool:
         pool = self._pool()
         return [pool.submit(_ready) for _ in range(self.workers)]
 
-    async def prepare(self, raw: bytes, *, project_id: str, now: int, retention_ms: int) -> PreparedBatch:
+    async def prepare(
+        self, raw: bytes, *, project_id: str, now: int, retention_ms: int, submitter: Submitter | None = None
+    ) -> PreparedBatch:
         if (
             self.workers == 0
             or len(raw) < IN_PLACE_BYTES
             or self._closed  # a request that arrived while the server shuts down
             or time.monotonic() < self._retry_at
         ):
-            return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+            return prepare_body(
+                raw, project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter
+            )
         loop = asyncio.get_running_loop()
         pool = self._pool()
         try:
-            tuples, results, row_results = await loop.run_in_executor(
-                pool, _prepare_shipped, raw, project_id, now, retention_ms
+            tuples, verdicts, row_results = await loop.run_in_executor(
+                pool, _prepare_shipped, raw, project_id, now, retention_ms, submitter
             )
         except BrokenProcessPool:
             if self._executor is pool:  # the first batch to hear of it replaces the pool, once
@@ -128,8 +146,11 @@ class PreparePool:
                 self._executor = None
                 self._retry_at = time.monotonic() + RESTART_SECONDS
                 pool.shutdown(wait=False)
-            return prepare_body(raw, project_id=project_id, now=now, retention_ms=retention_ms)
+            return prepare_body(
+                raw, project_id=project_id, now=now, retention_ms=retention_ms, submitter=submitter
+            )
         new = tuple.__new__
+        results = [TraceResult(*verdict) for verdict in verdicts]
         return PreparedBatch([new(TraceRow, values) for values in tuples], results, row_results)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from opencts.errors import Overloaded
 from opencts.store import Database
 from opencts.store.trace_log import TraceRow, append_keys, feed_index
 from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, settle
+from opencts.traces.submitter import Submitter
 from opencts.traces.workers import PreparePool
 
 log = logging.getLogger(__name__)
@@ -130,16 +131,23 @@ class TraceWriter:
         self.commits = GroupCommit(db, max_pending=max_pending)
         self.pool = pool or PreparePool(0)
 
-    async def write(self, project_id: str, items: Sequence[Any], *, shed: bool = True) -> list[TraceResult]:
-        """Validate, apply the project's tracker policy, append durably; one verdict per item."""
-        batch = prepare(items, project_id=project_id, now=now_ms(), retention_ms=self.retention_ms)
+    async def write(
+        self, project_id: str, items: Sequence[Any], *, submitter: Submitter, shed: bool = True
+    ) -> list[TraceResult]:
+        """Validate, apply the project's tracker policy, append durably; one verdict per item.
+
+        ``submitter`` is who hands these traces over (never anything the items say about themselves).
+        """
+        batch = prepare(
+            items, project_id=project_id, now=now_ms(), retention_ms=self.retention_ms, submitter=submitter
+        )
         return await self._write(project_id, batch, shed=shed)
 
-    async def write_body(self, project_id: str, raw: bytes) -> list[TraceResult]:
+    async def write_body(self, project_id: str, raw: bytes, *, submitter: Submitter) -> list[TraceResult]:
         """:meth:`write` for an ingest body as received: parsed and validated by the worker pool."""
         self.commits.refuse_if_full()  # no parsing for a batch that could not queue anyway
         batch = await self.pool.prepare(
-            raw, project_id=project_id, now=now_ms(), retention_ms=self.retention_ms
+            raw, project_id=project_id, now=now_ms(), retention_ms=self.retention_ms, submitter=submitter
         )
         return await self._write(project_id, batch, shed=True)
 
