@@ -63,6 +63,7 @@ def plain(seq: int, **overrides: Any) -> Any:
         "trace_type": "ConsoleAction",
         "trace_id": f"t{seq}",
         "request_id": "r1",
+        "submitter": "alice (token)",
         "body": b"{}",
     }
     values.update(overrides)
@@ -71,7 +72,7 @@ def plain(seq: int, **overrides: Any) -> Any:
 
 @pytest.mark.parametrize("lead", LEADS, ids=["eq", "plus", "minus", "at", "tab", "cr"])
 @pytest.mark.parametrize(
-    "field", ["trace_name", "resource_id", "resource_name", "user_name", "code", "request_id"]
+    "field", ["trace_name", "resource_id", "resource_name", "user_name", "code", "request_id", "submitter"]
 )
 def test_a_formula_in_any_field_is_neutralised_even_among_plain_rows(lead: str, field: str) -> None:
     rows = [plain(i) for i in range(30)]
