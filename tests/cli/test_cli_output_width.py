@@ -87,7 +87,7 @@ def test_trace_table_fits_80_columns_by_dropping_the_detail(
     # who, what, when and the verdict stay; where from and the detail go
     for kept in ("Time (UTC)", "Trace", "Service", "Resource", "User", "Rating"):
         assert kept in header
-    for dropped in ("Resource type", "Source IP", "Code"):
+    for dropped in ("Resource type", "Source IP", "Code", "Submitter"):
         assert dropped not in header
     rows = [line for line in lines if "incident" in line]
     assert len(rows) == 3  # every row is one line: nothing wraps, the rating is whole
@@ -95,18 +95,19 @@ def test_trace_table_fits_80_columns_by_dropping_the_detail(
     assert all(wide_traces in row or "…" in row for row in rows)
 
 
-def test_trace_table_at_200_columns_keeps_every_column_whole(
+def test_trace_table_on_a_wide_terminal_keeps_every_column_whole(
     live_server: LiveServer, wide_traces: str
 ) -> None:
-    out = cli(live_server, "traces", "list", "--user", wide_traces, columns=200)
+    out = cli(live_server, "traces", "list", "--user", wide_traces, columns=240)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 200
+    assert max(len(line) for line in lines) <= 240
     header = next(line for line in lines if "Time (UTC)" in line)
-    for column in ("Resource type", "Source IP", "Code", "Rating"):
+    for column in ("Resource type", "Source IP", "Code", "Rating", "Submitter"):
         assert column in header
     assert "…" not in out.stdout
     assert sum("sg-rule-for-the-payments-production-cluster-" in line for line in lines) == 3
+    assert sum("admin (" in line for line in lines) == 3  # who submitted them: the CLI's access key
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from opencts.cli.common import Column, DataDirOpt, EndpointOpt, console, err, fi
 from opencts.cli.timeparse import format_ms, parse_time
 from opencts.clock import now_ms
 from opencts.traces.ingest import MAX_BATCH_BYTES, MAX_BATCH_TRACES
+from opencts.traces.submitter import label_of
 
 app = typer.Typer(help="Send, list and export traces.", no_args_is_help=True)
 
@@ -140,6 +141,7 @@ TRACE_COLUMNS = (
     Column("Source IP", drop=3),
     Column("Code", drop=2),
     Column("Rating"),
+    Column("Submitter", drop=5, shrink=10),
 )
 
 
@@ -214,6 +216,7 @@ def list_(
                 escape(t.get("source_ip", "")),
                 escape(t.get("code", "")),
                 f"[{colour[rating]}]{rating}[/]" if rating in colour else escape(rating),
+                escape(label_of(t.get("submitter"))),
             ]
         )
     table = fit_table(TRACE_COLUMNS, rows)

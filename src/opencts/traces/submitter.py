@@ -41,7 +41,19 @@ class Submitter:
         }
         if principal.access_key:
             record["access_key_id"] = principal.access_key
-        return cls(record, f"{principal.user_name} ({principal.access_key or principal.method})")
+        return cls(record, label_of(record))
+
+
+def label_of(record: Any) -> str:
+    """The column's label for a stored ``submitter`` record; clients (the CLI) show the same words.
+
+    A trace stored before submitters were recorded has none, and gets an empty label.
+    """
+    if not isinstance(record, dict):
+        return ""
+    if record.get("type") == SERVICE:
+        return str(record.get("name") or SERVICE_NAME)
+    return f"{record.get('user_name', '')} ({record.get('access_key_id') or record.get('auth', '')})"
 
 
 #: OpenCTS's own records: its self-audit of logins, denials and writes to its APIs
