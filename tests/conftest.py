@@ -19,6 +19,7 @@ from opencts.api.app import create_app
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
+from opencts.iam.secrets import SecretBox, parse_master_key
 from opencts.iam.signature import HmacAuth
 from opencts.store import Database, migrate
 from opencts.store.trace_log import TraceRow
@@ -237,3 +238,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield server
     finally:
         stop_server(server)
+
+
+def master_box(data_dir: Path) -> SecretBox:
+    """The box of the master key a server generated in ``data_dir``, for tests that edit its database."""
+    return SecretBox(parse_master_key((data_dir / "master.key").read_text(), source="master.key"))

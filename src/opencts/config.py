@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = Field(
         15, ge=1, le=1440, description="How long failures are counted, and how long a lockout lasts."
     )
+    master_key: SecretStr | None = Field(
+        None,
+        description="Key sealing stored secrets: 32 bytes in base64 (`openssl rand -base64 32`); default"
+        " the master key file. Every node sharing a database needs the same one.",
+    )
+    master_key_file: Path | None = Field(
+        None,
+        description="File holding the master key (base64); default master.key in the data dir, generated"
+        " (0600) on the first start of an empty database.",
+    )
     admin_password: SecretStr | None = Field(
         None, description="Password for the first admin; default a random one written to credentials.json."
     )

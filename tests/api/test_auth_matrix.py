@@ -27,14 +27,14 @@ from huaweicloudsdkcts.v3 import (
 from sqlalchemy import Connection, insert
 from starlette.routing import NoMatchFound
 
-from conftest import Api, LiveServer, TraceFactory
+from conftest import Api, LiveServer, TraceFactory, master_box
 from opencts.api.app import create_app
 from opencts.api.deps import Services
 from opencts.config import Settings
 from opencts.iam import admin
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import CTS_READ_ONLY, CTS_TRACE_PRODUCER, SECURITY_ADMINISTRATOR
-from opencts.iam.secrets import new_id
+from opencts.iam.secrets import SecretBox, new_id
 from opencts.iam.signature import sign_headers
 from opencts.store import Database
 from opencts.store.tables import domains
@@ -50,26 +50,28 @@ class Key:
     secret_key: str
 
 
-def create_member(conn: Connection, domain_id: str, name: str, *roles: str, active: bool = True) -> Key:
+def create_member(
+    conn: Connection, box: SecretBox, domain_id: str, name: str, *roles: str, active: bool = True
+) -> Key:
     """A user in a group of their own holding ``roles``, with one access key (optionally already disabled)."""
     user = admin.create_user(conn, domain_id=domain_id, name=name, password=PASSWORD)
     group = admin.create_group(conn, domain_id=domain_id, name=f"{name}-group")
     admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
     for role in roles:
         admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-    new = admin.create_credential(conn, domain_id=domain_id, user_id=user.id)
+    new = admin.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
     if not active:
         key = new.credential.access_key
         admin.update_credential(conn, domain_id=domain_id, access_key=key, status="inactive")
     return Key(user.id, new.credential.access_key, new.secret_key)
 
 
-def create_other_account(conn: Connection) -> tuple[str, Key]:
+def create_other_account(conn: Connection, box: SecretBox) -> tuple[str, Key]:
     """A second account (bootstrap makes only the first) with a project and a full-CTS user."""
     domain_id = new_id()
     conn.execute(insert(domains).values(id=domain_id, name=f"other-{domain_id[:6]}", created_at=0))
     project = admin.create_project(conn, domain_id=domain_id, name="r-1")
-    return project.id, create_member(conn, domain_id, "outsider", "CTS FullAccess")
+    return project.id, create_member(conn, box, domain_id, "outsider", "CTS FullAccess")
 
 
 def grant_security_admin(conn: Connection, domain_id: str) -> None:
@@ -150,13 +152,14 @@ def services_of(api: Api) -> Services:
 @pytest.fixture
 async def world(api: Api) -> AsyncIterator[World]:
     domain_id = api.creds.domain_id
+    box = services_of(api).box
 
     def build(conn: Connection) -> tuple[Key, Key, str, str, Key]:
         grant_security_admin(conn, domain_id)
-        reader = create_member(conn, domain_id, "reader", CTS_READ_ONLY)
-        producer = create_member(conn, domain_id, "producer", CTS_TRACE_PRODUCER)
+        reader = create_member(conn, box, domain_id, "reader", CTS_READ_ONLY)
+        producer = create_member(conn, box, domain_id, "producer", CTS_TRACE_PRODUCER)
         second = admin.create_project(conn, domain_id=domain_id, name="r-1_second")
-        other_project, outsider = create_other_account(conn)
+        other_project, outsider = create_other_account(conn, box)
         return reader, producer, second.id, other_project, outsider
 
     reader, producer, second, other_project, outsider = await services_of(api).db.write(build)
@@ -375,12 +378,13 @@ def live_world(live_server: LiveServer) -> Iterator[LiveWorld]:
     """Users made directly in the server's database: new keys are never in its cache, so no waiting."""
     db = Database(f"sqlite:///{live_server.data_dir / 'opencts.db'}")
     domain_id, suffix = live_server.creds.domain_id, new_id()[:6]
+    box = master_box(live_server.data_dir)
 
     def build(conn: Connection) -> tuple[Key, Key, Key, str]:
-        reader = create_member(conn, domain_id, f"sdk-reader-{suffix}", CTS_READ_ONLY)
-        producer = create_member(conn, domain_id, f"sdk-producer-{suffix}", CTS_TRACE_PRODUCER)
-        disabled = create_member(conn, domain_id, f"sdk-disabled-{suffix}", CTS_READ_ONLY, active=False)
-        other_project, _ = create_other_account(conn)
+        reader = create_member(conn, box, domain_id, f"sdk-reader-{suffix}", CTS_READ_ONLY)
+        producer = create_member(conn, box, domain_id, f"sdk-producer-{suffix}", CTS_TRACE_PRODUCER)
+        disabled = create_member(conn, box, domain_id, f"sdk-disabled-{suffix}", CTS_READ_ONLY, active=False)
+        other_project, _ = create_other_account(conn, box)
         return reader, producer, disabled, other_project
 
     try:

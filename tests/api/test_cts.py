@@ -347,7 +347,7 @@ async def test_authentication_and_permissions(api: Api) -> None:
         group = admin.create_group(conn, domain_id=domain, name="auditors")
         admin.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
         admin.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
-        new = admin.create_credential(conn, domain_id=domain, user_id=user.id)
+        new = admin.create_credential(conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id)
         return new.credential.access_key, new.secret_key
 
     ak, sk = db_of(api).write_sync(reader)

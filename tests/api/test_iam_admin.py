@@ -292,7 +292,7 @@ async def other(iam: Api) -> AsyncIterator[OtherAccount]:
         admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
         for role in (SECURITY_ADMINISTRATOR, TENANT_ADMINISTRATOR):
             admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-        key = admin.create_credential(conn, domain_id=domain_id, user_id=user.id)
+        key = admin.create_credential(conn, box=services_of(iam).box, domain_id=domain_id, user_id=user.id)
         return domain_id, project.id, user.id, key.credential.access_key, key.secret_key
 
     domain_id, project_id, user_id, ak, sk = await services_of(iam).db.write(build)

@@ -296,7 +296,7 @@ async def test_routes_are_cts_operations_audited_and_permissioned(api: Api) -> N
         group = admin.create_group(conn, domain_id=domain, name="viewers")
         admin.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
         admin.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
-        new = admin.create_credential(conn, domain_id=domain, user_id=user.id)
+        new = admin.create_credential(conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id)
         return new.credential.access_key, new.secret_key
 
     ak, sk = services(api).db.write_sync(reader)

@@ -14,13 +14,15 @@ from opencts.iam import admin
 from opencts.iam.authenticate import load_credential, load_identity
 from opencts.iam.bootstrap import ADMIN_GROUP, BootstrapCredentials, bootstrap
 from opencts.iam.permissions import CTS_READ_ONLY, SECURITY_ADMINISTRATOR
-from opencts.iam.secrets import check_password, new_id
+from opencts.iam.secrets import SecretBox, check_password, new_id
 from opencts.iam.tokens import issue
 from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, tokens, users
 
 T = TypeVar("T")
 GOOD_PASSWORD = "Correct-Horse-9"
+
+BOX = SecretBox(bytes(range(32)))
 
 
 @dataclass
@@ -55,7 +57,7 @@ def make_domain(conn: Connection, name: str) -> str:
 
 @pytest.fixture
 def account(database: Database) -> Account:
-    creds = database.write_sync(lambda conn: bootstrap(conn, region="r-1", password="Admin-Pass-1"))
+    creds = database.write_sync(lambda conn: bootstrap(conn, box=BOX, region="r-1", password="Admin-Pass-1"))
     assert creds is not None
     domain_id = creds.domain_id
     admin_id = database.read_sync(lambda c: admin.list_users(c, domain_id=domain_id)[0].id)
@@ -113,7 +115,9 @@ def test_another_accounts_rows_are_not_found(account: Account) -> None:
     other = account.write(lambda c: make_domain(c, "other"))
     guest = account.do(admin.create_user, domain_id=other, name="guest", password=GOOD_PASSWORD)
     group = account.do(admin.create_group, domain_id=other, name="g")
-    key = account.do(admin.create_credential, domain_id=other, user_id=guest.id).credential.access_key
+    key = account.do(
+        admin.create_credential, box=BOX, domain_id=other, user_id=guest.id
+    ).credential.access_key
     mine = account.domain
     attempts: list[Callable[[Connection], object]] = [
         lambda c: admin.get_user(c, domain_id=mine, user_id=guest.id),
@@ -124,7 +128,7 @@ def test_another_accounts_rows_are_not_found(account: Account) -> None:
         lambda c: admin.add_member(c, domain_id=other, group_id=account.admin_group_id, user_id=guest.id),
         lambda c: admin.grant_role(c, domain_id=mine, group_id=group.id, role=CTS_READ_ONLY),
         lambda c: admin.delete_group(c, domain_id=mine, group_id=group.id),
-        lambda c: admin.create_credential(c, domain_id=mine, user_id=guest.id),
+        lambda c: admin.create_credential(c, box=BOX, domain_id=mine, user_id=guest.id),
         lambda c: admin.list_credentials(c, domain_id=mine, user_id=guest.id),
         lambda c: admin.update_credential(c, domain_id=mine, access_key=key, status="inactive"),
         lambda c: admin.delete_credential(c, domain_id=mine, access_key=key),
@@ -133,7 +137,7 @@ def test_another_accounts_rows_are_not_found(account: Account) -> None:
         with pytest.raises(NotFound):
             account.write(attempt)
     assert key not in {c.access_key for c in account.do(admin.list_credentials, domain_id=mine)}
-    assert account.read(lambda c: load_credential(c, key)) is not None  # untouched
+    assert account.read(lambda c: load_credential(c, key, BOX)) is not None  # untouched
 
 
 def test_disable_enable_and_new_password(account: Account) -> None:
@@ -157,7 +161,7 @@ def test_delete_user_takes_keys_tokens_and_memberships(account: Account) -> None
     user = account.do(admin.create_user, name="erin", password=GOOD_PASSWORD)
     group = account.do(admin.create_group, name="readers")
     account.do(admin.add_member, group_id=group.id, user_id=user.id)
-    account.do(admin.create_credential, user_id=user.id)
+    account.do(admin.create_credential, box=BOX, user_id=user.id)
     account.write(lambda c: issue(c, user_id=user.id, project_id=None, now=1))
     account.do(admin.delete_user, user_id=user.id)
     for table in (credentials, tokens, group_members):
@@ -213,23 +217,23 @@ def test_groups_members_and_roles(account: Account) -> None:
 
 def test_credentials_quota_listing_and_status(account: Account) -> None:
     user = account.do(admin.create_user, name="gina", password=GOOD_PASSWORD)
-    first = account.do(admin.create_credential, user_id=user.id, description="ci")
+    first = account.do(admin.create_credential, box=BOX, user_id=user.id, description="ci")
     assert len(first.credential.access_key) == 20 and len(first.secret_key) == 40
-    account.do(admin.create_credential, user_id=user.id)
+    account.do(admin.create_credential, box=BOX, user_id=user.id)
     with pytest.raises(QuotaExceeded, match="at most|the most"):
-        account.do(admin.create_credential, user_id=user.id)
+        account.do(admin.create_credential, box=BOX, user_id=user.id)
     listed = account.do(admin.list_credentials, user_id=user.id)
     assert len(listed) == 2 and all(not hasattr(c, "secret_key") for c in listed)
     ak = first.credential.access_key
     updated = account.do(admin.update_credential, access_key=ak, status="inactive")
     assert updated.status == "inactive" and updated.description == "ci"
-    loaded = account.read(lambda c: load_credential(c, ak))
+    loaded = account.read(lambda c: load_credential(c, ak, BOX))
     assert loaded is not None and loaded.active is False
     with pytest.raises(BadRequest, match="active or inactive"):
         account.do(admin.update_credential, access_key=ak, status="paused")
     account.do(admin.delete_credential, access_key=ak)
-    assert account.read(lambda c: load_credential(c, ak)) is None
-    account.do(admin.create_credential, user_id=user.id)  # room again
+    assert account.read(lambda c: load_credential(c, ak, BOX)) is None
+    account.do(admin.create_credential, box=BOX, user_id=user.id)  # room again
     every = {c.user_name for c in account.do(admin.list_credentials)}
     assert every == {"admin", "gina"}
 
@@ -255,7 +259,7 @@ def test_odd_ids_and_names_are_simply_not_found(account: Account, odd: str) -> N
         (admin.get_user, {"user_id": odd}),
         (admin.get_group, {"group_id": odd}),
         (admin.get_credential, {"access_key": odd}),
-        (admin.create_credential, {"user_id": odd}),
+        (admin.create_credential, {"box": BOX, "user_id": odd}),
     ):
         with pytest.raises(NotFound):
             account.do(fn, **kwargs)

@@ -19,6 +19,7 @@ from conftest import TraceFactory
 from opencts.clock import now_ms
 from opencts.consumers import ConsumerRunner, get_cursor
 from opencts.iam.bootstrap import bootstrap
+from opencts.iam.secrets import SecretBox
 from opencts.notifications import store
 from opencts.notifications.model import CreateNotificationRequestBody
 from opencts.notifications.notifier import MatcherCache, NotifierConsumer
@@ -37,6 +38,8 @@ from opencts.store.tables import (
 from opencts.traces.ingest import prepare
 
 DAY_MS = 86_400_000
+
+BOX = SecretBox(bytes(range(32)))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,7 @@ class World:
 @pytest.fixture
 def world(database: Database, signer: Signer) -> World:
     def setup(conn: Connection) -> World:
-        creds = bootstrap(conn, region="local-1", password="pw-123456789")
+        creds = bootstrap(conn, box=BOX, region="local-1", password="pw-123456789")
         assert creds is not None
         project = creds.project_id
         topic = topics.create(conn, project_id=project, region="local-1", body=CreateTopic(name="alarms"),

@@ -7,17 +7,28 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer, free_port, start_server, stop_server
+from conftest import LiveServer, free_port, master_box, start_server, stop_server
 from opencts.cli.main import app
-from opencts.smn.signing import load_or_create
+from opencts.smn.signing import Signer, load_or_create
+from opencts.store import Database
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
+
+
+def live_signer(data_dir: Path) -> Signer:
+    """The server's signing key, read from its database with its master key."""
+    db = Database(f"sqlite:///{data_dir / 'opencts.db'}")
+    try:
+        return db.read_sync(lambda conn: load_or_create(conn, master_box(data_dir)))
+    finally:
+        db.close()
 
 
 def run(server: LiveServer, *args: str) -> tuple[int, str]:
@@ -69,7 +80,7 @@ def test_topics_subscriptions_publish_and_dead_letters(relay_down: LiveServer) -
     assert listed["subscription_urn"] == sub and listed["status"] == 0
 
     # the confirmation link an email would carry (the test reads the server's key to make it)
-    token = load_or_create(live_server.data_dir).token(sub)
+    token = live_signer(live_server.data_dir).token(sub)
     resp = httpx.get(
         f"{live_server.url}/v2/notifications/subscriptions/confirm",
         params={"token": token},

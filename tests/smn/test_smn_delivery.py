@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opencts.iam.bootstrap import bootstrap
+from opencts.iam.secrets import SecretBox
 from opencts.smn import deliveries, subscriptions, topics
 from opencts.smn.delivery import (
     Backoff,
@@ -34,6 +35,7 @@ from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
 
 T0 = 1_800_000_000_000
 NO_JITTER = Backoff(base_seconds=1, max_seconds=60, jitter=0)
+BOX = SecretBox(bytes(range(32)))
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ class World:
 
 def make_world(db: Database, signer: Signer, confirmed: int = 2, unconfirmed: int = 1) -> World:
     def setup(conn: Connection) -> World:
-        creds = bootstrap(conn, region="local-1", password="pw-123456789")
+        creds = bootstrap(conn, box=BOX, region="local-1", password="pw-123456789")
         assert creds is not None
         project = creds.project_id
         topic = topics.create(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
+from opencts.iam.secrets import SecretBox
 from opencts.smn.model import (
     AddSubscription,
     CreateTopic,
@@ -21,8 +21,16 @@ from opencts.smn.model import (
     normalise_endpoint,
     text_for,
 )
-from opencts.smn.signing import canonical_string, load_or_create, verify_message
+from opencts.smn.signing import (
+    KEY_FILE,
+    Signer,
+    canonical_string,
+    load_or_create,
+    remove_legacy_files,
+    verify_message,
+)
 from opencts.smn.ssrf import EndpointRefused, check_url, is_public
+from opencts.store import Database
 
 
 @pytest.mark.parametrize("name", ["a", "Alarms-1", "9_x", "a" * 255])
@@ -199,11 +207,10 @@ def test_the_canonical_string_is_documented_and_stable() -> None:
     assert "subject" not in canonical_string({**_doc(), "subject": None})
 
 
-def test_signing_key_is_private_persistent_and_verifies(tmp_path: Path) -> None:
-    signer = load_or_create(tmp_path)
-    key_file = tmp_path / "smn_signing_key.pem"
-    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    again = load_or_create(tmp_path)
+def test_signing_key_is_sealed_persistent_and_verifies(database: Database) -> None:
+    box = SecretBox(bytes(range(32)))
+    signer = database.write_sync(lambda conn: load_or_create(conn, box))
+    again = database.write_sync(lambda conn: load_or_create(conn, box))
     assert again.cert_pem == signer.cert_pem and again.token("u") == signer.token("u")
     doc = signer.sign(_doc())
     assert doc["signature_version"] == "v1"
@@ -219,6 +226,22 @@ def test_signing_key_is_private_persistent_and_verifies(tmp_path: Path) -> None:
         {**doc, "signature": "!!"},
     ):
         assert not verify_message(tampered, signer.cert_pem)
-    other = load_or_create(tmp_path / "elsewhere")
+    other = Signer.from_private_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     assert not verify_message(doc, other.cert_pem)
     assert signer.token("urn:a") != signer.token("urn:b") != other.token("urn:b")
+
+
+def test_a_signing_key_file_is_moved_into_the_database(database: Database, tmp_path: Path) -> None:
+    """Links already sent stay valid: the key a data dir held is adopted, then its file is removed."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / KEY_FILE).write_bytes(pem)
+    old = Signer.from_private_key(key)
+    box = SecretBox(bytes(range(32)))
+    signer = database.write_sync(lambda conn: load_or_create(conn, box, tmp_path))
+    assert signer.token("urn:s") == old.token("urn:s")
+    remove_legacy_files(tmp_path, signer)
+    assert not (tmp_path / KEY_FILE).exists()
+    assert database.read_sync(lambda conn: load_or_create(conn, box)).token("urn:s") == old.token("urn:s")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -18,9 +19,13 @@ from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
+from opencts.iam.keyring import unlock
+from opencts.iam.secrets import SecretBox
 from opencts.notifications.notifier import DAY_MS, NotifierConsumer
+from opencts.smn import signing
 from opencts.smn.service import SmnService
 from opencts.store import Database, migrate
+from opencts.store.files import tighten_dir
 from opencts.traces.retention import RetentionConsumer
 from opencts.traces.workers import PreparePool, default_workers
 from opencts.traces.writer import TraceWriter
@@ -30,17 +35,50 @@ from opencts.trackers.recording import PolicyCache
 log = logging.getLogger("opencts")
 
 
-def open_database(settings: Settings) -> Database:
-    """Open, migrate and bootstrap the database; shared by the server and the offline CLI commands."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Opened:
+    """What :func:`open_store` opened: the database, the master key's box and the SMN signing key."""
+
+    db: Database
+    box: SecretBox
+    signer: signing.Signer
+
+
+def open_store(settings: Settings) -> Opened:
+    """Open, migrate, unlock and bootstrap the database; raises ``MasterKeyError`` on a bad master key.
+
+    The data dir is made private first (0700, files 0600), so nothing written afterwards is ever readable
+    by others. Bootstrap runs only on an empty database: a node joining one that another node set up
+    (a shared PostgreSQL) takes the account, the master key check and the signing key from it.
+    """
+    tighten_dir(settings.data_dir)
     db = Database(settings.resolved_database_url, max_pending_writes=settings.max_pending_writes)
-    migrate.upgrade(db)
-    password = settings.admin_password.get_secret_value() if settings.admin_password else None
-    creds = db.write_sync(lambda conn: bootstrap(conn, region=settings.region, password=password))
-    if creds is not None:
-        write_credentials(settings.credentials_path, creds)
-        log.info("first start: credentials written to %s", settings.credentials_path)
-    return db
+    try:
+        migrate.upgrade(db)
+        master = settings.master_key.get_secret_value() if settings.master_key else None
+        box = db.write_sync(
+            lambda conn: unlock(
+                conn, master_key=master, key_file=settings.master_key_file, data_dir=settings.data_dir
+            )
+        )
+        password = settings.admin_password.get_secret_value() if settings.admin_password else None
+        creds = db.write_sync(
+            lambda conn: bootstrap(conn, box=box, region=settings.region, password=password)
+        )
+        if creds is not None:
+            write_credentials(settings.credentials_path, creds)
+            log.info("first start: credentials written to %s", settings.credentials_path)
+        signer = db.write_sync(lambda conn: signing.load_or_create(conn, box, settings.data_dir))
+        signing.remove_legacy_files(settings.data_dir, signer)
+    except BaseException:
+        db.close()
+        raise
+    return Opened(db, box, signer)
+
+
+def open_database(settings: Settings) -> Database:
+    """:func:`open_store`, for callers that need only the database (the CLI, benchmarks)."""
+    return open_store(settings).db
 
 
 def create_app(settings: Settings | None = None, *, start_consumers: bool = True) -> FastAPI:
@@ -48,7 +86,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await asyncio.to_thread(open_database, settings)
+        opened = await asyncio.to_thread(open_store, settings)
+        db = opened.db
         db.start_background()
         signal = LogSignal()
         policies = PolicyCache()
@@ -59,7 +98,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             settings=settings,
             db=db,
             signal=signal,
-            authenticator=Authenticator(db),
+            authenticator=Authenticator(db, opened.box),
             writer=TraceWriter(
                 db,
                 signal,
@@ -68,8 +107,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 max_pending=settings.max_pending_writes,
                 pool=pool,
             ),
+            box=opened.box,
             policies=policies,
-            smn=SmnService.open(db, settings),
+            smn=SmnService.open(db, settings, opened.signer),
         )
         app.state.services = services
         runners = [

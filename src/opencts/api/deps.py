@@ -11,6 +11,7 @@ from opencts.config import Settings
 from opencts.consumers import LogSignal
 from opencts.errors import PayloadTooLarge, UnsupportedMediaType
 from opencts.iam.authenticate import Authenticator
+from opencts.iam.secrets import SecretBox
 from opencts.notifications.notifier import MatcherCache
 from opencts.store import Database
 from opencts.traces.writer import TraceWriter
@@ -29,6 +30,8 @@ class Services:
     signal: LogSignal
     authenticator: Authenticator
     writer: TraceWriter
+    #: seals and opens stored secrets under the deployment's master key
+    box: SecretBox
     policies: PolicyCache = field(default_factory=PolicyCache)
     smn: SmnService | None = None
     #: compiled notification matchers; the notification routes invalidate a project's on every change

@@ -367,7 +367,11 @@ async def create_credential(request: Request, services: ServicesDep, caller: Cre
     new = await _change(
         services,
         lambda conn: admin.create_credential(
-            conn, domain_id=caller.domain_id, user_id=req.user_id, description=req.description
+            conn,
+            box=services.box,
+            domain_id=caller.domain_id,
+            user_id=req.user_id,
+            description=req.description,
         ),
     )
     return json_response({"credential": {**_credential(new.credential), "secret": new.secret_key}}, 201)

@@ -22,6 +22,7 @@ from opencts.config import DEFAULT_BIND
 
 if TYPE_CHECKING:
     from opencts.config import Settings
+    from opencts.iam.bootstrap import BootstrapCredentials
 
 app = typer.Typer(
     cls=CliGroup,
@@ -96,6 +97,7 @@ def serve(
     from opencts.api.server import uvicorn_options
     from opencts.config import Settings
     from opencts.iam.bootstrap import read_credentials
+    from opencts.iam.secrets import MasterKeyError
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -117,8 +119,33 @@ def serve(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic logs its context and every step at INFO on each start; they are asked for, not shown.
     logging.getLogger("alembic").setLevel(logging.INFO if verbose or level == "DEBUG" else logging.WARNING)
-    open_database(settings).close()  # migrate and bootstrap now, so the banner can say how to log in
-    creds = read_credentials(settings.credentials_path)
+    try:
+        open_database(settings).close()  # migrate and bootstrap now, so the banner can say how to log in
+    except MasterKeyError as exc:
+        raise CliError(str(exc)) from None
+    if settings.credentials_path.exists():
+        _banner(settings, read_credentials(settings.credentials_path))
+    else:  # a node that joined a database another node set up has no credentials of its own
+        url = settings.resolved_public_url
+        console.print(f"OpenCTS is starting at {url} (joined an existing database)", markup=False)
+    app_ = create_app(settings)
+    # An ingest batch of 1,000 traces allocates some 100,000 objects, so CPython's default threshold (a
+    # collection every 700 allocations) spent a fifth of the event loop's time walking young objects that
+    # were about to be freed anyway. Collections still run, a hundred times less often; what startup
+    # imported is frozen out of them.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        **uvicorn_options(settings),
+    )
+
+
+def _banner(settings: Settings, creds: BootstrapCredentials) -> None:
     url = settings.resolved_public_url
     # the command as it was started (``.venv/bin/opencts`` under ``make run``), so the hint runs as shown
     cmd = sys.argv[0] if sys.argv and sys.argv[0].endswith("opencts") else "opencts"
@@ -140,21 +167,6 @@ def serve(
     # Outside the box and never wrapped by us, so each command is copied whole from a narrow terminal.
     for hint in (f"{cmd} demo {where}", f"{cmd} traces list {where} --from 7d"):
         console.print(f"try: {hint}", markup=False, highlight=False)
-    app_ = create_app(settings)
-    # An ingest batch of 1,000 traces allocates some 100,000 objects, so CPython's default threshold (a
-    # collection every 700 allocations) spent a fifth of the event loop's time walking young objects that
-    # were about to be freed anyway. Collections still run, a hundred times less often; what startup
-    # imported is frozen out of them.
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    uvicorn.run(
-        app_,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        **uvicorn_options(settings),
-    )
 
 
 @app.command()

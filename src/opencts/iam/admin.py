@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 
 from opencts.clock import now_ms
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
+from opencts.iam.keyring import seal_secret_key
 from opencts.iam.permissions import ROLES, SECURITY_ADMINISTRATOR
-from opencts.iam.secrets import hash_password, new_access_key, new_id, new_secret_key
+from opencts.iam.secrets import SecretBox, hash_password, new_access_key, new_id, new_secret_key
 from opencts.store.tables import (
     credentials,
     domains,
@@ -425,8 +426,9 @@ def _credential(r: Row[Any]) -> Credential:
 
 
 def create_credential(
-    conn: Connection, *, domain_id: str, user_id: str, description: str = ""
+    conn: Connection, *, box: SecretBox, domain_id: str, user_id: str, description: str = ""
 ) -> NewCredential:
+    """A new access key for ``user_id``; the secret key is stored sealed under the master key."""
     _check_description("credential", description)
     user = get_user(conn, domain_id=domain_id, user_id=user_id)
     conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())  # quota check vs races
@@ -441,7 +443,7 @@ def create_credential(
     conn.execute(
         insert(credentials).values(
             access_key=cred.access_key,
-            secret_key=secret,
+            secret_key=seal_secret_key(box, cred.access_key, secret),
             user_id=user_id,
             status="active",
             description=description,

@@ -2,7 +2,8 @@
 
 Two ways in, as on Huawei Cloud: an ``SDK-HMAC-SHA256`` signature made with an AK/SK, or an
 ``X-Auth-Token`` from a password login. Lookups are cached for a few seconds (a disabled key stops working
-within ``cache_seconds`` on other processes, at once on this one), so a signed call costs no database trip.
+within ``cache_seconds`` on other processes, at once on this one), so a signed call costs no database trip
+and no decryption: the secret key is unsealed once per lookup and kept with the cached credential.
 
 Replays: any signed request is accepted again within the 15-minute date window, as by the cloud APIs,
 unless it signs ``X-Request-Nonce``; such a write is served once (``iam.replays``).
@@ -26,7 +27,9 @@ from opencts.clock import now_ms
 from opencts.errors import Overloaded, Unauthorized
 from opencts.iam import replays
 from opencts.iam import signature as sig
+from opencts.iam.keyring import open_secret_key
 from opencts.iam.principal import Principal
+from opencts.iam.secrets import SealedValueError, SecretBox
 from opencts.iam.tokens import token_hash
 from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, group_roles, projects, tokens, users
@@ -84,7 +87,7 @@ def load_identity(conn: Connection, user_id: str) -> Identity | None:
     return Identity(row.id, row.name, bool(row.enabled), row.domain_id, row.dn, frozenset(roles))
 
 
-def load_credential(conn: Connection, access_key: str) -> Credential | None:
+def load_credential(conn: Connection, access_key: str, box: SecretBox) -> Credential | None:
     row = conn.execute(
         select(credentials.c.secret_key, credentials.c.status, credentials.c.user_id).where(
             credentials.c.access_key == access_key
@@ -95,7 +98,11 @@ def load_credential(conn: Connection, access_key: str) -> Credential | None:
     identity = load_identity(conn, row.user_id)
     if identity is None:
         return None
-    return Credential(access_key, row.secret_key, row.status == "active", identity)
+    try:
+        secret_key = open_secret_key(box, access_key, row.secret_key)
+    except SealedValueError:
+        return None  # sealed under another key or damaged: unusable, refused like an unknown key
+    return Credential(access_key, secret_key, row.status == "active", identity)
 
 
 def load_token(conn: Connection, hashed: str) -> tuple[Identity, str | None, int, bool] | None:
@@ -124,6 +131,7 @@ class Authenticator:
     def __init__(
         self,
         db: Database,
+        box: SecretBox,
         *,
         skew_ms: int = SKEW_MS,
         cache_seconds: float = 5.0,
@@ -131,6 +139,7 @@ class Authenticator:
         use_record_ms: int = USE_RECORD_MS,
     ) -> None:
         self.db = db
+        self.box = box
         self.skew_ms = skew_ms
         self.cache_seconds = cache_seconds
         self.clock = clock
@@ -153,7 +162,7 @@ class Authenticator:
         hit = self._credentials.get(access_key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        found = await self.db.read(lambda conn: load_credential(conn, access_key))
+        found = await self.db.read(lambda conn: load_credential(conn, access_key, self.box))
         if len(self._credentials) > 10_000:
             self._credentials.clear()
         self._credentials[access_key] = (time.monotonic() + self.cache_seconds, found)

@@ -1,21 +1,32 @@
 """First start: create the account, its project, the admin user and an AK/SK, and write them down.
 
 ``credentials.json`` (mode 0600) is the only place the admin password and secret key are ever shown;
-the database keeps a password hash. A later start finds the domain and leaves everything alone.
+the database keeps a password hash and the secret key sealed under the master key. A later start finds
+the domain and leaves everything alone, and so does a node that joins a database another node set up:
+it needs no ``credentials.json`` of its own.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from opencts.clock import now_ms
+from opencts.iam.keyring import seal_secret_key
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR, TENANT_ADMINISTRATOR
-from opencts.iam.secrets import hash_password, new_access_key, new_id, new_password, new_secret_key
+from opencts.iam.secrets import (
+    SecretBox,
+    hash_password,
+    new_access_key,
+    new_id,
+    new_password,
+    new_secret_key,
+)
+from opencts.store.files import open_private
 from opencts.store.tables import credentials, domains, group_members, group_roles, groups, projects, users
 from opencts.trackers.store import create_system_tracker
 
@@ -38,7 +49,12 @@ class BootstrapCredentials:
 
 
 def bootstrap(
-    conn: Connection, *, region: str, domain_name: str = "opencts", password: str | None = None
+    conn: Connection,
+    *,
+    box: SecretBox,
+    region: str,
+    domain_name: str = "opencts",
+    password: str | None = None,
 ) -> BootstrapCredentials | None:
     """Create the first account if there is none; returns its credentials, or None if it existed."""
     if conn.execute(select(domains.c.id).limit(1)).first() is not None:
@@ -56,7 +72,11 @@ def bootstrap(
         secret_key=new_secret_key(),
     )
     user_id, group_id = new_id(), new_id()
-    conn.execute(insert(domains).values(id=creds.domain_id, name=domain_name, created_at=now))
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(domains).values(id=creds.domain_id, name=domain_name, created_at=now))
+    except IntegrityError:  # another node sharing the database bootstrapped it a moment earlier
+        return None
     conn.execute(
         insert(projects).values(id=creds.project_id, domain_id=creds.domain_id, name=region, created_at=now)
     )
@@ -86,7 +106,7 @@ def bootstrap(
     conn.execute(
         insert(credentials).values(
             access_key=creds.access_key,
-            secret_key=creds.secret_key,
+            secret_key=seal_secret_key(box, creds.access_key, creds.secret_key),
             user_id=user_id,
             status="active",
             description="created at first start",
@@ -99,11 +119,8 @@ def bootstrap(
 def write_credentials(path: Path, creds: BootstrapCredentials) -> None:
     """Write with mode 0600 from the first byte: the file is never readable by others, even briefly."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(creds), fh, indent=2)
-        fh.write("\n")
-    os.chmod(path, 0o600)
+    with open_private(path) as fh:
+        fh.write(json.dumps(asdict(creds), indent=2).encode() + b"\n")
 
 
 def read_credentials(path: Path) -> BootstrapCredentials:

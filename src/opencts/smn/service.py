@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from opencts.config import Settings
 from opencts.smn.channels import Channels, Links
 from opencts.smn.delivery import Backoff, DeliveryWorker
-from opencts.smn.signing import Signer, load_or_create
+from opencts.smn.signing import Signer
 from opencts.store import Database
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,7 @@ class SmnService:
     task: asyncio.Task[None] | None = None
 
     @classmethod
-    def open(cls, db: Database, settings: Settings) -> SmnService:
-        signer = load_or_create(settings.data_dir)
+    def open(cls, db: Database, settings: Settings, signer: Signer) -> SmnService:
         links = Links(settings.resolved_public_url, signer)
         channels = Channels(settings, signer, links)
         worker = DeliveryWorker(

@@ -14,17 +14,20 @@ check that this URL points at the OpenCTS it subscribed to before trusting the k
 Link tokens are not random numbers kept somewhere: a token is an HMAC of the subscription URN under a key
 derived from the signing key. The database keeps only the token's SHA-256 (to find the subscription when
 the link is clicked), and the outbox renders the link when it sends, so no usable token is ever stored.
-Instances that share one PostgreSQL database must therefore share the key file too.
+
+The key pair lives in the database (``server_keys``), the private key sealed under the master key
+(:mod:`opencts.iam.keyring`), so every node sharing a database signs with the same key, publishes the same
+certificate and renders the same link tokens. A key file an earlier version left in the data dir is
+moved into the database on the first start that finds none there.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import os
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +38,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from sqlalchemy import Connection
 
+from opencts.iam.keyring import get_key, put_key_once, set_key
+from opencts.iam.secrets import MasterKeyError, SealedValueError, SecretBox
+
+log = logging.getLogger(__name__)
+
+#: where an earlier version kept the key pair, in the data dir
 KEY_FILE = "smn_signing_key.pem"
 CERT_FILE = "smn_signing_cert.pem"
+#: ``server_keys`` rows: the sealed PKCS#8 private key, and the certificate (public, in PEM)
+KEY_NAME = "smn_signing_key"
+CERT_NAME = "smn_signing_cert"
 SIGNATURE_VERSION = "v1"
 SIGNED_FIELDS: tuple[str, ...] = (
     "message",
@@ -133,41 +146,72 @@ def _self_signed(key: rsa.RSAPrivateKey) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _write_once(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` with ``data`` unless it exists; two processes starting at once agree on one file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def load_or_create(conn: Connection, box: SecretBox, legacy_dir: Path | None = None) -> Signer:
+    """The deployment's signing key from the database; the first start stores one (see the module doc).
+
+    With ``legacy_dir``, a key file found there is adopted instead of generating a new key, so links
+    already sent keep working; :func:`remove_legacy_files` deletes it once the database holds it.
+    """
+    sealed = get_key(conn, KEY_NAME)
+    if sealed is None:
+        key = _legacy_key(legacy_dir) or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        sealed = put_key_once(conn, KEY_NAME, box.seal(_der(key), context=KEY_NAME))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        loaded = serialization.load_der_private_key(box.open(sealed, context=KEY_NAME), password=None)
+    except SealedValueError as exc:
+        raise MasterKeyError(f"the SMN signing key cannot be read: {exc}") from None
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise MasterKeyError("the stored SMN signing key is not an RSA key")
+    cert_pem = get_key(conn, CERT_NAME)
+    if cert_pem is None:
+        legacy = _legacy_cert(legacy_dir, loaded)
+        cert_pem = put_key_once(conn, CERT_NAME, legacy or _self_signed(loaded).decode())
+    if not _certifies(cert_pem.encode(), loaded):  # never publish a certificate that lies about the key
+        cert_pem = _self_signed(loaded).decode()
+        set_key(conn, CERT_NAME, cert_pem)
+    return Signer.from_private_key(loaded, cert_pem.encode())
 
 
-def load_or_create(data_dir: Path) -> Signer:
-    """Load the signing key from the data dir; the first start creates an RSA-2048 key (0600) and a cert."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key_path, cert_path = data_dir / KEY_FILE, data_dir / CERT_FILE
-    if not key_path.exists():
-        new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = new.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_once(key_path, pem, 0o600)
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{key_path} does not hold an RSA private key")
-    if not cert_path.exists():
-        _write_once(cert_path, _self_signed(key), 0o644)
-    cert_pem = cert_path.read_bytes()
+def remove_legacy_files(data_dir: Path, signer: Signer) -> None:
+    """Delete the key file an earlier version wrote, once the database holds that very key."""
+    key_path = data_dir / KEY_FILE
+    key = _legacy_key(data_dir)
+    if key is None:
+        return
+    if _der(key) != _der(signer.private_key):
+        log.warning("%s is not the deployment's signing key (kept in the database); it is unused", key_path)
+        return
+    key_path.unlink(missing_ok=True)
+    (data_dir / CERT_FILE).unlink(missing_ok=True)
+    log.info("the SMN signing key of %s is now kept sealed in the database; the file is removed", key_path)
+
+
+def _der(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _legacy_key(legacy_dir: Path | None) -> rsa.RSAPrivateKey | None:
+    if legacy_dir is None or not (legacy_dir / KEY_FILE).is_file():
+        return None
+    key = serialization.load_pem_private_key((legacy_dir / KEY_FILE).read_bytes(), password=None)
+    return key if isinstance(key, rsa.RSAPrivateKey) else None
+
+
+def _legacy_cert(legacy_dir: Path | None, key: rsa.RSAPrivateKey) -> str | None:
+    if legacy_dir is None or not (legacy_dir / CERT_FILE).is_file():
+        return None
+    pem = (legacy_dir / CERT_FILE).read_bytes()
+    return pem.decode() if _certifies(pem, key) else None
+
+
+def _certifies(cert_pem: bytes, key: rsa.RSAPrivateKey) -> bool:
     public = serialization.PublicFormat.SubjectPublicKeyInfo
-    cert_key = x509.load_pem_x509_certificate(cert_pem).public_key()
-    if cert_key.public_bytes(serialization.Encoding.DER, public) != key.public_key().public_bytes(
+    try:
+        cert_key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    except ValueError:
+        return False
+    return cert_key.public_bytes(serialization.Encoding.DER, public) == key.public_key().public_bytes(
         serialization.Encoding.DER, public
-    ):
-        cert_pem = _self_signed(key)  # the key was replaced by hand: never publish a certificate that lies
-    return Signer.from_private_key(key, cert_pem)
+    )

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from opencts.errors import Overloaded
 from opencts.store import term_index
+from opencts.store.files import DIR_MODE, private_file, tighten_file
 from opencts.store.term_index import TermIndex
 
 T = TypeVar("T")
@@ -40,10 +41,24 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def private_files(path: Path) -> None:
+    """Give a SQLite database and its companions mode 0600 before SQLite opens it.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's own mode, so creating the
+    database file 0600 first keeps all three private whatever the umask; files left by an older, looser
+    start are tightened too. A directory made here is 0700.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=DIR_MODE)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal", ".terms"):
+        tighten_file(path.with_name(path.name + suffix))
+
+
 def _sqlite_engine(url: str, *, immediate: bool, pragmas: dict[str, int] | None = None) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_files(Path(path))
     # LIFO: the most recently used connection comes back first, so a few warm connections (and their page
     # caches) serve most reads instead of every pooled connection growing its own cache.
     engine = create_engine(url, pool_size=8 if not immediate else 1, max_overflow=8, pool_use_lifo=True)

@@ -183,6 +183,15 @@ used_signatures = Table(
 )
 Index("ix_used_signatures_expires", used_signatures.c.expires_at)
 
+#: keys shared by every node of a deployment (see ``iam.keyring``): secrets are sealed under the master key
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 trackers = Table(
     "trackers",
     metadata,

@@ -34,6 +34,8 @@ import orjson
 from pyroaring import BitMap64
 from sqlalchemy import Connection, text
 
+from opencts.store.files import open_private
+
 #: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
 #: bitmap per value stays small and a batch of appends updates a few dozen of them.
 TERM_COLUMNS: tuple[str, ...] = (
@@ -259,7 +261,7 @@ class TermIndex:
         if anchor is None:
             return False
         partial = path.with_name(path.name + ".partial")
-        with partial.open("wb") as out:
+        with open_private(partial) as out:  # the index holds user names and resource ids
             header = {
                 "version": _SNAPSHOT_VERSION,
                 "upto": upto,
