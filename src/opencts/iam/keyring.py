@@ -29,6 +29,7 @@ from opencts.iam.secrets import (
     new_master_key,
     parse_master_key,
 )
+from opencts.store.database import erasing_overwrites
 from opencts.store.files import open_private, tighten_file
 from opencts.store.tables import credentials, server_keys
 
@@ -125,12 +126,13 @@ def seal_plain_credentials(conn: Connection, box: SecretBox) -> int:
             not_(credentials.c.secret_key.startswith(SEALED_PREFIX, autoescape=True))
         )
     ).all()
-    for row in rows:
-        conn.execute(
-            update(credentials)
-            .where(credentials.c.access_key == row.access_key)
-            .values(secret_key=seal_secret_key(box, row.access_key, row.secret_key))
-        )
+    with erasing_overwrites(conn):
+        for row in rows:
+            conn.execute(
+                update(credentials)
+                .where(credentials.c.access_key == row.access_key)
+                .values(secret_key=seal_secret_key(box, row.access_key, row.secret_key))
+            )
     return len(rows)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +54,24 @@ def private_files(path: Path) -> None:
     private_file(path)
     for suffix in ("-wal", "-shm", "-journal", ".terms"):
         tighten_file(path.with_name(path.name + suffix))
+
+
+@contextmanager
+def erasing_overwrites(conn: Connection) -> Iterator[None]:
+    """Within the block, SQLite zeroes what it overwrites or deletes instead of leaving it in free space.
+
+    Replacing a plain-text secret by its sealed form would otherwise leave the old bytes readable in the
+    database file's free space. The setting is per connection, so it is turned off again: bulk deletes
+    (retention) should not pay for zeroing. PostgreSQL needs nothing here (old row versions are vacuumed).
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("PRAGMA secure_delete=OFF")
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pragmas: dict[str, int] | None = None) -> Engine:
