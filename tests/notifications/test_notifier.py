@@ -96,7 +96,7 @@ def world(database: Database, signer: Signer) -> World:
         topic = topics.create(conn, project_id=project, region="local-1", body=CreateTopic(name="alarms"),
                               now=now_ms())  # fmt: skip
         subs = subscriptions.add(
-            conn, project_id=project, topic_urn=topic, signer=signer, now=now_ms(),
+            conn, project_id=project, topic_urn=topic, signer=signer, box=BOX, now=now_ms(),
             items=[NewSubscription(protocol="email", endpoint="ops@example.com"),
                    NewSubscription(protocol="http", endpoint="http://127.0.0.1:9/hook")],
         )  # fmt: skip

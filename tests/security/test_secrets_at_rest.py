@@ -20,19 +20,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from conftest import TraceFactory, signed_client
 from opencts.api.app import create_app
 from opencts.config import Settings
-from opencts.iam.bootstrap import bootstrap, read_credentials, write_credentials
+from opencts.iam.bootstrap import BootstrapCredentials, bootstrap, read_credentials, write_credentials
 from opencts.iam.secrets import SecretBox, new_master_key
+from opencts.smn import subscriptions, topics
+from opencts.smn.model import CreateTopic, Extension, NewSubscription
 from opencts.smn.signing import KEY_FILE, Signer, verify_message
 from opencts.store import Database, migrate
-from opencts.store.tables import credentials
+from opencts.store.tables import credentials, smn_subscriptions
 
 
 @contextmanager
@@ -197,22 +200,16 @@ async def test_plain_text_secrets_of_an_older_database_are_sealed_at_start(
     """A database from before sealing: plain secret keys in the table, the signing key in a file."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     db = Database(f"sqlite:///{data_dir / 'opencts.db'}")
     try:
         migrate.upgrade(db, "0010")
         creds = db.write_sync(lambda conn: bootstrap(conn, box=SecretBox(os.urandom(32)), region="local-1"))
         assert creds is not None
-        db.write_sync(
-            lambda conn: conn.execute(
-                update(credentials)
-                .where(credentials.c.access_key == creds.access_key)
-                .values(secret_key=creds.secret_key)
-            )
-        )
+        db.write_sync(lambda conn: store_in_plain_text(conn, creds, Signer.from_private_key(key)))
     finally:
         db.close()
     write_credentials(data_dir / "credentials.json", creds)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (data_dir / KEY_FILE).write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -228,10 +225,71 @@ async def test_plain_text_secrets_of_an_older_database_are_sealed_at_start(
     db = Database(f"sqlite:///{data_dir / 'opencts.db'}")
     try:
         [stored] = db.read_sync(lambda conn: conn.execute(select(credentials.c.secret_key)).scalars().all())
+        [extension] = db.read_sync(
+            lambda conn: conn.execute(select(smn_subscriptions.c.extension)).scalars().all()
+        )
     finally:
         db.close()
     assert stored.startswith("sealed:v1:") and creds.secret_key not in stored
+    assert list(orjson.loads(extension)) == ["header_sealed"]
     assert not (data_dir / KEY_FILE).exists()  # adopted into the database, so links already sent still work
     assert verify_message(Signer.from_private_key(key).sign({"message": "m"}), cert)
     raw = b"".join(p.read_bytes() for p in data_dir.glob("opencts.db*"))
-    assert creds.secret_key.encode() not in raw
+    assert creds.secret_key.encode() not in raw and WEBHOOK_TOKEN.encode() not in raw
+
+
+WEBHOOK_TOKEN = "Bearer hook-secret-5f1c9a"
+
+
+def store_in_plain_text(conn: Connection, creds: BootstrapCredentials, signer: Signer) -> None:
+    """What an earlier version stored: the secret key and a webhook's custom headers in plain text."""
+    conn.execute(
+        update(credentials)
+        .where(credentials.c.access_key == creds.access_key)
+        .values(secret_key=creds.secret_key)
+    )
+    topic = topics.create(
+        conn, project_id=creds.project_id, region="local-1", body=CreateTopic(name="t"), now=0
+    )
+    item = NewSubscription(
+        protocol="https",
+        endpoint="https://hooks.example.com/cts",
+        extension=Extension(header={"Authorization": WEBHOOK_TOKEN}),
+    )
+    [urn] = subscriptions.add(
+        conn,
+        project_id=creds.project_id,
+        topic_urn=topic,
+        items=[item],
+        signer=signer,
+        box=SecretBox(os.urandom(32)),
+        now=0,
+    )
+    plain = orjson.dumps({"header": {"Authorization": WEBHOOK_TOKEN}}).decode()
+    conn.execute(
+        update(smn_subscriptions).where(smn_subscriptions.c.subscription_urn == urn).values(extension=plain)
+    )
+
+
+async def test_webhook_headers_are_sealed(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", ingest_workers=0, allow_private_endpoints=True)
+    app = create_app(settings, start_consumers=False)
+    async with app.router.lifespan_context(app):
+        creds = read_credentials(settings.credentials_path)
+        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
+            base = f"/v2/{creds.project_id}/notifications"
+            made = await client.post(f"{base}/topics", json={"name": "hooks", "display_name": "h"})
+            urn = made.json()["topic_urn"]
+            sub = await client.post(
+                f"{base}/topics/{urn}/subscriptions",
+                json={
+                    "protocol": "http",
+                    "endpoint": "http://127.0.0.1:9/cts",
+                    "extension": {"header": {"Authorization": WEBHOOK_TOKEN}},
+                },
+            )
+            assert sub.status_code == 200, sub.text
+            listed = await client.get(f"{base}/subscriptions")
+            assert WEBHOOK_TOKEN not in listed.text
+    raw = b"".join(p.read_bytes() for p in settings.data_dir.glob("opencts.db*"))
+    assert WEBHOOK_TOKEN.encode() not in raw

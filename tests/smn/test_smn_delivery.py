@@ -102,7 +102,7 @@ def make_world(db: Database, signer: Signer, confirmed: int = 2, unconfirmed: in
             for i in range(confirmed + unconfirmed)
         ]
         subs = subscriptions.add(
-            conn, project_id=project, topic_urn=topic, items=items, signer=signer, now=T0
+            conn, project_id=project, topic_urn=topic, items=items, signer=signer, box=BOX, now=T0
         )
         conn.execute(
             update(smn_subscriptions)

@@ -22,7 +22,7 @@ from opencts.iam.bootstrap import bootstrap, write_credentials
 from opencts.iam.keyring import unlock
 from opencts.iam.secrets import SecretBox
 from opencts.notifications.notifier import DAY_MS, NotifierConsumer
-from opencts.smn import signing
+from opencts.smn import signing, subscriptions
 from opencts.smn.service import SmnService
 from opencts.store import Database, migrate
 from opencts.store.files import tighten_dir
@@ -69,6 +69,8 @@ def open_store(settings: Settings) -> Opened:
             write_credentials(settings.credentials_path, creds)
             log.info("first start: credentials written to %s", settings.credentials_path)
         signer = db.write_sync(lambda conn: signing.load_or_create(conn, box, settings.data_dir))
+        if db.write_sync(lambda conn: subscriptions.seal_plain_headers(conn, box)):
+            log.info("sealed the custom webhook headers stored in plain text under the master key")
         signing.remove_legacy_files(settings.data_dir, signer)
     except BaseException:
         db.close()
@@ -109,7 +111,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             ),
             box=opened.box,
             policies=policies,
-            smn=SmnService.open(db, settings, opened.signer),
+            smn=SmnService.open(db, settings, opened.signer, opened.box),
         )
         app.state.services = services
         runners = [

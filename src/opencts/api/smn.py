@@ -347,7 +347,13 @@ async def add_subscription(
     now = now_ms()
     urns = await services.db.write(
         lambda conn: subscriptions.add(
-            conn, project_id=project_id, topic_urn=topic_urn, items=items, signer=smn.signer, now=now
+            conn,
+            project_id=project_id,
+            topic_urn=topic_urn,
+            items=items,
+            signer=smn.signer,
+            box=services.box,
+            now=now,
         )
     )
     smn.worker.wake()

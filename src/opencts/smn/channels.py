@@ -30,10 +30,12 @@ import orjson
 
 from opencts import __version__
 from opencts.config import Settings
+from opencts.iam.secrets import SealedValueError, SecretBox
 from opencts.smn.delivery import DeliveryFailed, Job
 from opencts.smn.model import settable_header, text_for
 from opencts.smn.signing import Signer
 from opencts.smn.ssrf import EndpointRefused, check_url
+from opencts.smn.subscriptions import open_headers
 from opencts.smn.topics import iso
 
 USER_AGENT = f"OpenCTS-SMN/{__version__}"
@@ -149,9 +151,10 @@ def sms_text(job: Job, links: Links) -> str:
 class Channels:
     """The :class:`~opencts.smn.delivery.Sender` the service uses: one method per protocol."""
 
-    def __init__(self, settings: Settings, signer: Signer, links: Links) -> None:
+    def __init__(self, settings: Settings, signer: Signer, links: Links, box: SecretBox) -> None:
         self.settings = settings
         self.signer = signer
+        self.box = box
         self.links = links
         # No redirects (a 30x to an internal address would dodge the SSRF guard), no proxies from the env.
         self.http = httpx.AsyncClient(
@@ -210,7 +213,10 @@ class Channels:
         except EndpointRefused as exc:
             raise DeliveryFailed(str(exc), permanent=True) from None
         doc = http_document(job, self.links, self.signer)
-        custom = job.extension.get("header") or {}
+        try:
+            custom = open_headers(self.box, job.subscription_urn, job.extension)
+        except SealedValueError as exc:
+            raise DeliveryFailed(str(exc), permanent=True) from None
         headers = {
             **{str(k): str(v) for k, v in custom.items() if settable_header(str(k))},
             "X-Smn-Message-Id": job.message_id,

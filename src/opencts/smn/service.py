@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from opencts.config import Settings
+from opencts.iam.secrets import SecretBox
 from opencts.smn.channels import Channels, Links
 from opencts.smn.delivery import Backoff, DeliveryWorker
 from opencts.smn.signing import Signer
@@ -26,9 +27,9 @@ class SmnService:
     task: asyncio.Task[None] | None = None
 
     @classmethod
-    def open(cls, db: Database, settings: Settings, signer: Signer) -> SmnService:
+    def open(cls, db: Database, settings: Settings, signer: Signer, box: SecretBox) -> SmnService:
         links = Links(settings.resolved_public_url, signer)
-        channels = Channels(settings, signer, links)
+        channels = Channels(settings, signer, links, box)
         worker = DeliveryWorker(
             db,
             channels,

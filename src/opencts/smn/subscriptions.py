@@ -3,6 +3,10 @@
 A subscription receives nothing until its endpoint proves it wants the messages, as in SMN: the first
 thing queued for it is a confirmation carrying a link (``subscribe_url`` for HTTP, a URL in the text for
 email and SMS). Clicking it moves status 0 → 1; only status-1 subscriptions get published messages.
+
+Custom HTTP headers of a subscription (``extension.header``) often carry a receiver's credentials (an
+``Authorization`` token), so they are stored sealed under the master key (``header_sealed``, with the
+subscription URN as associated data) and opened only to send.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 
 from opencts.errors import NotFound, QuotaExceeded
+from opencts.iam.secrets import SecretBox, is_sealed
 from opencts.smn import topics
 from opencts.smn.errors import SUBSCRIPTION_NOT_FOUND
 from opencts.smn.model import NewSubscription
@@ -89,6 +94,7 @@ def add(
     topic_urn: str,
     items: Sequence[NewSubscription],
     signer: Signer,
+    box: SecretBox,
     now: int,
 ) -> list[str]:
     """Add subscriptions; the same protocol+endpoint on a topic is the same subscription (idempotent).
@@ -114,6 +120,7 @@ def add(
                 raise QuotaExceeded(f"a topic may have at most {MAX_PER_TOPIC} subscriptions")
             urn = f"{topic_urn}:{uuid.uuid4().hex}"
             extension = item.extension.model_dump(exclude_none=True) if item.extension else {}
+            extension = seal_headers(box, urn, extension)
             conn.execute(
                 smn_subscriptions.insert().values(
                     subscription_urn=urn,
@@ -139,6 +146,51 @@ def add(
             queue_confirmation(conn, row, now)
         urns.append(row.subscription_urn)
     return urns
+
+
+def _header_context(subscription_urn: str) -> str:
+    return f"smn_subscriptions:{subscription_urn}"
+
+
+def seal_headers(box: SecretBox, subscription_urn: str, extension: dict[str, Any]) -> dict[str, Any]:
+    """``extension`` with its custom headers (if any) replaced by their sealed form."""
+    header = extension.get("header")
+    if not header:
+        return extension
+    rest = {k: v for k, v in extension.items() if k != "header"}
+    sealed = box.seal(orjson.dumps(header), context=_header_context(subscription_urn))
+    return {**rest, "header_sealed": sealed}
+
+
+def open_headers(box: SecretBox, subscription_urn: str, extension: dict[str, Any]) -> dict[str, str]:
+    """The custom headers to send; raises ``SealedValueError`` if they do not open."""
+    sealed = extension.get("header_sealed")
+    if isinstance(sealed, str) and is_sealed(sealed):
+        opened = orjson.loads(box.open(sealed, context=_header_context(subscription_urn)))
+        return {str(k): str(v) for k, v in opened.items()}
+    return {str(k): str(v) for k, v in (extension.get("header") or {}).items()}
+
+
+def seal_plain_headers(conn: Connection, box: SecretBox) -> int:
+    """Seal the custom headers of subscriptions stored in plain text; returns how many there were."""
+    rows = conn.execute(
+        select(smn_subscriptions.c.subscription_urn, smn_subscriptions.c.extension).where(
+            smn_subscriptions.c.extension.contains('"header":', autoescape=True)
+        )
+    ).all()
+    count = 0
+    for row in rows:
+        extension = orjson.loads(row.extension)
+        if not extension.get("header"):
+            continue
+        sealed = seal_headers(box, row.subscription_urn, extension)
+        conn.execute(
+            update(smn_subscriptions)
+            .where(smn_subscriptions.c.subscription_urn == row.subscription_urn)
+            .values(extension=orjson.dumps(sealed).decode())
+        )
+        count += 1
+    return count
 
 
 def list_subscriptions(
