@@ -26,6 +26,7 @@ import pytest
 
 from conftest import free_port
 from opencts.iam.bootstrap import read_credentials
+from opencts.iam.secrets import new_master_key
 from opencts.iam.signature import HmacAuth
 from opencts.smn.signing import verify_message
 
@@ -43,6 +44,10 @@ class Node:
 
 
 def start_node(data_dir: Path, env: dict[str, str]) -> Node:
+    return ready(launch_node(data_dir, env))
+
+
+def launch_node(data_dir: Path, env: dict[str, str]) -> Node:
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_")}
     exe = Path(sys.executable).with_name("opencts")
@@ -50,7 +55,10 @@ def start_node(data_dir: Path, env: dict[str, str]) -> Node:
     proc = subprocess.Popen(
         [str(exe), *args], env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    node = Node(f"http://127.0.0.1:{port}", data_dir, proc)
+    return Node(f"http://127.0.0.1:{port}", data_dir, proc)
+
+
+def ready(node: Node) -> Node:
     try:
         wait_for(lambda: healthy(node), 60, "the node to answer /health")
     except BaseException:
@@ -76,9 +84,11 @@ def stop_node(node: Node) -> str:
     except subprocess.TimeoutExpired:
         node.process.kill()
         node.process.wait()
-    err = node.process.stderr.read().decode() if node.process.stderr else ""
-    if node.process.stderr:
-        node.process.stderr.close()
+    stderr = node.process.stderr
+    if stderr is None or stderr.closed:
+        return ""
+    err = stderr.read().decode()
+    stderr.close()
     return err
 
 
@@ -320,3 +330,30 @@ def test_two_nodes_behind_one_address_share_data_keys_and_the_signing_certificat
         other = cluster.other(doc["signing_cert_url"])
         cert = httpx.get(f"{other}/v2/notifications/signing-cert.pem").text
         assert verify_message(doc, cert), f"a webhook from {doc['signing_cert_url']} fails against {other}"
+
+
+def test_two_nodes_started_at_once_on_an_empty_database_settle_on_one_account(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Both migrate, bootstrap and create a signing key at the same moment: one of each wins."""
+    env = {
+        "OPENCTS_DATABASE_URL": postgres_url,
+        "OPENCTS_MASTER_KEY": new_master_key(),
+        "OPENCTS_INGEST_WORKERS": "0",
+    }
+    nodes = [launch_node(tmp_path / name, env) for name in ("a", "b")]
+    try:
+        for node in nodes:
+            ready(node)
+        made = [node for node in nodes if (node.data_dir / "credentials.json").exists()]
+        assert len(made) == 1
+        creds = read_credentials(made[0].data_dir / "credentials.json")
+        certs = {httpx.get(f"{node.url}/v2/notifications/signing-cert.pem").text for node in nodes}
+        assert len(certs) == 1
+        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
+        for node in nodes:
+            resp = httpx.get(f"{node.url}/v3/{creds.project_id}/traces", auth=auth)
+            assert resp.status_code == 200, resp.text
+    finally:
+        errors = [stop_node(node) for node in nodes]
+    assert not any("Traceback" in err for err in errors), errors

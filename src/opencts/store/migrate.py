@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from opencts.store.database import Database
 
@@ -18,9 +19,16 @@ def alembic_config() -> Config:
     return cfg
 
 
+#: a PostgreSQL advisory lock id: nodes starting together on one database migrate one after the other
+MIGRATION_LOCK = 0x0C75_0001
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = alembic_config()
     with db.write_engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # held until this transaction ends; the next node then finds the schema at head
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
