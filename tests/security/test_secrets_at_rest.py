@@ -128,8 +128,7 @@ async def test_an_older_looser_data_dir_is_tightened_at_start(
     settings = Settings(data_dir=tmp_path / "data", ingest_workers=0)
     await use_service(settings, make_trace)
     (settings.data_dir / "notes.txt").write_text("left by an operator")
-    (settings.data_dir / "old").mkdir()
-    (settings.data_dir / "old" / "opencts.db.bak").write_bytes(b"backup")
+    (settings.data_dir / "smn_signing_cert.pem").write_text("what an older version left, mode 0644")
     for path in [settings.data_dir, *settings.data_dir.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     with umask(0o022):

@@ -25,16 +25,16 @@ def private_dir(path: Path) -> None:
 
 
 def tighten_dir(path: Path) -> None:
-    """Make ``path`` 0700, every directory below it 0700 and every regular file 0600.
+    """Make ``path`` 0700 and every regular file directly in it 0600.
 
-    Symbolic links are left alone (and not followed): they may point at files the service does not own.
+    The service writes only there, so subdirectories (unreachable by others once ``path`` is 0700) keep
+    their modes, and symbolic links are neither followed nor changed: they may point at files the
+    service does not own.
     """
     private_dir(path)
-    for root, dirs, files in os.walk(path):
-        for name in dirs:
-            _chmod_if(Path(root) / name, stat.S_ISDIR, DIR_MODE)
-        for name in files:
-            _chmod_if(Path(root) / name, stat.S_ISREG, FILE_MODE)
+    with os.scandir(path) as entries:
+        for entry in entries:
+            _chmod_if(Path(entry.path), stat.S_ISREG, FILE_MODE)
 
 
 def private_file(path: Path) -> None:
