@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 
 from conftest import free_port
@@ -217,6 +218,7 @@ class Cluster:
     second: Node
     proxy: Proxy
     hook: Webhook
+    database_url: str
 
     def other(self, url: str) -> str:
         return self.second.url if url.startswith(self.first.url) else self.first.url
@@ -241,7 +243,7 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
         nodes.append(second)
         proxy = Proxy([first.url, second.url]).start()
         try:
-            yield Cluster(first, second, proxy, hook)
+            yield Cluster(first, second, proxy, hook, postgres_url)
         finally:
             proxy.stop()
     finally:
@@ -330,6 +332,16 @@ def test_two_nodes_behind_one_address_share_data_keys_and_the_signing_certificat
         other = cluster.other(doc["signing_cert_url"])
         cert = httpx.get(f"{other}/v2/notifications/signing-cert.pem").text
         assert verify_message(doc, cert), f"a webhook from {doc['signing_cert_url']} fails against {other}"
+
+    # what the shared database holds is sealed: neither secret key is in it
+    with psycopg.connect(cluster.database_url) as conn:
+        stored = [r[0] for r in conn.execute("SELECT secret_key FROM credentials")]
+        [signing_key] = conn.execute(
+            "SELECT value FROM server_keys WHERE name = 'smn_signing_key'"
+        ).fetchone() or [""]
+    assert len(stored) == 2 and all(s.startswith("sealed:v1:") for s in stored)
+    assert creds.secret_key not in stored and new["secret"] not in stored
+    assert signing_key.startswith("sealed:v1:")
 
 
 def test_two_nodes_started_at_once_on_an_empty_database_settle_on_one_account(
