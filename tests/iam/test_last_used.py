@@ -21,9 +21,12 @@ from opencts.api.deps import Services
 from opencts.clock import now_ms
 from opencts.iam.authenticate import USE_RECORD_MS, USE_RETRY_MS, Authenticator
 from opencts.iam.bootstrap import BootstrapCredentials, bootstrap
+from opencts.iam.secrets import SecretBox
 from opencts.iam.signature import HmacAuth, sign_headers
 from opencts.store import Database, migrate
 from opencts.store.tables import credentials
+
+BOX = SecretBox(bytes(range(32)))
 
 
 class Clock:
@@ -75,10 +78,10 @@ def last_used(db: Database, access_key: str) -> int | None:
 
 
 async def test_last_used_is_written_once_a_minute_per_key(database: Database) -> None:
-    creds = database.write_sync(lambda conn: bootstrap(conn, region="r-1", password="Admin-Pass-1"))
+    creds = database.write_sync(lambda conn: bootstrap(conn, box=BOX, region="r-1", password="Admin-Pass-1"))
     assert creds is not None and last_used(database, creds.access_key) is None
     clock = Clock()
-    auth = Authenticator(database, clock=clock)
+    auth = Authenticator(database, BOX, clock=clock)
     writes = count_use_writes(database)
     first = clock.now
 
@@ -99,7 +102,7 @@ async def test_last_used_is_written_once_a_minute_per_key(database: Database) ->
     assert (len(writes), last_used(database, creds.access_key)) == (2, first + USE_RECORD_MS)
 
     # another process that saw an older use never moves the time back
-    behind = Authenticator(database, clock=lambda: first + 5_000)
+    behind = Authenticator(database, BOX, clock=lambda: first + 5_000)
     await authenticate(behind, creds)
     await behind.close()
     assert last_used(database, creds.access_key) == first + USE_RECORD_MS
@@ -138,10 +141,10 @@ async def test_a_full_write_lane_is_left_to_traces_and_the_use_recorded_a_second
     db = Database(f"sqlite:///{tmp_path / 'lane.db'}", max_pending_writes=1)
     migrate.upgrade(db)
     try:
-        creds = db.write_sync(lambda conn: bootstrap(conn, region="r-1", password="Admin-Pass-1"))
+        creds = db.write_sync(lambda conn: bootstrap(conn, box=BOX, region="r-1", password="Admin-Pass-1"))
         assert creds is not None
         clock = Clock()
-        auth = Authenticator(db, clock=clock)
+        auth = Authenticator(db, BOX, clock=clock)
         release = threading.Event()
         blocker = asyncio.create_task(db.write(lambda conn: release.wait(10)))
         await until(lambda: db.pending_writes == 1)

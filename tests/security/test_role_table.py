@@ -37,7 +37,7 @@ from opencts.iam.permissions import (
     TENANT_ADMINISTRATOR,
     TENANT_GUEST,
 )
-from opencts.iam.secrets import new_id
+from opencts.iam.secrets import SecretBox, new_id
 from opencts.iam.signature import HmacAuth
 
 GHOST = new_id()
@@ -115,13 +115,13 @@ class Member:
     secret_key: str
 
 
-def make_member(conn: Connection, domain_id: str, role: str) -> Member:
+def make_member(conn: Connection, box: SecretBox, domain_id: str, role: str) -> Member:
     name = "m-" + new_id()[:8]
     user = admin.create_user(conn, domain_id=domain_id, name=name, password="Role-Table-1")
     group = admin.create_group(conn, domain_id=domain_id, name=f"{name}-group")
     admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
     admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-    new = admin.create_credential(conn, domain_id=domain_id, user_id=user.id)
+    new = admin.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
     return Member(role, user.id, group.id, new.credential.access_key, new.secret_key)
 
 
@@ -130,7 +130,9 @@ async def member_client(
     api: Api, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Member, httpx.AsyncClient]]:
     services: Services = api.app.state.services
-    member = await services.db.write(lambda conn: make_member(conn, api.creds.domain_id, request.param))
+    member = await services.db.write(
+        lambda conn: make_member(conn, services.box, api.creds.domain_id, request.param)
+    )
     auth = HmacAuth(member.access_key, member.secret_key, project_id=api.project)
     transport = httpx.ASGITransport(app=api.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080", auth=auth) as c:
