@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.bootstrap import bootstrap
+from opencts.iam.secrets import SecretBox
 from opencts.notifications import store
 from opencts.notifications.model import CreateNotificationRequestBody
 from opencts.smn import topics
@@ -41,7 +42,7 @@ def db(postgres_url: str) -> Iterator[Database]:
 
 def setup(db: Database) -> tuple[str, str]:
     def run(conn: Connection) -> tuple[str, str]:
-        creds = bootstrap(conn, region="local-1", password="pw-123456789")
+        creds = bootstrap(conn, box=SecretBox(bytes(32)), region="local-1", password="pw-123456789")
         assert creds is not None
         body = CreateTopic(name="alarms")
         urn = topics.create(conn, project_id=creds.project_id, region="local-1", body=body, now=now_ms())

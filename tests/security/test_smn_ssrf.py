@@ -164,7 +164,13 @@ async def test_sending_checks_again(server: RunningServer, receiver: HttpReceive
     def subscribe_confirmed(conn: Connection) -> str:
         item = NewSubscription(protocol="http", endpoint=f"http://{host}:{receiver.port}/hook")
         [urn] = subscriptions.add(
-            conn, project_id=server.project, topic_urn=topic, items=[item], signer=signer, now=now_ms()
+            conn,
+            project_id=server.project,
+            topic_urn=topic,
+            items=[item],
+            signer=signer,
+            box=services.box,
+            now=now_ms(),
         )
         subscriptions.confirm(conn, signer.token(urn))
         return urn

@@ -105,6 +105,7 @@ async def test_stored_framing_headers_are_dropped_when_sending(
             topic_urn=topic,
             items=[NewSubscription(protocol="http", endpoint=receiver.url)],
             signer=signer,
+            box=services.box,
             now=now_ms(),
         )
         conn.execute(
