@@ -30,7 +30,9 @@ async def producer_client(api: Api) -> tuple[httpx.AsyncClient, str, str]:
         group = admin.create_group(conn, domain_id=domain_id, name="producers")
         admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
         admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=CTS_TRACE_PRODUCER)
-        new = admin.create_credential(conn, domain_id=domain_id, user_id=user.id)
+        new = admin.create_credential(
+            conn, box=api.app.state.services.box, domain_id=domain_id, user_id=user.id
+        )
         return user.id, new.credential.access_key, new.secret_key
 
     user_id, access_key, secret_key = await api.app.state.services.db.write(create)
