@@ -1,7 +1,7 @@
 """Keys every node of a deployment shares: the master key's check value and the SMN signing key.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 
 The secret keys of ``credentials`` are sealed in place when the service next starts (it needs the master
 key, which a migration does not have). Downgrading drops this table; secret keys stay sealed.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
