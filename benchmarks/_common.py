@@ -125,10 +125,11 @@ def free_port() -> int:
         return port
 
 
-def scratch_dir(prefix: str) -> Path:
-    """A fresh directory under ``bench-data/`` (same disk as the repository); the caller removes it."""
-    BENCH_DATA.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=BENCH_DATA))
+def scratch_dir(prefix: str, root: Path = BENCH_DATA) -> Path:
+    """A fresh directory under ``root`` (default ``bench-data/``, on the repository's disk); the caller
+    removes it."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
 
 def remove_dir(path: Path) -> None:
@@ -161,12 +162,12 @@ class Credentials:
         return HmacAuth(self.access_key, self.secret_key, project_id=self.project_id)
 
 
-def bootstrap_data_dir(data_dir: Path) -> Credentials:
+def bootstrap_data_dir(data_dir: Path, database_url: str | None = None) -> Credentials:
     """Migrate and bootstrap a data dir exactly as the server's first start does, without serving."""
     from opencts.api.app import open_database
     from opencts.config import Settings
 
-    open_database(Settings(data_dir=data_dir)).close()
+    open_database(Settings(data_dir=data_dir, database_url=database_url)).close()
     return Credentials.load(data_dir)
 
 
@@ -186,6 +187,8 @@ class Server:
         self._env = env or {}
         self._log_level = log_level
         self._proc: subprocess.Popen[bytes] | None = None
+        #: the PostgreSQL URL the server runs on, None for the SQLite file in its data dir
+        self.database_url = self._env.get("OPENCTS_DATABASE_URL")
 
     @property
     def pid(self) -> int:
@@ -256,8 +259,15 @@ class Server:
         self.stop()
 
 
-def consumer_positions(db_path: Path) -> str:
+def consumer_positions(db_path: Path, database_url: str | None = None) -> str:
     """``name=position`` of every log consumer, against the head of the log, read from the database."""
+    if database_url is not None:
+        import psycopg
+
+        with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as pg:
+            head = pg.execute("SELECT coalesce(max(seq), 0) FROM traces").fetchone()[0]  # type: ignore[index]
+            cursors = pg.execute("SELECT name, position FROM consumer_cursors ORDER BY name").fetchall()
+        return ", ".join(f"{name} {pos:,}" for name, pos in cursors) + f" (log head {head:,})"
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         head = conn.execute("SELECT coalesce(max(seq), 0) FROM traces").fetchone()[0]
@@ -286,10 +296,10 @@ def wait_until_idle(
             return time.perf_counter() - started
         if time.perf_counter() - last_report >= 30:
             last_report = time.perf_counter()
-            positions = consumer_positions(server.data_dir / "opencts.db")
+            positions = consumer_positions(server.data_dir / "opencts.db", server.database_url)
             console.print(f"  server busy catching up for {last_report - started:,.0f}s: {positions}")
     raise RuntimeError(
-        f"server still busy after {timeout:,.0f}s: {consumer_positions(server.data_dir / 'opencts.db')}"
+        f"server still busy after {timeout:,.0f}s: {consumer_positions(server.data_dir / 'opencts.db', server.database_url)}"
     )
 
 
@@ -855,13 +865,39 @@ class DatasetSpec:
     start_ms: int
     end_ms: int
     seed: int = 7
+    #: arrival order: "time" (in time order), "random" (times drawn independently of arrival over the
+    #: whole span), "backfill" (in time order, but one row in ten is an old trace from anywhere before it)
+    order: str = "time"
 
     def universe(self) -> Universe:
         return Universe(domain_id=self.domain_id, domain_name=self.domain_name, seed=self.seed)
 
     def time_of(self, index: int) -> int:
-        """Row ``index``'s time: spread evenly, in order, over [start, end)."""
-        return self.start_ms + ((self.end_ms - self.start_ms) * index) // self.count
+        """Row ``index``'s time in [start, end), following :attr:`order` (a pure function of the index,
+        so chunks generated in any process agree)."""
+        span = self.end_ms - self.start_ms
+        in_order = self.start_ms + (span * index) // self.count
+        if self.order == "time":
+            return in_order
+        mixed = _splitmix64(self.seed * 1_000_000_007 + index)
+        if self.order == "random":
+            return self.start_ms + mixed % span
+        if self.order == "backfill":
+            if mixed % 10 == 0:  # an old trace arriving late: anywhere between the start and now
+                return self.start_ms + (mixed >> 8) % max(1, in_order - self.start_ms)
+            return in_order
+        raise ValueError(f"unknown arrival order {self.order!r}")
+
+
+ORDERS = ("time", "random", "backfill")
+
+
+def _splitmix64(x: int) -> int:
+    """A well-mixed 64-bit value of ``x`` (SplitMix64's finaliser): random-looking, yet reproducible."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
 
 
 def generate_chunk(spec: DatasetSpec, first: int, size: int) -> list[Row]:
@@ -999,10 +1035,21 @@ def build_with_progress(
 
 
 def build_dataset(
-    data_dir: Path, count: int, *, start_ms: int, end_ms: int, seed: int = 7, workers: int = 1
+    data_dir: Path,
+    count: int,
+    *,
+    start_ms: int,
+    end_ms: int,
+    seed: int = 7,
+    workers: int = 1,
+    order: str = "time",
+    database_url: str | None = None,
 ) -> tuple[Credentials, DatasetSpec, BuildStats]:
-    """Bootstrap ``data_dir`` like a first server start, then fill it with ``count`` traces of its project."""
-    creds = bootstrap_data_dir(data_dir)
+    """Bootstrap ``data_dir`` like a first server start, then fill it with ``count`` traces of its project.
+
+    With ``database_url`` (PostgreSQL) the log goes there and ``data_dir`` keeps only the credentials.
+    """
+    creds = bootstrap_data_dir(data_dir, database_url)
     spec = DatasetSpec(
         project_id=creds.project_id,
         domain_id=creds.domain_id,
@@ -1011,10 +1058,62 @@ def build_dataset(
         start_ms=start_ms,
         end_ms=end_ms,
         seed=seed,
+        order=order,
     )
     self_check(TraceFactory(spec.universe(), creds.project_id, seed=seed))
-    stats = build_with_progress(data_dir / "opencts.db", spec, workers=workers)
+    if database_url is not None:
+        stats = build_postgres_log(database_url, spec, workers=workers)
+    else:
+        stats = build_with_progress(data_dir / "opencts.db", spec, workers=workers)
     return creds, spec, stats
+
+
+def build_postgres_log(
+    database_url: str, spec: DatasetSpec, *, workers: int = 1, chunk: int = 50_000
+) -> BuildStats:
+    """Fill the ``traces`` table of a migrated PostgreSQL database: drop its secondary indexes, COPY the
+    rows, recreate the indexes with the migrations' own DDL (read back from ``pg_indexes``), ANALYZE."""
+    import psycopg
+
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
+    began = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'traces'"
+            " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype = 'p') ORDER BY indexname"
+        ).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        columns = ", ".join(ROW_COLUMNS)
+        done = 0
+        for rows in _chunks(spec, chunk, workers):
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(f"COPY traces ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            done += len(rows)
+            if done % 1_000_000 < chunk:
+                console.print(f"  COPY: {done:,}/{spec.count:,} after {time.perf_counter() - began:,.0f}s")
+        inserted = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        for name, ddl in indexes:
+            conn.execute(ddl)
+            console.print(f"  index {name} after {time.perf_counter() - began:,.0f}s")
+        indexed = time.perf_counter()
+        conn.execute("VACUUM ANALYZE traces")
+        analyzed = time.perf_counter()
+    return BuildStats(
+        rows=spec.count,
+        insert_s=inserted - began,
+        index_s=indexed - inserted,
+        analyze_s=analyzed - indexed,
+        total_s=analyzed - began,
+        data_start=spec.start_ms,
+        data_end=spec.end_ms,
+    )
 
 
 def retention_days_for(data_start_ms: int, margin_ms: int = 2 * HOUR_MS) -> int:

@@ -1,14 +1,18 @@
 """ListTraces latency over a big trace log: p50/p95/p99 per kind of query, against p95 <= 50 ms.
 
-1. Builds a database of N traces (default 10,000,000) spread over 7 days ending now, directly in SQLite:
-   the server's own migrations and first-start bootstrap create the schema and the project, the secondary
-   indexes are dropped, rows are appended in time order in big transactions (``synchronous=OFF``), the
-   indexes are recreated with the migration's DDL, then ANALYZE. ``--reuse`` keeps the database in
-   ``bench-data/query-N/`` and uses it again next time (building 10M takes many minutes).
-2. Starts ``opencts serve`` on it and times signed ``GET /v3/{project_id}/traces`` (limit 10) from one
-   client, one request at a time, with randomised parameters: 1-hour windows, the default last hour, each
-   filter alone over the 7 days, three filters combined, and page 50 of a deep listing (49 ``next`` markers
-   followed, the 50th request timed).
+1. Builds a database of N traces (default 10,000,000) spread over 7 days ending now, directly in SQLite
+   (``--backend sqlite``) or PostgreSQL (``--backend postgres``, a database of its own on ``--pg-url``'s
+   server): the server's own migrations and first-start bootstrap create the schema and the project, the
+   secondary indexes are dropped, rows are appended in big transactions (SQLite ``synchronous=OFF``,
+   PostgreSQL ``COPY``), the indexes are recreated with the migrations' DDL, then ANALYZE. ``--order``
+   says in which order the traces arrive: ``time`` (in time order), ``random`` (times independent of
+   arrival, over the whole week), ``backfill`` (in time order, with one trace in ten an old one arriving
+   late). ``--reuse`` keeps the dataset in ``--data-root``/query-BACKEND-ORDER-N/ and uses it again.
+2. Starts ``opencts serve`` on it and times signed ``GET /v3/{project_id}/traces`` (``--limit``, default
+   200) from one client, one request at a time, with randomised parameters: 1-hour windows, the default
+   last hour, the whole week, each filter alone over the week, two and three filters combined, filters
+   that never match together, and a deep page (``next`` markers followed, the last request timed), over
+   time alone and with a filter.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,10 +30,12 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 from _common import (
     BENCH_DATA,
     DAY_MS,
     HOUR_MS,
+    ORDERS,
     BuildStats,
     Credentials,
     DatasetSpec,
@@ -44,13 +49,13 @@ from _common import (
     now_ms,
     percentile,
     read_rss_kib,
-    remove_dir,
     retention_days_for,
     scratch_dir,
     verdict,
     wait_until_idle,
 )
 from rich.table import Table
+from sqlalchemy import create_engine, text
 
 from opencts.store import Database
 from opencts.store.term_index import TermIndex
@@ -66,9 +71,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--traces", type=int, default=10_000_000, help="traces in the database (default 10M)")
     p.add_argument("--days", type=float, default=7.0, help="days the traces span, ending now (default 7)")
     p.add_argument("--samples", type=int, default=200, help="timed requests per case (default 200)")
-    p.add_argument("--deep-samples", type=int, default=200, help="deep-paging samples (default 200)")
-    p.add_argument("--deep-page", type=int, default=50, help="the page number timed when deep paging (50)")
-    p.add_argument("--limit", type=int, default=10, help="page size (default 10)")
+    p.add_argument("--deep-samples", type=int, default=60, help="deep-paging samples (default 60)")
+    p.add_argument("--deep-page", type=int, default=10, help="the page number timed when deep paging (10)")
+    p.add_argument("--limit", type=int, default=200, help="page size (default 200, the largest CTS allows)")
+    p.add_argument(
+        "--order", choices=ORDERS, default="time", help="arrival order of the traces (default time)"
+    )
+    p.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                   help="an administrative PostgreSQL URL; the dataset gets a database of its own there")  # fmt: skip
+    p.add_argument(
+        "--data-root", type=Path, default=BENCH_DATA, help="where datasets live (default bench-data/)"
+    )
+    p.add_argument("--build-only", action="store_true", help="with --reuse: build the dataset and stop")
+    p.add_argument("--drop", action="store_true", help="delete the dataset when done, even with --reuse")
     p.add_argument("--workers", type=int, default=1, help="row-generating processes during the build")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--catch-up-timeout", type=float, default=3600.0,
@@ -78,9 +94,27 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--reuse",
         action="store_true",
-        help="keep the database in bench-data/query-N/ and reuse it when it is there",
+        help="keep the dataset in DATA_ROOT/query-BACKEND-ORDER-N/ and reuse it when it is there",
     )
     return p.parse_args()
+
+
+def dataset_url(args: argparse.Namespace, data_dir: Path) -> str | None:
+    """The PostgreSQL database of this dataset (named after its directory), None on SQLite."""
+    if args.backend != "postgres":
+        return None
+    base = args.pg_url.rsplit("/", 1)[0]
+    return f"{base}/{data_dir.name.replace('-', '_').lower()}"
+
+
+def drop_pg_database(args: argparse.Namespace, url: str | None, *, create: bool = False) -> None:
+    if url is None:
+        return
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(args.pg_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def load_or_build(
@@ -88,9 +122,10 @@ def load_or_build(
 ) -> tuple[Credentials, dict[str, int]]:
     """The dataset's credentials and {count, data_start, data_end, build timings}; builds when needed."""
     meta_path = data_dir / META
+    url = dataset_url(args, data_dir)
     if reuse and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta["count"] == args.traces:
+        if meta["count"] == args.traces and meta.get("order", "time") == args.order:
             age_h = (now_ms() - meta["data_end"]) / HOUR_MS
             console.print(
                 f"reusing {data_dir} ({meta['count']:,} traces, built {age_h:.1f} h ago "
@@ -99,17 +134,38 @@ def load_or_build(
             return Credentials.load(data_dir), meta
     if data_dir.exists():
         shutil.rmtree(data_dir)
+    drop_pg_database(args, url, create=True)
     # Times start 10 minutes inside the 7-day retention window and end at the start of the build.
     end = now_ms()
     start = end - int(args.days * DAY_MS) + 10 * 60_000
-    console.print(f"building {args.traces:,} traces over {args.days:g} days in {data_dir} ...")
-    creds, _spec, stats = build_dataset(
-        data_dir, args.traces, start_ms=start, end_ms=end, seed=args.seed, workers=args.workers
+    console.print(
+        f"building {args.traces:,} traces over {args.days:g} days, arriving in {args.order} order, "
+        f"on {args.backend} in {data_dir} ..."
     )
-    meta = {"count": args.traces, **{k: v for k, v in asdict(stats).items() if k != "rows"}}
+    creds, _spec, stats = build_dataset(
+        data_dir,
+        args.traces,
+        start_ms=start,
+        end_ms=end,
+        seed=args.seed,
+        workers=args.workers,
+        order=args.order,
+        database_url=url,
+    )
+    meta = {
+        "count": args.traces,
+        "order": args.order,
+        "backend": args.backend,
+        **{k: v for k, v in asdict(stats).items() if k != "rows"},
+    }
     meta_path.write_text(json.dumps(meta, indent=2))
     report_build(stats)
     return creds, meta
+
+
+def pg_size(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
 
 
 def report_build(stats: BuildStats) -> None:
@@ -120,21 +176,24 @@ def report_build(stats: BuildStats) -> None:
     )
 
 
-def sample_values(db_path: Path, rng: random.Random, count: int) -> dict[str, list[str]]:
+def sample_values(url: str, rng: random.Random, count: int) -> dict[str, list[str]]:
     """Real trace ids (management traces) picked at random positions of the log."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
-        top = int(conn.execute("SELECT max(seq) FROM traces").fetchone()[0] or 0)
-        ids: list[str] = []
-        for _ in range(count * 20):
-            seq = rng.randint(1, top)
-            row = conn.execute("SELECT trace_id, kind FROM traces WHERE seq = ?", (seq,)).fetchone()
-            if row is not None and row[1] == "system":
-                ids.append(str(row[0]))
-                if len(ids) >= count:
-                    break
+        with engine.connect() as conn:
+            top = int(conn.execute(text("SELECT max(seq) FROM traces")).scalar_one() or 0)
+            ids: list[str] = []
+            for _ in range(count * 20):
+                seq = rng.randint(1, top)
+                row = conn.execute(
+                    text("SELECT trace_id, kind FROM traces WHERE seq = :s"), {"s": seq}
+                ).first()
+                if row is not None and row[1] == "system":
+                    ids.append(str(row[0]))
+                    if len(ids) >= count:
+                        break
     finally:
-        conn.close()
+        engine.dispose()
     return {"trace_id": ids}
 
 
@@ -197,13 +256,13 @@ def warm_term_index(db: Database, *, rebuild: bool) -> None:
 
 
 def store_latencies(
-    data_dir: Path, project_id: str, results: list[CaseResult], *, rebuild: bool
+    url: str, project_id: str, results: list[CaseResult], *, rebuild: bool
 ) -> list[list[float]]:
     """Replay every timed request through the server's query code in this process (read-only)."""
     from opencts.traces.listing import list_traces
     from opencts.traces.query import parse_query
 
-    db = Database(f"sqlite:///{(data_dir / 'opencts.db').resolve()}")
+    db = Database(url)
     retention_ms = retention_days_for(0) * DAY_MS  # wide enough: the server clamped nothing either
     out: list[list[float]] = []
     try:
@@ -227,15 +286,18 @@ def main() -> None:
     args = parse_args()
     rng = random.Random(args.seed)
     if args.reuse:
-        data_dir = BENCH_DATA / f"query-{args.traces}"
+        data_dir = args.data_root / f"query-{args.backend}-{args.order}-{args.traces}"
         data_dir.parent.mkdir(parents=True, exist_ok=True)
     else:
-        data_dir = scratch_dir("query-")
+        data_dir = scratch_dir("query-", args.data_root)
+    url = dataset_url(args, data_dir)
     server: Server | None = None
     try:
         creds, meta = load_or_build(data_dir, args, args.reuse)
+        if args.build_only:
+            return
         data_start, data_end = meta["data_start"], meta["data_end"]
-        size = db_size(data_dir)
+        size = db_size(data_dir) if url is None else pg_size(url)
         # The value domains the build drew from, so every filter value asked for exists.
         spec = DatasetSpec(
             creds.project_id,
@@ -245,12 +307,16 @@ def main() -> None:
             data_start,
             data_end,
             seed=args.seed,
+            order=args.order,
         )
         universe = spec.universe()
-        samples = sample_values(data_dir / "opencts.db", rng, max(args.samples, 50))
+        sqlite_url = f"sqlite:///{(data_dir / 'opencts.db').resolve()}"
+        samples = sample_values(url or sqlite_url, rng, max(args.samples, 50))
 
         retention = retention_days_for(data_start)
         env = {"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {}
+        if url is not None:
+            env["OPENCTS_DATABASE_URL"] = url
         if env:
             console.print(
                 "[yellow]note[/]: the oldest traces are older than 7 days by the time they are queried; "
@@ -288,9 +354,12 @@ def main() -> None:
             }
 
         resources = universe.resources
+        # the users with the most traces, so a deep listing of one has its pages
+        busy_users = [u.name for _, u in sorted(zip(universe.user_weights, universe.users, strict=True))[-5:]]
         cases: list[tuple[str, Callable[[random.Random], Params]]] = [
             ("time: random 1-hour window", window),
             ("time: default (last hour)", lambda r: {}),
+            ("time: the whole week", lambda r: dict(week)),
             ("tracker_name", tracker),
             ("service_type", one("service_type", list(universe.services))),
             ("user", one("user", [u.name for u in universe.users])),
@@ -302,6 +371,16 @@ def main() -> None:
             ("trace_rating", one("trace_rating", ["normal", "warning", "incident"])),
             ("access_key_id", one("access_key_id", universe.access_keys)),
             ("enterprise_project_id", one("enterprise_project_id", list(universe.enterprise_projects))),
+            ("user + trace_rating", lambda r: {
+                **week,
+                "user": r.choice(universe.users).name,
+                "trace_rating": r.choice(("normal", "warning", "incident")),
+            }),
+            ("resource_type + enterprise_project_id", lambda r: {
+                **week,
+                "resource_type": r.choice(universe.resource_types),
+                "enterprise_project_id": r.choice(list(universe.enterprise_projects)),
+            }),
             ("service_type + user + trace_rating", lambda r: {
                 **week,
                 "service_type": r.choice(universe.services),
@@ -327,28 +406,35 @@ def main() -> None:
                 results.append(result)
                 console.print(f"  {label}: p95 {percentile(result.ms, 95):,.1f} ms")
 
-            # Deep paging: follow `next` deep_page-1 times over the whole week, then time the next request.
-            result = CaseResult(f"page {args.deep_page} (next marker)")
-            for _ in range(args.deep_samples):
-                to = rng.randint(data_start + DAY_MS, data_end)
-                params = {"limit": limit, "from": week["from"], "to": str(to)}
-                for _page in range(args.deep_page - 1):
-                    _, doc = list_once(client, path, params)
-                    marker = doc["meta_data"]["marker"]
-                    if marker is None:
-                        raise RuntimeError("the listing ended before the deep page")
-                    params = {**params, "next": str(marker)}
-                elapsed, doc = list_once(client, path, params)
-                result.add(elapsed, params, doc)
-            results.append(result)
+            # Deep paging: follow `next` deep_page-1 times over the whole week, then time the next request;
+            # over time alone and filtered by a user.
+            for label, extra in (("time", {}), ("user", None)):
+                result = CaseResult(f"page {args.deep_page} (next markers), {label}")
+                for _ in range(args.deep_samples):
+                    to = rng.randint(data_start + DAY_MS, data_end)
+                    params = {"limit": limit, "from": week["from"], "to": str(to)}
+                    params.update(extra if extra is not None else {"user": rng.choice(busy_users)})
+                    for _page in range(args.deep_page - 1):
+                        _, doc = list_once(client, path, params)
+                        marker = doc["meta_data"]["marker"]
+                        if marker is None:
+                            break  # a short listing: time its last page
+                        params = {**params, "next": str(marker)}
+                    elapsed, doc = list_once(client, path, params)
+                    result.add(elapsed, params, doc)
+                results.append(result)
+                console.print(f"  {result.label}: p95 {percentile(result.ms, 95):,.1f} ms")
         load_after = load_note()
         server_rss, server_hwm = read_rss_kib(server.pid)
 
         # The same requests once more, in this process, through the server's own query code and nothing
         # else (no HTTP, no auth): what the store costs, as opposed to the whole request.
-        in_process = store_latencies(data_dir, creds.project_id, results, rebuild=args.rebuild_index)
+        in_process = store_latencies(url or sqlite_url, creds.project_id, results, rebuild=args.rebuild_index)
 
-        title = f"ListTraces over {args.traces:,} traces ({human_bytes(size)}), limit {args.limit}"
+        title = (
+            f"ListTraces on {args.backend} over {args.traces:,} traces ({human_bytes(size)}) arriving in "
+            f"{args.order} order, limit {args.limit}"
+        )
         table = Table(title=f"{title}, {args.samples} samples per case, one request at a time")
         for col in ("case", "p50 ms", "p95 ms", "p99 ms", "max ms", "avg rows", "store p95 ms"):
             table.add_column(col, justify="left" if col == "case" else "right")
@@ -383,8 +469,9 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-        if not args.reuse:
-            remove_dir(data_dir)
+        if not args.reuse or args.drop:
+            drop_pg_database(args, url)
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pytest
 from pyroaring import BitMap64
 
 from opencts.store import Database, migrate, term_index, trace_log
-from opencts.store.term_index import BLOCK, TermIndex
+from opencts.store.term_index import TermIndex
 from opencts.store.trace_log import Position, TraceRow
 
 USERS = ("alice", "bob", "carol", "dave")
@@ -204,9 +204,8 @@ def test_feed_stops_at_a_gap_and_refresh_fills_it() -> None:
     index.feed([(1, "p", "system", 10, values), (2, "p", "system", 11, values)])
     index.feed([(5, "p", "system", 12, values)])  # 3 and 4 were committed elsewhere: not taken
     assert index.upto == 2
-    found, ceiling = index.candidates("p", "system", {"user_name": "alice"}, time_from=0, time_below=100)
-    assert list(found) == [1, 2]
-    assert ceiling(2) == 11
+    found = index.rank("p", "system", {"user_name": "alice"}, time_from=0, time_below=100, after=None, count=5)
+    assert found == [(11, 2), (10, 1)]
 
 
 def test_a_snapshot_is_read_back_only_for_the_database_it_describes(tmp_path: Any) -> None:
@@ -222,10 +221,9 @@ def test_a_snapshot_is_read_back_only_for_the_database_it_describes(tmp_path: An
         assert db.read_sync(lambda c: again.load(tmp_path / "snap", c))
         assert again.upto == index.upto and again.terms == index.terms
         q = {"user_name": "bob", "trace_rating": "normal"}
-        args = {"time_from": 0, "time_below": 10**13}
-        assert list(again.candidates("p1", "system", q, **args)[0]) == list(
-            index.candidates("p1", "system", q, **args)[0]
-        )
+        args: dict[str, Any] = {"time_from": 0, "time_below": 10**13, "after": None, "count": 10**6}
+        assert again.rank("p1", "system", q, **args) == index.rank("p1", "system", q, **args)
+        assert len(index.rank("p1", "system", q, **args)) > 10
 
         with sqlite_database(tmp_path / "y.db") as other:  # same seqs, other traces
             other.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(9), 1000, 300)))
@@ -308,12 +306,11 @@ def test_sequence_numbers_past_32_bits_are_indexed() -> None:
     start = 2**32 + 5
     index.upto = start - 1
     index.feed([(start + i, "p", "system", 10 + i, values) for i in range(3)])
-    found, _ = index.candidates("p", "system", {"user_name": "alice"}, time_from=0, time_below=100)
-    assert list(found) == [start, start + 1, start + 2]
-    found, ceiling = index.candidates("p", "system", {"resource_id": "vm-1"}, time_from=0, time_below=100)
-    assert list(found) == [start, start + 1, start + 2]
-    assert ceiling(start + 2) == 12
-    assert index._block_base == start // BLOCK  # memory follows the live log, not seq 0
+    window: dict[str, Any] = {"time_from": 0, "time_below": 100, "after": None, "count": 5}
+    expected = [(12, start + 2), (11, start + 1), (10, start)]
+    assert index.rank("p", "system", {"user_name": "alice"}, **window) == expected
+    assert index.rank("p", "system", {"resource_id": "vm-1"}, **window) == expected
+    assert index._hash_base == start  # memory follows the live log, not seq 0
 
 
 def test_a_long_catch_up_is_saved_at_once(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,23 +7,26 @@ sequence numbers that carry it (pyroaring's 64-bit bitmaps: seq counts every tra
 32 bits would run out after a few months of heavy traffic). A query ANDs the bitmaps of its filters, so
 a combination costs what its answer costs, and an append adds a few bits instead of ten B-tree entries.
 
-Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``. The two are close, not
-equal: producers send late. For every block of :data:`BLOCK` sequence numbers the index keeps the
-smallest and largest ``time`` seen, which bounds the time of everything not yet read. Candidates are read
-newest ``seq`` first and the walk stops as soon as nothing left can beat the page already found.
+Bitmaps are ordered by ``seq`` (arrival), but ListTraces is ordered by ``time``, and the two need not
+agree at all: an import of archives, a backfill, producers with skewed clocks. So the index also keeps
+each seq's ``time`` in one array, and a bitmap of the seqs whose time falls in each :data:`BUCKET_MS` of
+time. A query ranks its candidates by (time, seq) itself and hands SQL only the seqs of the page: a few
+candidates are looked up in the time array at once (numpy); many are cut first to the newest time buckets
+that hold a page of them. Either way the cost follows the page and the filters' selectivity, never the
+order the traces arrived in.
 
 The index is derived data and lives in the memory of each process that reads the database. It catches up
 from the log itself (``refresh``), and the writer feeds it what it has just committed (``feed``), so a
 trace is findable as soon as its ingest call answers. A bitmap may hold a sequence number whose row is
 gone (retention) or was rolled back: candidate rows are always re-checked against every filter in SQL, so
-the bitmaps only have to avoid false negatives, never false positives.
+the bitmaps only have to avoid false negatives, never false positives. A seq's time never changes, and
+every seq in a bitmap has its time in the array, so the ranking is exact for the rows that exist.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -55,8 +58,12 @@ TERM_COLUMNS: tuple[str, ...] = (
 HASHED_COLUMNS: tuple[str, ...] = ("resource_id", "resource_name")
 #: what :meth:`TermIndex.feed` takes after (seq, project_id, kind, time), in this order
 INDEXED_COLUMNS = TERM_COLUMNS + HASHED_COLUMNS
-#: sequence numbers per block of the time envelope
-BLOCK = 256
+#: the width of a time bucket: a bucket holds the seqs whose time falls in it
+BUCKET_MS = 3_600_000
+#: up to this many candidates are ranked from the time array directly; more are cut to buckets first
+DIRECT_RANK = 1 << 18
+#: after this many buckets without a full page, the rest is ranked directly: the matches are old
+MAX_BUCKET_WALK = 24
 #: rows read per catch-up statement, so a long catch-up never holds the lock for long
 CATCH_UP_BATCH = 50_000
 #: a query that finds the index further behind than this reads through SQL instead of waiting
@@ -71,18 +78,18 @@ _SELECT_AFTER = text(
 
 
 class TermIndex:
-    """Bitmaps of sequence numbers per term, plus the time envelope of each block of the log."""
+    """Bitmaps of sequence numbers per term and per time bucket, plus the time of every seq."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._catch_up = threading.Lock()  # one catch-up at a time; queries never queue behind it
         self._terms: dict[Term, BitMap64] = {}
-        #: the time envelope of blocks ``_block_base`` on (seq // BLOCK), so memory follows the live log
-        self._block_min = array("q")
-        self._block_max = array("q")
-        self._block_base = 0
+        #: time // BUCKET_MS -> the seqs with a time in that bucket
+        self._buckets: dict[int, BitMap64] = {}
         #: per hashed column, the value hash of each seq from ``_hash_base`` on (0: no value)
         self._hashes = [np.zeros(0, dtype=np.uint32) for _ in HASHED_COLUMNS]
+        #: the time of each seq from ``_hash_base`` on (meaningless where no row was indexed)
+        self._times = np.zeros(0, dtype=np.int64)
         self._hash_base = 0
         #: every seq <= upto has been indexed
         self.upto = 0
@@ -133,34 +140,18 @@ class TermIndex:
         self, rows: Iterable[tuple[int, str, str, int, Sequence[str | None]]], *, contiguous: bool
     ) -> None:
         taken = []
-        block_min, block_max = self._block_min, self._block_max
         upto = self.upto
-        if not block_max:
-            self._block_base = -1  # set by the first row taken
         for row in rows:
-            seq, _, _, time, _ = row
+            seq = row[0]
             if seq <= upto:
                 continue  # already read by a refresh
             if contiguous and seq != upto + 1:
                 break  # a gap: refresh will read it, and everything after it, from the log
             upto = seq
             taken.append(row)
-            if self._block_base < 0:
-                self._block_base = seq // BLOCK
-            block = seq // BLOCK - self._block_base
-            if block >= len(block_max):
-                grow = block + 1 - len(block_max)
-                block_min.extend([2**62] * grow)
-                block_max.extend([-1] * grow)
-            if time < block_min[block]:
-                block_min[block] = time
-            if time > block_max[block]:
-                block_max[block] = time
-        if self._block_base < 0:
-            self._block_base = 0
         if taken:
             self._index_columns(taken)
-            self._index_hashes(taken)
+            self._index_arrays(taken)
         self._fed_since_prune += upto - self.upto
         self.upto = upto
 
@@ -192,20 +183,46 @@ class TermIndex:
                     else:
                         bitmap.update(found)
 
-    def _index_hashes(self, rows: list[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
+    def _index_arrays(self, rows: list[tuple[int, str, str, int, Sequence[str | None]]]) -> None:
+        """Each seq's time and value hashes go to the arrays; its seq to the bitmap of its time bucket."""
         count = len(rows)
         seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=count)
-        if not self._hashes[0].size:
+        times = np.fromiter((row[3] for row in rows), dtype=np.int64, count=count)
+        if not self._times.size:
             self._hash_base = int(seqs[0])
         offsets = seqs - self._hash_base
         needed = int(offsets[-1]) + 1
+        if self._times.size < needed:
+            size = max(needed, 2 * self._times.size, 1 << 16)
+            self._times = _grown(self._times, size)
+            self._hashes = [_grown(column, size) for column in self._hashes]
+        self._times[offsets] = times
         for i, column in enumerate(self._hashes):
-            if column.size < needed:
-                grown = np.zeros(max(needed, 2 * column.size, 1 << 16), dtype=np.uint32)
-                grown[: column.size] = column
-                self._hashes[i] = column = grown
             at = len(TERM_COLUMNS) + i
             column[offsets] = np.fromiter((_hash(row[4][at]) for row in rows), dtype=np.uint32, count=count)
+        self._bucket(seqs, times)
+
+    def _bucket(self, seqs: np.ndarray[Any, Any], times: np.ndarray[Any, Any]) -> None:
+        keys = times // BUCKET_MS
+        first = int(keys[0])
+        buckets = self._buckets
+        if (keys == first).all():  # the usual batch: everything within one bucket
+            found = buckets.get(first)
+            if found is None:
+                buckets[first] = BitMap64(seqs.tolist())
+            else:
+                found.update(seqs.tolist())
+            return
+        order = np.argsort(keys, kind="stable")
+        keys, seqs = keys[order], seqs[order]
+        starts = np.flatnonzero(np.diff(keys)) + 1
+        firsts = keys[np.concatenate(([0], starts))].tolist()
+        for key, part in zip(firsts, np.split(seqs, starts), strict=True):
+            found = buckets.get(key)
+            if found is None:
+                buckets[key] = BitMap64(part.tolist())
+            else:
+                found.update(part.tolist())
 
     def _maybe_prune(self, conn: Connection) -> None:
         """Forget sequence numbers retention has deleted, so memory follows the log, not its history."""
@@ -228,15 +245,16 @@ class TermIndex:
                 bitmap.remove_range(0, below)
                 if not bitmap:
                     del self._terms[term]
-            gone = min(below - self._hash_base, self._hashes[0].size)
+            for key in list(self._buckets):
+                bitmap = self._buckets[key]
+                bitmap.remove_range(0, below)
+                if not bitmap:
+                    del self._buckets[key]
+            gone = min(below - self._hash_base, self._times.size)
             if gone > 0:
                 self._hashes = [column[gone:].copy() for column in self._hashes]
+                self._times = self._times[gone:].copy()
                 self._hash_base += gone
-            blocks_gone = min(below // BLOCK - self._block_base, len(self._block_max))
-            if blocks_gone > 0:
-                self._block_min = self._block_min[blocks_gone:]
-                self._block_max = self._block_max[blocks_gone:]
-                self._block_base += blocks_gone
             self._pruned_below = below
 
     # -- surviving a restart ----------------------------------------------------------------------------
@@ -252,10 +270,10 @@ class TermIndex:
         with self._lock:
             upto = self.upto
             terms = list(self._terms.items())
-            envelope = (self._block_min.tobytes(), self._block_max.tobytes())
-            block_base = self._block_base
             covered = max(0, upto + 1 - self._hash_base)
             hashes = [column[:covered].tobytes() for column in self._hashes]
+            times = self._times[:covered].tobytes()
+            buckets = list(self._buckets.items())
             hash_base = self._hash_base
         anchor = conn.execute(text("SELECT trace_id FROM traces WHERE seq = :s"), {"s": upto}).scalar()
         if anchor is None:
@@ -267,18 +285,22 @@ class TermIndex:
                 "upto": upto,
                 "anchor": anchor,
                 "terms": len(terms),
+                "buckets": len(buckets),
                 "hash_base": hash_base,
-                "block_base": block_base,
             }
             _write_chunk(out, orjson.dumps(header))
-            _write_chunk(out, envelope[0])
-            _write_chunk(out, envelope[1])
+            _write_chunk(out, times)
             for data in hashes:
                 _write_chunk(out, data)
             for term, bitmap in terms:
                 with self._lock:
                     data = bitmap.serialize()
                 _write_chunk(out, orjson.dumps(term))
+                _write_chunk(out, data)
+            for key, bitmap in buckets:
+                with self._lock:
+                    data = bitmap.serialize()
+                _write_chunk(out, orjson.dumps(key))
                 _write_chunk(out, data)
         partial.replace(path)
         return True
@@ -295,33 +317,107 @@ class TermIndex:
                 ).scalar()
                 if anchor is None or anchor != header["anchor"]:
                     return False  # another database, or one restored from an older copy
-                block_min = array("q", _read_chunk(source))
-                block_max = array("q", _read_chunk(source))
+                times = np.frombuffer(_read_chunk(source), dtype=np.int64).copy()
                 hashes = [np.frombuffer(_read_chunk(source), dtype=np.uint32).copy() for _ in HASHED_COLUMNS]
                 terms: dict[Term, BitMap64] = {}
                 for _ in range(int(header["terms"])):
                     key = orjson.loads(_read_chunk(source))
                     terms[(key[0], key[1], key[2], key[3])] = BitMap64.deserialize(_read_chunk(source))
+                buckets: dict[int, BitMap64] = {}
+                for _ in range(int(header["buckets"])):
+                    bucket = int(orjson.loads(_read_chunk(source)))
+                    buckets[bucket] = BitMap64.deserialize(_read_chunk(source))
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             return False  # missing, partial or foreign: read the log instead
+        base = int(header["hash_base"])
         with self._lock:
             if self.upto:
                 return False  # something was indexed meanwhile; keep it
-            self._terms, self._block_min, self._block_max = terms, block_min, block_max
-            self._hashes, self._hash_base = hashes, int(header["hash_base"])
-            self._block_base = int(header["block_base"])
+            self._terms, self._buckets = terms, buckets
+            self._hashes, self._times, self._hash_base = hashes, times, base
             self.upto = int(header["upto"])
         return True
 
     # -- answering --------------------------------------------------------------------------------------
 
-    def candidates(
-        self, project_id: str, kind: str, filters: dict[str, str], *, time_from: int, time_below: int
-    ) -> tuple[BitMap64, Ceiling]:
-        """Sequence numbers that may match, and the bound on the time of every row up to a given seq.
+    def rank(
+        self,
+        project_id: str,
+        kind: str,
+        filters: dict[str, str],
+        *,
+        time_from: int,
+        time_below: int,
+        after: tuple[int, int] | None,
+        count: int,
+    ) -> list[tuple[int, int]]:
+        """The first ``count`` candidates in the list's order, as (time, seq), newest first.
 
-        Only blocks whose time envelope overlaps ``time_from < time < time_below`` can hold a match.
+        A candidate matches every filter's bitmap (or hash) and has ``time_from < time < time_below`` and
+        (time, seq) < ``after``. Fewer than ``count`` means there are no more candidates. A caller whose
+        rows fail the SQL re-check asks again with ``after`` set to the last candidate it was given.
         """
+        found = self.candidates(project_id, kind, filters)
+        if not found:
+            return []
+        with self._lock:
+            times, base = self._times, self._hash_base
+            covered = max(0, min(self.upto + 1 - base, times.size))
+        if len(found) > DIRECT_RANK:
+            walked = self._rank_by_buckets(found, times, base, covered, time_from, time_below, after, count)
+            if walked is not None:
+                return walked
+        seqs = np.frombuffer(found.to_array(), dtype=np.uint64).astype(np.int64) - base
+        seqs = seqs[(seqs >= 0) & (seqs < covered)]
+        return _top(seqs + base, times[seqs], time_from, time_below, after, count)
+
+    def _rank_by_buckets(
+        self,
+        found: BitMap64,
+        times: np.ndarray[Any, Any],
+        base: int,
+        covered: int,
+        time_from: int,
+        time_below: int,
+        after: tuple[int, int] | None,
+        count: int,
+    ) -> list[tuple[int, int]] | None:
+        """Rank many candidates by walking time buckets newest first until a page of them is in hand.
+
+        Buckets partition time, so once the buckets read hold ``count`` matches nothing in an older one
+        can rank before them. None when the matches are too far back (the caller ranks them directly).
+        """
+        newest = time_below - 1 if after is None else min(time_below - 1, after[0])
+        low, high = (time_from + 1) // BUCKET_MS, newest // BUCKET_MS
+        with self._lock:
+            keys = sorted((key for key in self._buckets if low <= key <= high), reverse=True)
+        seq_parts: list[np.ndarray[Any, Any]] = []
+        time_parts: list[np.ndarray[Any, Any]] = []
+        matched = 0
+        for walked, key in enumerate(keys):
+            if walked >= MAX_BUCKET_WALK:
+                return None
+            with self._lock:
+                bucket = self._buckets.get(key)
+                part = found & bucket if bucket is not None else None
+            if not part:
+                continue
+            seqs = np.frombuffer(part.to_array(), dtype=np.uint64).astype(np.int64) - base
+            seqs = seqs[(seqs >= 0) & (seqs < covered)]
+            part_times = times[seqs]
+            inside = _inside(seqs + base, part_times, time_from, time_below, after)
+            seq_parts.append(seqs[inside] + base)
+            time_parts.append(part_times[inside])
+            matched += int(inside.sum())
+            if matched >= count:
+                break
+        if not seq_parts:
+            return []
+        seqs, part_times = np.concatenate(seq_parts), np.concatenate(time_parts)
+        return _top(seqs, part_times, time_from, time_below, after, count)
+
+    def candidates(self, project_id: str, kind: str, filters: dict[str, str]) -> BitMap64:
+        """The seqs that carry every filter's term (or value hash): a superset of the matches."""
         hashed = [(HASHED_COLUMNS.index(c), _hash(v)) for c, v in filters.items() if c in HASHED_COLUMNS]
         with self._lock:
             bitmaps = []
@@ -330,7 +426,7 @@ class TermIndex:
                     continue
                 bitmap = self._terms.get((project_id, kind, column, value))
                 if bitmap is None:
-                    return BitMap64(), Ceiling(np.zeros(0, dtype=np.int64), 0)
+                    return BitMap64()
                 bitmaps.append(bitmap)
             found: BitMap64 | None = None
             if bitmaps:
@@ -338,25 +434,16 @@ class TermIndex:
             # the arrays are only written past ``covered``, and replaced (not resized) when they grow
             base, covered = self._hash_base, max(0, self.upto + 1 - self._hash_base)
             columns = self._hashes
-            blocks, block_base = len(self._block_max), self._block_base
-            block_min = np.frombuffer(self._block_min, dtype=np.int64, count=blocks).copy()
-            block_max = np.frombuffer(self._block_max, dtype=np.int64, count=blocks).copy()
         for i, digest in hashed:
             values = columns[i][: min(covered, columns[i].size)]
             if found is not None and len(found) * 64 < values.size:  # few candidates: look each up
-                seqs = np.array(found.to_array(), dtype=np.int64) - base
+                seqs = np.frombuffer(found.to_array(), dtype=np.uint64).astype(np.int64) - base
                 seqs = seqs[(seqs >= 0) & (seqs < values.size)]
                 found = BitMap64((seqs[values[seqs] == digest] + base).tolist())
             else:
                 hits = BitMap64((np.flatnonzero(values == digest) + base).tolist())
                 found = hits if found is None else found & hits
-        assert found is not None  # filters is never empty here
-        if not found:
-            return found, Ceiling(block_max, block_base)
-        outside = (block_max <= time_from) | (block_min >= time_below)
-        if outside.any():
-            found -= _blocks_as_bitmap(np.flatnonzero(outside) + block_base)
-        return found, Ceiling(np.maximum.accumulate(block_max), block_base)
+        return found if found is not None else BitMap64()
 
     @property
     def terms(self) -> int:
@@ -379,36 +466,57 @@ def _read_chunk(source: BinaryIO) -> bytes:
     return data
 
 
-class Ceiling:
-    """The largest ``time`` of any indexed row with a seq in or before a given seq's block."""
+def _grown(column: np.ndarray[Any, Any], size: int) -> np.ndarray[Any, Any]:
+    """A new, larger array with ``column``'s values first (readers keep the old one meanwhile)."""
+    grown = np.zeros(size, dtype=column.dtype)
+    grown[: column.size] = column
+    return grown
 
-    def __init__(self, running_max: np.ndarray[Any, Any], block_base: int) -> None:
-        self._running_max = running_max
-        self._block_base = block_base
 
-    def __call__(self, seq: int) -> int:
-        block = seq // BLOCK - self._block_base
-        if block < 0:
-            return -1  # before the first indexed block: nothing there
-        return int(self._running_max[min(block, len(self._running_max) - 1)])
+def _inside(
+    seqs: np.ndarray[Any, Any],
+    times: np.ndarray[Any, Any],
+    time_from: int,
+    time_below: int,
+    after: tuple[int, int] | None,
+) -> np.ndarray[Any, Any]:
+    """Which (time, seq) lie in the window and, with ``after``, rank after that position."""
+    inside = (times > time_from) & (times < time_below)
+    if after is not None:
+        inside &= (times < after[0]) | ((times == after[0]) & (seqs < after[1]))
+    return inside
+
+
+def _top(
+    seqs: np.ndarray[Any, Any],
+    times: np.ndarray[Any, Any],
+    time_from: int,
+    time_below: int,
+    after: tuple[int, int] | None,
+    count: int,
+) -> list[tuple[int, int]]:
+    """The ``count`` largest (time, seq) among those :func:`_inside` the bounds, largest first.
+
+    A partial selection finds the count-th largest time; everything newer is in, and of the rows at
+    exactly that time the largest seqs fill the page, so ties rank as ``ORDER BY time DESC, seq DESC``.
+    """
+    inside = _inside(seqs, times, time_from, time_below, after)
+    seqs, times = seqs[inside], times[inside]
+    if seqs.size > count:
+        threshold = times[np.argpartition(times, seqs.size - count)[seqs.size - count]]
+        newer = times > threshold
+        tied = np.flatnonzero(times == threshold)
+        room = count - int(newer.sum())
+        tied = tied[np.argsort(seqs[tied])[::-1][:room]]
+        keep = np.concatenate((np.flatnonzero(newer), tied))
+        seqs, times = seqs[keep], times[keep]
+    order = np.lexsort((seqs, times))[::-1]
+    return list(zip(times[order].tolist(), seqs[order].tolist(), strict=True))
 
 
 def _hash(value: str | None) -> int:
     """A value's 32-bit digest, never 0 (which marks "no value")."""
     return zlib.crc32(value.encode()) | 1 if value is not None else 0
-
-
-def _blocks_as_bitmap(blocks: np.ndarray[Any, Any]) -> BitMap64:
-    """The sequence numbers of the given (sorted) blocks, built from runs of adjacent blocks."""
-    out = BitMap64()
-    if not len(blocks):
-        return out
-    breaks = np.flatnonzero(np.diff(blocks) != 1)
-    starts = np.concatenate(([blocks[0]], blocks[breaks + 1]))
-    ends = np.concatenate((blocks[breaks], [blocks[-1]]))
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        out.add_range(start * BLOCK, (end + 1) * BLOCK)
-    return out
 
 
 _REGISTRY: dict[str, tuple[TermIndex, int]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from hashlib import sha256
 from itertools import chain
 from operator import attrgetter, itemgetter
@@ -15,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.store import term_index
 from opencts.store.tables import FILTER_COLUMNS, traces
-from opencts.store.term_index import INDEXED_COLUMNS, Ceiling, TermIndex
+from opencts.store.term_index import INDEXED_COLUMNS, TermIndex
 
 # SQLite limits host parameters per statement (32,766); 22 columns x 1,000 rows stays well under it.
 _INSERT_CHUNK = 1000
@@ -224,9 +225,11 @@ def page(
     )
     index = _term_index_for(conn, filters)
     if index is not None:
-        found, ceiling = index.candidates(project_id, kind, filters, time_from=time_from, time_below=upper)
         order = itemgetter(wanted.index("time"), wanted.index("seq"))
-        return _page_of_candidates(conn, stmt, found, ceiling, limit, order)
+        rank = partial(
+            index.rank, project_id, kind, filters, time_from=time_from, time_below=min(time_to, upper)
+        )
+        return _page_of_ranked(conn, stmt, rank, after, limit, order)
     return list(conn.execute(stmt.limit(limit)).all())
 
 
@@ -243,33 +246,37 @@ def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | No
 _SEQS = func.json_each(bindparam("seqs", type_=String)).table_valued("value")
 
 
-def _page_of_candidates(
-    conn: Connection, stmt: Any, found: Any, ceiling: Ceiling, limit: int, order: Callable[[Any], Any]
+def _page_of_ranked(
+    conn: Connection,
+    stmt: Any,
+    rank: Callable[..., list[tuple[int, int]]],
+    after: Position | None,
+    limit: int,
+    order: Callable[[Any], Any],
 ) -> list[Row[Any]]:
-    """The newest ``limit`` rows among candidate seqs, read newest seq first in growing batches.
+    """The page the term index ranks first, read by seq: SQL sees only the page's own rows.
 
-    Every batch is checked by ``stmt`` (all filters and the time window, in SQL). The walk stops once the
-    ``limit``-th row found is newer than anything left could be: the remaining seqs are all below the
-    next candidate, and ``ceiling`` bounds the time of every row up to that candidate's block.
-    ``order`` gives a row's (time, seq) by position: a Row attribute costs a failed lookup first.
+    Every row is re-checked by ``stmt`` (all filters and the time window). A candidate the re-check
+    drops (a hash that collided, a row gone since) leaves the page short: the next candidates after the
+    last one tried fill it. ``order`` gives a row's (time, seq) by position: a Row attribute costs a
+    failed lookup first.
     """
     by_seq = stmt.where(traces.c.seq.in_(select(_SEQS.c.value)))
-    best: list[Row[Any]] = []
-    high = len(found)
-    step = max(limit + limit // 4, 64)  # a page usually comes from its newest candidates
-    while high > 0:
-        low = max(0, high - step)
-        seqs = found[low:high]
-        best.extend(conn.execute(by_seq, {"seqs": orjson.dumps(list(seqs)).decode()}).all())
-        best.sort(key=order, reverse=True)
-        del best[limit:]
-        high = low
-        if high and len(best) == limit:
-            following = found[high - 1]
-            if order(best[-1]) > (ceiling(following), following):
-                break
-        step = min(step * 2, max(4096, 2 * limit))
-    return best
+    rows: list[Row[Any]] = []
+    bound = (after.time, after.seq) if after is not None else None
+    wanted = limit
+    while True:
+        ranked = rank(after=bound, count=wanted)
+        if not ranked:
+            break
+        seqs = orjson.dumps([seq for _, seq in ranked]).decode()
+        rows.extend(conn.execute(by_seq, {"seqs": seqs}).all())
+        if len(ranked) < wanted or len(rows) >= limit:
+            break  # no candidate is left, or the page is full
+        bound = ranked[-1]
+        wanted = max(limit - len(rows), 4 * wanted)  # the re-check dropped some: look further at once
+    rows.sort(key=order, reverse=True)
+    return rows[:limit]
 
 
 def by_trace_id(
