@@ -131,10 +131,9 @@ class Database:
         self._max_pending = max_pending_writes
         self._pending = 0
         self._path = make_url(self.url).database if self.dialect == "sqlite" else None
-        #: SQLite's access path for filters (see ``term_index``); PostgreSQL uses its B-tree indexes
-        self.term_index: TermIndex | None = (
-            term_index.open_for(self._path) if self._path and self._path != ":memory:" else None
-        )
+        #: the access path for filters on both backends (see ``term_index``), one per file or database
+        self._index_key = term_index.key_of(self.read_engine.url)
+        self.term_index: TermIndex | None = term_index.open_for(self._index_key) if self._index_key else None
         #: where the term index is kept between runs (derived data: deleting it only slows the next start)
         self.term_snapshot = (
             Path(self._path + ".terms") if self.term_index is not None and self._path else None
@@ -184,14 +183,17 @@ class Database:
         return await loop.run_in_executor(self._readers, self.read_sync, fn)
 
     def start_background(self) -> None:
-        """Start SQLite's helpers: the WAL checkpointer and the term index's first catch-up."""
-        if not self.is_sqlite or self._background:
+        """Start the helpers: the term index's first catch-up, and SQLite's WAL checkpointer."""
+        if self._background:
             return
-        # From now on the writer never checkpoints inside a commit; the checkpointer does it beside it,
-        # so appends don't stall while the WAL is copied back into the database.
-        self._writer_pragmas["wal_autocheckpoint"] = 0
-        self.write_sync(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0"))
-        for target, name in ((self._checkpoint_loop, "checkpoint"), (self._warm_term_index, "term-index")):
+        helpers = [(self._warm_term_index, "term-index")]
+        if self.is_sqlite:
+            # From now on the writer never checkpoints inside a commit; the checkpointer does it beside it,
+            # so appends don't stall while the WAL is copied back into the database.
+            self._writer_pragmas["wal_autocheckpoint"] = 0
+            self.write_sync(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0"))
+            helpers.append((self._checkpoint_loop, "checkpoint"))
+        for target, name in helpers:
             thread = threading.Thread(target=target, name=f"opencts-{name}", daemon=True)
             thread.start()
             self._background.append(thread)
@@ -218,15 +220,17 @@ class Database:
         checkpointing the WAL).
         """
         index, path = self.term_index, self.term_snapshot
-        if index is None or path is None:
+        if index is None:
             return
         try:
-            if self.read_sync(lambda conn: index.load(path, conn)):
+            if path is not None and self.read_sync(lambda conn: index.load(path, conn)):
                 log.info("term index: read %s (up to seq %d)", path.name, index.upto)
             saved = index.upto
             while not self._closing.is_set():
                 if self.read_sync(lambda conn: index.refresh(conn, max_rows=200_000)):
                     break
+            if path is None:
+                return  # PostgreSQL: no file of its own to keep it in; the next start reads the log
             # a long catch-up is saved at once (a crash now should not mean another), then every few minutes
             while not self._closing.is_set():
                 if index.upto - saved >= SNAPSHOT_ROWS and self.read_sync(
@@ -247,8 +251,8 @@ class Database:
                 self.read_sync(lambda conn: index.save(snapshot, conn))
             except Exception:  # a lost snapshot only means a slower next start
                 log.warning("term index snapshot not written", exc_info=True)
-        if self._path and self.term_index is not None:
-            term_index.close_for(self._path)
+        if self._index_key and self.term_index is not None:
+            term_index.close_for(self._index_key)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.write_engine.dispose()

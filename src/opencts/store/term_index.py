@@ -1,8 +1,10 @@
-"""The term index: how SQLite answers ListTraces filters without a B-tree per filter column.
+"""The term index: how ListTraces filters are answered without walking a B-tree per filter column.
 
 A B-tree per filter made every append touch a dozen indexes, and SQLite still used only one of them for a
 query that combined filters: a rare or empty combination (a user who never touched RDS) walked every
-row of the chosen index. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
+row of the chosen index. PostgreSQL walks its chosen index the same way, and fetches each row it walks
+from the heap to test the other filters: when traces arrive out of time order every such row is on a
+page of its own. So both backends answer filters here. Here each *term* (project, kind, column, value) owns a compressed bitmap of the
 sequence numbers that carry it (pyroaring's 64-bit bitmaps: seq counts every trace ever appended, and
 32 bits would run out after a few months of heavy traffic). A query ANDs the bitmaps of its filters, so
 a combination costs what its answer costs, and an append adds a few bits instead of ten B-tree entries.
@@ -17,7 +19,9 @@ order the traces arrived in.
 
 The index is derived data and lives in the memory of each process that reads the database. It catches up
 from the log itself (``refresh``), and the writer feeds it what it has just committed (``feed``), so a
-trace is findable as soon as its ingest call answers. A bitmap may hold a sequence number whose row is
+trace is findable as soon as its ingest call answers. Catching up by seq is sound on both backends:
+SQLite has one writer, and PostgreSQL appends under one advisory lock, so a committed seq has every
+smaller seq committed or rolled back before it; nodes sharing a PostgreSQL log each catch up on their own. A bitmap may hold a sequence number whose row is
 gone (retention) or was rolled back: candidate rows are always re-checked against every filter in SQL, so
 the bitmaps only have to avoid false negatives, never false positives. A seq's time never changes, and
 every seq in a bitmap has its time in the array, so the ranking is exact for the rows that exist.
@@ -35,7 +39,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 from pyroaring import BitMap64
-from sqlalchemy import Connection, text
+from sqlalchemy import URL, Connection, text
 
 from opencts.store.files import open_private
 
@@ -523,8 +527,16 @@ _REGISTRY: dict[str, tuple[TermIndex, int]] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
+def key_of(url: URL) -> str | None:
+    """What names a database's index in this process: the SQLite file, or the PostgreSQL URL."""
+    if url.get_backend_name() == "sqlite":
+        return url.database if url.database and url.database != ":memory:" else None
+    return url.render_as_string(hide_password=False)
+
+
 def open_for(path: str) -> TermIndex:
-    """This process's index of the SQLite file at ``path``; pair every call with :func:`close_for`."""
+    """This process's index of the database named ``path`` (:func:`key_of`); pair every call with
+    :func:`close_for`."""
     with _REGISTRY_LOCK:
         index, users = _REGISTRY.get(path, (TermIndex(), 0))
         _REGISTRY[path] = (index, users + 1)
@@ -543,6 +555,7 @@ def close_for(path: str) -> None:
 
 
 def lookup(path: str | None) -> TermIndex | None:
-    """The index open for ``path`` in this process, if a :class:`~opencts.store.Database` opened one."""
+    """The index open for ``path`` (:func:`key_of`) in this process, if a :class:`~opencts.store.Database`
+    opened one."""
     entry = _REGISTRY.get(path) if path else None
     return entry[0] if entry else None

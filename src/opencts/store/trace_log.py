@@ -11,7 +11,20 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Row, String, and_, bindparam, delete, func, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.store import term_index
@@ -200,8 +213,9 @@ def page(
     """Up to ``limit`` traces, newest first, strictly between ``time_from`` and ``time_to``.
 
     Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
-    :data:`FILTER_COLUMNS`. On PostgreSQL each has an index led by (project_id, kind, column, time). On
-    SQLite the term index answers them (see :mod:`opencts.store.term_index`).
+    :data:`FILTER_COLUMNS`; the term index answers them (see :mod:`opencts.store.term_index`) and SQL
+    reads the page's rows by seq. Without filters, or while the index is still catching up, SQL walks a
+    B-tree in time order: ``ix_traces_time``, and on PostgreSQL one per filter column as well.
     """
     conds = [traces.c.project_id == project_id, traces.c.kind == kind, traces.c.time > time_from]
     upper = time_to  # every match has time < upper
@@ -234,16 +248,17 @@ def page(
 
 
 def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | None:
-    """The term index, when it should answer: SQLite, with filters, and caught up."""
-    if not filters or conn.dialect.name != "sqlite":
+    """The term index, when it should answer: with filters, and caught up."""
+    if not filters:
         return None
-    index = term_index.lookup(conn.engine.url.database)
+    index = term_index.lookup(term_index.key_of(conn.engine.url))
     if index is None or not index.refresh(conn, max_lag=term_index.MAX_QUERY_LAG):
         return None  # not open in this process, or still catching up: SQL is slower but as exact
     return index
 
 
 _SEQS = func.json_each(bindparam("seqs", type_=String)).table_valued("value")
+_SEQ_ARRAY = bindparam("seqs", type_=postgresql.ARRAY(BigInteger))
 
 
 def _page_of_ranked(
@@ -261,7 +276,11 @@ def _page_of_ranked(
     last one tried fill it. ``order`` gives a row's (time, seq) by position: a Row attribute costs a
     failed lookup first.
     """
-    by_seq = stmt.where(traces.c.seq.in_(select(_SEQS.c.value)))
+    sqlite = conn.dialect.name == "sqlite"
+    # SQLite takes the seqs as one JSON parameter (its limit on parameters), PostgreSQL as an array
+    by_seq = stmt.where(
+        traces.c.seq.in_(select(_SEQS.c.value)) if sqlite else traces.c.seq == any_(_SEQ_ARRAY)
+    )
     rows: list[Row[Any]] = []
     bound = (after.time, after.seq) if after is not None else None
     wanted = limit
@@ -269,8 +288,8 @@ def _page_of_ranked(
         ranked = rank(after=bound, count=wanted)
         if not ranked:
             break
-        seqs = orjson.dumps([seq for _, seq in ranked]).decode()
-        rows.extend(conn.execute(by_seq, {"seqs": seqs}).all())
+        seqs = [seq for _, seq in ranked]
+        rows.extend(conn.execute(by_seq, {"seqs": orjson.dumps(seqs).decode() if sqlite else seqs}).all())
         if len(ranked) < wanted or len(rows) >= limit:
             break  # no candidate is left, or the page is full
         bound = ranked[-1]
