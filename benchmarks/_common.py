@@ -298,9 +298,8 @@ def wait_until_idle(
             last_report = time.perf_counter()
             positions = consumer_positions(server.data_dir / "opencts.db", server.database_url)
             console.print(f"  server busy catching up for {last_report - started:,.0f}s: {positions}")
-    raise RuntimeError(
-        f"server still busy after {timeout:,.0f}s: {consumer_positions(server.data_dir / 'opencts.db', server.database_url)}"
-    )
+    positions_now = consumer_positions(server.data_dir / "opencts.db", server.database_url)
+    raise RuntimeError(f"server still busy after {timeout:,.0f}s: {positions_now}")
 
 
 def ensure_data_trackers(client: httpx.Client, project_id: str, names: Sequence[str]) -> None:
