@@ -67,9 +67,9 @@ INDEXED_COLUMNS = TERM_COLUMNS + HASHED_COLUMNS
 #: the width of a time bucket: a bucket holds the seqs whose time falls in it
 BUCKET_MS = 3_600_000
 #: up to this many candidates are ranked from the time array directly; more are cut to buckets first
-DIRECT_RANK = 1 << 18
-#: after this many buckets without a full page, the rest is ranked directly: the matches are old
-MAX_BUCKET_WALK = 24
+DIRECT_RANK = 1 << 15
+#: the most buckets one step of a walk reads together (a step reads twice as many as the one before)
+MAX_BUCKET_STEP = 64
 #: rows read per catch-up statement, so a long catch-up never holds the lock for long
 CATCH_UP_BATCH = 50_000
 #: a query that finds the index further behind than this reads through SQL instead of waiting
@@ -385,9 +385,7 @@ class TermIndex:
             times, base = self._times, self._hash_base
             covered = max(0, min(self.upto + 1 - base, times.size))
         if len(found) > DIRECT_RANK:
-            walked = self._rank_by_buckets(found, times, base, covered, time_from, time_below, after, count)
-            if walked is not None:
-                return walked
+            return self._rank_by_buckets(found, times, base, covered, time_from, time_below, after, count)
         seqs = np.frombuffer(found.to_array(), dtype=np.uint64).astype(np.int64) - base
         seqs = seqs[(seqs >= 0) & (seqs < covered)]
         return _top(seqs + base, times[seqs], time_from, time_below, after, count)
@@ -402,11 +400,12 @@ class TermIndex:
         time_below: int,
         after: tuple[int, int] | None,
         count: int,
-    ) -> list[tuple[int, int]] | None:
+    ) -> list[tuple[int, int]]:
         """Rank many candidates by walking time buckets newest first until a page of them is in hand.
 
         Buckets partition time, so once the buckets read hold ``count`` matches nothing in an older one
-        can rank before them. None when the matches are too far back (the caller ranks them directly).
+        can rank before them. Each step reads twice as many buckets as the one before (as one union), so
+        candidates that all lie far back cost a few steps, not one per bucket.
         """
         newest = time_below - 1 if after is None else min(time_below - 1, after[0])
         low, high = (time_from + 1) // BUCKET_MS, newest // BUCKET_MS
@@ -414,13 +413,13 @@ class TermIndex:
             keys = sorted((key for key in self._buckets if low <= key <= high), reverse=True)
         seq_parts: list[np.ndarray[Any, Any]] = []
         time_parts: list[np.ndarray[Any, Any]] = []
-        matched = 0
-        for walked, key in enumerate(keys):
-            if walked >= MAX_BUCKET_WALK:
-                return None
+        matched, step, at = 0, 1, 0
+        while at < len(keys) and matched < count:
             with self._lock:
-                bucket = self._buckets.get(key)
-                part = found & bucket if bucket is not None else None
+                group = [self._buckets[key] for key in keys[at : at + step] if key in self._buckets]
+                part = found & (group[0] if len(group) == 1 else BitMap64.union(*group)) if group else None
+            at += step
+            step = min(2 * step, MAX_BUCKET_STEP)
             if not part:
                 continue
             seqs = np.frombuffer(part.to_array(), dtype=np.uint64).astype(np.int64) - base
@@ -430,8 +429,6 @@ class TermIndex:
             seq_parts.append(seqs[inside] + base)
             time_parts.append(part_times[inside])
             matched += int(inside.sum())
-            if matched >= count:
-                break
         if not seq_parts:
             return []
         seqs, part_times = np.concatenate(seq_parts), np.concatenate(time_parts)
