@@ -204,7 +204,9 @@ def test_feed_stops_at_a_gap_and_refresh_fills_it() -> None:
     index.feed([(1, "p", "system", 10, values), (2, "p", "system", 11, values)])
     index.feed([(5, "p", "system", 12, values)])  # 3 and 4 were committed elsewhere: not taken
     assert index.upto == 2
-    found = index.rank("p", "system", {"user_name": "alice"}, time_from=0, time_below=100, after=None, count=5)
+    found = index.rank(
+        "p", "system", {"user_name": "alice"}, time_from=0, time_below=100, after=None, count=5
+    )
     assert found == [(11, 2), (10, 1)]
 
 
@@ -253,6 +255,33 @@ def test_the_server_keeps_its_index_across_a_restart(tmp_path: Any) -> None:
         assert index is not None and db.term_snapshot is not None
         assert db.read_sync(lambda c: index.load(db.term_snapshot, c))  # type: ignore[arg-type]
         assert index.upto == 300
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_node_keeps_its_index_in_its_data_dir(postgres_url: str, tmp_path: Any) -> None:
+    """A PostgreSQL node has no database file to keep its index beside: it keeps it in its data dir, so a
+    restart does not read the whole log again."""
+    db = Database(postgres_url, data_dir=tmp_path)
+    migrate.upgrade(db)
+    db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
+    db.start_background()
+    index = db.term_index
+    assert index is not None
+    for _ in range(500):  # the upkeep thread reads the log written before it started
+        if index.upto >= 300:
+            break
+        time.sleep(0.01)
+    upto = index.upto
+    db.close()
+    assert (tmp_path / "postgresql.terms").exists()
+    db = Database(postgres_url, data_dir=tmp_path)
+    try:
+        index = db.term_index
+        assert index is not None and db.term_snapshot == tmp_path / "postgresql.terms"
+        assert db.read_sync(lambda c: index.load(tmp_path / "postgresql.terms", c))
+        assert index.upto == upto >= 300
     finally:
         db.close()
 

@@ -113,7 +113,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pragmas: dict[str, int] | None 
 class Database:
     """Owns the engines and the threads that use them. Build one per process; ``close()`` on the way out."""
 
-    def __init__(self, url: str, *, max_pending_writes: int = 64) -> None:
+    def __init__(self, url: str, *, max_pending_writes: int = 64, data_dir: Path | None = None) -> None:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         #: per-connection settings of the SQLite writer that can change while running
@@ -134,10 +134,13 @@ class Database:
         #: the access path for filters on both backends (see ``term_index``), one per file or database
         self._index_key = term_index.key_of(self.read_engine.url)
         self.term_index: TermIndex | None = term_index.open_for(self._index_key) if self._index_key else None
-        #: where the term index is kept between runs (derived data: deleting it only slows the next start)
-        self.term_snapshot = (
-            Path(self._path + ".terms") if self.term_index is not None and self._path else None
-        )
+        #: where the term index is kept between runs (derived data: deleting it only slows the next start):
+        #: beside the SQLite file; for PostgreSQL in this node's data dir, if it has one
+        self.term_snapshot: Path | None = None
+        if self.term_index is not None and self._path:
+            self.term_snapshot = Path(self._path + ".terms")
+        elif self.term_index is not None and data_dir is not None:
+            self.term_snapshot = data_dir / "postgresql.terms"
         self._closing = threading.Event()
         self._background: list[threading.Thread] = []
 
@@ -230,7 +233,7 @@ class Database:
                 if self.read_sync(lambda conn: index.refresh(conn, max_rows=200_000)):
                     break
             if path is None:
-                return  # PostgreSQL: no file of its own to keep it in; the next start reads the log
+                return  # no data dir to keep it in: the next start reads the log again
             # a long catch-up is saved at once (a crash now should not mean another), then every few minutes
             while not self._closing.is_set():
                 if index.upto - saved >= SNAPSHOT_ROWS and self.read_sync(
