@@ -87,7 +87,7 @@ def parse_args() -> argparse.Namespace:
         "--data-root", type=Path, default=BENCH_DATA, help="where datasets live (default bench-data/)"
     )
     p.add_argument("--warm-cache", action="store_true",
-                   help="read the whole trace table once before timing, so the OS page cache holds it")  # fmt: skip
+                   help="read the trace table once before timing, so the OS page cache holds it")  # fmt: skip
     p.add_argument("--skip-store", action="store_true",
                    help="do not replay the requests in-process (the store p95 column)")  # fmt: skip
     p.add_argument("--build-only", action="store_true", help="with --reuse: build the dataset and stop")
