@@ -232,6 +232,7 @@ class Database:
             while not self._closing.is_set():
                 if self.read_sync(lambda conn: index.refresh(conn, max_rows=200_000)):
                     break
+            index.tidy()
             if path is None:
                 return  # no data dir to keep it in: the next start reads the log again
             # a long catch-up is saved at once (a crash now should not mean another), then every few minutes
@@ -240,6 +241,7 @@ class Database:
                     lambda conn: index.save(path, conn)
                 ):
                     saved = index.upto
+                index.tidy()
                 self._closing.wait(SNAPSHOT_SECONDS)
         except Exception:  # e.g. the database closing under us; queries catch up on their own
             log.warning("term index upkeep stopped", exc_info=True)

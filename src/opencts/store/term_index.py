@@ -70,6 +70,10 @@ BUCKET_MS = 3_600_000
 DIRECT_RANK = 1 << 15
 #: the most buckets one step of a walk reads together (a step reads twice as many as the one before)
 MAX_BUCKET_STEP = 64
+#: :meth:`TermIndex.tidy` sorts the value hashes again once this many rows (or an eighth) are unsorted
+SORT_AFTER = 1 << 20
+#: one sorted hash in this many is kept as a fence for the binary search
+FENCE = 64
 #: rows read per catch-up statement, so a long catch-up never holds the lock for long
 CATCH_UP_BATCH = 50_000
 #: a query that finds the index further behind than this reads through SQL instead of waiting
@@ -112,6 +116,12 @@ class TermIndex:
         #: the time of each seq from ``_hash_base`` on (meaningless where no row was indexed)
         self._times = np.zeros(0, dtype=np.int64)
         self._hash_base = 0
+        #: per hashed column, the offsets below ``_sorted_upto`` in the order of their hashes, and every
+        #: :data:`FENCE`-th hash in that order; built by :meth:`tidy` for ``_sorted_base``. A lookup is a
+        #: binary search over the fences, a compare of the few offsets between two, and a scan of the rest.
+        self._sorted: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        self._sorted_upto = 0
+        self._sorted_base = -1
         #: every seq <= upto has been indexed
         self.upto = 0
         self._pruned_below = 0
@@ -452,23 +462,55 @@ class TermIndex:
             # the arrays are only written past ``covered``, and replaced (not resized) when they grow
             base, covered = self._hash_base, max(0, self.upto + 1 - self._hash_base)
             columns = self._hashes
+            ordered = self._sorted if self._sorted_base == base else []
+            sorted_upto = self._sorted_upto
         for i, digest in hashed:
             values = columns[i][: min(covered, columns[i].size)]
             if found is not None and len(found) * 64 < values.size:  # few candidates: look each up
                 seqs = np.frombuffer(found.to_array(), dtype=np.uint64).astype(np.int64) - base
                 seqs = seqs[(seqs >= 0) & (seqs < values.size)]
                 found = BitMap64((seqs[values[seqs] == digest] + base).tolist())
+                continue
+            if ordered:  # a binary search over the sorted part, a scan of what came after it
+                order, fences = ordered[i]
+                low = max(0, int(np.searchsorted(fences, digest, "left")) - 1) * FENCE
+                high = int(np.searchsorted(fences, digest, "right")) * FENCE
+                near = order[low:high].astype(np.int64)
+                rest = np.flatnonzero(values[sorted_upto:] == digest) + sorted_upto
+                offsets = np.concatenate((np.sort(near[values[near] == digest]), rest))
             else:
-                hits = BitMap64((np.flatnonzero(values == digest) + base).tolist())
-                found = hits if found is None else found & hits
+                offsets = np.flatnonzero(values == digest)
+            hits = BitMap64((offsets + base).tolist())
+            found = hits if found is None else found & hits
         return found if found is not None else BitMap64()
+
+    def tidy(self) -> None:
+        """Sort the value hashes of the resource columns, once enough have come since the last sort.
+
+        A lookup is then a binary search plus a scan of the unsorted rest, instead of a scan of every
+        row. The upkeep thread calls this; sorting ten million hashes takes about a second.
+        """
+        with self._lock:
+            base, covered = self._hash_base, max(0, min(self.upto + 1 - self._hash_base, self._times.size))
+            columns = self._hashes
+            unsorted = covered - (self._sorted_upto if self._sorted_base == base else 0)
+        if unsorted < max(SORT_AFTER, covered // 8):
+            return
+        built = []
+        for column in columns:
+            order = np.argsort(column[:covered], kind="stable")
+            fences = column[order[::FENCE]]
+            built.append((order.astype(np.uint32 if covered < 2**32 else np.int64), fences))
+        with self._lock:
+            if self._hash_base == base:  # a prune moved the arrays meanwhile: the next call sorts again
+                self._sorted, self._sorted_upto, self._sorted_base = built, covered, base
 
     @property
     def terms(self) -> int:
         return len(self._terms)
 
 
-_SNAPSHOT_VERSION = 3
+_SNAPSHOT_VERSION = 4
 
 
 def _write_chunk(out: BinaryIO, data: bytes) -> None:
