@@ -115,6 +115,5 @@ def test_topics_subscriptions_publish_and_dead_letters(relay_down: LiveServer) -
     assert code == 0, out
     code, out = run(live_server, "smn", "topics", "delete", name)
     assert code == 0, out
-    time.sleep(1.1)
     code, out = run(live_server, "smn", "topics", "delete", name)
     assert code == 1 and "no topic named" in out
