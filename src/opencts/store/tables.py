@@ -344,3 +344,76 @@ notification_alarms = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 Index("ix_notification_alarms_created", notification_alarms.c.created_at)
+
+# --- FunctionGraph functions, their triggers and invocations ----------------------------------------------
+
+functions = Table(
+    "functions",
+    metadata,
+    Column("func_id", String(36), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("package", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("func_urn", String(256), nullable=False, unique=True),  # without a version: ...:package:name
+    Column("runtime", String(32), nullable=False),
+    Column("handler", String(128), nullable=False),
+    Column("timeout", Integer, nullable=False),  # seconds
+    Column("memory_size", Integer, nullable=False),  # MB
+    Column("code_type", String(16), nullable=False),  # inline | zip
+    Column("code_filename", String(256)),
+    Column("code", LargeBinary, nullable=False),  # always a zip archive; inline code is index.py in it
+    Column("code_digest", String(128), nullable=False),  # SHA-512 hex of ``code``
+    Column("code_size", Integer, nullable=False),
+    Column("user_data", Text, nullable=False),  # the environment, as the SDK sends it: a JSON object string
+    Column("encrypted_user_data", Text),  # sealed with the master key
+    Column("description", Text, nullable=False),
+    Column("xrole", String(64)),  # the agency whose credentials the context hands out
+    Column("config", Text, nullable=False),  # JSON: every other field of the function object
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_modified", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "package", "name", name="uq_functions_project_package_name"),
+)
+
+function_triggers = Table(
+    "function_triggers",
+    metadata,
+    Column("trigger_id", String(36), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("func_id", String(36), ForeignKey("functions.func_id", ondelete="CASCADE"), nullable=False),
+    Column("trigger_type_code", String(16), nullable=False),  # CTS, ...
+    Column("status", String(16), nullable=False),  # ACTIVE | DISABLED
+    Column("event_type_code", String(64)),
+    Column("event_data", Text, nullable=False),  # JSON, as the SDK sent it
+    Column("notification_id", String(36)),  # a CTS trigger is this key event notification (type fun)
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_function_triggers_func", function_triggers.c.func_id)
+
+#: every invocation (sync, async, trigger): the async queue, the record behind logs and statistics
+function_invocations = Table(
+    "function_invocations",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("project_id", String(32), nullable=False),
+    Column("func_id", String(36), ForeignKey("functions.func_id", ondelete="CASCADE"), nullable=False),
+    Column("source", String(8), nullable=False),  # sync | async | trigger
+    Column("status", String(8), nullable=False),  # WAIT | RUNNING | SUCCESS | FAIL | DISCARD
+    Column("event", LargeBinary),  # JSON; kept until the invocation has finished
+    Column("trigger_id", String(36)),
+    Column("trace_id", String(64)),  # the trace a CTS trigger handed over
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),  # due time; while RUNNING, the lease end
+    Column("claim", String(32)),  # which attempt holds the lease
+    Column("result", Text),
+    Column("log", Text),  # the handler's log lines, capped
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("duration_ms", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("start_time", BigInteger),
+    Column("end_time", BigInteger),
+)
+Index("ix_function_invocations_due", function_invocations.c.status, function_invocations.c.next_attempt_at)
+Index("ix_function_invocations_func", function_invocations.c.func_id, function_invocations.c.created_at)
