@@ -105,6 +105,37 @@ class Settings(BaseSettings):
         7, ge=1, le=3650, description="Days a message stays in the outbox once every delivery of it finished."
     )
 
+    # -- Functions: the FunctionGraph runtime (worker processes, limits) and trigger delivery -------------
+    functions_workers: int = Field(
+        8, ge=1, le=512, description="Worker processes that run function handlers, over all functions."
+    )
+    functions_max_memory_mb: int = Field(
+        2048,
+        ge=128,
+        le=4096,
+        description="Ceiling over every function's memory_size: a worker's address space never exceeds it.",
+    )
+    functions_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a failed async or trigger invocation before it is a dead letter.",
+    )
+    functions_concurrency: int = Field(
+        4, ge=1, le=256, description="Invocations of one function that run at the same time."
+    )
+    functions_queue_limit: int = Field(
+        100,
+        ge=0,
+        description="Invocations of one function that wait for a worker; past this one is refused.",
+    )
+    functions_idle_seconds: float = Field(
+        300.0, gt=0, description="How long an idle warm worker is kept for its function."
+    )
+    functions_keep_days: int = Field(
+        7, ge=1, le=3650, description="Days a finished invocation's record (result, log) is kept."
+    )
+
     @field_validator("bind")
     @classmethod
     def _bind_has_port(cls, value: str) -> str:
