@@ -16,7 +16,7 @@ def test_server_keys_migrate_down_and_up(database: Database) -> None:
         "first",
         "first",
     )
-    migrate.downgrade(database, "-1")
+    migrate.downgrade(database, "0011")
     assert "server_keys" not in inspect(database.write_engine).get_table_names()
     migrate.upgrade(database)
     assert database.read_sync(lambda conn: get_key(conn, "k")) is None
