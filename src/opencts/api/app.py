@@ -12,11 +12,24 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from opencts import __version__
-from opencts.api import audit, cts, docs, errors, headers, health, iam, iam_admin, notifications, traces
+from opencts.api import (
+    audit,
+    cts,
+    docs,
+    errors,
+    functions,
+    headers,
+    health,
+    iam,
+    iam_admin,
+    notifications,
+    traces,
+)
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
+from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
 from opencts.iam.keyring import unlock
@@ -116,6 +129,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             box=opened.box,
             policies=policies,
             smn=SmnService.open(db, settings, opened.signer, opened.box),
+            functions=FunctionService(db, settings, opened.box),
         )
         app.state.services = services
         runners = [
@@ -139,12 +153,16 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if start_consumers and services.smn is not None:
             services.smn.start()
+        if start_consumers and services.functions is not None:
+            services.functions.start()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if services.functions is not None:
+                await services.functions.close()
             if services.smn is not None:
                 await services.smn.close()
             await asyncio.to_thread(pool.close)
@@ -173,4 +191,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(cts.router)
     app.include_router(notifications.router)
     app.include_router(smn_api.router)
+    app.include_router(functions.router)
     return app

@@ -18,6 +18,7 @@ from opencts.traces.writer import TraceWriter
 from opencts.trackers.recording import PolicyCache
 
 if TYPE_CHECKING:
+    from opencts.functions.service import FunctionService
     from opencts.smn.service import SmnService
 
 
@@ -36,6 +37,8 @@ class Services:
     smn: SmnService | None = None
     #: compiled notification matchers; the notification routes invalidate a project's on every change
     notifications: MatcherCache = field(default_factory=MatcherCache)
+    #: FunctionGraph: the runtime pool and the invocation queue's worker
+    functions: FunctionService | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -1,0 +1,1 @@
+"""FunctionGraph functions: storage, the invocation queue, the isolated runtime, and CTS triggers."""
