@@ -189,7 +189,7 @@ def test_pruning_keeps_dead_letters_and_unfinished_rows(database: Database) -> N
         NOW + 1,
         retries=0,
     )
-    pruned = database.write_sync(lambda conn: invocations.prune(conn, before=NOW + 2))
+    pruned = database.write_sync(lambda conn: invocations.prune(conn, before=NOW + 2, limit=1000))
     assert pruned == 1
     remaining = database.read_sync(
         lambda conn: set(conn.execute(select(function_invocations.c.request_id)).scalars())

@@ -44,7 +44,6 @@ REJECTED = 429  # refused: the function's concurrency and queue were full (a syn
 #: log kept per invocation row; the runtime caps what it captures, this caps what is stored
 MAX_STORED_LOG = 256 * 1024
 MAX_STORED_RESULT = 1024 * 1024
-PRUNE_BATCH = 1000
 
 
 def new_request_id() -> str:
@@ -247,7 +246,7 @@ def next_due(conn: Connection) -> int | None:
     return int(value) if value is not None else None
 
 
-def prune(conn: Connection, *, before: int, limit: int = PRUNE_BATCH) -> int:
+def prune(conn: Connection, *, before: int, limit: int) -> int:
     """Delete up to ``limit`` finished rows (not dead letters) that ended before ``before``."""
     ids = list(
         conn.execute(

@@ -1,9 +1,9 @@
 """``FunctionService``: what the app holds for FunctionGraph — the runtime pool and the invocation worker.
 
-The worker is the queue's consumer (``invocations``): it claims due rows, runs them in the pool, and
-records results in the same write as its next claim, so a busy queue costs one write per round, not one
-per invocation. ``wake()`` after a commit that queued something makes the first attempt start at once
-instead of at the next poll; the trigger path (trace → notifier → queue → handler) depends on that.
+The worker is the invocation queue's (``invocations``, on ``work_queue.QueueWorker``): it claims due
+rows and runs them in the pool. ``wake()`` after a commit that queued something makes the first attempt
+start at once instead of at the next poll; the trigger path (trace → notifier → queue → handler) depends
+on that.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from opencts.clock import HOUR_MS, now_ms
 from opencts.config import Settings
 from opencts.functions import invocations, repository
 from opencts.functions.repository import FunctionRecord
 from opencts.functions.runtime import Credentials, FunctionPool, FunctionSpec, InvocationResult, TooBusy
 from opencts.iam.secrets import SecretBox
 from opencts.store import Database
+from opencts.work_queue import PRUNE_BATCH, QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -103,142 +103,58 @@ class FunctionService:
             shutil.rmtree(self.code_dir, ignore_errors=True)
 
 
-class InvocationWorker:
-    """Claims due invocations, runs up to ``concurrency`` at once, records results (module docstring)."""
+class InvocationWorker(QueueWorker[tuple[invocations.Job, FunctionRecord | None], invocations.Outcome]):
+    """The invocation queue's worker (``work_queue.QueueWorker``): runs claimed rows in the pool."""
 
-    def __init__(
-        self,
-        service: FunctionService,
-        *,
-        concurrency: int,
-        poll_seconds: float = 1.0,
-        clock: Callable[[], int] = now_ms,
-    ) -> None:
+    name = "function-invocations"
+
+    def __init__(self, service: FunctionService, *, concurrency: int, poll_seconds: float = 1.0) -> None:
+        super().__init__(service.db, concurrency=concurrency, poll_seconds=poll_seconds)
         self.service = service
-        self.db = service.db
-        self.concurrency = concurrency
-        self.poll_seconds = poll_seconds
         self.retries = service.settings.functions_retries
         self.keep_ms = invocations.keep_ms(service.settings.functions_keep_days)
-        self.clock = clock
-        self._wake = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._results: list[invocations.Outcome] = []
-        self._next_due: int | None = None
-        self._prune_at = 0
 
-    def wake(self) -> None:
-        self._wake.set()
+    def record(self, conn: Connection, results: list[invocations.Outcome], *, now: int) -> None:
+        invocations.complete(conn, results, now=now, retries=self.retries, backoff_ms=RETRY_BACKOFF_MS)
 
-    async def step(self) -> int:
-        """Record finished runs, claim due rows for the free slots, start them; returns how many."""
-        results, self._results = self._results, []
-        free = self.concurrency - len(self._inflight)
-        now = self.clock()
-        pruning = now >= self._prune_at
+    def claim(
+        self, conn: Connection, *, now: int, limit: int
+    ) -> list[tuple[invocations.Job, FunctionRecord | None]]:
+        jobs = invocations.claim_due(conn, now=now, limit=limit, margin_ms=LEASE_MARGIN_MS)
+        records: dict[str, FunctionRecord | None] = {}
+        for job in jobs:
+            if job.func_id not in records:
+                records[job.func_id] = repository.get_by_id(conn, job.func_id)
+        return [(job, records[job.func_id]) for job in jobs]
 
-        def exchange(
-            conn: Connection,
-        ) -> tuple[list[tuple[invocations.Job, FunctionRecord | None]], int | None, int]:
-            invocations.complete(conn, results, now=now, retries=self.retries, backoff_ms=RETRY_BACKOFF_MS)
-            jobs = invocations.claim_due(conn, now=now, limit=free, margin_ms=LEASE_MARGIN_MS)
-            records: dict[str, FunctionRecord | None] = {}
-            for job in jobs:
-                if job.func_id not in records:
-                    records[job.func_id] = repository.get_by_id(conn, job.func_id)
-            pruned = invocations.prune(conn, before=now - self.keep_ms) if pruning else 0
-            return [(j, records[j.func_id]) for j in jobs], invocations.next_due(conn), pruned
+    def next_due(self, conn: Connection) -> int | None:
+        return invocations.next_due(conn)
 
-        try:
-            claimed, self._next_due, pruned = await self.db.write(exchange)
-        except BaseException:
-            self._results[:0] = results  # not recorded: keep them for the next round
-            raise
-        if pruning:  # a full batch means there is more: the next round goes on with it
-            self._prune_at = now if pruned == invocations.PRUNE_BATCH else now + HOUR_MS
-        for job, record in claimed:
-            task = asyncio.create_task(self._attempt(job, record), name=f"invocation-{job.request_id}")
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        return len(claimed)
+    def prune(self, conn: Connection, *, now: int) -> int:
+        return invocations.prune(conn, before=now - self.keep_ms, limit=PRUNE_BATCH)
 
-    async def _attempt(self, job: invocations.Job, record: FunctionRecord | None) -> None:
-        outcome: invocations.Outcome
+    async def attempt(
+        self, claimed: tuple[invocations.Job, FunctionRecord | None]
+    ) -> invocations.Outcome | None:
+        job, record = claimed
         if record is None:  # deleted meanwhile: its rows went with it, nothing to record
-            return
+            return None
         try:
-            result = await self.service.invoke(record, job.event, request_id=job.request_id)
-            outcome = invocations.Outcome(job, result)
+            return invocations.Outcome(
+                job, await self.service.invoke(record, job.event, request_id=job.request_id)
+            )
         except TooBusy:
-            outcome = invocations.Outcome(job, None, busy=True)
+            return invocations.Outcome(job, None, busy=True)
         except asyncio.CancelledError:
-            raise  # shutting down: the lease brings the row back
+            raise
         except Exception as exc:
             log.exception("invocation %s of %s could not run", job.request_id, record.func_urn)
-            outcome = invocations.Outcome(
-                job,
-                InvocationResult(
-                    request_id=job.request_id,
-                    status="crashed",
-                    result="",
-                    log="",
-                    duration_ms=0.0,
-                    error_message=f"the runtime failed: {type(exc).__name__}",
-                ),
+            failed = InvocationResult(
+                request_id=job.request_id,
+                status="crashed",
+                result="",
+                log="",
+                duration_ms=0.0,
+                error_message=f"the runtime failed: {type(exc).__name__}",
             )
-        self._results.append(outcome)
-        self._wake.set()
-
-    def _more_due(self) -> bool:
-        return self._next_due is not None and self._next_due <= self.clock()
-
-    async def drain(self, timeout: float = 60.0) -> None:
-        """Run everything due now (not retries scheduled later) and record it; for tests and the CLI."""
-        async with asyncio.timeout(timeout):
-            while True:
-                claimed = await self.step()
-                if self._inflight:
-                    await asyncio.wait(set(self._inflight))
-                    continue
-                if not claimed and not self._results and not self._more_due():
-                    return
-
-    async def run_forever(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # a database hiccup must not end invocations; the rows wait in the queue
-                log.exception("function invocation round failed; retrying in %.1fs", self.poll_seconds)
-                await asyncio.sleep(self.poll_seconds)
-                continue
-            free = len(self._inflight) < self.concurrency
-            if self._results or (free and self._more_due()):
-                if not claimed and not self._results:
-                    await asyncio.sleep(0.05)  # due rows held by another node: do not spin
-                continue
-            wait = self.poll_seconds
-            if self._next_due is not None and free:
-                wait = min(wait, max(0.0, (self._next_due - self.clock()) / 1000))
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
-
-    async def close(self, grace: float = 5.0) -> None:
-        """Let runs in flight finish (up to ``grace`` seconds) and record them; the lease covers the rest."""
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=grace)
-            for task in self._inflight:
-                task.cancel()
-        if self._results:
-            results, self._results = self._results, []
-            now = self.clock()
-            await self.db.write(
-                lambda conn: invocations.complete(
-                    conn, results, now=now, retries=self.retries, backoff_ms=RETRY_BACKOFF_MS
-                )
-            )
+            return invocations.Outcome(job, failed)
