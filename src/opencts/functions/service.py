@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CredentialIssuer = Callable[[FunctionRecord, int], Awaitable[Credentials | None]]
 
 #: a lease outlives the function's timeout by this much: the runtime kills a handler within a second
-LEASE_MARGIN_MS = 30_000
+LEASE_MARGIN_MS = 5_000
 RETRY_BACKOFF_MS = 1_000
 
 
