@@ -540,6 +540,6 @@ async def show_function_metrics(
     project_id: str, function_urn: str, period: str, services: ServicesDep, caller: Getter
 ) -> Response:
     body = await _series(services, project_id, function_urn, period)
-    warm = _service(services).pool.stats().get("warm", 0)
+    warm = _service(services).pool.stats().get("workers", 0)
     body["instance_num"] = [{**point, "value": float(warm)} for point in body["count"]]
     return json_response(body)
