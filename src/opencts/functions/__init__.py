@@ -1,0 +1,1 @@
+"""FunctionGraph-compatible functions: their API, storage, triggers and the isolated runtime that runs them."""
