@@ -1,4 +1,4 @@
-"""A bad handler harms neither the server nor other functions: timeouts, memory, crashes, forks, floods, zips."""
+"""A bad handler harms neither the server nor other functions: timeouts, memory, crashes, forks, floods."""
 
 from __future__ import annotations
 

@@ -68,7 +68,12 @@ async def test_a_handler_runs_with_the_context_and_only_its_own_environment(
         assert 0 < value["remaining"] <= 7000
         assert (value["colour"], value["missing"]) == ("teal", "fallback")
         assert (value["name"], value["timeout"], value["version"]) == ("fn-f-1", 7, "latest")
-        assert (value["memory"], value["package"], value["project"], value["alias"]) == (512, "default", "p1", "")
+        assert (value["memory"], value["package"], value["project"], value["alias"]) == (
+            512,
+            "default",
+            "p1",
+            "",
+        )
         assert value["cpu"] >= 1
         assert (value["token"], value["ak"], value["sk"]) == (
             CREDENTIALS.auth_token,
@@ -205,7 +210,9 @@ async def test_forget_retires_the_warm_workers_and_a_new_config_gets_new_ones(tm
         assert store.loads == 2, "code is unpacked once per digest"
 
 
-async def test_idle_workers_die_and_the_global_cap_evicts_another_functions_idle_worker(tmp_path: Path) -> None:
+async def test_idle_workers_die_and_the_global_cap_evicts_another_functions_idle_worker(
+    tmp_path: Path,
+) -> None:
     store = CodeStore()
     source = "import os\ndef handler(event, context):\n    return os.getpid()\n"
     first, second = make_spec(store, source, func_id="a"), make_spec(store, source, func_id="b")

@@ -13,9 +13,7 @@ from runtime_support import zipped
 from opencts.functions.unpack import UnsafeArchive, check_archive, unpack
 
 
-@pytest.mark.parametrize(
-    "name", ["../up.py", "a/../../up.py", "/etc/cron.d/x", "..\\windows.py", "C:/x.py"]
-)
+@pytest.mark.parametrize("name", ["../up.py", "a/../../up.py", "/etc/cron.d/x", "..\\windows.py", "C:/x.py"])
 def test_entries_leaving_the_root_are_refused(tmp_path: Path, name: str) -> None:
     data = zipped({"index.py": "x = 1\n", name: "y = 2\n"})
     with pytest.raises(UnsafeArchive):

@@ -1,1 +1,1 @@
-"""FunctionGraph-compatible functions: their API, storage, triggers and the isolated runtime that runs them."""
+"""FunctionGraph-compatible functions: API, storage, triggers and the isolated runtime that runs them."""

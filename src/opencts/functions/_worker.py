@@ -86,59 +86,59 @@ class Context:
         self._auth_token: str = credentials.get("auth_token", "")
         self._logger = Logger(self._request_id)
 
-    def getRequestID(self) -> str:  # noqa: N802 - FunctionGraph's method names
+    def getRequestID(self) -> str:
         return self._request_id
 
-    def getRemainingTimeInMilliSeconds(self) -> int:  # noqa: N802
+    def getRemainingTimeInMilliSeconds(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
-    def getUserData(self, key: str, default: str | None = None) -> str | None:  # noqa: N802
+    def getUserData(self, key: str, default: str | None = None) -> str | None:
         value: str | None = self._spec["user_data"].get(key, default)
         return value
 
-    def getFunctionName(self) -> str:  # noqa: N802
+    def getFunctionName(self) -> str:
         return str(self._spec["name"])
 
-    def getRunningTimeInSeconds(self) -> int:  # noqa: N802
+    def getRunningTimeInSeconds(self) -> int:
         return int(self._spec["timeout_s"])
 
-    def getVersion(self) -> str:  # noqa: N802
+    def getVersion(self) -> str:
         return str(self._spec["version"])
 
-    def getMemorySize(self) -> int:  # noqa: N802
+    def getMemorySize(self) -> int:
         return int(self._spec["memory_mb"])
 
-    def getCPUNumber(self) -> int:  # noqa: N802
+    def getCPUNumber(self) -> int:
         return int(self._spec["cpu_number"])
 
-    def getPackage(self) -> str:  # noqa: N802
+    def getPackage(self) -> str:
         return str(self._spec["package"])
 
-    def getProjectID(self) -> str:  # noqa: N802
+    def getProjectID(self) -> str:
         return str(self._spec["project_id"])
 
-    def getAlias(self) -> str:  # noqa: N802
+    def getAlias(self) -> str:
         return str(self._spec["alias"])
 
-    def getToken(self) -> str:  # noqa: N802
+    def getToken(self) -> str:
         return self._auth_token
 
-    def getAccessKey(self) -> str:  # noqa: N802
+    def getAccessKey(self) -> str:
         return self._access_key
 
-    def getSecretKey(self) -> str:  # noqa: N802
+    def getSecretKey(self) -> str:
         return self._secret_key
 
-    def getSecurityAccessKey(self) -> str:  # noqa: N802
+    def getSecurityAccessKey(self) -> str:
         return self._access_key
 
-    def getSecuritySecretKey(self) -> str:  # noqa: N802
+    def getSecuritySecretKey(self) -> str:
         return self._secret_key
 
-    def getSecurityToken(self) -> str:  # noqa: N802
+    def getSecurityToken(self) -> str:
         return self._security_token
 
-    def getLogger(self) -> Logger:  # noqa: N802
+    def getLogger(self) -> Logger:
         return self._logger
 
     def __repr__(self) -> str:
@@ -172,7 +172,7 @@ def _flush_log(marker: bytes) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001 - a handler may have replaced or closed the stream
+        except Exception:
             pass
     os.write(1, marker)
 
@@ -228,7 +228,7 @@ def main() -> None:
     sys.path.insert(0, f"/proc/self/fd/{code_fd}")
     try:
         handler = _load_handler(spec)
-    except BaseException as error:  # noqa: BLE001 - any failure to import is the function's error
+    except BaseException as error:
         _flush_log(marker)
         _send(sock, {"ready": False, "error": _error_object(error)})
         return
@@ -247,7 +247,7 @@ def main() -> None:
             reply = {"status": "success", "result": json.dumps(value, ensure_ascii=False, default=str)}
         except MemoryError as error:
             reply = {"status": "oom", "result": json.dumps(_error_object(error)), "error": "MemoryError"}
-        except BaseException as error:  # noqa: BLE001 - SystemExit and friends are the handler's errors too
+        except BaseException as error:
             failure = _error_object(error)
             reply = {"status": "error", "result": json.dumps(failure), "error": failure["errorMessage"]}
         reply["children"] = _children_left()

@@ -1,4 +1,4 @@
-"""One worker process: starting it confined, talking to it, capturing its log, and killing it with its children.
+"""One worker process: starting it confined, talking to it, capturing its log, killing it and its children.
 
 A worker runs as its own session. When the service runs as root, each worker slot has its own
 unprivileged uid, so RLIMIT_NPROC bounds what one function can fork and every process a function left
@@ -15,7 +15,6 @@ import signal
 import socket
 import struct
 import sys
-from collections import deque
 from pathlib import Path
 from typing import Any
 

@@ -263,7 +263,9 @@ class FunctionPool:
         victim.function.workers.discard(victim)
         return victim.slot, victim
 
-    async def _acquire(self, spec: FunctionSpec, request_id: str, started: float) -> _Worker | InvocationResult:
+    async def _acquire(
+        self, spec: FunctionSpec, request_id: str, started: float
+    ) -> _Worker | InvocationResult:
         queued_on: _Function | None = None
         try:
             while True:
@@ -319,7 +321,9 @@ class FunctionPool:
                 address_space_mb=min(spec.memory_mb, self._max_memory_mb) + INTERPRETER_ALLOWANCE_MB,
                 uid=uid,
             )
-            ready = await asyncio.wait_for(process.receive(), max(0.0, spec.timeout_s - (time.monotonic() - started)))
+            ready = await asyncio.wait_for(
+                process.receive(), max(0.0, spec.timeout_s - (time.monotonic() - started))
+            )
             startup_log = await process.segment(_LOG_MARKER_WAIT_S)
         except _CodeUnavailable as error:
             self._free_slots.append(slot)
@@ -329,7 +333,9 @@ class FunctionPool:
             await process.kill()
             self._free_slots.append(slot)
             message = f"the function timed out after {spec.timeout_s} s while loading its code"
-            return self._failure(request_id, "timeout", message, "TimeoutError", process.capture.take(), started)
+            return self._failure(
+                request_id, "timeout", message, "TimeoutError", process.capture.take(), started
+            )
         except WorkerGone:
             assert process is not None
             status, message = await self._exit_status(process, spec)
@@ -345,15 +351,14 @@ class FunctionPool:
         if not ready.get("ready"):
             await process.kill()
             self._free_slots.append(slot)
-            error = ready.get("error") or {}
-            status: Status = "oom" if error.get("errorType") == "MemoryError" else "error"
+            failure = ready.get("error") or {}
             return InvocationResult(
                 request_id=request_id,
-                status=status,
-                result=json.dumps(error),
+                status="oom" if failure.get("errorType") == "MemoryError" else "error",
+                result=json.dumps(failure),
                 log=self._text(startup_log, None),
                 duration_ms=(time.monotonic() - started) * 1000,
-                error_message=str(error.get("errorMessage", "the handler could not be loaded")),
+                error_message=str(failure.get("errorMessage", "the handler could not be loaded")),
             )
         worker = _Worker(process, function, slot, startup_log=startup_log)
         function.workers.add(worker)
@@ -436,7 +441,9 @@ class FunctionPool:
             await process.kill()
             log = prefix + process.capture.take()
             text = f"the function timed out after {spec.timeout_s} s"
-            return self._failure(request_id, "timeout", text, "TimeoutError", log, started, credentials), False
+            return self._failure(
+                request_id, "timeout", text, "TimeoutError", log, started, credentials
+            ), False
         except WorkerGone:
             status, text = await self._exit_status(process, spec)
             await process.kill()
@@ -449,8 +456,8 @@ class FunctionPool:
         log = prefix + await process.segment(_LOG_MARKER_WAIT_S)
         if reply.get("children"):
             await asyncio.to_thread(process.strays)
-        status = reply.get("status")
-        if status == "success":
+        outcome = reply.get("status")
+        if outcome == "success":
             result = InvocationResult(
                 request_id=request_id,
                 status="success",
@@ -460,7 +467,7 @@ class FunctionPool:
                 error_message="",
             )
             return result, True
-        if status == "oom":
+        if outcome == "oom":
             text = f"the function exceeded its memory limit of {min(spec.memory_mb, self._max_memory_mb)} MB"
             return self._failure(request_id, "oom", text, "MemoryError", log, started, credentials), False
         result = InvocationResult(
