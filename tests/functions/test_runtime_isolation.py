@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from runtime_support import CodeStore, alive, make_spec, running_pool, session_members, until
 
 from opencts.functions.runtime import FunctionSpec
@@ -158,3 +159,30 @@ async def test_a_zip_escaping_its_directory_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.py").exists()
     assert not (tmp_path / "code" / "escaped.py").exists()
     assert not (tmp_path / "code" / digest).exists()
+
+
+ESCAPING = """
+import os, time
+
+def handler(event, context):
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write_end, str(os.getpid()).encode())
+            time.sleep(60)
+        os._exit(0)
+    os.wait()
+    return {"escaped": int(os.read(read_end, 32)), "pid": os.getpid()}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a uid of its own finds what left the worker's session")
+async def test_a_process_escaping_the_workers_session_is_found_by_its_uid(tmp_path: Path) -> None:
+    store = CodeStore()
+    async with running_pool(tmp_path, store, idle_seconds=4.0) as pool:
+        result = await pool.invoke(make_spec(store, ESCAPING), b"{}", request_id="r", credentials=None)
+        assert result.status == "success", result
+        value = json.loads(result.result)
+        await until(lambda: not alive(value["escaped"]), timeout=3.0)
+        assert alive(value["pid"]), "the idle worker itself stays warm"

@@ -174,7 +174,10 @@ def _flush_log(marker: bytes) -> None:
             stream.flush()
         except Exception:
             pass
-    os.write(1, marker)
+    try:
+        os.write(1, marker)
+    except OSError:
+        pass
 
 
 def _reopened(path: str, reopened: dict[str, str]) -> str:
@@ -196,6 +199,8 @@ def _confine(spec: dict[str, Any]) -> None:
     limit = int(spec["address_space_bytes"])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    file_size = int(spec["max_file_bytes"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
     uid = spec.get("uid")
     if uid is None:
         return

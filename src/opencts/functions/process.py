@@ -24,6 +24,7 @@ WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 LOG_LIMIT_BYTES = 1024 * 1024
 INTERPRETER_ALLOWANCE_MB = 256
 MAX_PROCESSES = 128
+MAX_FILE_BYTES = 1024 * 1024 * 1024
 UID_BASE = 0x5F000000
 """First uid of the worker slots when the service runs as root: far above any account on the machine."""
 
@@ -102,6 +103,35 @@ def _owned_processes(uid: int | None, session: int) -> list[int]:
     return found
 
 
+def _uid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            text = status.read()
+        start = text.index(b"\nUid:") + 5
+        return int(text[start : text.index(b"\n", start)].split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_if_owned(pid: int, uid: int) -> None:
+    """Kill ``pid`` if it still belongs to ``uid`` (a pid seen earlier may have been reused since)."""
+    if _uid_of(pid) == uid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def processes_by_uid(low: int, high: int) -> dict[int, list[int]]:
+    """Every process whose uid is in ``[low, high)``, by uid (one pass over /proc)."""
+    found: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        uid = _uid_of(int(entry.name))
+        if uid is not None and low <= uid < high:
+            found.setdefault(uid, []).append(int(entry.name))
+    return found
+
+
 def kill_processes(uid: int | None, session: int, *, spare: int | None = None) -> int:
     """Kill every process of the slot but ``spare``, again until none is left (a fork bomb races the kill)."""
     killed = 0
@@ -110,6 +140,9 @@ def kill_processes(uid: int | None, session: int, *, spare: int | None = None) -
         if not victims:
             break
         for pid in victims:
+            if uid is not None:
+                kill_if_owned(pid, uid)
+                continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         killed += len(victims)
@@ -178,6 +211,7 @@ class WorkerProcess:
             uid=uid,
             gid=uid,
             max_processes=MAX_PROCESSES,
+            max_file_bytes=MAX_FILE_BYTES,
             address_space_bytes=address_space_mb * 1024 * 1024,
         )
         await worker.send(init)

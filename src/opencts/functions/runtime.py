@@ -28,6 +28,8 @@ from opencts.functions.process import (
     UID_BASE,
     WorkerGone,
     WorkerProcess,
+    kill_if_owned,
+    processes_by_uid,
 )
 from opencts.functions.unpack import UnsafeArchive, unpack
 
@@ -153,6 +155,7 @@ class FunctionPool:
         self._queue_limit = queue_limit
         self._idle_seconds = idle_seconds
         self._as_root = os.geteuid() == 0
+        self._slots = workers
         self._free_slots = list(range(workers - 1, -1, -1))
         self._functions: dict[str, _Function] = {}
         self._sleepers: list[asyncio.Future[None]] = []
@@ -406,6 +409,29 @@ class FunctionPool:
                 if not function.workers and not function.starting and not function.waiting:
                     if self._functions.get(function.func_id) is function:
                         del self._functions[function.func_id]
+            if self._as_root:
+                await self._sweep()
+
+    async def _sweep(self) -> None:
+        """Kill what escaped a worker's session (a double fork) while its worker is idle or gone.
+
+        A busy worker's processes are its invocation's own; each slot's uid tells whose a process is.
+        """
+        found = await asyncio.to_thread(processes_by_uid, UID_BASE, UID_BASE + self._slots)
+        workers = {
+            UID_BASE + worker.slot: worker
+            for function in self._functions.values()
+            for worker in function.idle
+        }
+        free = {UID_BASE + slot for slot in self._free_slots}
+        for uid, pids in found.items():
+            worker = workers.get(uid)
+            if worker is None and uid not in free:
+                continue
+            spare = worker.process.pid if worker is not None else None
+            for pid in pids:
+                if pid != spare:
+                    kill_if_owned(pid, uid)
 
     # -- one invocation --------------------------------------------------------------------------------
 
