@@ -226,3 +226,15 @@ async def test_idle_workers_die_and_the_global_cap_evicts_another_functions_idle
         pid = int((await pool.invoke(first, b"{}", request_id="r3", credentials=None)).result)
         await until(lambda: not alive(pid))
         assert pool.stats()["workers"] == 0
+
+
+async def test_a_queued_invocation_gets_its_whole_timeout_once_it_runs(tmp_path: Path) -> None:
+    store = CodeStore()
+    source = "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n    return 'slept'\n"
+    spec = make_spec(store, source, timeout_s=2)
+    async with running_pool(tmp_path, store, concurrency=1) as pool:
+        results = await asyncio.gather(
+            *(pool.invoke(spec, b'{"s": 1.3}', request_id=f"r{i}", credentials=None) for i in range(2))
+        )
+    assert [result.status for result in results] == ["success", "success"]
+    assert all(result.duration_ms < 2000 for result in results), "time spent queued is not the handler's"

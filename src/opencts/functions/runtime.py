@@ -170,14 +170,13 @@ class FunctionPool:
         self, spec: FunctionSpec, event: bytes, *, request_id: str, credentials: Credentials | None
     ) -> InvocationResult:
         """Run the handler once on ``event`` (JSON bytes); raises TooBusy when the queue is full."""
-        started = time.monotonic()
         if self._closed:
             raise RuntimeError("the function pool is closed")
         self._start_reaper()
-        acquired = await self._acquire(spec, request_id, started)
+        acquired = await self._acquire(spec, request_id)
         if isinstance(acquired, InvocationResult):
             return acquired
-        worker = acquired
+        worker, started = acquired
         keep = False
         try:
             result, keep = await self._run(worker, spec, event, request_id, credentials, started)
@@ -266,9 +265,8 @@ class FunctionPool:
         victim.function.workers.discard(victim)
         return victim.slot, victim
 
-    async def _acquire(
-        self, spec: FunctionSpec, request_id: str, started: float
-    ) -> _Worker | InvocationResult:
+    async def _acquire(self, spec: FunctionSpec, request_id: str) -> tuple[_Worker, float] | InvocationResult:
+        """A worker for the invocation, and when its time started (a queued invocation's starts here)."""
         queued_on: _Function | None = None
         try:
             while True:
@@ -276,7 +274,7 @@ class FunctionPool:
                     raise RuntimeError("the function pool is closed")
                 function = self._function_for(spec)
                 if function.idle:
-                    return function.idle.pop()
+                    return function.idle.pop(), time.monotonic()
                 if function.size < self._concurrency and (taken := self._take_slot(function)) is not None:
                     break
                 if queued_on is not function:
@@ -295,9 +293,11 @@ class FunctionPool:
             if queued_on is not None:
                 queued_on.waiting -= 1
         slot, victim = taken
+        started = time.monotonic()
         function.starting += 1
         try:
-            return await self._start_worker(function, spec, slot, victim, request_id, started)
+            worker = await self._start_worker(function, spec, slot, victim, request_id, started)
+            return worker if isinstance(worker, InvocationResult) else (worker, started)
         finally:
             function.starting -= 1
             self._wake()
@@ -395,8 +395,10 @@ class FunctionPool:
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
-        """Retire workers idle for longer than ``idle_seconds``."""
+        """Retire workers idle for longer than ``idle_seconds``; first, kill what a previous run left."""
         interval = max(0.05, min(self._idle_seconds / 4, 5.0))
+        if self._as_root:
+            await self._sweep()
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
