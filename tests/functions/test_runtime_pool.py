@@ -238,3 +238,25 @@ async def test_a_queued_invocation_gets_its_whole_timeout_once_it_runs(tmp_path:
         )
     assert [result.status for result in results] == ["success", "success"]
     assert all(result.duration_ms < 2000 for result in results), "time spent queued is not the handler's"
+
+
+async def test_a_handler_that_silences_its_stdout_still_ends_on_time_with_its_logger_lines(
+    tmp_path: Path,
+) -> None:
+    store = CodeStore()
+    source = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    print('before')\n"
+        "    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+        "    print('lost')\n"
+        "    context.getLogger().warn('still logged')\n"
+        "    return 1\n"
+    )
+    spec = make_spec(store, source)
+    async with running_pool(tmp_path, store) as pool:
+        for i in range(2):
+            result = await pool.invoke(spec, b"{}", request_id=f"r{i}", credentials=None)
+            assert result.status == "success"
+            assert result.duration_ms < 2000
+            assert f" r{i} WARN still logged" in result.log and "lost" not in result.log

@@ -21,6 +21,8 @@ import traceback
 from typing import Any
 
 _HEADER = struct.Struct(">I")
+_log_fd = 1
+"""A duplicate of the log pipe: the end marker and logger lines pass whatever a handler does to fd 1."""
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -54,7 +56,7 @@ class Logger:
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         line = f"{now} {self._request_id} {level} {message}\n"
         sys.stdout.flush()
-        os.write(1, line.encode("utf-8", "replace"))
+        os.write(_log_fd, line.encode("utf-8", "replace"))
 
     def info(self, message: object) -> None:
         self._write("INFO", message)
@@ -175,7 +177,7 @@ def _flush_log(marker: bytes) -> None:
         except Exception:
             pass
     try:
-        os.write(1, marker)
+        os.write(_log_fd, marker)
     except OSError:
         pass
 
@@ -224,6 +226,8 @@ def _confine(spec: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    global _log_fd
+    _log_fd = os.dup(1)
     sock = socket.socket(fileno=int(sys.argv[1]))
     spec = _receive(sock)
     marker = str(spec["marker"]).encode("ascii")

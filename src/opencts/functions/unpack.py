@@ -55,7 +55,7 @@ def unpack(data: bytes, destination: Path) -> None:
     The tree is built beside the destination and renamed into place, so a reader never sees half a
     tree, and modules are compiled once here rather than in each cold-starting worker.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     try:
         try:
