@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -260,3 +262,43 @@ async def test_a_handler_that_silences_its_stdout_still_ends_on_time_with_its_lo
             assert result.status == "success"
             assert result.duration_ms < 2000
             assert f" r{i} WARN still logged" in result.log and "lost" not in result.log
+
+
+async def test_a_handler_calls_an_http_api_with_requests_and_its_token(tmp_path: Path) -> None:
+    received: list[tuple[str, str | None, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers.get("X-Auth-Token"), body))
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"message_id": "m-1"}')
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    store = CodeStore()
+    source = (
+        "import json, os, requests\n"
+        "def handler(event, context):\n"
+        "    url = 'http://' + context.getUserData('HOST') + '/v2/' + context.getProjectID() + '/publish'\n"
+        "    headers = {'X-Auth-Token': context.getToken(), 'accept': 'application/json'}\n"
+        "    response = requests.post(url, json={'message': event['m']}, headers=headers, timeout=5)\n"
+        "    return {'status': response.status_code, 'body': response.json()}\n"
+    )
+    host = f"127.0.0.1:{server.server_address[1]}"
+    spec = make_spec(store, source, user_data={"HOST": host})
+    try:
+        async with running_pool(tmp_path, store) as pool:
+            result = await pool.invoke(spec, b'{"m": "hello"}', request_id="r", credentials=CREDENTIALS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status == "success", result
+    assert json.loads(result.result) == {"status": 201, "body": {"message_id": "m-1"}}
+    assert received == [("/v2/p1/publish", CREDENTIALS.auth_token, b'{"message": "hello"}')]

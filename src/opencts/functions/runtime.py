@@ -273,8 +273,12 @@ class FunctionPool:
                 if self._closed:
                     raise RuntimeError("the function pool is closed")
                 function = self._function_for(spec)
-                if function.idle:
-                    return function.idle.pop(), time.monotonic()
+                while function.idle:
+                    worker = function.idle.pop()
+                    if worker.process.process.returncode is None:
+                        return worker, time.monotonic()
+                    function.workers.discard(worker)
+                    self._dispose(worker)
                 if function.size < self._concurrency and (taken := self._take_slot(function)) is not None:
                     break
                 if queued_on is not function:
@@ -296,8 +300,10 @@ class FunctionPool:
         started = time.monotonic()
         function.starting += 1
         try:
-            worker = await self._start_worker(function, spec, slot, victim, request_id, started)
-            return worker if isinstance(worker, InvocationResult) else (worker, started)
+            started_worker = await self._start_worker(function, spec, slot, victim, request_id, started)
+            if isinstance(started_worker, InvocationResult):
+                return started_worker
+            return started_worker, started
         finally:
             function.starting -= 1
             self._wake()
