@@ -186,3 +186,16 @@ async def test_a_process_escaping_the_workers_session_is_found_by_its_uid(tmp_pa
         value = json.loads(result.result)
         await until(lambda: not alive(value["escaped"]), timeout=3.0)
         assert alive(value["pid"]), "the idle worker itself stays warm"
+
+
+async def test_a_module_hanging_at_import_times_out_like_a_handler(tmp_path: Path) -> None:
+    store = CodeStore()
+    spec = make_spec(
+        store, "import time\ntime.sleep(60)\ndef handler(event, context):\n    return 1\n", timeout_s=1
+    )
+    async with running_pool(tmp_path, store) as pool:
+        started = time.monotonic()
+        result = await pool.invoke(spec, b"{}", request_id="r", credentials=None)
+        assert result.status == "timeout"
+        assert time.monotonic() - started < spec.timeout_s + 1
+        assert pool.stats()["free_slots"] == 8

@@ -256,9 +256,13 @@ class WorkerProcess:
     async def kill(self) -> None:
         """Kill the worker and everything it started, and wait for it."""
         self.killed_by_pool = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        await asyncio.to_thread(kill_processes, self.uid, self.pid)
+        if self.process.returncode is None:
+            # Until the worker is reaped its pid, and so its session id, cannot name another process.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            await asyncio.to_thread(kill_processes, self.uid, self.pid)
+        elif self.uid is not None:
+            await asyncio.to_thread(kill_processes, self.uid, self.pid)
         await self.process.wait()
         self._writer.close()
         with contextlib.suppress(TimeoutError):

@@ -169,7 +169,11 @@ class FunctionPool:
     async def invoke(
         self, spec: FunctionSpec, event: bytes, *, request_id: str, credentials: Credentials | None
     ) -> InvocationResult:
-        """Run the handler once on ``event`` (JSON bytes); raises TooBusy when the queue is full."""
+        """Run the handler once on ``event`` (JSON bytes).
+
+        Raises TooBusy when the function's queue is full, and whatever ``load_code`` raises when the code
+        is not unpacked yet and cannot be loaded; every failure of the function itself is a result.
+        """
         if self._closed:
             raise RuntimeError("the function pool is closed")
         self._start_reaper()
@@ -317,28 +321,33 @@ class FunctionPool:
         request_id: str,
         started: float,
     ) -> _Worker | InvocationResult:
-        process: WorkerProcess | None = None
         try:
             if victim is not None:
                 await victim.process.kill()
             code_path = await self._code_path(spec)
-            uid = UID_BASE + slot if self._as_root else None
             process = await WorkerProcess.start(
                 code_path=code_path,
                 environment=self._environment(spec),
                 spec=self._worker_spec(spec),
                 address_space_mb=min(spec.memory_mb, self._max_memory_mb) + INTERPRETER_ALLOWANCE_MB,
-                uid=uid,
+                uid=UID_BASE + slot if self._as_root else None,
             )
+        except _CodeUnavailable as error:
+            self._free_slots.append(slot)
+            return self._failure(request_id, "error", str(error), "InvalidCode", b"", started)
+        except OSError as error:
+            self._free_slots.append(slot)
+            message = f"the worker could not start: {error}"
+            return self._failure(request_id, "crashed", message, "WorkerCrashed", b"", started)
+        except BaseException:
+            self._free_slots.append(slot)
+            raise
+        try:
             ready = await asyncio.wait_for(
                 process.receive(), max(0.0, spec.timeout_s - (time.monotonic() - started))
             )
             startup_log = await process.segment(_LOG_MARKER_WAIT_S)
-        except _CodeUnavailable as error:
-            self._free_slots.append(slot)
-            return self._failure(request_id, "error", str(error), "InvalidCode", b"", started)
         except TimeoutError:
-            assert process is not None
             await process.kill()
             self._free_slots.append(slot)
             message = f"the function timed out after {spec.timeout_s} s while loading its code"
@@ -346,15 +355,13 @@ class FunctionPool:
                 request_id, "timeout", message, "TimeoutError", process.capture.take(), started
             )
         except WorkerGone:
-            assert process is not None
             status, message = await self._exit_status(process, spec)
             await process.kill()
             self._free_slots.append(slot)
             error_type = "MemoryError" if status == "oom" else "WorkerCrashed"
             return self._failure(request_id, status, message, error_type, process.capture.take(), started)
         except BaseException:
-            if process is not None:
-                await process.kill()
+            await process.kill()
             self._free_slots.append(slot)
             raise
         if not ready.get("ready"):
