@@ -106,6 +106,7 @@ async def test_a_handler_runs_with_the_context_and_only_its_own_environment(
         assert again["pid"] == value["pid"], "the warm worker serves the next invocation"
         assert (again["token"], again["ak"], again["st"]) == ("", "", "")
         assert "event seen 1" not in second.log and "event seen 2" in second.log
+    assert not alive(value["pid"]), "closing the pool kills its workers"
 
 
 async def test_credentials_printed_by_a_handler_are_masked_in_its_log(tmp_path: Path) -> None:
@@ -302,3 +303,23 @@ async def test_a_handler_calls_an_http_api_with_requests_and_its_token(tmp_path:
     assert result.status == "success", result
     assert json.loads(result.result) == {"status": 201, "body": {"message_id": "m-1"}}
     assert received == [("/v2/p1/publish", CREDENTIALS.auth_token, b'{"message": "hello"}')]
+
+
+async def test_more_functions_than_worker_processes_all_get_served(tmp_path: Path) -> None:
+    store = CodeStore()
+    source = "import time\ndef handler(event, context):\n    time.sleep(0.02)\n    return event['i']\n"
+    specs = [make_spec(store, source, func_id=f"f{n}") for n in range(6)]
+    async with running_pool(tmp_path, store, workers=2, concurrency=2) as pool:
+        most = 0
+
+        async def call(i: int) -> str:
+            nonlocal most
+            result = await pool.invoke(specs[i % 6], b'{"i": %d}' % i, request_id=f"r{i}", credentials=None)
+            stats = pool.stats()
+            most = max(most, stats["workers"] + stats["starting"])
+            assert result.status == "success", result
+            return result.result
+
+        results = await asyncio.gather(*(call(i) for i in range(36)))
+    assert results == [str(i) for i in range(36)]
+    assert most <= 2
