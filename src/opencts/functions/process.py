@@ -199,6 +199,9 @@ class WorkerProcess:
                 start_new_session=True,
                 cwd="/",
             )
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
             os.close(code_fd)
