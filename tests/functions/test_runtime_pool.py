@@ -323,3 +323,19 @@ async def test_more_functions_than_worker_processes_all_get_served(tmp_path: Pat
         results = await asyncio.gather(*(call(i) for i in range(36)))
     assert results == [str(i) for i in range(36)]
     assert most <= 2
+
+
+async def test_text_that_is_not_utf_8_comes_back_readable(tmp_path: Path) -> None:
+    store = CodeStore()
+    source = (
+        "def handler(event, context):\n"
+        "    if event.get('fail'):\n"
+        "        raise ValueError('bad \\ud800 text')\n"
+        "    return {'text': 'caf\\u00e9 \\ud800'}\n"
+    )
+    spec = make_spec(store, source)
+    async with running_pool(tmp_path, store) as pool:
+        ok = await pool.invoke(spec, b"{}", request_id="r1", credentials=None)
+        failed = await pool.invoke(spec, b'{"fail": 1}', request_id="r2", credentials=None)
+    assert ok.status == "success" and json.loads(ok.result) == {"text": "caf\u00e9 ?"}
+    assert failed.status == "error" and json.loads(failed.result)["errorMessage"] == "bad ? text"

@@ -9,7 +9,6 @@ only in the context object of that invocation.
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import json
 import os
@@ -17,8 +16,10 @@ import socket
 import struct
 import sys
 import time
-import traceback
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is a costly import for a process that must start fast
+    from typing import Any
 
 _HEADER = struct.Struct(">I")
 _log_fd = 1
@@ -26,7 +27,8 @@ _log_fd = 1
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
-    data = json.dumps(message, ensure_ascii=False).encode("utf-8")
+    # A lone surrogate (valid in a str, never in UTF-8) becomes "?" rather than an unreadable frame.
+    data = json.dumps(message, ensure_ascii=False).encode("utf-8", "replace")
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
@@ -53,8 +55,9 @@ class Logger:
         self._request_id = request_id
 
     def _write(self, level: str, message: object) -> None:
-        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        line = f"{now} {self._request_id} {level} {message}\n"
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        line = f"{stamp} {self._request_id} {level} {message}\n"
         sys.stdout.flush()
         os.write(_log_fd, line.encode("utf-8", "replace"))
 
@@ -148,8 +151,15 @@ class Context:
 
 
 def _error_object(error: BaseException) -> dict[str, Any]:
+    import traceback
+
     stack = [line.rstrip("\n") for line in traceback.format_tb(error.__traceback__)]
     return {"errorMessage": str(error), "errorType": type(error).__name__, "stackTrace": stack}
+
+
+def _encoded(value: object) -> str:
+    """The return value as JSON text; what JSON cannot hold becomes its str()."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _load_handler(spec: dict[str, Any]) -> Any:
@@ -253,12 +263,20 @@ def main() -> None:
             context = Context(spec, invocation)
             value = handler(json.loads(invocation["event"]), context)
             del context
-            reply = {"status": "success", "result": json.dumps(value, ensure_ascii=False, default=str)}
+            reply = {"status": "success", "result": _encoded(value)}
         except MemoryError as error:
-            reply = {"status": "oom", "result": json.dumps(_error_object(error)), "error": "MemoryError"}
+            reply = {
+                "status": "oom",
+                "result": json.dumps(_error_object(error), ensure_ascii=False),
+                "error": "MemoryError",
+            }
         except BaseException as error:
             failure = _error_object(error)
-            reply = {"status": "error", "result": json.dumps(failure), "error": failure["errorMessage"]}
+            reply = {
+                "status": "error",
+                "result": json.dumps(failure, ensure_ascii=False),
+                "error": failure["errorMessage"],
+            }
         reply["children"] = _children_left()
         _flush_log(marker)
         _send(sock, reply)
