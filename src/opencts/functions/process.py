@@ -1,0 +1,292 @@
+"""One worker process: starting it confined, talking to it, capturing its log, killing it and its children.
+
+A worker runs as its own session. When the service runs as root, each worker slot has its own
+unprivileged uid, so RLIMIT_NPROC bounds what one function can fork and every process a function left
+behind (even one that started a new session) can be found by its uid and killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
+LOG_LIMIT_BYTES = 1024 * 1024
+INTERPRETER_ALLOWANCE_MB = 256
+MAX_PROCESSES = 128
+MAX_FILE_BYTES = 1024 * 1024 * 1024
+UID_BASE = 0x5F000000
+"""First uid of the worker slots when the service runs as root: far above any account on the machine."""
+
+_HEADER = struct.Struct(">I")
+_MAX_FRAME = 64 * 1024 * 1024
+
+
+class WorkerGone(Exception):
+    """The worker closed its socket: it exited or was killed."""
+
+
+class LogCapture:
+    """The worker's stdout and stderr, cut into one segment per step at the worker's end marker.
+
+    The pipe is always drained, so a handler that floods output never blocks; each segment keeps only
+    its last ``limit`` bytes and says how much it dropped.
+    """
+
+    def __init__(self, marker: bytes, limit: int = LOG_LIMIT_BYTES) -> None:
+        self._marker = marker
+        self._limit = limit
+        self._buffer = bytearray()
+        self._dropped = 0
+        self._pending = b""
+        self.segments: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def feed(self, data: bytes) -> None:
+        data, self._pending = self._pending + data, b""
+        while (index := data.find(self._marker)) >= 0:
+            self._append(data[:index])
+            self.segments.put_nowait(self.take())
+            data = data[index + len(self._marker) :]
+        keep = len(self._marker) - 1
+        self._append(data[:-keep])
+        self._pending = data[-keep:]
+
+    def _append(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > 2 * self._limit:
+            excess = len(self._buffer) - self._limit
+            del self._buffer[:excess]
+            self._dropped += excess
+
+    def take(self) -> bytes:
+        """What was captured since the last segment (the partial log of a killed worker)."""
+        data = bytes(self._buffer) + self._pending
+        self._buffer.clear()
+        self._pending = b""
+        dropped = self._dropped + max(0, len(data) - self._limit)
+        self._dropped = 0
+        if dropped:
+            data = f"[opencts: {dropped} bytes of log dropped]\n".encode() + data[-self._limit :]
+        return data
+
+
+def _owned_processes(uid: int | None, session: int) -> list[int]:
+    """Processes of a worker slot: every process of its uid, or without a uid of its own, of its session."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if uid is not None:
+                with open(f"/proc/{entry.name}/status", "rb") as status:
+                    text = status.read()
+                start = text.index(b"\nUid:") + 5
+                if int(text[start : text.index(b"\n", start)].split()[0]) == uid:
+                    found.append(int(entry.name))
+            else:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+                if int(fields[3]) == session:
+                    found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _uid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            text = status.read()
+        start = text.index(b"\nUid:") + 5
+        return int(text[start : text.index(b"\n", start)].split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_if_owned(pid: int, uid: int) -> None:
+    """Kill ``pid`` if it still belongs to ``uid`` (a pid seen earlier may have been reused since)."""
+    if _uid_of(pid) == uid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def processes_by_uid(low: int, high: int) -> dict[int, list[int]]:
+    """Every process whose uid is in ``[low, high)``, by uid (one pass over /proc)."""
+    found: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        uid = _uid_of(int(entry.name))
+        if uid is not None and low <= uid < high:
+            found.setdefault(uid, []).append(int(entry.name))
+    return found
+
+
+def kill_processes(uid: int | None, session: int, *, spare: int | None = None) -> int:
+    """Kill every process of the slot but ``spare``, again until none is left (a fork bomb races the kill)."""
+    killed = 0
+    for _ in range(50):
+        victims = [pid for pid in _owned_processes(uid, session) if pid != spare]
+        if not victims:
+            break
+        for pid in victims:
+            if uid is not None:
+                kill_if_owned(pid, uid)
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed += len(victims)
+    return killed
+
+
+class WorkerProcess:
+    """A started worker: its process, its socket, and the task that drains its log."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        capture: LogCapture,
+        uid: int | None,
+    ) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.uid = uid
+        self.capture = capture
+        self._reader = reader
+        self._writer = writer
+        self.killed_by_pool = False
+        self._drain_task = asyncio.create_task(self._drain())
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        code_path: Path,
+        environment: dict[str, str],
+        spec: dict[str, Any],
+        address_space_mb: int,
+        uid: int | None,
+    ) -> WorkerProcess:
+        """Start the interpreter on the worker script, confined; it imports the handler next."""
+        parent_end, child_end = socket.socketpair()
+        code_fd = os.open(code_path, os.O_RDONLY | os.O_DIRECTORY)
+        marker = f"\x00\x1eopencts-end-{secrets.token_hex(16)}\x1e\x00".encode("ascii")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-u",
+                "-B",
+                str(WORKER_SCRIPT),
+                str(child_end.fileno()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=environment,
+                pass_fds=(child_end.fileno(), code_fd),
+                start_new_session=True,
+                cwd="/",
+            )
+        except BaseException:
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
+            os.close(code_fd)
+        reader, writer = await asyncio.open_connection(sock=parent_end)
+        worker = cls(process, reader, writer, LogCapture(marker), uid)
+        init = dict(spec)
+        init.update(
+            marker=marker.decode("ascii"),
+            code_fd=code_fd,
+            uid=uid,
+            gid=uid,
+            max_processes=MAX_PROCESSES,
+            max_file_bytes=MAX_FILE_BYTES,
+            address_space_bytes=address_space_mb * 1024 * 1024,
+        )
+        await worker.send(init)
+        return worker
+
+    async def _drain(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while chunk := await stdout.read(256 * 1024):
+            self.capture.feed(chunk)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        data = orjson.dumps(message)
+        self._writer.write(_HEADER.pack(len(data)) + data)
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError) as error:
+            raise WorkerGone from error
+
+    async def receive(self) -> dict[str, Any]:
+        try:
+            header = await self._reader.readexactly(_HEADER.size)
+            (size,) = _HEADER.unpack(header)
+            if size > _MAX_FRAME:
+                raise WorkerGone
+            message: dict[str, Any] = orjson.loads(await self._reader.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError, orjson.JSONDecodeError) as error:
+            raise WorkerGone from error
+        return message
+
+    async def segment(self, timeout: float) -> bytes:
+        """The log of the step that just ended, once the worker's end marker is through the pipe."""
+        try:
+            return await asyncio.wait_for(self.capture.segments.get(), timeout)
+        except TimeoutError:
+            return self.capture.take()
+
+    def strays(self) -> int:
+        """Kill what the worker's handler left running; returns how many processes that was."""
+        return kill_processes(self.uid, self.pid, spare=self.pid)
+
+    async def kill(self) -> None:
+        """Kill the worker and everything it started, and wait for it."""
+        self.killed_by_pool = True
+        if self.process.returncode is None:
+            # Until the worker is reaped its pid, and so its session id, cannot name another process.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            await asyncio.to_thread(kill_processes, self.uid, self.pid)
+        elif self.uid is not None:
+            await asyncio.to_thread(kill_processes, self.uid, self.pid)
+        await self.process.wait()
+        self._writer.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain_task, 1.0)
+        self._drain_task.cancel()
+
+    async def wait_exit(self, timeout: float) -> int | None:
+        """The worker's return code once it exits by itself (negative: the signal), None if it lingers."""
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            return None
+
+    def exit_description(self) -> str:
+        code = self.process.returncode
+        if code is None:
+            return "the worker stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
+            return f"the worker was killed by {name}"
+        return f"the worker exited with code {code}"
