@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -199,3 +202,58 @@ async def test_a_module_hanging_at_import_times_out_like_a_handler(tmp_path: Pat
         assert result.status == "timeout"
         assert time.monotonic() - started < spec.timeout_s + 1
         assert pool.stats()["free_slots"] == 8
+
+
+SERVER_SIDE = """
+import asyncio, hashlib, io, sys, zipfile
+from pathlib import Path
+from opencts.functions.runtime import FunctionPool, FunctionSpec
+
+SOURCE = '''
+import os, subprocess, time
+def handler(event, context):
+    child = subprocess.Popen(["sleep", "60"])
+    with open(event["pids"], "w") as out:
+        out.write(f"{os.getpid()} {child.pid}")
+    time.sleep(60)
+'''
+
+async def main() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", SOURCE)
+    data = buffer.getvalue()
+
+    async def load(spec: FunctionSpec) -> bytes:
+        return data
+
+    pool = FunctionPool(code_dir=Path(sys.argv[1]), load_code=load, workers=2, max_memory_mb=512,
+                        concurrency=1, queue_limit=1, idle_seconds=60)
+    spec = FunctionSpec(func_id="f", func_urn="u", project_id="p", package="default", name="f",
+                        version="latest", runtime="Python3.10", handler="index.handler", timeout_s=100,
+                        memory_mb=128, code_digest=hashlib.sha512(data).hexdigest(), user_data={})
+    await pool.invoke(spec, ('{"pids": "%s"}' % sys.argv[2]).encode(), request_id="r", credentials=None)
+
+asyncio.run(main())
+"""
+
+
+async def test_workers_die_with_the_server_that_started_them(tmp_path: Path) -> None:
+    pids_file = Path("/tmp") / f"opencts-pids-{uuid.uuid4().hex}"
+    pids_file.touch()
+    pids_file.chmod(0o666)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVER_SIDE, str(tmp_path / "code"), str(pids_file)
+    )
+    try:
+        await until(lambda: bool(pids_file.read_text()))
+        worker, child = (int(pid) for pid in pids_file.read_text().split())
+        assert alive(worker) and alive(child)
+        server.kill()
+        await server.wait()
+        await until(lambda: not alive(worker) and not alive(child), timeout=5.0)
+    finally:
+        pids_file.unlink()
+        if server.returncode is None:
+            server.kill()
+            await server.wait()

@@ -180,6 +180,17 @@ def _children_left() -> bool:
     return False
 
 
+def _reap_children() -> None:
+    """Collect the children the pool killed: as zombies they would still count against RLIMIT_NPROC."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _flush_log(marker: bytes) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -235,6 +246,33 @@ def _confine(spec: dict[str, Any]) -> None:
     os.setuid(int(uid))
 
 
+def _watch_lifeline(fd: int, own_uid: bool) -> None:
+    """End this worker and all it started once the pool is gone (the pipe's only writer is the pool).
+
+    Without this, a handler that never returns would outlive a server that was killed.
+    """
+    import signal
+    import threading
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(fd, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        if own_uid:
+            try:
+                os.kill(-1, signal.SIGKILL)  # as this slot's uid: every process of the slot but this one
+            except OSError:
+                pass
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="opencts-lifeline", daemon=True).start()
+
+
 def main() -> None:
     global _log_fd
     _log_fd = os.dup(1)
@@ -243,6 +281,7 @@ def main() -> None:
     marker = str(spec["marker"]).encode("ascii")
     code_fd = int(spec["code_fd"])
     _confine(spec)
+    _watch_lifeline(int(spec["lifeline_fd"]), spec.get("uid") is not None)
     os.fchdir(code_fd)
     sys.path.insert(0, f"/proc/self/fd/{code_fd}")
     try:
@@ -258,6 +297,7 @@ def main() -> None:
             invocation = _receive(sock)
         except EOFError:
             return
+        _reap_children()
         reply: dict[str, Any]
         try:
             context = Context(spec, invocation)

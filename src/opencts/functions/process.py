@@ -25,8 +25,27 @@ LOG_LIMIT_BYTES = 1024 * 1024
 INTERPRETER_ALLOWANCE_MB = 256
 MAX_PROCESSES = 128
 MAX_FILE_BYTES = 1024 * 1024 * 1024
-UID_BASE = 0x5F000000
-"""First uid of the worker slots when the service runs as root: far above any account on the machine."""
+UID_BASE = 0x40000000
+UIDS_PER_PROCESS = 512
+"""Each server process has its own block of worker uids (from its pid), far above any account on the
+machine, so two servers on one host, or two pools in one process, never count or kill each other's."""
+
+_claimed_uids: set[int] = set()
+
+
+def claim_uids(count: int) -> list[int]:
+    """Reserve ``count`` worker uids of this process's block for one pool."""
+    base = UID_BASE + (os.getpid() % 4_194_304) * UIDS_PER_PROCESS
+    free = [uid for uid in range(base, base + UIDS_PER_PROCESS) if uid not in _claimed_uids][:count]
+    if len(free) < count:
+        raise ValueError(f"more than {UIDS_PER_PROCESS} function worker slots in one process")
+    _claimed_uids.update(free)
+    return free
+
+
+def release_uids(uids: list[int]) -> None:
+    _claimed_uids.difference_update(uids)
+
 
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = 64 * 1024 * 1024
@@ -80,37 +99,38 @@ class LogCapture:
         return data
 
 
-def _owned_processes(uid: int | None, session: int) -> list[int]:
-    """Processes of a worker slot: every process of its uid, or without a uid of its own, of its session."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if uid is not None:
-                with open(f"/proc/{entry.name}/status", "rb") as status:
-                    text = status.read()
-                start = text.index(b"\nUid:") + 5
-                if int(text[start : text.index(b"\n", start)].split()[0]) == uid:
-                    found.append(int(entry.name))
-            else:
-                with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-                if int(fields[3]) == session:
-                    found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def _uid_of(pid: int) -> int | None:
+    """The real uid of a live process; None for a zombie (nothing left to kill) or a process gone."""
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             text = status.read()
+        state = text.index(b"\nState:") + 7
+        if text[state : state + 8].split()[0] == b"Z":
+            return None
         start = text.index(b"\nUid:") + 5
         return int(text[start : text.index(b"\n", start)].split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return None if fields[0] == b"Z" else int(fields[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _owned_processes(uid: int | None, session: int) -> list[int]:
+    """Live processes of a worker slot: every one of its uid, or without a uid of its own, of its session."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            pid = int(entry.name)
+            if (_uid_of(pid) == uid) if uid is not None else (_session_of(pid) == session):
+                found.append(pid)
+    return found
 
 
 def kill_if_owned(pid: int, uid: int) -> None:
@@ -120,14 +140,14 @@ def kill_if_owned(pid: int, uid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def processes_by_uid(low: int, high: int) -> dict[int, list[int]]:
-    """Every process whose uid is in ``[low, high)``, by uid (one pass over /proc)."""
+def processes_by_uid(uids: set[int]) -> dict[int, list[int]]:
+    """Every live process whose uid is one of ``uids``, by uid (one pass over /proc)."""
     found: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         uid = _uid_of(int(entry.name))
-        if uid is not None and low <= uid < high:
+        if uid in uids:
             found.setdefault(uid, []).append(int(entry.name))
     return found
 
@@ -159,6 +179,7 @@ class WorkerProcess:
         writer: asyncio.StreamWriter,
         capture: LogCapture,
         uid: int | None,
+        lifeline: int,
     ) -> None:
         self.process = process
         self.pid = process.pid
@@ -167,6 +188,7 @@ class WorkerProcess:
         self._reader = reader
         self._writer = writer
         self.killed_by_pool = False
+        self._lifeline: int | None = lifeline
         self._drain_task = asyncio.create_task(self._drain())
 
     @classmethod
@@ -181,6 +203,7 @@ class WorkerProcess:
     ) -> WorkerProcess:
         """Start the interpreter on the worker script, confined; it imports the handler next."""
         parent_end, child_end = socket.socketpair()
+        lifeline_read, lifeline_write = os.pipe()
         code_fd = os.open(code_path, os.O_RDONLY | os.O_DIRECTORY)
         marker = f"\x00\x1eopencts-end-{secrets.token_hex(16)}\x1e\x00".encode("ascii")
         try:
@@ -195,22 +218,25 @@ class WorkerProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 env=environment,
-                pass_fds=(child_end.fileno(), code_fd),
+                pass_fds=(child_end.fileno(), code_fd, lifeline_read),
                 start_new_session=True,
                 cwd="/",
             )
         except BaseException:
             parent_end.close()
+            os.close(lifeline_write)
             raise
         finally:
             child_end.close()
             os.close(code_fd)
+            os.close(lifeline_read)
         reader, writer = await asyncio.open_connection(sock=parent_end)
-        worker = cls(process, reader, writer, LogCapture(marker), uid)
+        worker = cls(process, reader, writer, LogCapture(marker), uid, lifeline_write)
         init = dict(spec)
         init.update(
             marker=marker.decode("ascii"),
             code_fd=code_fd,
+            lifeline_fd=lifeline_read,
             uid=uid,
             gid=uid,
             max_processes=MAX_PROCESSES,
@@ -267,6 +293,9 @@ class WorkerProcess:
         elif self.uid is not None:
             await asyncio.to_thread(kill_processes, self.uid, self.pid)
         await self.process.wait()
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         self._writer.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain_task, 1.0)

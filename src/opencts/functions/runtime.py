@@ -25,11 +25,12 @@ from typing import Any, Literal
 
 from opencts.functions.process import (
     INTERPRETER_ALLOWANCE_MB,
-    UID_BASE,
     WorkerGone,
     WorkerProcess,
+    claim_uids,
     kill_if_owned,
     processes_by_uid,
+    release_uids,
 )
 from opencts.functions.unpack import UnsafeArchive, unpack
 
@@ -155,7 +156,7 @@ class FunctionPool:
         self._queue_limit = queue_limit
         self._idle_seconds = idle_seconds
         self._as_root = os.geteuid() == 0
-        self._slots = workers
+        self._uids = claim_uids(workers) if self._as_root else []
         self._free_slots = list(range(workers - 1, -1, -1))
         self._functions: dict[str, _Function] = {}
         self._sleepers: list[asyncio.Future[None]] = []
@@ -216,6 +217,7 @@ class FunctionPool:
         await asyncio.gather(*(worker.process.kill() for worker in workers), return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        release_uids(self._uids)
 
     def stats(self) -> dict[str, int]:
         functions = list(self._functions.values())
@@ -330,7 +332,7 @@ class FunctionPool:
                 environment=self._environment(spec),
                 spec=self._worker_spec(spec),
                 address_space_mb=min(spec.memory_mb, self._max_memory_mb) + INTERPRETER_ALLOWANCE_MB,
-                uid=UID_BASE + slot if self._as_root else None,
+                uid=self._uids[slot] if self._as_root else None,
             )
         except _CodeUnavailable as error:
             self._free_slots.append(slot)
@@ -432,13 +434,13 @@ class FunctionPool:
 
         A busy worker's processes are its invocation's own; each slot's uid tells whose a process is.
         """
-        found = await asyncio.to_thread(processes_by_uid, UID_BASE, UID_BASE + self._slots)
+        found = await asyncio.to_thread(processes_by_uid, set(self._uids))
         workers = {
-            UID_BASE + worker.slot: worker
+            self._uids[worker.slot]: worker
             for function in self._functions.values()
             for worker in function.idle
         }
-        free = {UID_BASE + slot for slot in self._free_slots}
+        free = {self._uids[slot] for slot in self._free_slots}
         for uid, pids in found.items():
             worker = workers.get(uid)
             if worker is None and uid not in free:
