@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,8 @@ class FunctionPool:
         self._queue_limit = queue_limit
         self._idle_seconds = idle_seconds
         self._as_root = os.geteuid() == 0
-        self._uids = claim_uids(workers) if self._as_root else []
+        self._workers = workers
+        self._uids: list[int] = []
         self._free_slots = list(range(workers - 1, -1, -1))
         self._functions: dict[str, _Function] = {}
         self._sleepers: list[asyncio.Future[None]] = []
@@ -407,6 +409,10 @@ class FunctionPool:
 
     def _start_reaper(self) -> None:
         if self._reaper is None:
+            if self._as_root:
+                # Claimed on first use and given back when the pool closes or is collected.
+                self._uids = claim_uids(self._workers)
+                weakref.finalize(self, release_uids, self._uids)
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
