@@ -257,3 +257,28 @@ async def test_workers_die_with_the_server_that_started_them(tmp_path: Path) -> 
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="a worker drops to a uid of its own only when the server is root"
+)
+async def test_a_handler_cannot_read_the_servers_private_files(tmp_path: Path) -> None:
+    private = tmp_path / "data"
+    private.mkdir(mode=0o700)
+    (private / "credentials.json").write_text("{}")
+    store = CodeStore()
+    source = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    try:\n"
+        "        open(event['path']).read()\n"
+        "    except PermissionError:\n"
+        "        return {'uid': os.getuid(), 'read': False}\n"
+        "    return {'uid': os.getuid(), 'read': True}\n"
+    )
+    payload = json.dumps({"path": str(private / "credentials.json")}).encode()
+    async with running_pool(tmp_path, store) as pool:
+        result = await pool.invoke(make_spec(store, source), payload, request_id="r", credentials=None)
+    value = json.loads(result.result)
+    assert value["read"] is False
+    assert value["uid"] != 0
