@@ -188,6 +188,7 @@ class WorkerProcess:
         self._reader = reader
         self._writer = writer
         self.killed_by_pool = False
+        self.log_in_sync = True
         self._lifeline: int | None = lifeline
         self._drain_task = asyncio.create_task(self._drain())
 
@@ -276,6 +277,8 @@ class WorkerProcess:
         try:
             return await asyncio.wait_for(self.capture.segments.get(), timeout)
         except TimeoutError:
+            # The marker may still come and would end the next invocation's log: this worker must go.
+            self.log_in_sync = False
             return self.capture.take()
 
     def strays(self) -> int:

@@ -386,7 +386,7 @@ class FunctionPool:
 
     def _release(self, worker: _Worker, keep: bool) -> None:
         function = worker.function
-        if keep and not function.retired and not self._closed:
+        if keep and worker.process.log_in_sync and not function.retired and not self._closed:
             worker.idle_since = time.monotonic()
             function.idle.append(worker)
         else:
@@ -515,7 +515,7 @@ class FunctionPool:
                 duration_ms=(time.monotonic() - started) * 1000,
                 error_message="",
             )
-            return result, True
+            return result, process.log_in_sync
         if outcome == "oom":
             text = f"the function exceeded its memory limit of {min(spec.memory_mb, self._max_memory_mb)} MB"
             return self._failure(request_id, "oom", text, "MemoryError", log, started, credentials), False
@@ -527,7 +527,7 @@ class FunctionPool:
             duration_ms=(time.monotonic() - started) * 1000,
             error_message=str(reply.get("error", "")) or "the handler raised an exception",
         )
-        return result, True
+        return result, process.log_in_sync
 
     async def _exit_status(self, process: WorkerProcess, spec: FunctionSpec) -> tuple[Status, str]:
         code = await process.wait_exit(1.0)
