@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 import psycopg
 import pytest
-from fastapi import FastAPI
 
+from cts_helpers import Api, TraceFactory, database_url, signed_client
 from opencts.api.app import create_app
 from opencts.clock import now_ms
 from opencts.config import Settings
-from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
-from opencts.iam.secrets import SecretBox, parse_master_key
-from opencts.iam.signature import HmacAuth
+from opencts.iam.bootstrap import read_credentials
 from opencts.store import Database, migrate
-from opencts.store.trace_log import TraceRow
+from opencts.testing.server import ServerProcess
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENCTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -49,13 +44,6 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A SQLite file in ``tmp_path``, or a fresh PostgreSQL database, as the fixture's param says."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated database on each backend."""
@@ -65,34 +53,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
     finally:
         db.close()
-
-
-TraceFactory = Callable[..., dict[str, Any]]
-
-
-def trace_row(trace_id: str, **columns: Any) -> TraceRow:
-    """A stored row of a management trace for store-level tests; keyword arguments override columns."""
-    values: dict[str, Any] = {
-        "project_id": "p1",
-        "trace_id": trace_id,
-        "kind": "system",
-        "time": 1_700_000_000_000,
-        "record_time": 1_700_000_000_000,
-        "trace_name": "login",
-        "trace_rating": "normal",
-        "trace_type": "ConsoleAction",
-        "service_type": "IAM",
-        "resource_type": None,
-        "resource_id": None,
-        "resource_name": None,
-        "user_name": "alice",
-        "access_key_id": None,
-        "tracker_name": "system",
-        "enterprise_project_id": None,
-        "body": orjson.dumps({"trace_id": trace_id}),
-    }
-    values.update(columns)
-    return TraceRow(**values)
 
 
 @pytest.fixture
@@ -124,34 +84,6 @@ def make_trace() -> TraceFactory:
     return make
 
 
-@dataclass
-class Api:
-    """An in-process app with its lifespan running, and a client signed as the bootstrap admin."""
-
-    app: FastAPI
-    client: httpx.AsyncClient
-    creds: BootstrapCredentials
-    settings: Settings
-
-    @property
-    def project(self) -> str:
-        return self.creds.project_id
-
-    async def put(self, traces: list[dict[str, Any]]) -> httpx.Response:
-        return await self.client.post(f"/v3/{self.project}/traces", json={"traces": traces})
-
-    async def list(self, **params: Any) -> httpx.Response:
-        return await self.client.get(f"/v3/{self.project}/traces", params=params)
-
-
-def signed_client(app: FastAPI, creds: BootstrapCredentials, base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=base_url,
-        auth=HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id),
-    )
-
-
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     # ingest parsed in place: worker processes would cost every test a second; tests/traces/test_workers.py
@@ -164,82 +96,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             yield Api(app, client, creds, settings)
 
 
-@dataclass
-class LiveServer:
-    """``opencts serve`` in its own process, on a free port, with its own data dir."""
-
-    url: str
-    data_dir: Path
-    creds: BootstrapCredentials
-    process: Any
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
-    import subprocess
-    import sys
-    import time
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_")}
-    env.update(extra_env or {})
-    exe = Path(sys.executable).with_name("opencts")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return LiveServer(url, data_dir, read_credentials(data_dir / "credentials.json"), proc)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not become healthy in 30 s")
-
-
-def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except Exception:
-        server.process.kill()
-    if server.process.stderr:
-        server.process.stderr.close()
-
-
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("live") / "data")
-    try:
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``opencts serve`` process the whole session shares (tests that need their own start one)."""
+    with ServerProcess(tmp_path_factory.mktemp("live") / "data") as server:
         yield server
-    finally:
-        stop_server(server)
-
-
-def master_box(data_dir: Path) -> SecretBox:
-    """The box of the master key a server generated in ``data_dir``, for tests that edit its database."""
-    return SecretBox(parse_master_key((data_dir / "master.key").read_text(), source="master.key"))

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import trace_row
+from cts_helpers import trace_row
 from opencts.consumers import ConsumerRunner, get_cursor, set_cursor
 from opencts.store import Database, trace_log
 from opencts.store.trace_log import TraceRow

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from conftest import Api
+from cts_helpers import Api
 
 
 def login_body(api: Api, password: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from huaweicloudsdkcts.v3 import (
 from sqlalchemy import Connection, insert
 from starlette.routing import NoMatchFound
 
-from conftest import Api, LiveServer, TraceFactory, master_box
+from cts_helpers import Api, TraceFactory, master_box
 from opencts.api.app import create_app
 from opencts.api.deps import Services
 from opencts.config import Settings
@@ -38,6 +38,7 @@ from opencts.iam.secrets import SecretBox, new_id
 from opencts.iam.signature import sign_headers
 from opencts.store import Database
 from opencts.store.tables import domains
+from opencts.testing.server import ServerProcess
 
 BASE = "http://127.0.0.1:8080"
 PASSWORD = "Matrix-Pass-1"
@@ -356,7 +357,7 @@ async def test_wrong_password_reads_like_an_unknown_user(world: World) -> None:
 
 @dataclass
 class LiveWorld:
-    server: LiveServer
+    server: ServerProcess
     reader: Key
     producer: Key
     disabled: Key
@@ -374,7 +375,7 @@ class LiveWorld:
 
 
 @pytest.fixture(scope="module")
-def live_world(live_server: LiveServer) -> Iterator[LiveWorld]:
+def live_world(live_server: ServerProcess) -> Iterator[LiveWorld]:
     """Users made directly in the server's database: new keys are never in its cache, so no waiting."""
     db = Database(f"sqlite:///{live_server.data_dir / 'opencts.db'}")
     domain_id, suffix = live_server.creds.domain_id, new_id()[:6]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import Connection
 
-from conftest import Api, TraceFactory, signed_client
+from cts_helpers import Api, TraceFactory, signed_client
 from opencts.api import cts
 from opencts.consumers import ConsumerRunner
 from opencts.iam import admin

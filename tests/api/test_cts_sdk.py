@@ -41,15 +41,16 @@ from huaweicloudsdkcts.v3 import (
     UpdateTrackerRequestBody,
 )
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 T = TypeVar("T")
 
 
 @pytest.fixture
-def client(live_server: LiveServer) -> Any:
+def client(live_server: ServerProcess) -> Any:
     creds = live_server.creds
     config = HttpConfig.get_default_config()
     return (
@@ -71,7 +72,7 @@ def eventually(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float =
         time.sleep(0.2)
 
 
-def put_traces(live_server: LiveServer, traces: list[dict[str, Any]]) -> None:
+def put_traces(live_server: ServerProcess, traces: list[dict[str, Any]]) -> None:
     creds = live_server.creds
     auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
     resp = httpx.post(f"{live_server.url}/v3/{creds.project_id}/traces", json={"traces": traces}, auth=auth)
@@ -79,7 +80,7 @@ def put_traces(live_server: LiveServer, traces: list[dict[str, Any]]) -> None:
     assert resp.json()["accepted"] == len(traces)
 
 
-def test_list_traces(client: Any, live_server: LiveServer, make_trace: TraceFactory) -> None:
+def test_list_traces(client: Any, live_server: ServerProcess, make_trace: TraceFactory) -> None:
     trace = make_trace(code=201, request={"a": 1}, resource_type="ecs")
     put_traces(live_server, [trace])
     resp = client.list_traces(ListTracesRequest(trace_type="system", trace_id=trace["trace_id"]))
@@ -177,7 +178,7 @@ def test_list_operations(client: Any) -> None:
 
 
 def test_trace_resources_and_user_resources(
-    client: Any, live_server: LiveServer, make_trace: TraceFactory
+    client: Any, live_server: ServerProcess, make_trace: TraceFactory
 ) -> None:
     user = {"id": "u" * 32, "name": "sdk-user", "domain": {"id": live_server.creds.domain_id, "name": "acme"}}
     put_traces(live_server, [make_trace(service_type="DNS", resource_type="zone", user=user)])
@@ -194,7 +195,7 @@ def test_trace_resources_and_user_resources(
     assert "sdk-user" in {u.name for u in users}
 
 
-def test_check_obs_buckets(client: Any, live_server: LiveServer) -> None:
+def test_check_obs_buckets(client: Any, live_server: ServerProcess) -> None:
     resp = client.check_obs_buckets(
         CheckObsBucketsRequest(
             domain_id=live_server.creds.domain_id,

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, insert, select
 
-from conftest import Api, TraceFactory
+from cts_helpers import Api, TraceFactory
 from opencts.api import iam_admin
 from opencts.api.deps import Services
 from opencts.iam import admin

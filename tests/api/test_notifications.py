@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import Connection
 
-from conftest import Api, signed_client
+from cts_helpers import Api, signed_client
 from opencts.api import notifications as routes
 from opencts.api.deps import Services
 from opencts.iam import admin

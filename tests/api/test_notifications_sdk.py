@@ -27,14 +27,14 @@ from huaweicloudsdkcts.v3 import (
     UpdateNotificationRequestBody,
 )
 
-from conftest import LiveServer
 from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
 @pytest.fixture
-def client(live_server: LiveServer) -> Any:
+def client(live_server: ServerProcess) -> Any:
     creds = live_server.creds
     return (
         CtsClient.new_builder()
@@ -45,7 +45,7 @@ def client(live_server: LiveServer) -> Any:
     )
 
 
-def create_topic(live_server: LiveServer, name: str) -> str:
+def create_topic(live_server: ServerProcess, name: str) -> str:
     """An SMN topic through the SMN API, signed like any SDK call."""
     creds = live_server.creds
     auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
@@ -59,7 +59,7 @@ def create_topic(live_server: LiveServer, name: str) -> str:
     return str(resp.json()["topic_urn"])
 
 
-def test_notification_lifecycle(client: Any, live_server: LiveServer) -> None:
+def test_notification_lifecycle(client: Any, live_server: ServerProcess) -> None:
     suffix = uuid.uuid4().hex[:8]
     topic = create_topic(live_server, f"sdk-alarms-{suffix}")
     name = f"sdk_logins_{suffix}"
@@ -113,7 +113,7 @@ def test_notification_lifecycle(client: Any, live_server: LiveServer) -> None:
     )
 
 
-def test_batch_delete_with_comma_separated_ids(client: Any, live_server: LiveServer) -> None:
+def test_batch_delete_with_comma_separated_ids(client: Any, live_server: ServerProcess) -> None:
     suffix = uuid.uuid4().hex[:8]
     func = f"urn:fss:local-1:{live_server.creds.project_id}:function:default:hook_{suffix}:latest"
     ids = []
@@ -128,7 +128,7 @@ def test_batch_delete_with_comma_separated_ids(client: Any, live_server: LiveSer
     assert not set(ids) & {n.notification_id for n in left}
 
 
-def test_sdk_sees_limits_as_client_errors(client: Any, live_server: LiveServer) -> None:
+def test_sdk_sees_limits_as_client_errors(client: Any, live_server: ServerProcess) -> None:
     too_many = [Operations(service_type=f"S{i}", resource_type="r", trace_names=["op"]) for i in range(101)]
     with pytest.raises(ClientRequestException) as info:
         client.create_notification(CreateNotificationRequest(body=CreateNotificationRequestBody(

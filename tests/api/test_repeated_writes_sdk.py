@@ -40,7 +40,7 @@ from huaweicloudsdksmn.v2 import (
     SmnClient,
 )
 
-from conftest import LiveServer
+from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 S = TypeVar("S")
@@ -70,7 +70,7 @@ def failed(outcome: Outcome, status: int) -> bool:
 
 
 @pytest.fixture
-def smn(live_server: LiveServer) -> Any:
+def smn(live_server: ServerProcess) -> Any:
     creds = live_server.creds
     return (
         SmnClient.new_builder()
@@ -82,7 +82,7 @@ def smn(live_server: LiveServer) -> Any:
 
 
 @pytest.fixture
-def cts(live_server: LiveServer) -> Any:
+def cts(live_server: ServerProcess) -> Any:
     creds = live_server.creds
     return (
         CtsClient.new_builder()

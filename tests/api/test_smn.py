@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.smn.service import SmnService
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.smn.service import SmnService
 
 #: what Firefox and Chrome send when a link is clicked

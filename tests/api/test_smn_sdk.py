@@ -36,23 +36,24 @@ from huaweicloudsdksmn.v2 import (
     UpdateTopicRequestBody,
 )
 
-from conftest import LiveServer, free_port, start_server, stop_server
 from opencts.iam.signature import HmacAuth
+from opencts.testing.ports import free_port
+from opencts.testing.server import ServerProcess, start_server
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
     server = start_server(tmp_path_factory.mktemp("sdk-relay-down") / "data", env)
     try:
         yield server
     finally:
-        stop_server(server)
+        server.stop()
 
 
-def smn_client(server: LiveServer) -> Any:
+def smn_client(server: ServerProcess) -> Any:
     creds = server.creds
     return (
         SmnClient.new_builder()
@@ -64,7 +65,7 @@ def smn_client(server: LiveServer) -> Any:
 
 
 @pytest.fixture
-def client(relay_down: LiveServer) -> Any:
+def client(relay_down: ServerProcess) -> Any:
     return smn_client(relay_down)
 
 
@@ -74,7 +75,7 @@ def new_topic(client: Any) -> str:
     return str(created.topic_urn)
 
 
-def test_every_smn_call_the_cts_uses(client: Any, relay_down: LiveServer) -> None:
+def test_every_smn_call_the_cts_uses(client: Any, relay_down: ServerProcess) -> None:
     live_server = relay_down
     name = f"sdk-{uuid.uuid4().hex[:10]}"
     created = client.create_topic(
@@ -144,7 +145,7 @@ def test_sdk_sees_validation_errors_as_client_errors(client: Any) -> None:
     assert "name" in info.value.error_msg
 
 
-def test_sdk_errors_carry_smn_codes(client: Any, relay_down: LiveServer) -> None:
+def test_sdk_errors_carry_smn_codes(client: Any, relay_down: ServerProcess) -> None:
     urn = new_topic(client)
     with pytest.raises(ClientRequestException) as info:
         client.create_topic(CreateTopicRequest(body=CreateTopicRequestBody(name=urn.rsplit(":", 1)[1])))
@@ -168,7 +169,7 @@ def test_sdk_errors_carry_smn_codes(client: Any, relay_down: LiveServer) -> None
     assert (info.value.status_code, info.value.error_code) == (401, "SMN.00010002")
 
 
-def test_without_smtp_the_sdk_is_refused_an_email_subscription(live_server: LiveServer) -> None:
+def test_without_smtp_the_sdk_is_refused_an_email_subscription(live_server: ServerProcess) -> None:
     client = smn_client(live_server)
     urn = new_topic(client)
     for protocol, endpoint, setting in (
@@ -184,7 +185,7 @@ def test_without_smtp_the_sdk_is_refused_an_email_subscription(live_server: Live
     assert listed.subscription_count == 0
 
 
-def test_a_topic_a_notification_uses_cannot_be_deleted(client: Any, relay_down: LiveServer) -> None:
+def test_a_topic_a_notification_uses_cannot_be_deleted(client: Any, relay_down: ServerProcess) -> None:
     urn = new_topic(client)
     creds = relay_down.creds
     name = f"uses_{uuid.uuid4().hex[:8]}"

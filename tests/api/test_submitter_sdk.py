@@ -11,14 +11,15 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import CtsClient, ListTracesRequest
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
 def test_the_sdk_lists_traces_that_carry_a_submitter(
-    live_server: LiveServer, make_trace: TraceFactory
+    live_server: ServerProcess, make_trace: TraceFactory
 ) -> None:
     creds = live_server.creds
     auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import Api, TraceFactory
+from cts_helpers import Api, TraceFactory
 from opencts.clock import now_ms
 
 

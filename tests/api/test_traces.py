@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import Api, TraceFactory, signed_client
+from cts_helpers import Api, TraceFactory, signed_client
 from opencts.api.app import create_app
 from opencts.clock import now_ms
 from opencts.config import Settings

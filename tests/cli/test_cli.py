@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.cli.main import app
 from opencts.cli.timeparse import parse_time
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def run(server: LiveServer, *args: str, input: str | None = None) -> tuple[int, str]:
+def run(server: ServerProcess, *args: str, input: str | None = None) -> tuple[int, str]:
     result = runner.invoke(
         app,
         [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)],
@@ -28,7 +29,7 @@ def run(server: LiveServer, *args: str, input: str | None = None) -> tuple[int, 
     return result.exit_code, result.stdout
 
 
-def test_first_start_writes_private_credentials(live_server: LiveServer) -> None:
+def test_first_start_writes_private_credentials(live_server: ServerProcess) -> None:
     path = live_server.data_dir / "credentials.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     creds = json.loads(path.read_text())
@@ -46,7 +47,7 @@ def test_first_start_writes_private_credentials(live_server: LiveServer) -> None
     assert len(creds["project_id"]) == 32
 
 
-def test_put_list_and_export(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Path) -> None:
+def test_put_list_and_export(live_server: ServerProcess, make_trace: TraceFactory, tmp_path: Path) -> None:
     traces = [make_trace(user={"name": "cli-user"}, service_type="RDS") for _ in range(30)]
     ndjson = tmp_path / "t.ndjson"
     ndjson.write_text("\n".join(json.dumps(t) for t in traces))
@@ -72,7 +73,9 @@ def test_put_list_and_export(live_server: LiveServer, make_trace: TraceFactory, 
     assert len(target.read_text(encoding="utf-8-sig").splitlines()) == 31
 
 
-def test_rejected_traces_are_explained_and_fail_the_command(live_server: LiveServer, tmp_path: Path) -> None:
+def test_rejected_traces_are_explained_and_fail_the_command(
+    live_server: ServerProcess, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"trace_name": "x"}]))
     code, out = run(live_server, "traces", "put", str(bad))
@@ -80,7 +83,7 @@ def test_rejected_traces_are_explained_and_fail_the_command(live_server: LiveSer
     assert "trace_type" in out
 
 
-def test_bad_list_options_show_the_server_error(live_server: LiveServer) -> None:
+def test_bad_list_options_show_the_server_error(live_server: ServerProcess) -> None:
     result = runner.invoke(
         app,
         [
@@ -98,7 +101,7 @@ def test_bad_list_options_show_the_server_error(live_server: LiveServer) -> None
     assert "CTS.0001" in result.stderr
 
 
-def test_demo_loads_a_week_and_is_idempotent(live_server: LiveServer) -> None:
+def test_demo_loads_a_week_and_is_idempotent(live_server: ServerProcess) -> None:
     code, _ = run(live_server, "demo", "--count", "600")
     assert code == 0
     code, out = run(

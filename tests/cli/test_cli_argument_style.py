@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import LiveServer
 from opencts.cli.main import app
+from opencts.testing.server import ServerProcess
 
 runner = CliRunner()
 
@@ -47,7 +47,9 @@ def test_every_create_takes_its_name_as_the_first_argument() -> None:
 
 
 @pytest.mark.slow
-def test_notifications_create_takes_the_name_positionally_and_the_old_option(live_server: LiveServer) -> None:
+def test_notifications_create_takes_the_name_positionally_and_the_old_option(
+    live_server: ServerProcess,
+) -> None:
     target = ["--endpoint", live_server.url, "--data-dir", str(live_server.data_dir)]
     for spelling in (["positional_{}"], ["--name", "option_{}"]):
         name = spelling[-1].format(uuid.uuid4().hex[:8])

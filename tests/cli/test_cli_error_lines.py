@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LiveServer, free_port
+from opencts.testing.ports import free_port
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 OPENCTS = str(Path(sys.executable).with_name("opencts"))
@@ -35,22 +36,22 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
         assert text in lines[0]
 
 
-def at(server: LiveServer) -> tuple[str, ...]:
+def at(server: ServerProcess) -> tuple[str, ...]:
     return ("--endpoint", server.url, "--data-dir", str(server.data_dir))
 
 
-def test_a_missing_file(live_server: LiveServer, tmp_path: Path) -> None:
+def test_a_missing_file(live_server: ServerProcess, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.ndjson"
     assert_one_line_error(run("traces", "put", str(missing), *at(live_server)), str(missing), "No such file")
 
 
-def test_a_file_in_an_unknown_format(live_server: LiveServer, tmp_path: Path) -> None:
+def test_a_file_in_an_unknown_format(live_server: ServerProcess, tmp_path: Path) -> None:
     path = tmp_path / "traces.xml"
     path.write_text("<traces><trace/></traces>")
     assert_one_line_error(run("traces", "put", str(path), *at(live_server)), "neither JSON nor NDJSON")
 
 
-def test_an_unknown_export_format(live_server: LiveServer, tmp_path: Path) -> None:
+def test_an_unknown_export_format(live_server: ServerProcess, tmp_path: Path) -> None:
     target = tmp_path / "out.xml"
     result = run("traces", "export", "--format", "xml", "-o", str(target), *at(live_server))
     assert_one_line_error(result, "--format must be csv or ndjson")
@@ -58,19 +59,19 @@ def test_an_unknown_export_format(live_server: LiveServer, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("command", [("traces", "list"), ("traces", "export"), ("trackers", "list")])
-def test_an_unreachable_server(live_server: LiveServer, command: tuple[str, ...]) -> None:
+def test_an_unreachable_server(live_server: ServerProcess, command: tuple[str, ...]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = run(*command, "--endpoint", url, "--data-dir", str(live_server.data_dir))
     assert_one_line_error(result, f"cannot reach OpenCTS at {url}")
 
 
 @pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1/", "http://[::1"])
-def test_a_bad_url(live_server: LiveServer, url: str) -> None:
+def test_a_bad_url(live_server: ServerProcess, url: str) -> None:
     result = run("traces", "list", "--endpoint", url, "--data-dir", str(live_server.data_dir))
     assert_one_line_error(result)
 
 
-def test_a_4xx_answer(live_server: LiveServer) -> None:
+def test_a_4xx_answer(live_server: ServerProcess) -> None:
     result = run("traces", "list", "--limit", "500", *at(live_server))
     assert_one_line_error(result, "400 CTS.0001", "limit", "request id")
     result = run("traces", "export", "--from", "2h", "--to", "3h", *at(live_server))
@@ -111,12 +112,12 @@ def broken_server() -> Iterator[str]:
     "command",
     [("traces", "list"), ("traces", "export"), ("trackers", "list"), ("smn", "topics", "list")],
 )
-def test_a_5xx_answer(live_server: LiveServer, broken_server: str, command: tuple[str, ...]) -> None:
+def test_a_5xx_answer(live_server: ServerProcess, broken_server: str, command: tuple[str, ...]) -> None:
     result = run(*command, "--endpoint", broken_server, "--data-dir", str(live_server.data_dir))
     assert_one_line_error(result, "502")
 
 
-def test_a_5xx_answer_to_an_ingest(live_server: LiveServer, broken_server: str, tmp_path: Path) -> None:
+def test_a_5xx_answer_to_an_ingest(live_server: ServerProcess, broken_server: str, tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text('[{"trace_name": "x"}]')
     result = run(

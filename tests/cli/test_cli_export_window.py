@@ -12,24 +12,25 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.cli.client import ApiClient, resolve_target
 from opencts.cli.main import app
 from opencts.cli.traces import RowCounter, count_traces
 from opencts.clock import now_ms
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 HOUR = 3_600_000
 
 
-def invoke(server: LiveServer, *args: str) -> tuple[int, str, str]:
+def invoke(server: ServerProcess, *args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)])
     return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
-def spread(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Path) -> str:
+def spread(live_server: ServerProcess, make_trace: TraceFactory, tmp_path: Path) -> str:
     """Four traces of one user: 10 minutes, 3 hours, 2 days and 6 days old (the retention is 7 days)."""
     user = f"export-{uuid.uuid4().hex[:8]}"
     now = now_ms()
@@ -46,7 +47,7 @@ def spread(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Path) ->
 
 
 def test_without_from_the_export_covers_every_trace_kept(
-    live_server: LiveServer, spread: str, tmp_path: Path
+    live_server: ServerProcess, spread: str, tmp_path: Path
 ) -> None:
     target = tmp_path / "all.csv"
     code, _, err = invoke(live_server, "traces", "export", "--user", spread, "-o", str(target))
@@ -60,7 +61,7 @@ def test_without_from_the_export_covers_every_trace_kept(
     assert f"exported 4 traces to {target}" in err
 
 
-def test_from_still_narrows_the_export(live_server: LiveServer, spread: str) -> None:
+def test_from_still_narrows_the_export(live_server: ServerProcess, spread: str) -> None:
     code, out, err = invoke(
         live_server, "traces", "export", "--user", spread, "--from", "1h", "--format", "ndjson"
     )
@@ -69,7 +70,7 @@ def test_from_still_narrows_the_export(live_server: LiveServer, spread: str) -> 
     assert "exported 1 traces" in err
 
 
-def test_the_progress_total_is_the_servers_count(live_server: LiveServer, spread: str) -> None:
+def test_the_progress_total_is_the_servers_count(live_server: ServerProcess, spread: str) -> None:
     with ApiClient(resolve_target(live_server.url, live_server.data_dir)) as client:
         everything = {"trace_type": "system", "from": 0, "user": spread}
         assert count_traces(client, everything) == 4
@@ -146,7 +147,7 @@ def failing_export() -> Iterator[str]:
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
 def test_an_export_that_fails_midway_is_reported_incomplete(
-    live_server: LiveServer, failing_export: str, fmt: str, tmp_path: Path
+    live_server: ServerProcess, failing_export: str, fmt: str, tmp_path: Path
 ) -> None:
     target = tmp_path / f"out.{fmt}"
     result = runner.invoke(

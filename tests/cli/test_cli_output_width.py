@@ -14,16 +14,17 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.cli.common import Column, fit_table
 from opencts.cli.main import app
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 OPENCTS = str(Path(sys.executable).with_name("opencts"))
 
 
-def cli(server: LiveServer, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+def cli(server: ServerProcess, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
     """The installed ``opencts`` with its standard output captured by a pipe, as a script would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_") and k != "COLUMNS"}
     if columns is not None:
@@ -38,7 +39,7 @@ def cli(server: LiveServer, *args: str, columns: int | None = None) -> subproces
     )
 
 
-def test_a_captured_urn_is_one_line(live_server: LiveServer) -> None:
+def test_a_captured_urn_is_one_line(live_server: ServerProcess) -> None:
     name = "security-alarms-for-the-production-landing-zone-" + uuid.uuid4().hex
     made = cli(live_server, "smn", "topics", "create", name)
     assert made.returncode == 0, made.stderr
@@ -52,7 +53,7 @@ def test_a_captured_urn_is_one_line(live_server: LiveServer) -> None:
 
 
 @pytest.fixture
-def wide_traces(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Path) -> str:
+def wide_traces(live_server: ServerProcess, make_trace: TraceFactory, tmp_path: Path) -> str:
     """Traces with long names, by one user of this module only."""
     user = f"width-{uuid.uuid4().hex[:8]}"
     traces = [
@@ -77,7 +78,7 @@ def wide_traces(live_server: LiveServer, make_trace: TraceFactory, tmp_path: Pat
 
 
 def test_trace_table_fits_80_columns_by_dropping_the_detail(
-    live_server: LiveServer, wide_traces: str
+    live_server: ServerProcess, wide_traces: str
 ) -> None:
     out = cli(live_server, "traces", "list", "--user", wide_traces, columns=80)
     assert out.returncode == 0, out.stderr
@@ -96,7 +97,7 @@ def test_trace_table_fits_80_columns_by_dropping_the_detail(
 
 
 def test_trace_table_on_a_wide_terminal_keeps_every_column_whole(
-    live_server: LiveServer, wide_traces: str
+    live_server: ServerProcess, wide_traces: str
 ) -> None:
     out = cli(live_server, "traces", "list", "--user", wide_traces, columns=240)
     assert out.returncode == 0, out.stderr
@@ -122,7 +123,7 @@ def test_trace_table_on_a_wide_terminal_keeps_every_column_whole(
     ],
 )
 def test_every_listing_fits_80_columns(
-    live_server: LiveServer, command: tuple[str, ...], whole: list[str]
+    live_server: ServerProcess, command: tuple[str, ...], whole: list[str]
 ) -> None:
     out = cli(live_server, *command, columns=80)
     assert out.returncode == 0, out.stderr

@@ -10,17 +10,18 @@ import pytest
 from sqlalchemy import Connection
 from typer.testing import CliRunner
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.cli.main import app
 from opencts.iam import admin
 from opencts.store import Database
+from opencts.testing.server import ServerProcess
 from opencts.trackers.store import create_system_tracker
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def run(server: LiveServer, *args: str, env: dict[str, str]) -> tuple[int, str, str]:
+def run(server: ServerProcess, *args: str, env: dict[str, str]) -> tuple[int, str, str]:
     result = runner.invoke(
         app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)], env=env
     )
@@ -28,7 +29,7 @@ def run(server: LiveServer, *args: str, env: dict[str, str]) -> tuple[int, str, 
 
 
 @pytest.fixture
-def second_project(live_server: LiveServer) -> str:
+def second_project(live_server: ServerProcess) -> str:
     db = Database(f"sqlite:///{live_server.data_dir / 'opencts.db'}")
     try:
         name = f"cli-{uuid.uuid4().hex[:8]}"
@@ -47,7 +48,7 @@ def second_project(live_server: LiveServer) -> str:
 
 
 def test_project_id_alone_is_honoured(
-    live_server: LiveServer, second_project: str, make_trace: TraceFactory, tmp_path: Path
+    live_server: ServerProcess, second_project: str, make_trace: TraceFactory, tmp_path: Path
 ) -> None:
     user = f"proj-{uuid.uuid4().hex[:8]}"
     path = tmp_path / "t.json"
@@ -70,7 +71,7 @@ def test_project_id_alone_is_honoured(
         ({"OPENCTS_ACCESS_KEY": "AK" * 10, "OPENCTS_SECRET_KEY": "sk"}, "need OPENCTS_PROJECT_ID"),
     ],
 )
-def test_half_an_identity_is_refused(live_server: LiveServer, env: dict[str, str], message: str) -> None:
+def test_half_an_identity_is_refused(live_server: ServerProcess, env: dict[str, str], message: str) -> None:
     code, out, err = run(live_server, "traces", "list", env=env)
     assert code == 1
     assert message in err

@@ -11,19 +11,20 @@ import pytest
 from sqlalchemy import Connection
 from typer.testing import CliRunner
 
-from conftest import LiveServer, TraceFactory
+from cts_helpers import TraceFactory
 from opencts.cli.main import app
 from opencts.iam import admin
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
 from opencts.store import Database
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def iam_server(live_server: LiveServer) -> LiveServer:
+def iam_server(live_server: ServerProcess) -> ServerProcess:
     """The live server, with its first admin able to manage IAM (as the README says it is).
 
     If the role had to be granted here, wait out the server's credential cache (5 s) so that the admin's
@@ -47,13 +48,15 @@ def iam_server(live_server: LiveServer) -> LiveServer:
     return live_server
 
 
-def run(server: LiveServer, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+def run(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     target = ["--endpoint", server.url, "--data-dir", str(server.data_dir)]
     result = runner.invoke(app, [*args, *target], env={"COLUMNS": "200", **(env or {})})
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_read_only_user_end_to_end(iam_server: LiveServer, make_trace: TraceFactory, tmp_path: Path) -> None:
+def test_read_only_user_end_to_end(
+    iam_server: ServerProcess, make_trace: TraceFactory, tmp_path: Path
+) -> None:
     s = iam_server
     sfx = uuid.uuid4().hex[:6]
     user, group = f"viewer-{sfx}", f"auditors-{sfx}"
@@ -116,7 +119,7 @@ def test_read_only_user_end_to_end(iam_server: LiveServer, make_trace: TraceFact
     assert user not in {u["name"] for u in json.loads(out)["users"]}
 
 
-def test_errors_are_explained(iam_server: LiveServer) -> None:
+def test_errors_are_explained(iam_server: ServerProcess) -> None:
     code, _, err = run(iam_server, "iam", "groups", "grant", "admin", "Root")
     assert code == 1 and "CTS.0001" in err and "valid roles" in err
     code, _, err = run(iam_server, "iam", "users", "disable", "no-such-user")
@@ -125,7 +128,7 @@ def test_errors_are_explained(iam_server: LiveServer) -> None:
     assert code == 1 and "at least two" in err and "weakweakweak" not in err
 
 
-def test_projects(iam_server: LiveServer) -> None:
+def test_projects(iam_server: ServerProcess) -> None:
     name = f"r-{uuid.uuid4().hex[:6]}"
     code, out, _ = run(iam_server, "iam", "projects", "create", name)
     assert code == 0 and f"created project {name}" in out
@@ -135,7 +138,7 @@ def test_projects(iam_server: LiveServer) -> None:
     assert code == 0 and name in out
 
 
-def test_unlock_lets_a_locked_out_user_in_again(iam_server: LiveServer) -> None:
+def test_unlock_lets_a_locked_out_user_in_again(iam_server: ServerProcess) -> None:
     import httpx
 
     user, password = f"locked-{uuid.uuid4().hex[:6]}", "L0cked-out-pass"

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
+from opencts.testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 OPENCTS = str(Path(sys.executable).with_name("opencts"))

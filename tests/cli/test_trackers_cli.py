@@ -8,25 +8,25 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer
 from opencts.cli.main import app
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def run(server: LiveServer, *args: str) -> tuple[int, str, str]:
+def run(server: ServerProcess, *args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)])
     return result.exit_code, result.stdout, result.stderr
 
 
-def listed(server: LiveServer) -> dict[str, dict[str, object]]:
+def listed(server: ServerProcess) -> dict[str, dict[str, object]]:
     code, out, err = run(server, "trackers", "list", "--json")
     assert code == 0, err
     return {t["tracker_name"]: t for t in json.loads(out)["trackers"]}
 
 
-def test_data_tracker_lifecycle(live_server: LiveServer) -> None:
+def test_data_tracker_lifecycle(live_server: ServerProcess) -> None:
     name = f"audit-{uuid.uuid4().hex[:8]}"
     code, out, err = run(
         live_server, "trackers", "create", name, "--bucket", "cli-bucket", "--event", "write"
@@ -65,7 +65,7 @@ def test_data_tracker_lifecycle(live_server: LiveServer) -> None:
     assert "system" in listed(live_server)  # deleting one data tracker leaves the others alone
 
 
-def test_tracker_errors_are_one_line(live_server: LiveServer) -> None:
+def test_tracker_errors_are_one_line(live_server: ServerProcess) -> None:
     code, _, err = run(live_server, "trackers", "show", "no-such-tracker")
     assert code == 1 and "no tracker named 'no-such-tracker'" in err and len(err.splitlines()) == 1
     code, _, err = run(live_server, "trackers", "create", "system", "--bucket", "b")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event, select
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.api.deps import Services
 from opencts.clock import now_ms
 from opencts.iam.authenticate import USE_RECORD_MS, USE_RETRY_MS, Authenticator

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.iam import lockout
 from opencts.iam.lockout import Attempt, LockoutPolicy
 from opencts.store import Database

@@ -9,21 +9,21 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer
 from opencts.cli.main import app
+from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def run(server: LiveServer, *args: str) -> tuple[int, str]:
+def run(server: ServerProcess, *args: str) -> tuple[int, str]:
     result = runner.invoke(
         app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)], env={"COLUMNS": "250"}
     )
     return result.exit_code, result.stdout + result.stderr
 
 
-def listed(server: LiveServer, name: str) -> dict[str, object]:
+def listed(server: ServerProcess, name: str) -> dict[str, object]:
     code, out = run(server, "notifications", "list", "--name", name, "--json")
     assert code == 0, out
     [found] = json.loads(out.splitlines()[0])["notifications"]
@@ -31,7 +31,7 @@ def listed(server: LiveServer, name: str) -> dict[str, object]:
     return found
 
 
-def test_create_from_flags_enable_disable_delete(live_server: LiveServer) -> None:
+def test_create_from_flags_enable_disable_delete(live_server: ServerProcess) -> None:
     suffix = uuid.uuid4().hex[:8]
     topic = f"cli-alarms-{suffix}"
     assert run(live_server, "smn", "topics", "create", topic)[0] == 0
@@ -68,7 +68,7 @@ def test_create_from_flags_enable_disable_delete(live_server: LiveServer) -> Non
     assert json.loads(out.splitlines()[0])["notifications"] == []
 
 
-def test_create_from_a_file_and_errors(live_server: LiveServer, tmp_path: Path) -> None:
+def test_create_from_a_file_and_errors(live_server: ServerProcess, tmp_path: Path) -> None:
     suffix = uuid.uuid4().hex[:8]
     func = f"urn:fss:local-1:{live_server.creds.project_id}:function:default:hook:latest"
     body = {"notification_name": f"cli_all_{suffix}", "operation_type": "complete", "topic_id": func}

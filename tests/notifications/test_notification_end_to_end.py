@@ -7,118 +7,33 @@ API. Exactly one email and one webhook arrive per matching trace; nothing arrive
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from conftest import TraceFactory, free_port, start_server, stop_server
-from opencts.iam.signature import HmacAuth
+from cts_helpers import TraceFactory
+from opencts.testing.peers import HttpReceiver, SmtpSink
+from opencts.testing.server import start_server
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm\?token=\S+")
 
 
-@dataclass
-class Inbox:
-    """An aiosmtpd handler keeping every accepted message (with the time the server accepted it)."""
-
-    mails: list[EmailMessage] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        with self.lock:
-            self.mails.append(msg)
-        return "250 accepted"
-
-    def texts(self) -> list[tuple[str, str]]:
-        with self.lock:
-            found = []
-            for m in self.mails:
-                part = m.get_body(("plain",))
-                found.append((str(m["Subject"]), str(part.get_content()) if part is not None else ""))
-            return found
-
-
-@dataclass
-class Webhook:
-    """An HTTP receiver recording JSON POSTs; it confirms a SubscriptionConfirmation by GETting its link."""
-
-    port: int = field(default_factory=free_port)
-    docs: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cts-alarms"
-
-    def start(self) -> Webhook:
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                doc = orjson.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
-                with hook.lock:
-                    hook.docs.append(doc)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                if doc.get("type") == "SubscriptionConfirmation":
-                    threading.Thread(target=httpx.get, args=(doc["subscribe_url"],), daemon=True).start()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def notifications(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [d for d in self.docs if d.get("type") == "Notification"]
-
-
-def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
-def peers() -> Iterator[tuple[Inbox, Controller, Webhook]]:
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    hook = Webhook().start()
-    try:
-        yield inbox, smtp, hook
-    finally:
-        smtp.stop()
-        hook.stop()
+def peers() -> Iterator[tuple[SmtpSink, HttpReceiver]]:
+    with SmtpSink() as smtp, HttpReceiver() as hook:
+        yield smtp, hook
+
+
+def texts(smtp: SmtpSink) -> list[tuple[str, str]]:
+    return [(mail.subject, mail.text) for mail in smtp.all()]
 
 
 def login(make_trace: TraceFactory, user: str, **extra: Any) -> dict[str, Any]:
@@ -131,9 +46,9 @@ def login(make_trace: TraceFactory, user: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_alarms_reach_email_and_webhook_once_per_matching_trace(
-    tmp_path: Path, peers: tuple[Inbox, Controller, Webhook], make_trace: TraceFactory
+    tmp_path: Path, peers: tuple[SmtpSink, HttpReceiver], make_trace: TraceFactory
 ) -> None:
-    inbox, smtp, hook = peers
+    smtp, hook = peers
     env = {
         "OPENCTS_SMTP_HOST": "127.0.0.1",
         "OPENCTS_SMTP_PORT": str(smtp.port),
@@ -144,8 +59,7 @@ def test_alarms_reach_email_and_webhook_once_per_matching_trace(
     server = start_server(tmp_path / "data", env)
     try:
         creds = server.creds
-        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as api:
+        with server.client() as api:
             smn = f"/v2/{creds.project_id}/notifications"
             topic = api.post(f"{smn}/topics", json={"name": "security", "display_name": "Security"}).json()
             urn = topic["topic_urn"]
@@ -154,8 +68,8 @@ def test_alarms_reach_email_and_webhook_once_per_matching_trace(
                     f"{smn}/topics/{urn}/subscriptions", json={"protocol": protocol, "endpoint": endpoint}
                 )
                 assert resp.status_code < 300, resp.text
-            wait(lambda: bool(inbox.texts()), "the confirmation email")
-            [(_, confirmation)] = inbox.texts()
+            wait_for(lambda: texts(smtp), 30, "the confirmation email")
+            [(_, confirmation)] = texts(smtp)
             [link] = CONFIRM_LINK.findall(confirmation)
             assert httpx.get(link).status_code == 200
 
@@ -163,7 +77,7 @@ def test_alarms_reach_email_and_webhook_once_per_matching_trace(
                 subs = api.get(f"{smn}/topics/{urn}/subscriptions").json()["subscriptions"]
                 return [s["status"] for s in subs] == [1, 1]
 
-            wait(confirmed, "both subscriptions to be confirmed")
+            wait_for(confirmed, 30, "both subscriptions to be confirmed")
 
             notification = {
                 "notification_name": "console_logins",
@@ -189,10 +103,28 @@ def test_alarms_reach_email_and_webhook_once_per_matching_trace(
             resp = api.post(f"/v3/{creds.project_id}/traces", json={"traces": [*others, *matching]})
             assert resp.status_code == 200 and resp.json()["accepted"] == 7, resp.text
 
-            wait(lambda: len(inbox.texts()) >= 3 and len(hook.notifications()) >= 2, "the alarms")
-            time.sleep(1.5)  # anything extra (a duplicate, a non-matching trace) would arrive by now
-            alarms = inbox.texts()[1:]
-            assert len(alarms) == 2 and len(hook.notifications()) == 2
+            # The notifier reads the log in order: once the alarm of a later trace has gone out and nothing
+            # waits in the outbox, every alarm of the seven (a duplicate, a non-matching trace) has too.
+            sentinel = login(make_trace, "bob", resource_name="sentinel")
+            resp = api.post(f"/v3/{creds.project_id}/traces", json={"traces": [sentinel]})
+            assert resp.status_code == 200, resp.text
+
+            def sentinel_sent() -> bool:
+                email_seen = any(sentinel["trace_id"] in text for _, text in texts(smtp))
+                hook_seen = any(sentinel["trace_id"] in d["message"] for d in hook.docs("Notification"))
+                return email_seen and hook_seen
+
+            def outbox_empty() -> bool:
+                deliveries = api.get(f"{smn}/deliveries", params={"limit": 100}).json()["deliveries"]
+                return all(d["status"] == "delivered" for d in deliveries)
+
+            wait_for(sentinel_sent, 30, "the alarms of the sentinel trace")
+            wait_for(outbox_empty, 30, "every delivery to be recorded")
+            alarms = [
+                (subject, text) for subject, text in texts(smtp)[1:] if sentinel["trace_id"] not in text
+            ]
+            notes = [d for d in hook.docs("Notification") if sentinel["trace_id"] not in d["message"]]
+            assert len(alarms) == 2 and len(notes) == 2
 
             stored = {}
             for trace in matching:
@@ -201,7 +133,7 @@ def test_alarms_reach_email_and_webhook_once_per_matching_trace(
                 ).json()
                 [stored[trace["trace_id"]]] = found["traces"]
     finally:
-        stop_server(server)
+        server.stop()
 
     by_trace = {}
     for subject, text in alarms:
@@ -220,7 +152,7 @@ def test_alarms_reach_email_and_webhook_once_per_matching_trace(
     assert by_trace[bob["trace_id"]][0] == "[CTS][normal] login on IAM user bob by bob"
 
     webhook = {}
-    for doc in hook.notifications():
+    for doc in notes:
         assert doc["subject"].startswith("[CTS][") and doc["topic_urn"] == urn
         message = orjson.loads(doc["message"])
         assert message["notification_name"] == "console_logins"

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import Connection, func, select, update
 
-from conftest import TraceFactory
+from cts_helpers import TraceFactory
 from opencts.clock import now_ms
 from opencts.consumers import ConsumerRunner, get_cursor
 from opencts.iam.bootstrap import bootstrap

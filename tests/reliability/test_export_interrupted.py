@@ -18,8 +18,9 @@ import orjson
 import psycopg
 import pytest
 
-from conftest import LiveServer, TraceFactory, start_server, stop_server
+from cts_helpers import TraceFactory
 from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess, start_server
 from opencts.traces.export import CSV_CUT
 
 pytestmark = pytest.mark.postgres
@@ -27,15 +28,15 @@ TRACES = 40
 
 
 @pytest.fixture
-def server(postgres_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+def server(postgres_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     live = start_server(tmp_path / "data", {"OPENCTS_DATABASE_URL": postgres_url})
     try:
         yield live
     finally:
-        stop_server(live)
+        live.stop()
 
 
-def client_for(server: LiveServer) -> httpx.Client:
+def client_for(server: ServerProcess) -> httpx.Client:
     creds = server.creds
     auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
     return httpx.Client(base_url=server.url, auth=auth, timeout=30)
@@ -56,7 +57,7 @@ def export_backend_waiting_on_lock(url: str) -> int:
     raise AssertionError("the export's query never waited on the lock")
 
 
-def kill_export_midway(server: LiveServer, url: str, fmt: str) -> tuple[int, bytes, Exception | None]:
+def kill_export_midway(server: ServerProcess, url: str, fmt: str) -> tuple[int, bytes, Exception | None]:
     """Start an export, kill its database backend mid-query, and read what the client gets."""
     with client_for(server) as client:
         project = server.creds.project_id
@@ -77,7 +78,7 @@ def kill_export_midway(server: LiveServer, url: str, fmt: str) -> tuple[int, byt
     return status, received, error
 
 
-def put_traces(server: LiveServer, make_trace: TraceFactory) -> None:
+def put_traces(server: ServerProcess, make_trace: TraceFactory) -> None:
     with client_for(server) as client:
         resp = client.post(
             f"/v3/{server.creds.project_id}/traces", json={"traces": [make_trace() for _ in range(TRACES)]}
@@ -86,7 +87,7 @@ def put_traces(server: LiveServer, make_trace: TraceFactory) -> None:
 
 
 def test_an_ndjson_export_that_fails_midway_ends_with_an_error_record(
-    server: LiveServer, postgres_url: str, make_trace: TraceFactory
+    server: ServerProcess, postgres_url: str, make_trace: TraceFactory
 ) -> None:
     put_traces(server, make_trace)
     status, body, error = kill_export_midway(server, postgres_url, "ndjson")
@@ -97,7 +98,7 @@ def test_an_ndjson_export_that_fails_midway_ends_with_an_error_record(
 
 
 def test_a_csv_export_that_fails_midway_is_cut_without_a_clean_end(
-    server: LiveServer, postgres_url: str, make_trace: TraceFactory
+    server: ServerProcess, postgres_url: str, make_trace: TraceFactory
 ) -> None:
     put_traces(server, make_trace)
     status, body, error = kill_export_midway(server, postgres_url, "csv")
@@ -110,7 +111,7 @@ def test_a_csv_export_that_fails_midway_is_cut_without_a_clean_end(
         list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), strict=True))
 
 
-def test_an_export_left_alone_completes(server: LiveServer, make_trace: TraceFactory) -> None:
+def test_an_export_left_alone_completes(server: ServerProcess, make_trace: TraceFactory) -> None:
     """The control: the same export with no fault is whole (so the tests above see the fault)."""
     put_traces(server, make_trace)
     with client_for(server) as client:

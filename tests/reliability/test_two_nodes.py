@@ -8,9 +8,6 @@ certificate the other serves.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,84 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import psycopg
 import pytest
 
-from conftest import free_port
 from opencts.iam.bootstrap import read_credentials
 from opencts.iam.secrets import new_master_key
 from opencts.iam.signature import HmacAuth
 from opencts.smn.signing import verify_message
+from opencts.testing.peers import HttpReceiver
+from opencts.testing.ports import free_port
+from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
 #: not forwarded by a proxy (RFC 9110 7.6.1), or recomputed by the client that forwards
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length"}
-
-
-@dataclass
-class Node:
-    url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-
-
-def start_node(data_dir: Path, env: dict[str, str]) -> Node:
-    return ready(launch_node(data_dir, env))
-
-
-def launch_node(data_dir: Path, env: dict[str, str]) -> Node:
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_")}
-    exe = Path(sys.executable).with_name("opencts")
-    args = ["serve", "--data-dir", str(data_dir), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
-    proc = subprocess.Popen(
-        [str(exe), *args], env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    return Node(f"http://127.0.0.1:{port}", data_dir, proc)
-
-
-def ready(node: Node) -> Node:
-    try:
-        wait_for(lambda: healthy(node), 60, "the node to answer /health")
-    except BaseException:
-        stop_node(node)
-        raise
-    return node
-
-
-def healthy(node: Node) -> bool:
-    if node.process.poll() is not None:
-        err = node.process.stderr.read().decode() if node.process.stderr else ""
-        raise AssertionError(f"the node exited with {node.process.returncode}: {err}")
-    try:
-        return httpx.get(f"{node.url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def stop_node(node: Node) -> str:
-    node.process.terminate()
-    try:
-        node.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        node.process.kill()
-        node.process.wait()
-    stderr = node.process.stderr
-    if stderr is None or stderr.closed:
-        return ""
-    err = stderr.read().decode()
-    stderr.close()
-    return err
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -163,61 +98,16 @@ class Proxy:
             return self.served[-1][2]
 
 
-@dataclass
-class Webhook:
-    """An HTTP subscriber: keeps every notification and confirms its subscription as a person would."""
-
-    port: int = field(default_factory=free_port)
-    docs: list[dict[str, Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def start(self) -> Webhook:
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                doc = orjson.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                with hook._lock:
-                    hook.docs.append(doc)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                if doc.get("type") == "SubscriptionConfirmation":
-                    threading.Thread(target=httpx.get, args=(doc["subscribe_url"],), daemon=True).start()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [d for d in self.docs if d.get("type") == kind]
-
-
-def notifications(hook: Webhook, count: int) -> Callable[[], bool]:
-    return lambda: len(hook.of("Notification")) == count
+def notifications(hook: HttpReceiver, count: int) -> Callable[[], bool]:
+    return lambda: len(hook.docs("Notification")) == count
 
 
 @dataclass
 class Cluster:
-    first: Node
-    second: Node
+    first: ServerProcess
+    second: ServerProcess
     proxy: Proxy
-    hook: Webhook
+    hook: HttpReceiver
     database_url: str
 
     def other(self, url: str) -> str:
@@ -234,12 +124,12 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
         # is long so that the other node does not pick the message up first
         "OPENCTS_SMN_POLL_SECONDS": "60",
     }
-    hook = Webhook().start()
-    first = start_node(tmp_path / "first", env)
+    hook = HttpReceiver().start()
+    first = ServerProcess(tmp_path / "first", env).start()
     nodes = [first]
     try:
         key = (first.data_dir / "master.key").read_text().strip()
-        second = start_node(tmp_path / "second", {**env, "OPENCTS_MASTER_KEY": key})
+        second = ServerProcess(tmp_path / "second", {**env, "OPENCTS_MASTER_KEY": key}).start()
         nodes.append(second)
         proxy = Proxy([first.url, second.url]).start()
         try:
@@ -247,7 +137,7 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
         finally:
             proxy.stop()
     finally:
-        errors = [stop_node(node) for node in nodes]
+        errors = [node.stop() for node in nodes]
         hook.stop()
     assert not any("Traceback" in err for err in errors), errors
 
@@ -325,7 +215,7 @@ def test_two_nodes_behind_one_address_share_data_keys_and_the_signing_certificat
         for node in (cluster.first, cluster.second)
     }
     assert len(certs) == 1
-    docs = cluster.hook.of("SubscriptionConfirmation") + cluster.hook.of("Notification")
+    docs = cluster.hook.docs("SubscriptionConfirmation") + cluster.hook.docs("Notification")
     senders = {d["signing_cert_url"].split("/v2/")[0] for d in docs}
     assert senders == {cluster.first.url, cluster.second.url}, "both nodes should have sent webhooks"
     for doc in docs:
@@ -353,10 +243,10 @@ def test_two_nodes_started_at_once_on_an_empty_database_settle_on_one_account(
         "OPENCTS_MASTER_KEY": new_master_key(),
         "OPENCTS_INGEST_WORKERS": "0",
     }
-    nodes = [launch_node(tmp_path / name, env) for name in ("a", "b")]
+    nodes = [ServerProcess(tmp_path / name, env).launch() for name in ("a", "b")]
     try:
         for node in nodes:
-            ready(node)
+            node.wait_healthy(60)
         made = [node for node in nodes if (node.data_dir / "credentials.json").exists()]
         assert len(made) == 1
         creds = read_credentials(made[0].data_dir / "credentials.json")
@@ -367,5 +257,5 @@ def test_two_nodes_started_at_once_on_an_empty_database_settle_on_one_account(
             resp = httpx.get(f"{node.url}/v3/{creds.project_id}/traces", auth=auth)
             assert resp.status_code == 200, resp.text
     finally:
-        errors = [stop_node(node) for node in nodes]
+        errors = [node.stop() for node in nodes]
     assert not any("Traceback" in err for err in errors), errors

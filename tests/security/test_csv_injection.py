@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, TraceFactory
+from cts_helpers import Api, TraceFactory
 from opencts.traces import export
 
 Row = namedtuple("Row", export.CSV_SOURCE)  # type: ignore[misc]

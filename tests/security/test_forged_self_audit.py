@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.iam import admin
 from opencts.iam.permissions import CTS_TRACE_PRODUCER
 from opencts.iam.signature import HmacAuth

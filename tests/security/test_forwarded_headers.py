@@ -15,15 +15,15 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from conftest import LiveServer, start_server, stop_server
 from opencts.config import Settings
 from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess, start_server
 
 PER_IP = 3  # failed logins from one address before it is locked out
 SPOOFED = ["203.0.113.7", "198.51.100.23", "192.0.2.99", "203.0.113.250"]
 
 
-def login(server: LiveServer, user: str, password: str, headers: dict[str, str]) -> httpx.Response:
+def login(server: ServerProcess, user: str, password: str, headers: dict[str, str]) -> httpx.Response:
     body = {
         "auth": {
             "identity": {
@@ -38,7 +38,7 @@ def login(server: LiveServer, user: str, password: str, headers: dict[str, str])
     return httpx.post(f"{server.url}/v3/auth/tokens", json=body, headers=headers, timeout=30)
 
 
-def login_sources(server: LiveServer) -> list[str]:
+def login_sources(server: ServerProcess) -> list[str]:
     creds = server.creds
     auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
     resp = httpx.get(
@@ -51,21 +51,21 @@ def login_sources(server: LiveServer) -> list[str]:
     return [t.get("source_ip", "") for t in resp.json()["traces"]]
 
 
-def serve(tmp_path: Path, **env: str) -> Iterator[LiveServer]:
+def serve(tmp_path: Path, **env: str) -> Iterator[ServerProcess]:
     server = start_server(tmp_path / "data", {"OPENCTS_LOGIN_MAX_FAILURES_PER_IP": str(PER_IP), **env})
     try:
         yield server
     finally:
-        stop_server(server)
+        server.stop()
 
 
 @pytest.fixture
-def default_server(tmp_path: Path) -> Iterator[LiveServer]:
+def default_server(tmp_path: Path) -> Iterator[ServerProcess]:
     yield from serve(tmp_path)
 
 
 @pytest.fixture
-def behind_proxy(tmp_path: Path) -> Iterator[LiveServer]:
+def behind_proxy(tmp_path: Path) -> Iterator[ServerProcess]:
     yield from serve(tmp_path, OPENCTS_TRUSTED_PROXIES="127.0.0.0/8, ::1")
 
 
@@ -79,7 +79,7 @@ def spoofing_headers(address: str) -> dict[str, Any]:
 
 
 def test_a_loopback_client_cannot_set_its_address_nor_rotate_past_the_lockout(
-    default_server: LiveServer,
+    default_server: ServerProcess,
 ) -> None:
     for n, address in enumerate(SPOOFED[:PER_IP]):
         resp = login(default_server, f"nobody{n}", "wrong", spoofing_headers(address))
@@ -97,7 +97,7 @@ def test_a_loopback_client_cannot_set_its_address_nor_rotate_past_the_lockout(
     assert sources and set(sources) == {"127.0.0.1"}
 
 
-def test_a_listed_proxy_is_believed_for_the_client_it_forwards(behind_proxy: LiveServer) -> None:
+def test_a_listed_proxy_is_believed_for_the_client_it_forwards(behind_proxy: ServerProcess) -> None:
     for n, address in enumerate(SPOOFED[:PER_IP]):
         resp = login(behind_proxy, f"nobody{n}", "wrong", {"X-Forwarded-For": address})
         assert resp.status_code == 401, resp.text
@@ -108,7 +108,7 @@ def test_a_listed_proxy_is_believed_for_the_client_it_forwards(behind_proxy: Liv
     assert sorted(login_sources(behind_proxy)) == sorted(SPOOFED)
 
 
-def test_a_listed_proxy_passes_on_only_the_address_it_saw(behind_proxy: LiveServer) -> None:
+def test_a_listed_proxy_passes_on_only_the_address_it_saw(behind_proxy: ServerProcess) -> None:
     """A client behind the proxy who sends its own X-Forwarded-For gets the proxy's appended entry."""
     resp = login(behind_proxy, "nobody", "wrong", {"X-Forwarded-For": "198.51.100.1, 192.0.2.44"})
     assert resp.status_code == 401

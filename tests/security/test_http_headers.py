@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from conftest import Api
+from cts_helpers import Api
 
 
 def anonymous(api: Api) -> httpx.AsyncClient:

@@ -19,7 +19,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.api import iam_admin
 from opencts.api.deps import Services
 from opencts.iam import admin

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Connection, select, update
 
-from conftest import TraceFactory, signed_client
+from cts_helpers import TraceFactory, signed_client
 from opencts.api.app import create_app
 from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials, bootstrap, read_credentials, write_credentials

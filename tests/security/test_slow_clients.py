@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import LiveServer, start_server, stop_server
+from opencts.testing.server import ServerProcess, start_server
 
 DEADLINE_S = 2.0
 BOUND_S = DEADLINE_S + 10  # generous for a loaded machine; without the deadline nothing closes at all
@@ -27,22 +27,22 @@ HALF_SENT = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("slow") / "data"
     live = start_server(data_dir, {"OPENCTS_REQUEST_TIMEOUT_SECONDS": str(DEADLINE_S)})
     try:
         yield live
     finally:
-        stop_server(live)
+        live.stop()
 
 
-def address(server: LiveServer) -> tuple[str, int]:
+def address(server: ServerProcess) -> tuple[str, int]:
     parts = urlsplit(server.url)
     assert parts.hostname and parts.port
     return parts.hostname, parts.port
 
 
-def test_two_hundred_half_sent_requests_are_closed_within_a_bound(server: LiveServer) -> None:
+def test_two_hundred_half_sent_requests_are_closed_within_a_bound(server: ServerProcess) -> None:
     sel = selectors.DefaultSelector()
     received: dict[socket.socket, bytes] = {}
     started = time.monotonic()
@@ -77,7 +77,7 @@ def test_two_hundred_half_sent_requests_are_closed_within_a_bound(server: LiveSe
     assert all(a.startswith(b"HTTP/1.1 408 ") and b'"error_code":"CTS.0408"' in a for a in answers)
 
 
-def test_a_request_that_arrives_whole_is_answered_and_the_connection_kept(server: LiveServer) -> None:
+def test_a_request_that_arrives_whole_is_answered_and_the_connection_kept(server: ServerProcess) -> None:
     """The deadline starts again after each answer: a keep-alive connection serves request after request."""
     with socket.create_connection(address(server), timeout=10) as sock:
         for _ in range(3):
@@ -90,7 +90,7 @@ def test_a_request_that_arrives_whole_is_answered_and_the_connection_kept(server
             assert answer.startswith(b"HTTP/1.1 200 ")
 
 
-def test_a_client_trickling_its_headers_is_cut_at_the_deadline_too(server: LiveServer) -> None:
+def test_a_client_trickling_its_headers_is_cut_at_the_deadline_too(server: ServerProcess) -> None:
     """The deadline is for the whole request, not for each idle gap: a byte every 100 ms does not help."""
     socks = []
     for _ in range(10):

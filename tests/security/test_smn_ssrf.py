@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.clock import now_ms
 from opencts.smn import subscriptions
 from opencts.smn.model import NewSubscription
 from opencts.smn.ssrf import EndpointRefused, check_url, is_public
+from opencts.testing.peers import HttpReceiver
+from opencts.testing.server import RunningServer, running_server
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "smn"))  # the real SMN peers live beside the SMN tests
-from smn_peers import HttpReceiver, RunningServer, running_server
 
 #: (address, what it is): none of these may be sent to
 REFUSED = [

@@ -16,15 +16,17 @@ import orjson
 import pytest
 from sqlalchemy import Connection, update
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.clock import now_ms
 from opencts.smn import subscriptions
 from opencts.smn.model import NewSubscription
 from opencts.smn.signing import verify_message
 from opencts.store.tables import smn_subscriptions
+from opencts.testing.peers import HttpReceiver
+from opencts.testing.server import RunningServer, running_server
+from opencts.testing.waiting import until
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "smn"))  # the real SMN peers live beside the SMN tests
-from smn_peers import HttpReceiver, RunningServer, running_server, until
 
 #: (header, a hostile value)
 FORBIDDEN = [

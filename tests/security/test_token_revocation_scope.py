@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import Connection, insert
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.api.deps import Services
 from opencts.iam import admin
 from opencts.iam.permissions import CTS_READ_ONLY, SECURITY_ADMINISTRATOR

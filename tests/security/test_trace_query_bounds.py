@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import signed_client
+from cts_helpers import signed_client
 from opencts.api.app import create_app
 from opencts.config import Settings
 from opencts.iam.bootstrap import read_credentials

@@ -13,10 +13,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LiveServer, free_port, master_box, start_server, stop_server
+from cts_helpers import master_box
 from opencts.cli.main import app
 from opencts.smn.signing import Signer, load_or_create
 from opencts.store import Database
+from opencts.testing.ports import free_port
+from opencts.testing.server import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -31,7 +33,7 @@ def live_signer(data_dir: Path) -> Signer:
         db.close()
 
 
-def run(server: LiveServer, *args: str) -> tuple[int, str]:
+def run(server: ServerProcess, *args: str) -> tuple[int, str]:
     result = runner.invoke(
         app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)], env={"COLUMNS": "250"}
     )
@@ -39,17 +41,17 @@ def run(server: LiveServer, *args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server configured with an SMTP relay on a port where nothing listens."""
     env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
     server = start_server(tmp_path_factory.mktemp("relay-down") / "data", env)
     try:
         yield server
     finally:
-        stop_server(server)
+        server.stop()
 
 
-def test_without_smtp_an_email_subscription_is_refused(live_server: LiveServer) -> None:
+def test_without_smtp_an_email_subscription_is_refused(live_server: ServerProcess) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     assert run(live_server, "smn", "topics", "create", name)[0] == 0
     code, out = run(live_server, "smn", "subscriptions", "add", name, "email", "ops@example.com")
@@ -61,7 +63,7 @@ def test_without_smtp_an_email_subscription_is_refused(live_server: LiveServer) 
     assert json.loads(out.splitlines()[0])["subscription_count"] == 0
 
 
-def test_topics_subscriptions_publish_and_dead_letters(relay_down: LiveServer) -> None:
+def test_topics_subscriptions_publish_and_dead_letters(relay_down: ServerProcess) -> None:
     live_server = relay_down
     name = f"cli-{uuid.uuid4().hex[:8]}"
     code, out = run(live_server, "smn", "topics", "create", name, "--display-name", "CLI")

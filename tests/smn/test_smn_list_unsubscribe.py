@@ -13,7 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from smn_peers import Mail, RunningServer, SmtpSink, anonymous, links_in, running_server, until
+
+from opencts.testing.peers import Mail, SmtpSink, links_in
+from opencts.testing.server import RunningServer, anonymous, running_server
+from opencts.testing.waiting import until
 
 #: RFC 2369: one or more <URL>s, comma-separated; ours is exactly one http(s) URL
 ONE_LINK = re.compile(r"<(https?://[\x21-\x3b\x3d\x3f-\x7e]+)>")

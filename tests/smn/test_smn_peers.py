@@ -9,10 +9,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from smn_peers import HttpReceiver, RunningServer, SmtpSink, anonymous, links_in, running_server, until
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.smn.signing import verify_message
+from opencts.testing.peers import HttpReceiver, SmtpSink, links_in
+from opencts.testing.server import RunningServer, anonymous, running_server
+from opencts.testing.waiting import until
 
 
 @pytest.fixture

@@ -14,41 +14,24 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from smn_peers import HttpReceiver, SmtpSink, links_in
 
-from conftest import LiveServer, start_server, stop_server
-from opencts.iam.signature import HmacAuth
+from opencts.testing.peers import HttpReceiver, SmtpSink, links_in
+from opencts.testing.server import ServerProcess, start_server
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 MESSAGES = 50
 
 
-def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
-
-
-def client(server: LiveServer) -> httpx.Client:
-    creds = server.creds
-    auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-    return httpx.Client(base_url=server.url, auth=auth, timeout=30)
-
-
 @pytest.fixture
 def peers() -> Iterator[tuple[SmtpSink, HttpReceiver]]:
-    smtp, hook = SmtpSink().start(), HttpReceiver().start()
-    try:
+    with SmtpSink() as smtp, HttpReceiver() as hook:
         yield smtp, hook
-    finally:
-        smtp.stop()
-        hook.stop()
 
 
 def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink, HttpReceiver]) -> None:
@@ -65,9 +48,9 @@ def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink,
     }
     data_dir = tmp_path / "data"
     first = start_server(data_dir, env)
-    second: LiveServer | None = None
+    second: ServerProcess | None = None
     try:
-        with client(first) as api:
+        with first.client() as api:
             base = f"/v2/{first.creds.project_id}/notifications"
             topic = api.post(f"{base}/topics", json={"name": "restart", "display_name": "R"}).json()[
                 "topic_urn"
@@ -75,7 +58,7 @@ def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink,
             subs = base + f"/topics/{topic}/subscriptions"
             api.post(subs, json={"protocol": "email", "endpoint": "ops@example.com"}).raise_for_status()
             api.post(subs, json={"protocol": "http", "endpoint": hook.url}).raise_for_status()
-            wait(lambda: bool(smtp.to("ops@example.com")), 20, "the confirmation email")
+            wait_for(lambda: bool(smtp.to("ops@example.com")), 20, "the confirmation email")
             [link] = links_in(smtp.to("ops@example.com")[0].text, "/confirm?token=")
             httpx.get(link).raise_for_status()
 
@@ -83,7 +66,7 @@ def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink,
                 found = api.get(f"{base}/subscriptions", params={"status": 1}).json()
                 return int(found["subscription_count"]) == 2
 
-            wait(confirmed, 20, "both subscriptions to be confirmed")
+            wait_for(confirmed, 20, "both subscriptions to be confirmed")
             hook.delay = 1.0  # a slow webhook: deliveries pile up in flight
             published = [
                 api.post(
@@ -91,9 +74,8 @@ def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink,
                 ).json()["message_id"]
                 for i in range(MESSAGES)
             ]
-        wait(lambda: len(hook.docs("Notification")) >= 10, 30, "some webhook deliveries")
-        first.process.kill()  # SIGKILL: no shutdown, nothing flushed
-        first.process.wait(10)
+        wait_for(lambda: len(hook.docs("Notification")) >= 10, 30, "some webhook deliveries")
+        first.kill()  # SIGKILL: no shutdown, nothing flushed
         # what reaches a peer from here on comes from the second process (which needs seconds to start)
         boundary = time.time() + 0.3
         assert len(hook.docs("Notification")) < MESSAGES, "the kill came too late to test anything"
@@ -106,7 +88,7 @@ def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink,
             email_ids = {m.message_id for m in smtp.to("ops@example.com")}
             return webhook_ids >= set(published) and email_ids >= set(published)
 
-        wait(everything_arrived, 90, "every message at every subscriber after the restart")
+        wait_for(everything_arrived, 90, "every message at every subscriber after the restart")
 
         webhook = [(r.doc["message_id"], r.at) for r in hook.received if r.doc["type"] == "Notification"]
         email = [(m.message_id, m.at) for m in smtp.to("ops@example.com")[1:]]
@@ -119,19 +101,16 @@ def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink,
             resent = set(before) & set(after)
             assert len(resent) <= 32, f"{side}: more resends than could have been in flight: {len(resent)}"
 
-        with client(second) as api:
+        with second.client() as api:
 
             def all_recorded() -> bool:
                 found = api.get(f"{base}/deliveries", params={"status": "delivered", "limit": 1}).json()
                 return int(found["delivery_count"]) == 2 * MESSAGES + 2  # plus the two confirmations
 
-            wait(all_recorded, 30, "every delivery to be recorded as delivered")
+            wait_for(all_recorded, 30, "every delivery to be recorded as delivered")
             rows = api.get(f"{base}/deliveries", params={"limit": 100}).json()["deliveries"]
             assert not [d for d in rows if d["status"] != "delivered"]
     finally:
-        if first.process.poll() is None:
-            stop_server(first)
-        elif first.process.stderr:
-            first.process.stderr.close()
+        first.stop()
         if second is not None:
-            stop_server(second)
+            second.stop()

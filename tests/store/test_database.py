@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import inspect, text
 
-from conftest import trace_row
+from cts_helpers import trace_row
 from opencts.store import Database, trace_log
 from opencts.store.tables import metadata
 from opencts.store.term_index import INDEXED_COLUMNS

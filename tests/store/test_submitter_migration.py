@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from conftest import database_url, trace_row
+from cts_helpers import database_url, trace_row
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import trace_key
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from conftest import TraceFactory
+from cts_helpers import TraceFactory
 from opencts.traces.model import TraceIn, normalise
 
 

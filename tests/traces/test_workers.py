@@ -11,13 +11,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import TraceFactory, signed_client, start_server
+from cts_helpers import TraceFactory, signed_client
 from opencts.api.app import create_app
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.iam.bootstrap import read_credentials
 from opencts.store.trace_log import TraceRow
+from opencts.testing.server import start_server
+from opencts.testing.waiting import wait_for
 from opencts.traces.ingest import PreparedBatch
 from opencts.traces.workers import IN_PLACE_BYTES, PreparePool, prepare_body
 
@@ -161,27 +163,15 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 def test_workers_of_a_killed_server_exit_too(tmp_path: Path) -> None:
     """kill -9 (or the OOM killer) never lets the server shut its pool down: the workers notice alone."""
-    import time
-
     server = start_server(tmp_path / "data", {"OPENCTS_INGEST_WORKERS": "1"})
+
+    def workers() -> list[int]:
+        children = _children(server.pid)
+        return [p for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+
     try:
-        pids: list[int] = []
-        for _ in range(100):  # the pool starts its worker during start-up; give it a moment to appear
-            pids = [
-                p
-                for p in _children(server.process.pid)
-                if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
-            ]
-            if pids:
-                break
-            time.sleep(0.1)
-        assert pids, "no ingest worker was started"
+        # the pool starts its worker during start-up
+        pids = wait_for(workers, 10, "an ingest worker to start", interval=0.1)
     finally:
-        server.process.kill()
-        server.process.wait(10)
-        if server.process.stderr:
-            server.process.stderr.close()
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+        server.kill()
+    wait_for(lambda: not any(_alive(p) for p in pids), 10, "the workers of the killed server to exit")

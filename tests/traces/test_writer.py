@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import trace_row
+from cts_helpers import trace_row
 from opencts.consumers import LogSignal
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import TraceRow

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, TraceFactory
+from cts_helpers import Api, TraceFactory
 from opencts.trackers.recording import data_event
 
 #: (trace name, the data_event that covers it): the verb forms CTS shows for OBS, the access-log form and

@@ -1,0 +1,88 @@
+"""Helpers the tests share that are not fixtures: types to annotate fixture arguments with, row and
+client builders. Fixtures live in conftest.py; scaffolding the benchmarks share too lives in opencts.testing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from opencts.config import Settings
+from opencts.iam.bootstrap import BootstrapCredentials
+from opencts.iam.secrets import SecretBox, parse_master_key
+from opencts.iam.signature import HmacAuth
+from opencts.store.trace_log import TraceRow
+
+TraceFactory = Callable[..., dict[str, Any]]
+
+
+def trace_row(trace_id: str, **columns: Any) -> TraceRow:
+    """A stored row of a management trace for store-level tests; keyword arguments override columns."""
+    values: dict[str, Any] = {
+        "project_id": "p1",
+        "trace_id": trace_id,
+        "kind": "system",
+        "time": 1_700_000_000_000,
+        "record_time": 1_700_000_000_000,
+        "trace_name": "login",
+        "trace_rating": "normal",
+        "trace_type": "ConsoleAction",
+        "service_type": "IAM",
+        "resource_type": None,
+        "resource_id": None,
+        "resource_name": None,
+        "user_name": "alice",
+        "access_key_id": None,
+        "tracker_name": "system",
+        "enterprise_project_id": None,
+        "body": orjson.dumps({"trace_id": trace_id}),
+    }
+    values.update(columns)
+    return TraceRow(**values)
+
+
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file in ``tmp_path``, or a fresh PostgreSQL database, as the fixture's param says."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@dataclass
+class Api:
+    """An in-process app with its lifespan running, and a client signed as the bootstrap admin."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    creds: BootstrapCredentials
+    settings: Settings
+
+    @property
+    def project(self) -> str:
+        return self.creds.project_id
+
+    async def put(self, traces: list[dict[str, Any]]) -> httpx.Response:
+        return await self.client.post(f"/v3/{self.project}/traces", json={"traces": traces})
+
+    async def list(self, **params: Any) -> httpx.Response:
+        return await self.client.get(f"/v3/{self.project}/traces", params=params)
+
+
+def signed_client(app: FastAPI, creds: BootstrapCredentials, base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=base_url,
+        auth=HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id),
+    )
+
+
+def master_box(data_dir: Path) -> SecretBox:
+    """The box of the master key a server generated in ``data_dir``, for tests that edit its database."""
+    return SecretBox(parse_master_key((data_dir / "master.key").read_text(), source="master.key"))
