@@ -17,6 +17,7 @@ from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.iam.bootstrap import read_credentials
 from opencts.store import Database, migrate
+from opencts.testing.peers import HttpReceiver, SmtpSink
 from opencts.testing.server import ServerProcess
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENCTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -101,3 +102,24 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     """One ``opencts serve`` process the whole session shares (tests that need their own start one)."""
     with ServerProcess(tmp_path_factory.mktemp("live") / "data") as server:
         yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """An SMTP server (aiosmtpd) on a free port, keeping every message."""
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def hook() -> Iterator[HttpReceiver]:
+    """A webhook that confirms its subscription as a subscriber would, and keeps every POST."""
+    with HttpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def gateway() -> Iterator[HttpReceiver]:
+    """A receiver that confirms nothing: an SMS gateway, or a webhook whose test confirms it another way."""
+    with HttpReceiver(auto_confirm=False) as receiver:
+        yield receiver

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.slow
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm\?token=\S+")
 
 
-@pytest.fixture
-def peers() -> Iterator[tuple[SmtpSink, HttpReceiver]]:
-    with SmtpSink() as smtp, HttpReceiver() as hook:
-        yield smtp, hook
-
-
 def texts(smtp: SmtpSink) -> list[tuple[str, str]]:
     return [(mail.subject, mail.text) for mail in smtp.all()]
 
@@ -46,9 +39,8 @@ def login(make_trace: TraceFactory, user: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_alarms_reach_email_and_webhook_once_per_matching_trace(
-    tmp_path: Path, peers: tuple[SmtpSink, HttpReceiver], make_trace: TraceFactory
+    tmp_path: Path, smtp: SmtpSink, hook: HttpReceiver, make_trace: TraceFactory
 ) -> None:
-    smtp, hook = peers
     env = {
         "OPENCTS_SMTP_HOST": "127.0.0.1",
         "OPENCTS_SMTP_PORT": str(smtp.port),

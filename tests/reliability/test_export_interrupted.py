@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import psycopg
 import pytest
 
 from cts_helpers import TraceFactory
-from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess, start_server
+from opencts.testing.waiting import wait_for
 from opencts.traces.export import CSV_CUT
 
 pytestmark = pytest.mark.postgres
@@ -36,30 +35,23 @@ def server(postgres_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         live.stop()
 
 
-def client_for(server: ServerProcess) -> httpx.Client:
-    creds = server.creds
-    auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-    return httpx.Client(base_url=server.url, auth=auth, timeout=30)
-
-
 def export_backend_waiting_on_lock(url: str) -> int:
     """The pid of the export's query once it waits for the table lock the test holds."""
-    deadline = time.monotonic() + 30
     with psycopg.connect(url, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
+
+        def waiting() -> int:
             row = watcher.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                 " AND wait_event_type = 'Lock' AND query ILIKE '%time DESC%'"
             ).fetchone()
-            if row:
-                return int(row[0])
-            time.sleep(0.02)
-    raise AssertionError("the export's query never waited on the lock")
+            return int(row[0]) if row else 0
+
+        return wait_for(waiting, 30, "the export's query to wait on the lock")
 
 
 def kill_export_midway(server: ServerProcess, url: str, fmt: str) -> tuple[int, bytes, Exception | None]:
     """Start an export, kill its database backend mid-query, and read what the client gets."""
-    with client_for(server) as client:
+    with server.client() as client:
         project = server.creds.project_id
         with psycopg.connect(url) as locker:
             locker.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")
@@ -79,7 +71,7 @@ def kill_export_midway(server: ServerProcess, url: str, fmt: str) -> tuple[int, 
 
 
 def put_traces(server: ServerProcess, make_trace: TraceFactory) -> None:
-    with client_for(server) as client:
+    with server.client() as client:
         resp = client.post(
             f"/v3/{server.creds.project_id}/traces", json={"traces": [make_trace() for _ in range(TRACES)]}
         )
@@ -114,7 +106,7 @@ def test_a_csv_export_that_fails_midway_is_cut_without_a_clean_end(
 def test_an_export_left_alone_completes(server: ServerProcess, make_trace: TraceFactory) -> None:
     """The control: the same export with no fault is whole (so the tests above see the fault)."""
     put_traces(server, make_trace)
-    with client_for(server) as client:
+    with server.client() as client:
         resp = client.get(f"/v3/{server.creds.project_id}/traces/export", params={"format": "ndjson"})
     lines = resp.content.splitlines()
     assert resp.status_code == 200 and len(lines) == TRACES

@@ -8,7 +8,6 @@ until PostgreSQL shows it blocked on a lock, then commits the first.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from opencts.smn.errors import TopicInUse
 from opencts.smn.model import CreateTopic
 from opencts.store import Database, migrate
 from opencts.store.tables import notifications
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -63,10 +63,12 @@ def wait_until_blocked(db: Database, timeout: float = 20.0) -> None:
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    deadline = time.monotonic() + timeout
-    while db.read_sync(lambda conn: conn.execute(query).scalar_one()) == 0:
-        assert time.monotonic() < deadline, "the second transaction never waited for the first"
-        time.sleep(0.01)
+    wait_for(
+        lambda: db.read_sync(lambda conn: conn.execute(query).scalar_one()) > 0,
+        timeout,
+        "the second transaction to wait for the first",
+        interval=0.01,
+    )
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:

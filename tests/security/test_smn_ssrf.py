@@ -7,11 +7,9 @@ moment; the send-time check is driven against a real HTTP receiver on 127.0.0.1 
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from opencts.smn.model import NewSubscription
 from opencts.smn.ssrf import EndpointRefused, check_url, is_public
 from opencts.testing.peers import HttpReceiver
 from opencts.testing.server import RunningServer, running_server
+from opencts.testing.waiting import until
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "smn"))  # the real SMN peers live beside the SMN tests
 
@@ -125,15 +124,6 @@ async def test_subscribing_refuses_them_with_an_smn_code(api: Api, address: str,
 
 
 @pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    hook = HttpReceiver(auto_confirm=False).start()
-    try:
-        yield hook
-    finally:
-        hook.stop()
-
-
-@pytest.fixture
 async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
     for name, value in {
         "OPENCTS_SMN_POLL_SECONDS": "0.1",
@@ -147,23 +137,25 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
 
 
 async def wait_dead(server: RunningServer, message_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while not (dead := await server.deliveries(message_id=message_id, status="dead")):
-        assert time.monotonic() < deadline, "the delivery to an internal address never went dead"
-        await asyncio.sleep(0.05)
+    dead: list[dict[str, Any]] = await until(
+        lambda: server.deliveries(message_id=message_id, status="dead"),
+        timeout,
+        "the delivery to an internal address to go dead",
+        interval=0.05,
+    )
     [row] = dead
     return row
 
 
 @pytest.mark.parametrize("host", ["localhost", "[::ffff:127.0.0.1]", "127.0.0.1"])
-async def test_sending_checks_again(server: RunningServer, receiver: HttpReceiver, host: str) -> None:
+async def test_sending_checks_again(server: RunningServer, gateway: HttpReceiver, host: str) -> None:
     """A subscription that got past the first check (its name pointed elsewhere then) is not sent to."""
     topic = await server.topic("rebound")
     services = server.app.state.services
     signer = services.smn.signer
 
     def subscribe_confirmed(conn: Connection) -> str:
-        item = NewSubscription(protocol="http", endpoint=f"http://{host}:{receiver.port}/hook")
+        item = NewSubscription(protocol="http", endpoint=f"http://{host}:{gateway.port}/hook")
         [urn] = subscriptions.add(
             conn,
             project_id=server.project,
@@ -180,4 +172,4 @@ async def test_sending_checks_again(server: RunningServer, receiver: HttpReceive
     message_id = await server.publish(topic, message="to the inside")
     row = await wait_dead(server, message_id)
     assert row["subscription_urn"] == urn and "resolves to" in str(row["last_error"])
-    assert receiver.received == []
+    assert gateway.received == []

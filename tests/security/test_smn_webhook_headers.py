@@ -9,7 +9,7 @@ and, for rows stored before the rule, dropped when sending: a real HTTP receiver
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -70,15 +70,6 @@ async def test_ordinary_headers_are_accepted(api: Api) -> None:
 
 
 @pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    hook = HttpReceiver(auto_confirm=False).start()
-    try:
-        yield hook
-    finally:
-        hook.stop()
-
-
-@pytest.fixture
 async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
     for name, value in {
         "OPENCTS_ALLOW_PRIVATE_ENDPOINTS": "1",  # the receiver is on 127.0.0.1
@@ -93,7 +84,7 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
 
 
 async def test_stored_framing_headers_are_dropped_when_sending(
-    server: RunningServer, receiver: HttpReceiver
+    server: RunningServer, gateway: HttpReceiver
 ) -> None:
     topic = await server.topic("stored-headers")
     services = server.app.state.services
@@ -105,7 +96,7 @@ async def test_stored_framing_headers_are_dropped_when_sending(
             conn,
             project_id=server.project,
             topic_urn=topic,
-            items=[NewSubscription(protocol="http", endpoint=receiver.url)],
+            items=[NewSubscription(protocol="http", endpoint=gateway.url)],
             signer=signer,
             box=services.box,
             now=now_ms(),
@@ -119,10 +110,10 @@ async def test_stored_framing_headers_are_dropped_when_sending(
 
     services.db.write_sync(stored_before_the_rule)
     message_id = await server.publish(topic, subject="s", message="framed by OpenCTS alone")
-    await until(lambda: bool(receiver.docs("Notification")), what="the notification")
-    [got] = [r for r in receiver.received if r.doc.get("type") == "Notification"]
+    await until(lambda: bool(gateway.docs("Notification")), what="the notification")
+    [got] = [r for r in gateway.received if r.doc.get("type") == "Notification"]
     headers = {k.lower(): v for k, v in got.headers.items()}
-    assert headers["host"] == f"127.0.0.1:{receiver.port}"
+    assert headers["host"] == f"127.0.0.1:{gateway.port}"
     assert headers["content-length"] == str(len(orjson.dumps(got.doc)))
     assert "transfer-encoding" not in headers and "upgrade" not in headers and "expect" not in headers
     assert "proxy-authorization" not in headers and "content-encoding" not in headers

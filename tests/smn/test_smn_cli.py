@@ -4,10 +4,10 @@ dead), and the shared one, which has no SMTP relay at all (so email subscription
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from opencts.smn.signing import Signer, load_or_create
 from opencts.store import Database
 from opencts.testing.ports import free_port
 from opencts.testing.server import ServerProcess, start_server
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -94,16 +95,14 @@ def test_topics_subscriptions_publish_and_dead_letters(relay_down: ServerProcess
     assert code == 0, out
     message_id = out.strip()
 
-    deadline = time.monotonic() + 30
-    while True:
+    def dead_deliveries() -> list[dict[str, Any]]:
         code, out = run(
             live_server, "smn", "deliveries", "--status", "dead", "--message-id", message_id, "--json"
         )
-        dead = json.loads(out.splitlines()[0])["deliveries"]
-        if dead:
-            break
-        assert time.monotonic() < deadline, "the undeliverable message never went dead"
-        time.sleep(0.3)
+        found: list[dict[str, Any]] = json.loads(out.splitlines()[0])["deliveries"]
+        return found
+
+    dead = wait_for(dead_deliveries, 30, "the undeliverable message to go dead", interval=0.3)
     assert "SMTP 127.0.0.1" in dead[0]["last_error"]
     code, out = run(live_server, "smn", "deliveries", "--status", "dead")
     assert code == 0 and "dead" in out and address in out

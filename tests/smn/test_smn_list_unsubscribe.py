@@ -8,7 +8,7 @@ it is offered only when the public URL is HTTPS; the POST it makes unsubscribes.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,15 +20,6 @@ from opencts.testing.waiting import until
 
 #: RFC 2369: one or more <URL>s, comma-separated; ours is exactly one http(s) URL
 ONE_LINK = re.compile(r"<(https?://[\x21-\x3b\x3d\x3f-\x7e]+)>")
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink().start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
 
 
 def smtp_env(monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink) -> None:

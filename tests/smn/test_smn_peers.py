@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -15,33 +14,6 @@ from opencts.smn.signing import verify_message
 from opencts.testing.peers import HttpReceiver, SmtpSink, links_in
 from opencts.testing.server import RunningServer, anonymous, running_server
 from opencts.testing.waiting import until
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink().start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
-
-
-@pytest.fixture
-def hook() -> Iterator[HttpReceiver]:
-    receiver = HttpReceiver().start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
-
-
-@pytest.fixture
-def gateway() -> Iterator[HttpReceiver]:
-    receiver = HttpReceiver(auto_confirm=False).start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
 
 
 @pytest.fixture
@@ -178,13 +150,14 @@ async def test_a_webhook_that_is_down_for_a_while_gets_every_message(
     hook.down = False
     await until(lambda: len(hook.docs("Notification")) >= 5, what="every message after the outage")
     assert sorted(d["message_id"] for d in hook.docs("Notification")) == sorted(ids)
-    deadline = time.monotonic() + 20  # the receiver saw it; the result is recorded a moment later
-    while True:
+
+    async def recorded() -> list[
+        dict[str, Any]
+    ]:  # the receiver saw it; the result is recorded a moment later
         rows = await server.deliveries(status="delivered", subscription_urn=sub)
-        if {r["message_id"] for r in rows} >= set(ids):
-            break
-        assert time.monotonic() < deadline, "the deliveries were never recorded as delivered"
-        await asyncio.sleep(0.05)
+        return rows if {r["message_id"] for r in rows} >= set(ids) else []
+
+    rows = await until(recorded, what="the deliveries to be recorded as delivered")
     assert all(r["attempts"] > 1 for r in rows if r["message_id"] in ids)
 
 
@@ -193,10 +166,14 @@ async def test_smtp_server_down_then_back(server: RunningServer, smtp: SmtpSink)
     sub = await confirm_by_email(server, smtp, topic, "oncall@example.com")
     smtp.stop()
     ids = [await server.publish(topic, subject=f"m{i}", message="x") for i in range(3)]
-    await asyncio.sleep(1.5)  # a few attempts fail against the closed port
-    rows = [r for r in await server.deliveries(subscription_urn=sub) if r["message_id"] in ids]
-    assert len(rows) == 3 and not [r for r in rows if r["status"] in ("delivered", "dead")]
-    assert any("SMTP" in str(r["last_error"]) for r in rows)
+
+    async def failing() -> list[dict[str, Any]]:  # a few attempts fail against the closed port
+        rows = [r for r in await server.deliveries(subscription_urn=sub) if r["message_id"] in ids]
+        return rows if len(rows) == 3 and all(r["attempts"] >= 2 for r in rows) else []
+
+    rows = await until(failing, what="attempts against the closed port")
+    assert not [r for r in rows if r["status"] in ("delivered", "dead")]
+    assert all("SMTP" in str(r["last_error"]) for r in rows)
     smtp.start()  # the same port again
     await until(lambda: len(smtp.to("oncall@example.com")) >= 4, what="the mails after the outage")
     notes = smtp.to("oncall@example.com")[1:]  # after the confirmation
@@ -210,10 +187,9 @@ async def test_past_time_to_live_it_is_dead_until_retried(server: RunningServer,
     hook.down = True
     message_id = await server.publish(topic, message="short-lived", time_to_live="1")
 
-    deadline = time.monotonic() + 20
-    while not (found := await server.deliveries(status="dead", message_id=message_id)):
-        assert time.monotonic() < deadline, "the delivery never went dead"
-        await asyncio.sleep(0.1)
+    found = await until(
+        lambda: server.deliveries(status="dead", message_id=message_id), what="the delivery to go dead"
+    )
     [row] = found
     assert "503" in str(row["last_error"])
     hook.down = False

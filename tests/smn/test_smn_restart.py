@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,14 +27,7 @@ pytestmark = pytest.mark.slow
 MESSAGES = 50
 
 
-@pytest.fixture
-def peers() -> Iterator[tuple[SmtpSink, HttpReceiver]]:
-    with SmtpSink() as smtp, HttpReceiver() as hook:
-        yield smtp, hook
-
-
-def test_kill_9_mid_delivery_then_restart(tmp_path: Path, peers: tuple[SmtpSink, HttpReceiver]) -> None:
-    smtp, hook = peers
+def test_kill_9_mid_delivery_then_restart(tmp_path: Path, smtp: SmtpSink, hook: HttpReceiver) -> None:
     env = {
         "OPENCTS_SMTP_HOST": "127.0.0.1",
         "OPENCTS_SMTP_PORT": str(smtp.port),

@@ -6,7 +6,6 @@ On PostgreSQL the same tests run the plain SQL path, so both backends are held t
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +17,7 @@ from pyroaring import BitMap64
 from opencts.store import Database, migrate, term_index, trace_log
 from opencts.store.term_index import TermIndex
 from opencts.store.trace_log import Position, TraceRow
+from opencts.testing.waiting import wait_for
 
 USERS = ("alice", "bob", "carol", "dave")
 SERVICES = ("ECS", "VPC", "OBS", "RDS")
@@ -241,12 +241,10 @@ def test_the_server_keeps_its_index_across_a_restart(tmp_path: Any) -> None:
     migrate.upgrade(db)
     db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
     db.start_background()
-    index = db.term_index
-    assert index is not None
-    for _ in range(500):  # the upkeep thread reads the log written before it started
-        if index.upto == 300:
-            break
-        time.sleep(0.01)
+    reading = db.term_index
+    assert reading is not None
+    # the upkeep thread reads the log written before it started
+    wait_for(lambda: reading.upto == 300, 10, "the index to read the log")
     db.close()  # as the server does on the way out
     assert (tmp_path / "x.db.terms").exists()
     db = Database(url)
@@ -267,13 +265,11 @@ def test_a_postgresql_node_keeps_its_index_in_its_data_dir(postgres_url: str, tm
     migrate.upgrade(db)
     db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
     db.start_background()
-    index = db.term_index
-    assert index is not None
-    for _ in range(500):  # the upkeep thread reads the log written before it started
-        if index.upto >= 300:
-            break
-        time.sleep(0.01)
-    upto = index.upto
+    reading = db.term_index
+    assert reading is not None
+    # the upkeep thread reads the log written before it started
+    wait_for(lambda: reading.upto >= 300, 10, "the index to read the log")
+    upto = reading.upto
     db.close()
     assert (tmp_path / "postgresql.terms").exists()
     db = Database(postgres_url, data_dir=tmp_path)
@@ -350,9 +346,5 @@ def test_a_long_catch_up_is_saved_at_once(tmp_path: Any, monkeypatch: pytest.Mon
     with sqlite_database(tmp_path / "x.db") as db:
         db.write_sync(lambda c: trace_log.append(c, make_rows(random.Random(8), 0, 300)))
         db.start_background()
-        for _ in range(500):
-            if (tmp_path / "x.db.terms").exists():
-                break
-            time.sleep(0.01)
-        assert (tmp_path / "x.db.terms").exists()
+        wait_for((tmp_path / "x.db.terms").exists, 10, "the snapshot to be saved")
         assert db.read_sync(lambda c: TermIndex().load(tmp_path / "x.db.terms", c))

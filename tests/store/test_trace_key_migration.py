@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from cts_helpers import database_url, trace_row
 from opencts.store import Database, migrate, trace_log
@@ -65,5 +66,5 @@ def test_downgrade_restores_the_old_constraint(at_0006: Database) -> None:
     migrate.downgrade(db, "0006")
     count = db.read_sync(lambda c: c.execute(text("SELECT count(*) FROM traces")).scalar_one())
     assert count == 51
-    with pytest.raises(Exception, match="(?i)unique"):
+    with pytest.raises(IntegrityError, match="(?i)unique"):
         db.write_sync(lambda c: c.execute(OLD_INSERT, {"p": "p1", "t": "t1", "time": 1, "body": b"{}"}))

@@ -4,6 +4,7 @@ group fails only its own callers."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 
 from cts_helpers import trace_row
 from opencts.consumers import LogSignal
+from opencts.errors import Overloaded
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import TraceRow
+from opencts.testing.waiting import until
 from opencts.traces.submitter import SELF
 from opencts.traces.writer import GroupCommit, TraceWriter
 
@@ -34,17 +37,28 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 async def hold_writer(db: Database) -> tuple[threading.Event, asyncio.Task[object]]:
-    release = threading.Event()
-    blocker = asyncio.ensure_future(db.write(lambda conn: release.wait(10)))
-    await asyncio.sleep(0.05)
+    """Occupy the database's writer thread until the returned event is set."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(conn: object) -> bool:
+        started.set()
+        return release.wait(10)
+
+    blocker = asyncio.ensure_future(db.write(hold))
+    await until(started.is_set, 10, "the writer thread to be held")
     return release, blocker
+
+
+async def taken(commits: GroupCommit, waiting: int = 0) -> None:
+    """Wait until the flusher has taken what was appended, leaving ``waiting`` batches in the queue."""
+    await until(lambda: commits._flusher is not None and len(commits._queue) == waiting, 10, "the flusher")
 
 
 async def test_concurrent_batches_share_a_transaction_and_keep_their_own_verdicts(db: Database) -> None:
     commits = GroupCommit(db)
     release, blocker = await hold_writer(db)
     first = asyncio.ensure_future(commits.append([row("a"), row("b")], shed=True))
-    await asyncio.sleep(0.01)
+    await taken(commits)
     # these three queue behind the first and go in one transaction; "b" raced its original
     rest = [
         asyncio.ensure_future(commits.append(batch, shed=True))
@@ -63,13 +77,13 @@ async def test_a_failed_group_fails_its_callers_only_and_the_index_stays_in_orde
     commits = GroupCommit(db, max_rows=1)  # one batch a group: good, bad, good
     release, blocker = await hold_writer(db)
     good = asyncio.ensure_future(commits.append([row("g1", service="VPC")], shed=True))
-    await asyncio.sleep(0.01)
+    await taken(commits)
     bad = asyncio.ensure_future(commits.append([row("x", name=None)], shed=True))
     later = asyncio.ensure_future(commits.append([row("g2", service="VPC")], shed=True))
     release.set()
     await blocker
     assert await good == {"g1"}
-    with pytest.raises(Exception, match="(?i)not null"):
+    with pytest.raises(sqlite3.IntegrityError, match="(?i)not null"):
         await bad
     assert await later == {"g2"}
     # both good groups were fed to the term index before their callers heard back, in seq order
@@ -83,12 +97,12 @@ async def test_a_full_queue_is_refused_before_anything_is_parsed(db: Database) -
     commits = GroupCommit(db, max_pending=1)
     release, blocker = await hold_writer(db)
     first = asyncio.ensure_future(commits.append([row("a")], shed=True))
-    await asyncio.sleep(0.01)
+    await taken(commits)
     queued = asyncio.ensure_future(commits.append([row("b")], shed=True))
-    await asyncio.sleep(0.01)
-    with pytest.raises(Exception, match="retry shortly") as refused:
+    await taken(commits, waiting=1)
+    with pytest.raises(Overloaded, match="retry shortly") as refused:
         commits.refuse_if_full()
-    assert getattr(refused.value, "status", None) == 429
+    assert refused.value.status == 429
     release.set()
     await blocker
     assert (await first, await queued) == ({"a"}, {"b"})
