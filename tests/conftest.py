@@ -18,6 +18,7 @@ from opencts.config import Settings
 from opencts.iam.bootstrap import read_credentials
 from opencts.store import Database, migrate
 from opencts.testing.peers import HttpReceiver, SmtpSink
+from opencts.testing.ports import free_port
 from opencts.testing.server import ServerProcess
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENCTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -101,6 +102,14 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One ``opencts serve`` process the whole session shares (tests that need their own start one)."""
     with ServerProcess(tmp_path_factory.mktemp("live") / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server whose SMTP relay is a port where nothing listens: email is accepted, then goes dead."""
+    env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
+    with ServerProcess(tmp_path_factory.mktemp("relay-down") / "data", env) as server:
         yield server
 
 

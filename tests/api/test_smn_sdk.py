@@ -8,7 +8,6 @@ relay at all, so it refuses them. Names are unique per run. Every error the SDK 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -37,20 +36,9 @@ from huaweicloudsdksmn.v2 import (
 )
 
 from opencts.iam.signature import HmacAuth
-from opencts.testing.ports import free_port
-from opencts.testing.server import ServerProcess, start_server
+from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
-    server = start_server(tmp_path_factory.mktemp("sdk-relay-down") / "data", env)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def smn_client(server: ServerProcess) -> Any:

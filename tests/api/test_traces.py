@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -17,6 +16,7 @@ from opencts.api.app import create_app
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.iam.bootstrap import read_credentials
+from opencts.testing.waiting import until
 
 
 async def test_ingest_reports_each_trace_and_keeps_the_good_ones(api: Api, make_trace: TraceFactory) -> None:
@@ -232,14 +232,6 @@ async def test_health_and_openapi(api: Api) -> None:
     assert (await api.client.get("/health")).json()["status"] == "ok"
     spec = (await api.client.get("/openapi.json")).json()
     assert "/v3/{project_id}/traces" in spec["paths"]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_overload_is_a_429_with_retry_after_and_loses_nothing(

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from opencts.testing.ports import free_port
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 OPENCTS = str(Path(sys.executable).with_name("opencts"))
@@ -38,15 +38,15 @@ def serving(data_dir: Path, port: int, *extra: str) -> Iterator[list[str]]:
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
         reader.start()
         try:
-            deadline = time.monotonic() + 60
-            while True:
+
+            def healthy() -> bool:
                 assert proc.poll() is None, "".join(lines)
-                assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
+                    return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
                 except httpx.TransportError:
-                    time.sleep(0.1)
+                    return False
+
+            wait_for(healthy, 60, "the server to answer /health", interval=0.1)
             yield lines
         finally:
             proc.terminate()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from opencts.iam.secrets import SecretBox
 from opencts.iam.signature import HmacAuth, sign_headers
 from opencts.store import Database, migrate
 from opencts.store.tables import credentials
+from opencts.testing.waiting import until
 
 BOX = SecretBox(bytes(range(32)))
 
@@ -161,10 +161,3 @@ async def test_a_full_write_lane_is_left_to_traces_and_the_use_recorded_a_second
         assert last_used(db, creds.access_key) == clock.now
     finally:
         db.close()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)

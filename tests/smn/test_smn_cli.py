@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,7 @@ from cts_helpers import master_box
 from opencts.cli.main import app
 from opencts.smn.signing import Signer, load_or_create
 from opencts.store import Database
-from opencts.testing.ports import free_port
-from opencts.testing.server import ServerProcess, start_server
+from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,17 +37,6 @@ def run(server: ServerProcess, *args: str) -> tuple[int, str]:
         app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)], env={"COLUMNS": "250"}
     )
     return result.exit_code, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def relay_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server configured with an SMTP relay on a port where nothing listens."""
-    env = {"OPENCTS_SMTP_HOST": "127.0.0.1", "OPENCTS_SMTP_PORT": str(free_port())}
-    server = start_server(tmp_path_factory.mktemp("relay-down") / "data", env)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_without_smtp_an_email_subscription_is_refused(live_server: ServerProcess) -> None:
