@@ -2,9 +2,9 @@
 
 Floor: p95 ≤ 1 s on both paths, with 100 notifications active.
 
-Starts ``opencts serve`` with its SMTP relay pointed at a local aiosmtpd server and the SSRF guard lifted for
-a local webhook (``http.server``), creates one SMN topic with an email and an HTTP subscriber (both confirmed
-through their real links) and 100 key-event notifications on it:
+Starts ``opencts serve`` with its SMTP relay pointed at a local aiosmtpd server and the SSRF guard lifted
+for a local webhook (both from ``opencts.testing.peers``), creates one SMN topic with an email and an HTTP
+subscriber (both confirmed through their real links) and 100 key-event notifications on it:
 
 * 3 that the measured traces raise: console logins by alice or bob that succeeded (user list + AND
   filter), ``deleteSecurityGroupRule`` on VPC, and ``setBucketPolicy`` on OBS unless it failed (filter);
@@ -20,103 +20,37 @@ clock. The floor is judged on the stricter origin, the moment the batch was *sen
 from __future__ import annotations
 
 import argparse
-import email
-import email.policy
 import random
 import re
-import threading
 import time
 import uuid
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import orjson
-from _common import (
-    Server,
-    TraceFactory,
-    Universe,
-    console,
-    free_port,
-    percentile,
-    remove_dir,
-    scratch_dir,
-    verdict,
-)
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from _measure import console, percentile, verdict
+from _server import bench_server, remove_dir, scratch_dir
+from _smn import Arrivals, Peers, paced
+from _traces import TraceFactory, Universe
 from rich.table import Table
 
+from opencts.clock import now_ms
+from opencts.testing.peers import Mail
+from opencts.testing.waiting import wait_for
+
 FLOOR_P95_S = 1.0
-CONFIRM = re.compile(r"https?://\S+/confirm\?token=\S+")
 TRACE_ID = re.compile(r"Trace ID:\s+(\S+)")
 KEY_OPS = {("IAM", "user", "login"), ("VPC", "securityGroupRule", "deleteSecurityGroupRule"),
            ("OBS", "bucket", "setBucketPolicy")}  # fmt: skip
 
 
-class Sink:
-    """Arrival times by trace id, from the SMTP server and the webhook (duplicates counted)."""
-
-    def __init__(self) -> None:
-        self.email: dict[str, float] = {}
-        self.webhook: dict[str, float] = {}
-        self.duplicates = {"email": 0, "webhook": 0}
-        self.confirm_links: list[str] = []
-        self.lock = threading.Lock()
-
-    def arrived(self, channel: str, trace_id: str, at: float) -> None:
-        seen = self.email if channel == "email" else self.webhook
-        with self.lock:
-            if trace_id in seen:
-                self.duplicates[channel] += 1
-            else:
-                seen[trace_id] = at
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        at = time.time()
-        raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        body = msg.get_body(("plain",))
-        text = str(body.get_content()) if body is not None else ""
-        found = TRACE_ID.search(text)
-        if found:
-            self.arrived("email", found.group(1), at)
-        else:
-            with self.lock:
-                self.confirm_links.extend(CONFIRM.findall(text))
-        return "250 accepted"
+def alarm_trace_id(mail: Mail) -> str | None:
+    found = TRACE_ID.search(mail.text)
+    return found.group(1) if found else None
 
 
-def start_webhook(sink: Sink, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            doc = orjson.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
-            at = time.time()
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            if doc.get("type") == "SubscriptionConfirmation":
-                threading.Thread(target=httpx.get, args=(doc["subscribe_url"],), daemon=True).start()
-            elif doc.get("type") == "Notification":
-                sink.arrived("webhook", orjson.loads(doc["message"])["trace"]["trace_id"], at)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
+def hook_trace_id(doc: dict[str, Any]) -> str:
+    return str(orjson.loads(doc["message"])["trace"]["trace_id"])
 
 
 def notifications(topic: str, rng: random.Random) -> list[dict[str, Any]]:
@@ -173,6 +107,90 @@ def key_event(i: int, now: int) -> dict[str, Any]:
             "user": {"name": "carol"}}  # fmt: skip
 
 
+def batch_of(factory: TraceFactory, rng: random.Random, i: int, noise: int) -> tuple[str, bytes]:
+    """The i-th batch: one key event amid ``noise`` traces that raise nothing; the key event's trace id."""
+    now = now_ms()
+    others: list[dict[str, Any]] = []
+    while len(others) < noise:
+        t = factory.input_trace(now - rng.randrange(60_000))
+        if (t["service_type"], t["resource_type"], t["trace_name"]) not in KEY_OPS:
+            others.append(t)
+    event = key_event(i, now)
+    body = orjson.dumps({"traces": [*others[: noise // 2], event, *others[noise // 2 :]]})
+    return str(event["trace_id"]), body
+
+
+def send_batches(
+    api: httpx.Client, project_id: str, factory: TraceFactory, rng: random.Random, args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Send the measured batches at a steady rate; when each was sent and acknowledged, by key event."""
+    sent: dict[str, float] = {}
+    acked: dict[str, float] = {}
+    console.print(
+        f"sending {args.alarms} batches of 1 key event + {args.noise} other traces at {args.rate}/s …"
+    )
+    for i in paced(args.alarms, args.rate):
+        trace_id, batch = batch_of(factory, rng, i, args.noise)
+        t0 = time.time()
+        resp = api.post(
+            f"/v3/{project_id}/traces", content=batch, headers={"Content-Type": "application/json"}
+        )
+        t1 = time.time()
+        resp.raise_for_status()
+        assert resp.json()["accepted"] == args.noise + 1, resp.text
+        sent[trace_id], acked[trace_id] = t0, t1
+    return sent, acked
+
+
+def run(peers: Peers, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    data_dir = scratch_dir("alerts-")
+    try:
+        with bench_server(data_dir / "data", peers.env()) as server, server.client() as api:
+            creds = server.creds
+            urn = peers.confirmed_topic(api, creds.project_id, "alerts", "secops@example.com")
+            rng = random.Random(9)
+            for n in notifications(urn, rng):
+                api.post(f"/v3/{creds.project_id}/notifications", json=n).raise_for_status()
+            console.print("100 notifications active (3 raised by the measured traces)")
+            time.sleep(args.settle)  # the steady state the figures describe, as the option says
+            universe = Universe(domain_id=creds.domain_id, domain_name="acme")
+            factory = TraceFactory(universe, creds.project_id, data_share=0.0)
+            sent, acked = send_batches(api, creds.project_id, factory, rng, args)
+
+            def all_in() -> bool:
+                emails = peers.email_arrivals(alarm_trace_id).first
+                return len(emails) >= len(sent) and len(peers.webhook_arrivals(hook_trace_id).first) >= len(
+                    sent
+                )
+
+            wait_for(all_in, 120, "every alarm at both receivers")
+            time.sleep(1.0)  # a duplicate would arrive within this; the figures count them
+    finally:
+        remove_dir(data_dir)
+    return sent, acked
+
+
+def report(sent: dict[str, float], acked: dict[str, float], email: Arrivals, webhook: Arrivals) -> bool:
+    extra = (set(email.first) | set(webhook.first)) - set(sent)
+    table = Table(title=f"Key-event alarm latency, {len(sent)} alarms, 100 notifications active, seconds")
+    for col in ("path", "from ingest", "p50", "p95", "p99", "max", f"floor p95 ≤ {FLOOR_P95_S:g} s"):
+        table.add_column(col, justify="left" if col in ("path", "from ingest") else "right")
+    ok = not extra and not email.duplicates and not webhook.duplicates
+    for name, arrivals in (("email accepted by SMTP", email.first), ("webhook received", webhook.first)):
+        for origin, times in (("sent", sent), ("acknowledged", acked)):
+            lat = [arrivals[t] - times[t] for t in sent]
+            p95 = percentile(lat, 95)
+            strict = origin == "sent"
+            if strict:
+                ok &= p95 <= FLOOR_P95_S
+            row = [f"{percentile(lat, q):.3f}" for q in (50, 95, 99)] + [f"{max(lat):.3f}"]
+            table.add_row(name, origin, *row, verdict(p95 <= FLOOR_P95_S) if strict else "")
+    console.print(table)
+    duplicates = {"email": email.duplicates, "webhook": webhook.duplicates}
+    console.print(f"duplicates: {duplicates}; alarms for traces that should raise none: {len(extra)}")
+    return ok
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--alarms", type=int, default=100, help="measured key events (default 100)")
@@ -184,103 +202,10 @@ def main() -> None:
         " 0 measures the first alarms while the last changes are still being compiled)",
     )  # fmt: skip
     args = p.parse_args()
-
-    sink = Sink()
-    smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    hook_port = free_port()
-    hook = start_webhook(sink, hook_port)
-    data_dir = scratch_dir("alerts-")
-    env = {
-        "OPENCTS_SMTP_HOST": "127.0.0.1",
-        "OPENCTS_SMTP_PORT": str(smtp.port),
-        "OPENCTS_SMTP_SECURITY": "none",
-        "OPENCTS_ALLOW_PRIVATE_ENDPOINTS": "1",
-    }
-    sent: dict[str, float] = {}
-    acked: dict[str, float] = {}
-    try:
-        with Server(data_dir / "data", env=env) as server:
-            creds = server.credentials()
-            with server.client(creds) as api:
-                smn = f"/v2/{creds.project_id}/notifications"
-                urn = api.post(f"{smn}/topics", json={"name": "alerts", "display_name": "Alerts"}).json()[
-                    "topic_urn"
-                ]
-                for protocol, endpoint in (
-                    ("email", "secops@example.com"),
-                    ("http", f"http://127.0.0.1:{hook_port}/"),
-                ):
-                    body = {"protocol": protocol, "endpoint": endpoint}
-                    api.post(f"{smn}/topics/{urn}/subscriptions", json=body).raise_for_status()
-                wait(lambda: bool(sink.confirm_links), 30, "the confirmation email")
-                httpx.get(sink.confirm_links[0]).raise_for_status()
-
-                def confirmed() -> bool:
-                    found = api.get(f"{smn}/subscriptions", params={"status": 1}).json()
-                    return int(found["subscription_count"]) == 2
-
-                wait(confirmed, 30, "both confirmations")
-                rng = random.Random(9)
-                for n in notifications(urn, rng):
-                    api.post(f"/v3/{creds.project_id}/notifications", json=n).raise_for_status()
-                console.print("100 notifications active (3 raised by the measured traces)")
-                time.sleep(args.settle)
-
-                universe = Universe(domain_id=creds.domain_id, domain_name="acme")
-                factory = TraceFactory(universe, creds.project_id, data_share=0.0)
-                console.print(f"sending {args.alarms} batches of 1 key event + {args.noise} other traces "
-                              f"at {args.rate}/s …")  # fmt: skip
-                interval = 1 / args.rate if args.rate else 0.0
-                start = time.monotonic()
-                for i in range(args.alarms):
-                    if interval:
-                        time.sleep(max(0.0, start + i * interval - time.monotonic()))
-                    now = int(time.time() * 1000)
-                    noise: list[dict[str, Any]] = []
-                    while len(noise) < args.noise:
-                        t = factory.input_trace(now - rng.randrange(60_000))
-                        if (t["service_type"], t["resource_type"], t["trace_name"]) not in KEY_OPS:
-                            noise.append(t)
-                    event = key_event(i, now)
-                    batch = orjson.dumps(
-                        {"traces": [*noise[: args.noise // 2], event, *noise[args.noise // 2 :]]}
-                    )
-                    t0 = time.time()
-                    resp = api.post(f"/v3/{creds.project_id}/traces", content=batch,
-                                    headers={"Content-Type": "application/json"})  # fmt: skip
-                    t1 = time.time()
-                    resp.raise_for_status()
-                    assert resp.json()["accepted"] == args.noise + 1, resp.text
-                    sent[event["trace_id"]], acked[event["trace_id"]] = t0, t1
-
-            def all_in() -> bool:
-                return len(sink.email) >= len(sent) and len(sink.webhook) >= len(sent)
-
-            wait(all_in, 120, "every alarm at both receivers")
-            time.sleep(1.0)  # let any duplicate show up before counting
-    finally:
-        smtp.stop()
-        hook.shutdown()
-        remove_dir(data_dir)
-
-    extra = (set(sink.email) | set(sink.webhook)) - set(sent)
-    table = Table(title=f"Key-event alarm latency, {len(sent)} alarms, 100 notifications active, seconds")
-    for col in ("path", "from ingest", "p50", "p95", "p99", "max", f"floor p95 ≤ {FLOOR_P95_S:g} s"):
-        table.add_column(col, justify="left" if col in ("path", "from ingest") else "right")
-    ok = not extra and not any(sink.duplicates.values())
-    for name, arrivals in (("email accepted by SMTP", sink.email), ("webhook received", sink.webhook)):
-        for origin, times in (("sent", sent), ("acknowledged", acked)):
-            lat = [arrivals[t] - times[t] for t in sent]
-            p95 = percentile(lat, 95)
-            strict = origin == "sent"
-            if strict:
-                ok &= p95 <= FLOOR_P95_S
-            row = [f"{percentile(lat, q):.3f}" for q in (50, 95, 99)] + [f"{max(lat):.3f}"]
-            table.add_row(name, origin, *row, verdict(p95 <= FLOOR_P95_S) if strict else "")
-    console.print(table)
-    console.print(f"duplicates: {sink.duplicates}; alarms for traces that should raise none: {len(extra)}")
-    raise SystemExit(0 if ok else 1)
+    with Peers() as peers:
+        sent, acked = run(peers, args)
+        email, webhook = peers.email_arrivals(alarm_trace_id), peers.webhook_arrivals(hook_trace_id)
+    raise SystemExit(0 if report(sent, acked, email, webhook) else 1)
 
 
 if __name__ == "__main__":

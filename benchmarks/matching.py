@@ -23,9 +23,11 @@ import time
 from typing import Any
 
 import orjson
-from _common import HOUR_MS, TraceFactory, Universe, console, now_ms, verdict
+from _measure import console, verdict
+from _traces import HOUR_MS, TraceFactory, Universe
 from rich.table import Table
 
+from opencts.clock import now_ms
 from opencts.notifications.matcher import Matcher, Notification, compile, passes_filter
 from opencts.traces.model import user_name
 
@@ -118,7 +120,7 @@ def main() -> None:
     console.print(f"generating {args.traces:,} realistic stored traces …")
     now = now_ms()
     bodies: list[bytes] = [
-        factory.stored_row(now - HOUR_MS + i % HOUR_MS, now)[-1] for i in range(args.traces)
+        factory.stored_row(now - HOUR_MS + i % HOUR_MS, now).body for i in range(args.traces)
     ]
     size = sum(len(b) for b in bodies) / len(bodies)
     notifications = build_notifications(universe, project)

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from _common import DAY_MS, TraceFactory, Universe, console, encode_batch, load_note, now_ms, verdict
+from _measure import console, load_note, verdict
+from _traces import DAY_MS, TraceFactory, Universe, encode_batch
 from rich.table import Table
 
+from opencts.clock import now_ms
 from opencts.traces.ingest import parse_batch, prepare, summary
 
 FLOOR_PREPARE_US = 20.0
