@@ -131,16 +131,20 @@ def _chunks(spec: DatasetSpec, chunk: int, workers: int) -> Iterator[list[TraceR
 
 
 def secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
-    """(name, CREATE INDEX ...) of the secondary indexes on ``traces``, as the migrations created them."""
+    """(name, CREATE INDEX ...) of the secondary indexes on ``traces``, as the migrations created them.
+
+    Unique indexes stay: the append's ON CONFLICT needs the trace key's.
+    """
     if conn.dialect.name == "sqlite":
         query = (
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'traces'"
-            " AND sql IS NOT NULL ORDER BY name"
+            " AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%' ORDER BY name"
         )
     else:
         query = (
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'traces' AND indexname NOT IN"
-            " (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u')) ORDER BY indexname"
+            " (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))"
+            " AND indexdef NOT LIKE 'CREATE UNIQUE%' ORDER BY indexname"
         )
     return [(str(name), str(ddl)) for name, ddl in conn.exec_driver_sql(query)]
 
@@ -180,8 +184,8 @@ def build_trace_log(
     engine = _bulk_engine(database_url)
     try:
         with engine.connect() as conn:
-            indexes = secondary_indexes(conn)
             with conn.begin():
+                indexes = secondary_indexes(conn)
                 for name, _ in indexes:
                     conn.exec_driver_sql(f'DROP INDEX "{name}"')
             done = 0

@@ -10,12 +10,6 @@ database: the API never creates accounts), runs each case once and exits 1 if an
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,17 +20,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
+from _server import bench_server, remove_dir, scratch_dir
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, insert
 
 from opencts.iam import admin
-from opencts.iam.bootstrap import ADMIN_GROUP, BootstrapCredentials, read_credentials
+from opencts.iam.bootstrap import ADMIN_GROUP, BootstrapCredentials
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import new_id
-from opencts.iam.signature import HmacAuth, sign_headers
+from opencts.iam.signature import sign_headers
 from opencts.store import Database
 from opencts.store.tables import domains
+from opencts.testing.server import signer
 
 PASSWORD = "Matrix-Pass-1"
 console = Console(highlight=False)
@@ -56,45 +52,15 @@ class Case:
     run: Callable[[], httpx.Response]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``opencts serve`` next to this interpreter, as the tests start it; returns once /health answers."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_")}
-    exe = Path(sys.executable).with_name("opencts")
-    cmd = [str(exe), "serve", "--data-dir", str(data_dir), "--bind", f"127.0.0.1:{port}"]
-    cmd += ["--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with status {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not become healthy in 60 s")
-
-
 class Matrix:
     """The server, its first admin, and the users and projects the cases need."""
 
-    def __init__(self, url: str, data_dir: Path) -> None:
+    def __init__(self, url: str, data_dir: Path, creds: BootstrapCredentials) -> None:
         self.url = url
-        self.creds: BootstrapCredentials = read_credentials(data_dir / "credentials.json")
+        self.creds = creds
         self.project = self.creds.project_id
         self.raw = httpx.Client(base_url=url, timeout=30)
-        auth = HmacAuth(self.creds.access_key, self.creds.secret_key, self.project)
-        self.admin = httpx.Client(base_url=url, timeout=30, auth=auth)
+        self.admin = httpx.Client(base_url=url, timeout=30, auth=signer(creds))
         self.other_project = self._prepare_database(data_dir)
         self.reader = self.member("reader", "CTS ReadOnlyAccess")
         self.producer = self.member("producer", "CTS TraceProducer")
@@ -268,11 +234,12 @@ def cases(m: Matrix) -> list[Case]:
 
 
 def main() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="opencts-auth-matrix-")) / "data"
-    proc, url = start_server(data_dir)
+    data_dir = scratch_dir("auth-matrix-") / "data"
     failures = 0
     try:
-        matrix = Matrix(url, data_dir)
+        server = bench_server(data_dir)
+        url = server.url
+        matrix = Matrix(url, data_dir, server.creds)
         table = Table(title=f"authentication matrix against {urlsplit(url).netloc}")
         for col in ("case", "expected", "status", "error_code", "ok"):
             table.add_column(col)
@@ -286,10 +253,9 @@ def main() -> None:
             verdict = "[green]yes[/]" if ok else "[red]NO[/]" + (" (secret leaked)" if leaked else "")
             table.add_row(case.name, str(case.expected), str(resp.status_code), code, verdict)
         console.print(table)
+        server.stop()
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        shutil.rmtree(data_dir.parent, ignore_errors=True)
+        remove_dir(data_dir.parent)
     console.print(f"{failures} case(s) wrong" if failures else "every case answered as expected")
     if failures:
         raise SystemExit(1)

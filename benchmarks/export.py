@@ -19,28 +19,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import (
-    DAY_MS,
-    Credentials,
+from _dataset import build_dataset, retention_days_for
+from _measure import (
     PySpy,
     RssSampler,
-    Server,
-    build_dataset,
     console,
     cpu_seconds,
     db_size,
-    ensure_data_trackers,
     human_bytes,
     load_note,
-    now_ms,
-    read_rss_kib,
-    remove_dir,
-    retention_days_for,
-    scratch_dir,
+    peak_rss_kib,
+    rss_kib,
     verdict,
     wait_until_idle,
 )
+from _server import bench_server, ensure_data_trackers, remove_dir, scratch_dir
+from _traces import DAY_MS
 from rich.table import Table
+
+from opencts.clock import now_ms
+from opencts.testing.server import ServerProcess
 
 FLOOR_ROWS_PER_S = 50_000
 
@@ -114,16 +112,14 @@ def busiest(db_path: Path, project_id: str, column: str) -> str:
         conn.close()
 
 
-def export_once(
-    server: Server, creds: Credentials, path: str, params: dict[str, str], fmt: str, case: str
-) -> ExportRun:
+def export_once(server: ServerProcess, path: str, params: dict[str, str], fmt: str, case: str) -> ExportRun:
     """Stream one export, counting lines as they arrive, while sampling the server's RSS."""
-    rss_before = read_rss_kib(server.pid)[0]
+    rss_before = rss_kib(server.pid)
     sampler = RssSampler(server.pid, interval=0.02).start()
     cpu0 = cpu_seconds(server.pid)
     newlines = size = 0
     first_byte = 0.0
-    with server.client(creds, timeout=600.0) as client:
+    with server.client(timeout=600.0) as client:
         started = time.perf_counter()
         with client.stream("GET", path, params={**params, "format": fmt}) as response:
             if response.status_code != 200:
@@ -138,7 +134,7 @@ def export_once(
     peak = sampler.stop()
     cpu = cpu_seconds(server.pid) - cpu0
     rows = newlines - 1 if fmt == "csv" else newlines  # the CSV header line is not a trace
-    after = read_rss_kib(server.pid)[0]
+    after = rss_kib(server.pid)
     return ExportRun(
         case, fmt, rows, size, elapsed, first_byte, rss_before, peak, after, cpu, sampler.at_fractions()
     )
@@ -147,7 +143,7 @@ def export_once(
 def main() -> None:
     args = parse_args()
     scratch = scratch_dir("export-")
-    server: Server | None = None
+    server: ServerProcess | None = None
     try:
         end = now_ms()
         start = end - int(args.days * DAY_MS) + 10 * 60_000
@@ -169,12 +165,10 @@ def main() -> None:
             cases.append((f"{param}={value}", {param: value}, count))
 
         retention = retention_days_for(start)
-        server = Server(
-            scratch, env={"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {}
-        ).start()
+        server = bench_server(scratch, {"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {})
         path = f"/v3/{creds.project_id}/traces/export"
         params = {"from": str(time_from), "to": str(time_to)}
-        with server.client(creds) as client:  # one small request first: the server's lazy start-up costs
+        with server.client() as client:  # one small request first: the server's lazy start-up costs
             client.get(f"/v3/{creds.project_id}/traces", params={"limit": "1"}).raise_for_status()
             ensure_data_trackers(client, creds.project_id, spec.universe().data_trackers)
         catch_up = wait_until_idle(server, timeout=args.catch_up_timeout)
@@ -183,13 +177,13 @@ def main() -> None:
         spy = PySpy(server.pid, args.py_spy.resolve()) if args.py_spy else None
         with spy or contextlib.nullcontext():
             runs = [
-                export_once(server, creds, path, {**params, **extra}, fmt, case)
+                export_once(server, path, {**params, **extra}, fmt, case)
                 for case, extra, _ in cases
                 for _ in range(args.rounds)
                 for fmt in ("csv", "ndjson")
             ]
         expected = {case: count for case, _, count in cases}
-        _, hwm = read_rss_kib(server.pid)
+        hwm = peak_rss_kib(server.pid)
 
         table = Table(title=f"export of management traces over 7 days ({args.traces:,} in the log)")
         table.add_column("case", no_wrap=True)
