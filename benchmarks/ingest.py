@@ -24,42 +24,34 @@ import argparse
 import contextlib
 import queue
 import shutil
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 import orjson
-from _common import (
-    DAY_MS,
-    HOUR_MS,
-    INSERT_SQL,
-    Credentials,
+from _dataset import build_dataset
+from _measure import (
     PySpy,
-    Row,
-    Server,
-    TraceFactory,
-    Universe,
-    build_dataset,
     console,
     count_traces,
     cpu_seconds,
-    encode_batch,
-    ensure_data_trackers,
     load_note,
-    now_ms,
     percentile,
-    remove_dir,
-    scratch_dir,
-    self_check,
     verdict,
     wait_until_idle,
 )
+from _server import ensure_data_trackers, remove_dir, scratch_dir
+from _traces import DAY_MS, HOUR_MS, TraceFactory, Universe, encode_batch, self_check
 from rich.table import Table
 
-from opencts.store import Database, migrate
+from opencts.clock import now_ms
+from opencts.iam.bootstrap import BootstrapCredentials
+from opencts.store import Database, migrate, trace_log
+from opencts.store.trace_log import TraceRow
+from opencts.testing.server import ServerProcess
 
 FLOOR_EVENTS_PER_S = 20_000
 FLOOR_RATIO = 0.4
@@ -130,11 +122,11 @@ def post_batch(client: httpx.Client, path: str, body: bytes, result: IngestResul
 
 
 def ingest_worker(
-    server: Server, creds: Credentials, bodies: queue.Queue[bytes], result: IngestResult
+    server: ServerProcess, creds: BootstrapCredentials, bodies: queue.Queue[bytes], result: IngestResult
 ) -> None:
     path = traces_path(creds.project_id)
     try:
-        with server.client(creds) as client:
+        with server.client() as client:
             while True:
                 try:
                     body = bodies.get_nowait()
@@ -150,8 +142,8 @@ def ingest_worker(
 
 
 def probe_worker(
-    server: Server,
-    creds: Credentials,
+    server: ServerProcess,
+    creds: BootstrapCredentials,
     factory: TraceFactory,
     samples: int,
     interval: float,
@@ -160,7 +152,7 @@ def probe_worker(
 ) -> None:
     """POST one trace; the moment the POST returns, GET ?trace_id= until it is listed (at most 5 s)."""
     path = traces_path(creds.project_id)
-    with server.client(creds) as client:
+    with server.client() as client:
         for _ in range(samples):
             trace = factory.input_trace(now_ms())
             trace_id = trace["trace_id"]
@@ -187,35 +179,164 @@ def probe_worker(
                 load_done.wait(interval)
 
 
-def sqlite_floor(db_dir: Path, rows: list[Row], batch: int, *, start_from: Path | None = None) -> float:
-    """Seconds to append ``rows`` with the server's schema (WAL, synchronous=FULL): to a fresh database,
-    or to a copy of ``start_from``."""
+def store_floor(db_dir: Path, rows: list[TraceRow], batch: int, *, start_from: Path | None = None) -> float:
+    """Seconds to append ``rows`` batch by batch through the store alone (``trace_log.append`` on the
+    writer lane, WAL, synchronous=FULL), no HTTP: to a fresh database, or to a copy of ``start_from``."""
     db_dir.mkdir(parents=True, exist_ok=True)
     db_path = db_dir / "opencts.db"
     if start_from is not None:
         shutil.copyfile(start_from, db_path)
-    else:
-        db = Database(f"sqlite:///{db_path}")
-        migrate.upgrade(db)  # exactly the server's tables and indexes
-        db.close()
-    before = count_traces(db_path)
-    conn = sqlite3.connect(db_path, isolation_level=None)
+    db = Database(f"sqlite:///{db_path}")
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA cache_size=-131072")  # the server's page cache, so only the code path differs
+        migrate.upgrade(db)  # exactly the server's tables and indexes
+        before = count_traces(db_path)
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(INSERT_SQL, rows[start : start + batch])
-            conn.execute("COMMIT")
+            db.write_sync(partial(trace_log.append, rows=rows[start : start + batch]))
         elapsed = time.perf_counter() - started
-        count = conn.execute("SELECT count(*) FROM traces").fetchone()[0]
     finally:
-        conn.close()
+        db.close()
+    count = count_traces(db_path)
     if count != before + len(rows):
         raise RuntimeError(f"floor database holds {count} rows, expected {before + len(rows)}")
     return elapsed
+
+
+def preload(server: ServerProcess, scratch: Path, args: argparse.Namespace) -> Path | None:
+    """Fill the server's log before it starts, if asked; a copy of that log for the floor to start from."""
+    if not args.preload:
+        return None
+    now = now_ms()
+    build_dataset(
+        server.data_dir, args.preload, start_ms=now - 6 * DAY_MS, end_ms=now - 2 * HOUR_MS, seed=args.seed
+    )
+    preloaded = scratch / "preloaded.db"  # the floor starts from the same log
+    shutil.copyfile(server.data_dir / "opencts.db", preloaded)
+    return preloaded
+
+
+def encode_bodies(
+    factory: TraceFactory, args: argparse.Namespace
+) -> tuple[queue.Queue[bytes], list[TraceRow]]:
+    """Every batch pre-encoded (the client spends its time sending, not generating), and the rows the
+    server will store for them, for the floor."""
+    prep_started = time.perf_counter()
+    now = now_ms()
+    rng = factory.rng
+    # Producers send roughly in time order: times climb through the last hour, with a little jitter.
+    first, step = now - 55 * 60_000, 55 * 60_000 / args.traces
+    traces = [factory.input_trace(first + int(i * step) + rng.randrange(2000)) for i in range(args.traces)]
+    bodies: queue.Queue[bytes] = queue.Queue()
+    payload = 0
+    for start in range(0, len(traces), args.batch):
+        body = encode_batch(traces[start : start + args.batch])
+        payload += len(body)
+        bodies.put(body)
+    rows = [factory.to_row(dict(t), now) for t in traces]
+    prep_s = time.perf_counter() - prep_started
+    console.print(
+        f"pre-encoded {bodies.qsize():,} bodies ({payload / 2**20:,.0f} MiB, "
+        f"{payload / args.traces:,.0f} B/trace) in {prep_s:.1f}s"
+    )
+    return bodies, rows
+
+
+@dataclass
+class HttpRun:
+    result: IngestResult
+    probes: ProbeResult
+    elapsed: float
+    server_cpu: float
+    client_cpu: float
+    load_before: str
+
+
+def ingest_over_http(
+    server: ServerProcess,
+    creds: BootstrapCredentials,
+    universe: Universe,
+    bodies: queue.Queue[bytes],
+    args: argparse.Namespace,
+) -> HttpRun:
+    """Post every body from ``--concurrency`` threads, with the ack-to-visible probe running alongside."""
+    result = IngestResult()
+    probes = ProbeResult()
+    load_done = threading.Event()
+    probe_factory = TraceFactory(universe, creds.project_id, seed=args.seed + 2, data_share=0.0)
+    prober = threading.Thread(
+        target=probe_worker,
+        args=(server, creds, probe_factory, args.probes, args.probe_interval, load_done, probes),
+        name="probe",
+    )
+    workers = [
+        threading.Thread(target=ingest_worker, args=(server, creds, bodies, result), name=f"ingest-{i}")
+        for i in range(args.concurrency)
+    ]
+    server_cpu0, client_cpu0 = cpu_seconds(server.pid), time.process_time()
+    load_before = load_note()
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    prober.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    load_done.set()
+    server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu0, time.process_time() - client_cpu0
+    prober.join()
+    if result.errors:
+        raise RuntimeError(f"ingest failed: {result.errors[:3]}")
+    return HttpRun(result, probes, elapsed, server_cpu, client_cpu, load_before)
+
+
+def report(run: HttpRun, args: argparse.Namespace, rows: int, floor_s: float) -> None:
+    result, probes, elapsed = run.result, run.probes, run.elapsed
+    http_rate = result.accepted / elapsed
+    floor_rate = rows / floor_s
+    ratio = http_rate / floor_rate
+    into = f"into a log of {args.preload:,} traces, " if args.preload else ""
+    table = Table(title=f"ingest ({into}durable: synchronous=FULL, one commit per batch)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("floor", justify="right")
+    table.add_column("", justify="left")
+    table.add_row(
+        "HTTP ingest",
+        f"{http_rate:,.0f} events/s",
+        f"≥ {FLOOR_EVENTS_PER_S:,}",
+        verdict(http_rate >= FLOOR_EVENTS_PER_S),
+    )
+    table.add_row("store append, no HTTP", f"{floor_rate:,.0f} events/s", "", "")
+    table.add_row("ratio HTTP / store", f"{ratio:.2f}", f"≥ {FLOOR_RATIO}", verdict(ratio >= FLOOR_RATIO))
+    lat = result.latencies
+    table.add_row(
+        "POST latency p50 / p95",
+        f"{percentile(lat, 50) * 1000:,.0f} / {percentile(lat, 95) * 1000:,.0f} ms",
+        "",
+        "",
+    )
+    vis = probes.latencies
+    vis_p95 = percentile(vis, 95) if vis else float("inf")
+    vis_ok = vis_p95 <= FLOOR_VISIBLE_P95_S and not probes.missing
+    table.add_row(
+        "ack → visible p50 / p95",
+        f"{percentile(vis, 50) * 1000:,.1f} / {vis_p95 * 1000:,.1f} ms",
+        f"p95 ≤ {FLOOR_VISIBLE_P95_S:g} s",
+        verdict(vis_ok),
+    )
+    loaded = [v for v, busy in zip(vis, probes.under_load, strict=True) if busy]
+    if loaded:
+        loaded_p95 = percentile(loaded, 95) * 1000
+        table.add_row("  of which under load", f"{len(loaded)} samples, p95 {loaded_p95:,.1f} ms", "", "")
+    console.print(table)
+    console.print(
+        f"{result.accepted:,} traces in {elapsed:.2f}s over {result.batches:,} POSTs "
+        f"({result.retries} retried after 429); floor run {floor_s:.2f}s. "
+        f"Visibility: {len(vis)} samples, {probes.missing} never listed within 5 s.\n"
+        f"CPU during ingest: server {run.server_cpu:.1f}s ({100 * run.server_cpu / elapsed:.0f}% of a core, "
+        f"{1e6 * run.server_cpu / result.accepted:.0f} µs/trace), client {run.client_cpu:.1f}s."
+    )
+    console.print(f"machine: {run.load_before} when the HTTP run started, {load_note()} at the end")
 
 
 def main() -> None:
@@ -223,146 +344,38 @@ def main() -> None:
     if not 1 <= args.batch <= 1000:
         raise SystemExit("--batch must be between 1 and 1000")
     scratch = scratch_dir("ingest-")
-    server = Server(scratch / "server")
+    server = ServerProcess(scratch / "server")
     try:
         console.print(
             f"[bold]ingest benchmark[/]: {args.traces:,} traces, batches of {args.batch:,}, "
             f"{args.concurrency} client threads; scratch dir {scratch}"
         )
-        preloaded: Path | None = None
-        if args.preload:
-            now = now_ms()
-            build_dataset(
-                server.data_dir,
-                args.preload,
-                start_ms=now - 6 * DAY_MS,
-                end_ms=now - 2 * HOUR_MS,
-                seed=args.seed,
-            )
-            preloaded = scratch / "preloaded.db"  # the floor starts from the same log
-            shutil.copyfile(server.data_dir / "opencts.db", preloaded)
-        server.start()
+        preloaded = preload(server, scratch, args)
+        server.start(120)
         if args.preload:
             console.print(f"preloaded {args.preload:,} traces; waiting for the server to read them ...")
             console.print(f"server idle after {wait_until_idle(server, timeout=3600):,.0f}s")
-        creds = server.credentials()
+        creds = server.creds
         universe = Universe(domain_id=creds.domain_id, domain_name=creds.domain_name, seed=args.seed)
         factory = TraceFactory(universe, creds.project_id, seed=args.seed + 1)
         self_check(factory)
-        with server.client(creds) as client:
+        with server.client() as client:
             ensure_data_trackers(client, creds.project_id, universe.data_trackers)
         db_path = server.data_dir / "opencts.db"
         rows_before = count_traces(db_path)  # the trackers' creation is audited in the log too
-
-        # Pre-encode everything, so the client spends its time sending, not generating.
-        prep_started = time.perf_counter()
-        now = now_ms()
-        rng = factory.rng
-        # Producers send roughly in time order: times climb through the last hour, with a little jitter.
-        first, step = now - 55 * 60_000, 55 * 60_000 / args.traces
-        traces = [factory.input_trace(first + int(i * step) + rng.randrange(2000))
-                  for i in range(args.traces)]  # fmt: skip
-        bodies: queue.Queue[bytes] = queue.Queue()
-        payload = 0
-        for start in range(0, len(traces), args.batch):
-            body = encode_batch(traces[start : start + args.batch])
-            payload += len(body)
-            bodies.put(body)
-        rows = [factory.to_row(dict(t), now) for t in traces]  # what the server will store, for the floor
-        del traces
-        prep_s = time.perf_counter() - prep_started
-        console.print(
-            f"pre-encoded {bodies.qsize():,} bodies ({payload / 2**20:,.0f} MiB, "
-            f"{payload / args.traces:,.0f} B/trace) in {prep_s:.1f}s"
-        )
-
-        # HTTP ingest, with the ack-to-visible probe running alongside.
-        result = IngestResult()
-        probes = ProbeResult()
-        load_done = threading.Event()
-        probe_factory = TraceFactory(universe, creds.project_id, seed=args.seed + 2, data_share=0.0)
-        prober = threading.Thread(
-            target=probe_worker,
-            args=(server, creds, probe_factory, args.probes, args.probe_interval, load_done, probes),
-            name="probe",
-        )
-        workers = [
-            threading.Thread(target=ingest_worker, args=(server, creds, bodies, result), name=f"ingest-{i}")
-            for i in range(args.concurrency)
-        ]
+        bodies, rows = encode_bodies(factory, args)
         spy = PySpy(server.pid, args.py_spy.resolve()) if args.py_spy else None
         with spy or contextlib.nullcontext():
-            server_cpu0, client_cpu0 = cpu_seconds(server.pid), time.process_time()
-            load_before = load_note()
-            started = time.perf_counter()
-            for w in workers:
-                w.start()
-            prober.start()
-            for w in workers:
-                w.join()
-            elapsed = time.perf_counter() - started
-        load_done.set()
-        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu0, time.process_time() - client_cpu0
-        prober.join()
-        if result.errors:
-            raise RuntimeError(f"ingest failed: {result.errors[:3]}")
+            run = ingest_over_http(server, creds, universe, bodies, args)
         server.stop()
         stored = count_traces(db_path) - rows_before
-        expected = args.traces + len(probes.latencies) + probes.missing
-        if result.accepted != args.traces or stored != expected:
-            raise RuntimeError(f"accepted {result.accepted:,}, stored {stored:,}; expected {args.traces:,}")
-        http_rate = result.accepted / elapsed
-
-        # The floor: the same rows, plain sqlite3, same disk, same schema.
-        floor_s = sqlite_floor(scratch / "floor", rows, args.batch, start_from=preloaded)
-        floor_rate = len(rows) / floor_s
-        ratio = http_rate / floor_rate
-
-        into = f"into a log of {args.preload:,} traces, " if args.preload else ""
-        table = Table(title=f"ingest ({into}durable: synchronous=FULL, one commit per batch)")
-        table.add_column("measure")
-        table.add_column("value", justify="right")
-        table.add_column("floor", justify="right")
-        table.add_column("", justify="left")
-        table.add_row(
-            "HTTP ingest",
-            f"{http_rate:,.0f} events/s",
-            f"≥ {FLOOR_EVENTS_PER_S:,}",
-            verdict(http_rate >= FLOOR_EVENTS_PER_S),
-        )
-        table.add_row("plain sqlite3 append", f"{floor_rate:,.0f} events/s", "", "")
-        table.add_row(
-            "ratio HTTP / sqlite3", f"{ratio:.2f}", f"≥ {FLOOR_RATIO}", verdict(ratio >= FLOOR_RATIO)
-        )
-        lat = result.latencies
-        table.add_row(
-            "POST latency p50 / p95",
-            f"{percentile(lat, 50) * 1000:,.0f} / {percentile(lat, 95) * 1000:,.0f} ms",
-            "",
-            "",
-        )
-        vis = probes.latencies
-        vis_p95 = percentile(vis, 95) if vis else float("inf")
-        vis_ok = vis_p95 <= FLOOR_VISIBLE_P95_S and not probes.missing
-        table.add_row(
-            "ack → visible p50 / p95",
-            f"{percentile(vis, 50) * 1000:,.1f} / {vis_p95 * 1000:,.1f} ms",
-            f"p95 ≤ {FLOOR_VISIBLE_P95_S:g} s",
-            verdict(vis_ok),
-        )
-        loaded = [v for v, busy in zip(vis, probes.under_load, strict=True) if busy]
-        if loaded:
-            loaded_p95 = percentile(loaded, 95) * 1000
-            table.add_row("  of which under load", f"{len(loaded)} samples, p95 {loaded_p95:,.1f} ms", "", "")
-        console.print(table)
-        console.print(
-            f"{result.accepted:,} traces in {elapsed:.2f}s over {result.batches:,} POSTs "
-            f"({result.retries} retried after 429); floor run {floor_s:.2f}s. "
-            f"Visibility: {len(vis)} samples, {probes.missing} never listed within 5 s.\n"
-            f"CPU during ingest: server {server_cpu:.1f}s ({100 * server_cpu / elapsed:.0f}% of a core, "
-            f"{1e6 * server_cpu / result.accepted:.0f} µs/trace), client {client_cpu:.1f}s."
-        )
-        console.print(f"machine: {load_before} when the HTTP run started, {load_note()} at the end")
+        expected = args.traces + len(run.probes.latencies) + run.probes.missing
+        if run.result.accepted != args.traces or stored != expected:
+            raise RuntimeError(
+                f"accepted {run.result.accepted:,}, stored {stored:,}; expected {args.traces:,}"
+            )
+        floor_s = store_floor(scratch / "floor", rows, args.batch, start_from=preloaded)
+        report(run, args, len(rows), floor_s)
         if spy is not None:
             console.print(spy.summary())
     finally:
