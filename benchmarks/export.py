@@ -1,9 +1,9 @@
 """Streaming export: ``GET /v3/{project_id}/traces/export?format=csv|ndjson`` over 7 days, in flat memory.
 
-Builds a database of N traces (default 500,000) over the last 7 days directly in SQLite (the server's own
-migrations and bootstrap create schema and project), starts ``opencts serve`` on it, then streams each
-format once with a signed request, counting rows as they arrive. A thread samples the server's RSS from
-``/proc/<pid>/status`` every 20 ms, to show the export does not buffer the result.
+Builds a database of N traces (default 500,000) over the last 7 days (the server's own migrations and
+bootstrap create schema and project, ``trace_log.append`` the rows), starts ``opencts serve`` on it, then
+streams each format once with a signed request, counting rows as they arrive. A thread samples the server's
+RSS (psutil) every 20 ms, to show the export does not buffer the result.
 
 Each format is exported unfiltered, and filtered on the busiest service and on the busiest user (the term
 index answers those on SQLite). Floor: >= 50,000 rows/s for each; memory should stay flat (peak close to

@@ -6,16 +6,16 @@
    bootstrap AK/SK. The server answers only after the batch committed with ``synchronous=FULL``.
    Meanwhile a probe measures "ack to visible": POST one trace, and as soon as the POST returns, GET
    ``?trace_id=`` until it is listed.
-3. The floor: the very same row tuples appended with the stdlib ``sqlite3`` module to a fresh database with
-   the server's schema and indexes (created by its migrations), WAL + ``synchronous=FULL`` and the server's
-   page cache size, ``executemany`` in transactions of one batch each.
+3. The floor: the very same rows appended by the store alone (``trace_log.append`` on a ``Database``'s
+   writer lane, no HTTP, no parsing) to a fresh database with the server's schema and indexes (created by
+   its migrations) and settings (WAL, ``synchronous=FULL``), in transactions of one batch each.
 
 ``--preload N`` first fills the server's log with N traces spread over the six days before (as a week of
 a busy account would), waits until the server's consumers and term index have read them, and runs the
 floor on a copy of that same database: sustained ingest into a log that is already large, where every
 random trace id lands on a cold page of the uniqueness index.
 
-Floors: >= 20,000 events/s over HTTP, >= 0.4 of the plain-SQLite rate, ack-to-visible p95 <= 1 s.
+Floors: >= 20,000 events/s over HTTP, >= 0.4 of the store's own rate, ack-to-visible p95 <= 1 s.
 """
 
 from __future__ import annotations

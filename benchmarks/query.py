@@ -1,10 +1,10 @@
 """ListTraces latency over a big trace log: p50/p95/p99 per kind of query, against p95 <= 50 ms.
 
-1. Builds a database of N traces (default 10,000,000) spread over 7 days ending now, directly in SQLite
+1. Builds a database of N traces (default 10,000,000) spread over 7 days ending now, in SQLite
    (``--backend sqlite``) or PostgreSQL (``--backend postgres``, a database of its own on ``--pg-url``'s
    server): the server's own migrations and first-start bootstrap create the schema and the project, the
-   secondary indexes are dropped, rows are appended in big transactions (SQLite ``synchronous=OFF``,
-   PostgreSQL ``COPY``), the indexes are recreated with the migrations' DDL, then ANALYZE. ``--order``
+   secondary indexes are dropped, rows are appended through ``trace_log.append`` in big transactions
+   (SQLite with ``synchronous=OFF``), the indexes are recreated with the migrations' DDL, then ANALYZE. ``--order``
    says in which order the traces arrive: ``time`` (in time order), ``random`` (times independent of
    arrival, over the whole week), ``backfill`` (in time order, with one trace in ten an old one arriving
    late). ``--reuse`` keeps the dataset in ``--data-root``/query-BACKEND-ORDER-N/ and uses it again.
@@ -31,34 +31,28 @@ from typing import Any
 import httpx
 import orjson
 import psycopg
-from _common import (
-    BENCH_DATA,
-    DAY_MS,
-    HOUR_MS,
-    ORDERS,
-    BuildStats,
-    Credentials,
-    DatasetSpec,
-    Server,
-    build_dataset,
+from _dataset import ORDERS, BuildStats, DatasetSpec, build_dataset, retention_days_for
+from _measure import (
     console,
     db_size,
-    ensure_data_trackers,
     human_bytes,
     load_note,
-    now_ms,
+    peak_rss_kib,
     percentile,
-    read_rss_kib,
-    retention_days_for,
-    scratch_dir,
+    rss_kib,
     verdict,
     wait_until_idle,
 )
+from _server import BENCH_DATA, bench_server, ensure_data_trackers, scratch_dir
+from _traces import DAY_MS, HOUR_MS, Universe
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
+from opencts.clock import now_ms
+from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.store import Database
 from opencts.store.term_index import TermIndex
+from opencts.testing.server import ServerProcess
 
 FLOOR_P95_MS = 50.0
 META = "bench-meta.json"
@@ -126,7 +120,7 @@ def drop_pg_database(args: argparse.Namespace, url: str | None, *, create: bool 
 
 def load_or_build(
     data_dir: Path, args: argparse.Namespace, reuse: bool
-) -> tuple[Credentials, dict[str, int]]:
+) -> tuple[BootstrapCredentials, dict[str, int]]:
     """The dataset's credentials and {count, data_start, data_end, build timings}; builds when needed."""
     meta_path = data_dir / META
     url = dataset_url(args, data_dir)
@@ -138,7 +132,7 @@ def load_or_build(
                 f"reusing {data_dir} ({meta['count']:,} traces, built {age_h:.1f} h ago "
                 f"in {meta['total_s']:,.0f}s)"
             )
-            return Credentials.load(data_dir), meta
+            return read_credentials(data_dir / "credentials.json"), meta
     if data_dir.exists():
         shutil.rmtree(data_dir)
     drop_pg_database(args, url, create=True)
@@ -287,14 +281,14 @@ def warm_term_index(db: Database, *, rebuild: bool) -> None:
     index, snapshot = db.term_index, db.term_snapshot
     if index is None or snapshot is None:
         return
-    rss0 = read_rss_kib(os.getpid())[0]
+    rss0 = rss_kib(os.getpid())
     started = time.perf_counter()
     loaded = db.read_sync(lambda conn: index.load(snapshot, conn))
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     db.read_sync(index.refresh)
     refresh_s = time.perf_counter() - started
-    rss1 = read_rss_kib(os.getpid())[0]
+    rss1 = rss_kib(os.getpid())
     note = f"snapshot read in {load_s:.2f}s, then" if loaded else "no usable snapshot;"
     console.print(
         f"term index: {note} caught up in {refresh_s:.2f}s: {index.terms:,} terms up to seq {index.upto:,}, "
@@ -339,210 +333,275 @@ def store_latencies(
     return out
 
 
+Case = tuple[str, Callable[[random.Random], Params]]
+
+
+def query_cases(
+    universe: Universe, week: Params, trace_ids: list[str], data_start: int, data_end: int
+) -> list[Case]:
+    """The randomised ListTraces parameters of each timed case, drawn from the dataset's value domains."""
+
+    def window(r: random.Random) -> Params:
+        t = r.randint(data_start, data_end - HOUR_MS)
+        return {"from": str(t), "to": str(t + HOUR_MS)}
+
+    def tracker(r: random.Random) -> Params:
+        name = r.choice(("system", *universe.data_trackers))
+        return {**week, "trace_type": "system" if name == "system" else "data", "tracker_name": name}
+
+    def one(param: str, values: list[str]) -> Callable[[random.Random], Params]:
+        return lambda r: {**week, param: r.choice(values)}
+
+    def mismatch(r: random.Random) -> Params:
+        service, other = r.sample(list(universe.services), 2)
+        return {**week, "service_type": service, "user": r.choice(universe.users).name,
+                "trace_name": r.choice(foreign_operations(universe, service, other))}  # fmt: skip
+
+    resources = universe.resources
+    ratings = ("normal", "warning", "incident")
+    return [
+        ("time: random 1-hour window", window),
+        ("time: default (last hour)", lambda r: {}),
+        ("time: the whole week", lambda r: dict(week)),
+        ("tracker_name", tracker),
+        ("service_type", one("service_type", list(universe.services))),
+        ("user", one("user", [u.name for u in universe.users])),
+        ("resource_id", one("resource_id", [x.id for x in resources])),
+        ("resource_name", one("resource_name", [x.name for x in resources])),
+        ("resource_type", one("resource_type", universe.resource_types)),
+        ("trace_id", one("trace_id", trace_ids)),
+        ("trace_name", one("trace_name", universe.trace_names)),
+        ("trace_rating", one("trace_rating", list(ratings))),
+        ("access_key_id", one("access_key_id", universe.access_keys)),
+        ("enterprise_project_id", one("enterprise_project_id", list(universe.enterprise_projects))),
+        ("user + trace_rating", lambda r: {
+            **week, "user": r.choice(universe.users).name, "trace_rating": r.choice(ratings),
+        }),
+        ("resource_type + enterprise_project_id", lambda r: {
+            **week,
+            "resource_type": r.choice(universe.resource_types),
+            "enterprise_project_id": r.choice(list(universe.enterprise_projects)),
+        }),
+        ("service_type + user + trace_rating", lambda r: {
+            **week,
+            "service_type": r.choice(universe.services),
+            "user": r.choice(universe.users).name,
+            "trace_rating": r.choice(ratings),
+        }),
+        # Filters that each match millions of traces but never together: what a B-tree per column
+        # answers by walking every row of the one index it picks.
+        ("no match: service + user + another service's operation", mismatch),
+    ]  # fmt: skip
+
+
+def foreign_operations(universe: Universe, service: str, other: str) -> list[str]:
+    """Operations of ``other`` that ``service`` does not have: with ``service`` they match nothing."""
+    names = {op[0] for op in universe.ops_by_service[service]}
+    return [op[0] for op in universe.ops_by_service[other] if op[0] not in names]
+
+
+def time_cases(
+    client: httpx.Client, path: str, cases: list[Case], args: argparse.Namespace, rng: random.Random
+) -> list[CaseResult]:
+    limit = str(args.limit)
+    for _, make in cases:  # one untimed request each: first-use costs are not what we measure
+        list_once(client, path, {"limit": limit, **make(rng)})
+    results: list[CaseResult] = []
+    for label, make in cases:
+        result = CaseResult(label)
+        for _ in range(args.samples):
+            params = {"limit": limit, **make(rng)}
+            elapsed, doc = list_once(client, path, params)
+            result.add(elapsed, params, doc)
+        results.append(result)
+        console.print(f"  {label}: p95 {percentile(result.ms, 95):,.1f} ms")
+    return results
+
+
+def time_deep_pages(
+    client: httpx.Client,
+    path: str,
+    args: argparse.Namespace,
+    rng: random.Random,
+    week: Params,
+    busy_users: list[str],
+) -> list[CaseResult]:
+    """Follow ``next`` deep_page-1 times over the whole week, then time the next request; over time alone
+    and filtered by one of the busiest users (so a deep listing has its pages)."""
+    data_start, data_end = int(week["from"]) + 1, int(week["to"]) - 1
+    results: list[CaseResult] = []
+    for label, extra in (("time", {}), ("user", None)):
+        result = CaseResult(f"page {args.deep_page} (next markers), {label}")
+        for _ in range(args.deep_samples):
+            to = rng.randint(data_start + DAY_MS, data_end)
+            params = {"limit": str(args.limit), "from": week["from"], "to": str(to)}
+            params.update(extra if extra is not None else {"user": rng.choice(busy_users)})
+            for _page in range(args.deep_page - 1):
+                _, doc = list_once(client, path, params)
+                marker = doc["meta_data"]["marker"]
+                if marker is None:
+                    break  # a short listing: time its last page
+                params = {**params, "next": str(marker)}
+            elapsed, doc = list_once(client, path, params)
+            result.add(elapsed, params, doc)
+        results.append(result)
+        console.print(f"  {result.label}: p95 {percentile(result.ms, 95):,.1f} ms")
+    return results
+
+
+def serve_dataset(
+    args: argparse.Namespace,
+    data_dir: Path,
+    url: str | None,
+    creds: BootstrapCredentials,
+    universe: Universe,
+    week: Params,
+) -> ServerProcess:
+    """The server on the dataset, its consumers and term index caught up with the log."""
+    retention = retention_days_for(int(week["from"]) + 1)
+    env = {"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {}
+    if retention != 7:
+        console.print(
+            "[yellow]note[/]: the oldest traces are older than 7 days by the time they are queried; "
+            f"the server runs with retention {retention} days so all stay listed"
+        )
+    if url is not None:
+        env["OPENCTS_DATABASE_URL"] = url
+    snapshot_term_index(url or sqlite_url(data_dir), data_dir)
+    if args.warm_cache:
+        warm_page_cache(url, data_dir)
+    server = bench_server(data_dir, env)
+    with server.client() as client:  # as a real account would have them
+        ensure_data_trackers(client, creds.project_id, universe.data_trackers)
+    catch_up = wait_until_idle(server, timeout=args.catch_up_timeout)
+    console.print(f"server idle (consumers caught up with the log) after {catch_up:,.0f}s")
+    service, other = sorted(universe.services)[:2]
+    probe = {**week, "service_type": service, "user": universe.users[0].name,
+             "trace_name": foreign_operations(universe, service, other)[0]}  # fmt: skip
+    with server.client(timeout=args.catch_up_timeout) as client:
+        path = f"/v3/{creds.project_id}/traces"
+        waited = wait_for_term_index(client, path, probe, timeout=args.catch_up_timeout)
+    console.print(f"server's term index caught up with the log after {waited:,.0f}s more")
+    return server
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'opencts.db').resolve()}"
+
+
+def dataset_spec(
+    args: argparse.Namespace, creds: BootstrapCredentials, data_start: int, data_end: int
+) -> DatasetSpec:
+    """The spec the build drew from, so every filter value asked for exists."""
+    return DatasetSpec(
+        creds.project_id,
+        creds.domain_id,
+        creds.domain_name,
+        args.traces,
+        data_start,
+        data_end,
+        seed=args.seed,
+        order=args.order,
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    meta: dict[str, int],
+    size: int,
+    results: list[CaseResult],
+    store: list[list[float]],
+) -> None:
+    title = (
+        f"ListTraces on {args.backend} over {args.traces:,} traces ({human_bytes(size)}) arriving in "
+        f"{args.order} order, limit {args.limit}"
+    )
+    table = Table(title=f"{title}, {args.samples} samples per case, one request at a time")
+    for col in ("case", "p50 ms", "p95 ms", "p99 ms", "max ms", "avg rows", "store p95 ms"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    table.add_column(f"p95 ≤ {FLOOR_P95_MS:g} ms")
+    all_ok = True
+    for result, store_ms in zip(results, store, strict=True):
+        ok = percentile(result.ms, 95) <= FLOOR_P95_MS
+        all_ok &= ok
+        cells = [f"{percentile(result.ms, p):,.1f}" for p in (50, 95, 99)]
+        table.add_row(
+            result.label,
+            *cells,
+            f"{max(result.ms):,.1f}",
+            f"{result.rows / len(result.ms):,.1f}",
+            f"{percentile(store_ms, 95):,.1f}",
+            verdict(ok),
+        )
+    console.print(table)
+    console.print(
+        f"database: {human_bytes(size)} for {args.traces:,} traces ({size / args.traces:,.0f} B/trace); "
+        f"build {meta['total_s']:,.0f}s (insert {meta['insert_s']:,.0f}s, "
+        f"indexes {meta['index_s']:,.0f}s, ANALYZE {meta['analyze_s']:,.0f}s)"
+    )
+    console.print("store p95: the same parameters through opencts.traces.listing.list_traces in-process")
+    for result in results:
+        if percentile(result.ms, 95) > FLOOR_P95_MS:
+            ms, params = result.worst
+            console.print(f"slowest '{result.label}' request: {ms:,.0f} ms with {params}")
+    console.print(f"p95 ≤ {FLOOR_P95_MS:g} ms in every case: {verdict(all_ok)}")
+
+
+def measure(
+    args: argparse.Namespace,
+    data_dir: Path,
+    url: str | None,
+    creds: BootstrapCredentials,
+    meta: dict[str, int],
+) -> None:
+    rng = random.Random(args.seed)
+    data_start, data_end = meta["data_start"], meta["data_end"]
+    size = db_size(data_dir) if url is None else pg_size(url)
+    universe = dataset_spec(args, creds, data_start, data_end).universe()
+    samples = sample_values(url or sqlite_url(data_dir), rng, max(args.samples, 50))
+    week = {"from": str(data_start - 1), "to": str(data_end + 1)}
+    cases = query_cases(universe, week, samples["trace_id"], data_start, data_end)
+    # the users with the most traces, so a deep listing of one has its pages
+    weighted = sorted(zip(universe.user_weights, universe.users, strict=True), key=lambda wu: wu[0])
+    busy_users = [user.name for _, user in weighted[-5:]]
+    server = serve_dataset(args, data_dir, url, creds, universe, week)
+    try:
+        path = f"/v3/{creds.project_id}/traces"
+        load_before = load_note()
+        with server.client(timeout=60.0) as client:
+            results = time_cases(client, path, cases, args, rng)
+            results += time_deep_pages(client, path, args, rng, week, busy_users)
+        load_after = load_note()
+        server_rss, server_hwm = rss_kib(server.pid), peak_rss_kib(server.pid)
+    finally:
+        server.stop()
+    # The same requests once more, in this process, through the server's own query code and nothing
+    # else (no HTTP, no auth): what the store costs, as opposed to the whole request.
+    store = (
+        [[0.0] for _ in results]
+        if args.skip_store
+        else store_latencies(
+            url or sqlite_url(data_dir), data_dir, creds.project_id, results, rebuild=args.rebuild_index
+        )
+    )
+    report(args, meta, size, results, store)
+    console.print(f"server memory: RSS {server_rss / 1024:,.0f} MiB (peak {server_hwm / 1024:,.0f} MiB)")
+    console.print(f"machine: {load_before} when measuring started, {load_after} at the end")
+
+
 def main() -> None:
     args = parse_args()
-    rng = random.Random(args.seed)
     if args.reuse:
         data_dir = args.data_root / f"query-{args.backend}-{args.order}-{args.traces}"
         data_dir.parent.mkdir(parents=True, exist_ok=True)
     else:
         data_dir = scratch_dir("query-", args.data_root)
     url = dataset_url(args, data_dir)
-    server: Server | None = None
     try:
         creds, meta = load_or_build(data_dir, args, args.reuse)
-        if args.build_only:
-            return
-        data_start, data_end = meta["data_start"], meta["data_end"]
-        size = db_size(data_dir) if url is None else pg_size(url)
-        # The value domains the build drew from, so every filter value asked for exists.
-        spec = DatasetSpec(
-            creds.project_id,
-            creds.domain_id,
-            creds.domain_name,
-            args.traces,
-            data_start,
-            data_end,
-            seed=args.seed,
-            order=args.order,
-        )
-        universe = spec.universe()
-        sqlite_url = f"sqlite:///{(data_dir / 'opencts.db').resolve()}"
-        samples = sample_values(url or sqlite_url, rng, max(args.samples, 50))
-
-        retention = retention_days_for(data_start)
-        env = {"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {}
-        if url is not None:
-            env["OPENCTS_DATABASE_URL"] = url
-        if env:
-            console.print(
-                "[yellow]note[/]: the oldest traces are older than 7 days by the time they are queried; "
-                f"the server runs with retention {retention} days so all stay listed"
-            )
-        snapshot_term_index(url or sqlite_url, data_dir)
-        if args.warm_cache:
-            warm_page_cache(url, data_dir)
-        server = Server(data_dir, env=env).start()
-        with server.client(creds) as client:  # as a real account would have them
-            ensure_data_trackers(client, creds.project_id, universe.data_trackers)
-        catch_up = wait_until_idle(server, timeout=args.catch_up_timeout)
-        console.print(f"server idle (consumers caught up with the log) after {catch_up:,.0f}s")
-        path = f"/v3/{creds.project_id}/traces"
-        week = {"from": str(data_start - 1), "to": str(data_end + 1)}
-        with server.client(creds, timeout=args.catch_up_timeout) as client:
-            service, other = sorted(universe.services)[:2]
-            names = {op[0] for op in universe.ops_by_service[service]}
-            foreign = next(op[0] for op in universe.ops_by_service[other] if op[0] not in names)
-            probe = {**week, "service_type": service, "user": universe.users[0].name, "trace_name": foreign}
-            waited = wait_for_term_index(client, path, probe, timeout=args.catch_up_timeout)
-        console.print(f"server's term index caught up with the log after {waited:,.0f}s more")
-        limit = str(args.limit)
-
-        def window(r: random.Random) -> Params:
-            t = r.randint(data_start, data_end - HOUR_MS)
-            return {"from": str(t), "to": str(t + HOUR_MS)}
-
-        def tracker(r: random.Random) -> Params:
-            name = r.choice(("system", *universe.data_trackers))
-            return {**week, "trace_type": "system" if name == "system" else "data", "tracker_name": name}
-
-        def one(param: str, values: list[str]) -> Callable[[random.Random], Params]:
-            return lambda r: {**week, param: r.choice(values)}
-
-        def mismatch(r: random.Random) -> Params:
-            service, other = r.sample(list(universe.services), 2)
-            names = {op[0] for op in universe.ops_by_service[service]}
-            foreign = [op[0] for op in universe.ops_by_service[other] if op[0] not in names]
-            return {
-                **week,
-                "service_type": service,
-                "user": r.choice(universe.users).name,
-                "trace_name": r.choice(foreign),
-            }
-
-        resources = universe.resources
-        # the users with the most traces, so a deep listing of one has its pages
-        weighted = sorted(zip(universe.user_weights, universe.users, strict=True), key=lambda wu: wu[0])
-        busy_users = [user.name for _, user in weighted[-5:]]
-        cases: list[tuple[str, Callable[[random.Random], Params]]] = [
-            ("time: random 1-hour window", window),
-            ("time: default (last hour)", lambda r: {}),
-            ("time: the whole week", lambda r: dict(week)),
-            ("tracker_name", tracker),
-            ("service_type", one("service_type", list(universe.services))),
-            ("user", one("user", [u.name for u in universe.users])),
-            ("resource_id", one("resource_id", [x.id for x in resources])),
-            ("resource_name", one("resource_name", [x.name for x in resources])),
-            ("resource_type", one("resource_type", universe.resource_types)),
-            ("trace_id", one("trace_id", samples["trace_id"])),
-            ("trace_name", one("trace_name", universe.trace_names)),
-            ("trace_rating", one("trace_rating", ["normal", "warning", "incident"])),
-            ("access_key_id", one("access_key_id", universe.access_keys)),
-            ("enterprise_project_id", one("enterprise_project_id", list(universe.enterprise_projects))),
-            ("user + trace_rating", lambda r: {
-                **week,
-                "user": r.choice(universe.users).name,
-                "trace_rating": r.choice(("normal", "warning", "incident")),
-            }),
-            ("resource_type + enterprise_project_id", lambda r: {
-                **week,
-                "resource_type": r.choice(universe.resource_types),
-                "enterprise_project_id": r.choice(list(universe.enterprise_projects)),
-            }),
-            ("service_type + user + trace_rating", lambda r: {
-                **week,
-                "service_type": r.choice(universe.services),
-                "user": r.choice(universe.users).name,
-                "trace_rating": r.choice(("normal", "warning", "incident")),
-            }),
-            # Filters that each match millions of traces but never together: what a B-tree per column
-            # answers by walking every row of the one index it picks.
-            ("no match: service + user + another service's operation", mismatch),
-        ]  # fmt: skip
-
-        results: list[CaseResult] = []
-        load_before = load_note()
-        with server.client(creds, timeout=60.0) as client:
-            for _, make in cases:  # one untimed request each: first-use costs are not what we measure
-                list_once(client, path, {"limit": limit, **make(rng)})
-            for label, make in cases:
-                result = CaseResult(label)
-                for _ in range(args.samples):
-                    params = {"limit": limit, **make(rng)}
-                    elapsed, doc = list_once(client, path, params)
-                    result.add(elapsed, params, doc)
-                results.append(result)
-                console.print(f"  {label}: p95 {percentile(result.ms, 95):,.1f} ms")
-
-            # Deep paging: follow `next` deep_page-1 times over the whole week, then time the next request;
-            # over time alone and filtered by a user.
-            for label, extra in (("time", {}), ("user", None)):
-                result = CaseResult(f"page {args.deep_page} (next markers), {label}")
-                for _ in range(args.deep_samples):
-                    to = rng.randint(data_start + DAY_MS, data_end)
-                    params = {"limit": limit, "from": week["from"], "to": str(to)}
-                    params.update(extra if extra is not None else {"user": rng.choice(busy_users)})
-                    for _page in range(args.deep_page - 1):
-                        _, doc = list_once(client, path, params)
-                        marker = doc["meta_data"]["marker"]
-                        if marker is None:
-                            break  # a short listing: time its last page
-                        params = {**params, "next": str(marker)}
-                    elapsed, doc = list_once(client, path, params)
-                    result.add(elapsed, params, doc)
-                results.append(result)
-                console.print(f"  {result.label}: p95 {percentile(result.ms, 95):,.1f} ms")
-        load_after = load_note()
-        server_rss, server_hwm = read_rss_kib(server.pid)
-
-        # The same requests once more, in this process, through the server's own query code and nothing
-        # else (no HTTP, no auth): what the store costs, as opposed to the whole request.
-        in_process = (
-            [[0.0] for _ in results]
-            if args.skip_store
-            else store_latencies(
-                url or sqlite_url, data_dir, creds.project_id, results, rebuild=args.rebuild_index
-            )
-        )
-
-        title = (
-            f"ListTraces on {args.backend} over {args.traces:,} traces ({human_bytes(size)}) arriving in "
-            f"{args.order} order, limit {args.limit}"
-        )
-        table = Table(title=f"{title}, {args.samples} samples per case, one request at a time")
-        for col in ("case", "p50 ms", "p95 ms", "p99 ms", "max ms", "avg rows", "store p95 ms"):
-            table.add_column(col, justify="left" if col == "case" else "right")
-        table.add_column(f"p95 ≤ {FLOOR_P95_MS:g} ms")
-        all_ok = True
-        for result, store_ms in zip(results, in_process, strict=True):
-            ok = percentile(result.ms, 95) <= FLOOR_P95_MS
-            all_ok &= ok
-            cells = [f"{percentile(result.ms, p):,.1f}" for p in (50, 95, 99)]
-            table.add_row(
-                result.label,
-                *cells,
-                f"{max(result.ms):,.1f}",
-                f"{result.rows / len(result.ms):,.1f}",
-                f"{percentile(store_ms, 95):,.1f}",
-                verdict(ok),
-            )
-        console.print(table)
-        console.print(
-            f"database: {human_bytes(size)} for {args.traces:,} traces ({size / args.traces:,.0f} B/trace); "
-            f"build {meta['total_s']:,.0f}s (insert {meta['insert_s']:,.0f}s, "
-            f"indexes {meta['index_s']:,.0f}s, ANALYZE {meta['analyze_s']:,.0f}s)"
-        )
-        console.print("store p95: the same parameters through opencts.traces.listing.list_traces in-process")
-        for result in results:
-            if percentile(result.ms, 95) > FLOOR_P95_MS:
-                ms, params = result.worst
-                console.print(f"slowest '{result.label}' request: {ms:,.0f} ms with {params}")
-        console.print(f"server memory: RSS {server_rss / 1024:,.0f} MiB (peak {server_hwm / 1024:,.0f} MiB)")
-        console.print(f"machine: {load_before} when measuring started, {load_after} at the end")
-        console.print(f"p95 ≤ {FLOOR_P95_MS:g} ms in every case: {verdict(all_ok)}")
+        if not args.build_only:
+            measure(args, data_dir, url, creds, meta)
     finally:
-        if server is not None:
-            server.stop()
         if not args.reuse or args.drop:
             drop_pg_database(args, url)
             shutil.rmtree(data_dir, ignore_errors=True)
