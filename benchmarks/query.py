@@ -7,7 +7,8 @@
    (SQLite with ``synchronous=OFF``), the indexes are recreated with the migrations' DDL, then ANALYZE.
    ``--order`` says in which order the traces arrive: ``time`` (in time order), ``random`` (times
    independent of arrival, over the whole week), ``backfill`` (in time order, with one trace in ten an old
-   one arriving late). ``--reuse`` keeps the dataset in ``--data-root``/query-BACKEND-ORDER-N/ and uses it again.
+   one arriving late). ``--reuse`` keeps the dataset in ``--data-root``/query-BACKEND-ORDER-N/ and uses
+   it again.
 2. Starts ``opencts serve`` on it and times signed ``GET /v3/{project_id}/traces`` (``--limit``, default
    200) from one client, one request at a time, with randomised parameters: 1-hour windows, the default
    last hour, the whole week, each filter alone over the week, two and three filters combined, filters
