@@ -20,6 +20,14 @@ from opencts.iam.secrets import SecretBox, parse_master_key
 from opencts.iam.signature import HmacAuth
 from opencts.store.trace_log import TraceRow
 
+#: SMN settings for tests that watch deliveries: idle workers look often and retries come fast
+FAST_SMN: dict[str, Any] = {
+    "smn_poll_seconds": 0.1,
+    "smn_retry_base_seconds": 0.1,
+    "smn_send_timeout_seconds": 2,
+    "smn_lease_seconds": 5,
+}
+
 TraceFactory = Callable[..., dict[str, Any]]
 
 

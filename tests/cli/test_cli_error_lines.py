@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from opencts.testing.peers import serving
 from opencts.testing.ports import free_port
 from opencts.testing.server import ServerProcess
 
@@ -97,15 +97,8 @@ class _Broken(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def broken_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Broken)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_Broken) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from opencts.cli.client import ApiClient, resolve_target
 from opencts.cli.main import app
 from opencts.cli.traces import RowCounter, count_traces
 from opencts.clock import now_ms
+from opencts.testing.peers import serving
 from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -134,15 +134,8 @@ class _FailingExport(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def failing_export() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingExport)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_FailingExport) as url:
+        yield url
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])

@@ -8,7 +8,6 @@ moment; the send-time check is driven against a real HTTP receiver on 127.0.0.1 
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from cts_helpers import Api
+from cts_helpers import FAST_SMN, Api
 from opencts.clock import now_ms
 from opencts.smn import subscriptions
 from opencts.smn.model import NewSubscription
@@ -24,8 +23,6 @@ from opencts.smn.ssrf import EndpointRefused, check_url, is_public
 from opencts.testing.peers import HttpReceiver
 from opencts.testing.server import RunningServer, running_server
 from opencts.testing.waiting import until
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "smn"))  # the real SMN peers live beside the SMN tests
 
 #: (address, what it is): none of these may be sent to
 REFUSED = [
@@ -124,15 +121,8 @@ async def test_subscribing_refuses_them_with_an_smn_code(api: Api, address: str,
 
 
 @pytest.fixture
-async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
-    for name, value in {
-        "OPENCTS_SMN_POLL_SECONDS": "0.1",
-        "OPENCTS_SMN_RETRY_BASE_SECONDS": "0.1",
-        "OPENCTS_SMN_SEND_TIMEOUT_SECONDS": "2",
-        "OPENCTS_SMN_LEASE_SECONDS": "5",
-    }.items():
-        monkeypatch.setenv(name, value)
-    async with running_server(tmp_path / "data") as running:
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path / "data", **FAST_SMN) as running:
         yield running
 
 

@@ -8,7 +8,6 @@ and, for rows stored before the rule, dropped when sending: a real HTTP receiver
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import Connection, update
 
-from cts_helpers import Api
+from cts_helpers import FAST_SMN, Api
 from opencts.clock import now_ms
 from opencts.smn import subscriptions
 from opencts.smn.model import NewSubscription
@@ -25,8 +24,6 @@ from opencts.store.tables import smn_subscriptions
 from opencts.testing.peers import HttpReceiver
 from opencts.testing.server import RunningServer, running_server
 from opencts.testing.waiting import until
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "smn"))  # the real SMN peers live beside the SMN tests
 
 #: (header, a hostile value)
 FORBIDDEN = [
@@ -70,16 +67,9 @@ async def test_ordinary_headers_are_accepted(api: Api) -> None:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
-    for name, value in {
-        "OPENCTS_ALLOW_PRIVATE_ENDPOINTS": "1",  # the receiver is on 127.0.0.1
-        "OPENCTS_SMN_POLL_SECONDS": "0.1",
-        "OPENCTS_SMN_RETRY_BASE_SECONDS": "0.1",
-        "OPENCTS_SMN_SEND_TIMEOUT_SECONDS": "2",
-        "OPENCTS_SMN_LEASE_SECONDS": "5",
-    }.items():
-        monkeypatch.setenv(name, value)
-    async with running_server(tmp_path / "data") as running:
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    # the receiver is on 127.0.0.1
+    async with running_server(tmp_path / "data", allow_private_endpoints=True, **FAST_SMN) as running:
         yield running
 
 

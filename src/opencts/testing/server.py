@@ -219,18 +219,21 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, port: int | None = None) -> AsyncIterator[RunningServer]:
-    """OpenCTS under uvicorn in this event loop, on a real port; settings come from OPENCTS_* env."""
+async def running_server(
+    data_dir: Path, port: int | None = None, **settings: Any
+) -> AsyncIterator[RunningServer]:
+    """OpenCTS under uvicorn in this event loop, on a real port; ``settings`` are ``Settings`` fields, and
+    the OPENCTS_* environment supplies the rest."""
     port = port or free_port()
-    settings = Settings(data_dir=data_dir, bind=f"127.0.0.1:{port}")
-    app = create_app(settings)
+    config = Settings(data_dir=data_dir, bind=f"127.0.0.1:{port}", **settings)
+    app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         await until(lambda: server.started or task.done(), 30, "the server to start")
         if task.done():
             task.result()
-        creds = read_credentials(settings.credentials_path)
+        creds = read_credentials(config.credentials_path)
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url, auth=signer(creds), timeout=30) as client:
             yield RunningServer(url, app, creds, client)
