@@ -13,12 +13,15 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
 
 from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.secrets import SecretBox, parse_master_key
 from opencts.iam.signature import HmacAuth
 from opencts.store.trace_log import TraceRow
+from opencts.testing.server import ServerProcess
 
 #: SMN settings for tests that watch deliveries: idle workers look often and retries come fast
 FAST_SMN: dict[str, Any] = {
@@ -94,3 +97,20 @@ def signed_client(app: FastAPI, creds: BootstrapCredentials, base_url: str) -> h
 def master_box(data_dir: Path) -> SecretBox:
     """The box of the master key a server generated in ``data_dir``, for tests that edit its database."""
     return SecretBox(parse_master_key((data_dir / "master.key").read_text(), source="master.key"))
+
+
+def sdk_client(client_class: Any, url: str, access_key: str, secret_key: str, project_id: str | None) -> Any:
+    """A client of the official Huawei Cloud SDK (``CtsClient``, ``SmnClient``) for the server at ``url``."""
+    return (
+        client_class.new_builder()
+        .with_http_config(HttpConfig.get_default_config())
+        .with_credentials(BasicCredentials(access_key, secret_key, project_id))
+        .with_endpoint(url)
+        .build()
+    )
+
+
+def admin_sdk_client(client_class: Any, server: ServerProcess) -> Any:
+    """An SDK client signing as the server's bootstrap admin."""
+    creds = server.creds
+    return sdk_client(client_class, server.url, creds.access_key, creds.secret_key, creds.project_id)

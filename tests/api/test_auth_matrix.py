@@ -15,9 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import (
     CreateTrackerRequest,
     CreateTrackerRequestBody,
@@ -27,7 +25,7 @@ from huaweicloudsdkcts.v3 import (
 from sqlalchemy import Connection, insert
 from starlette.routing import NoMatchFound
 
-from cts_helpers import Api, TraceFactory, master_box
+from cts_helpers import Api, TraceFactory, master_box, sdk_client
 from opencts.api.app import create_app
 from opencts.api.deps import Services
 from opencts.config import Settings
@@ -364,14 +362,7 @@ class LiveWorld:
     other_project: str
 
     def client(self, access_key: str, secret_key: str, project_id: str | None) -> Any:
-        credentials = BasicCredentials(access_key, secret_key, project_id)
-        return (
-            CtsClient.new_builder()
-            .with_http_config(HttpConfig.get_default_config())
-            .with_credentials(credentials)
-            .with_endpoint(self.server.url)
-            .build()
-        )
+        return sdk_client(CtsClient, self.server.url, access_key, secret_key, project_id)
 
 
 @pytest.fixture(scope="module")

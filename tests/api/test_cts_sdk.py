@@ -13,9 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import (
     BatchCreateResourceTagsRequest,
     BatchCreateResourceTagsRequestBody,
@@ -41,7 +39,7 @@ from huaweicloudsdkcts.v3 import (
     UpdateTrackerRequestBody,
 )
 
-from cts_helpers import TraceFactory
+from cts_helpers import TraceFactory, admin_sdk_client
 from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess
 
@@ -51,15 +49,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 def client(live_server: ServerProcess) -> Any:
-    creds = live_server.creds
-    config = HttpConfig.get_default_config()
-    return (
-        CtsClient.new_builder()
-        .with_http_config(config)
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(live_server.url)
-        .build()
-    )
+    return admin_sdk_client(CtsClient, live_server)
 
 
 def eventually(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 10.0) -> T:

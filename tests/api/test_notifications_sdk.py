@@ -11,9 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import (
     CreateNotificationRequest,
     CreateNotificationRequestBody,
@@ -27,6 +25,7 @@ from huaweicloudsdkcts.v3 import (
     UpdateNotificationRequestBody,
 )
 
+from cts_helpers import admin_sdk_client
 from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess
 
@@ -35,14 +34,7 @@ pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 @pytest.fixture
 def client(live_server: ServerProcess) -> Any:
-    creds = live_server.creds
-    return (
-        CtsClient.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(live_server.url)
-        .build()
-    )
+    return admin_sdk_client(CtsClient, live_server)
 
 
 def create_topic(live_server: ServerProcess, name: str) -> str:

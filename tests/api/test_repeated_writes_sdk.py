@@ -16,9 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import (
     BatchCreateResourceTagsRequest,
     BatchCreateResourceTagsRequestBody,
@@ -40,6 +38,7 @@ from huaweicloudsdksmn.v2 import (
     SmnClient,
 )
 
+from cts_helpers import admin_sdk_client
 from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
@@ -71,26 +70,12 @@ def failed(outcome: Outcome, status: int) -> bool:
 
 @pytest.fixture
 def smn(live_server: ServerProcess) -> Any:
-    creds = live_server.creds
-    return (
-        SmnClient.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(live_server.url)
-        .build()
-    )
+    return admin_sdk_client(SmnClient, live_server)
 
 
 @pytest.fixture
 def cts(live_server: ServerProcess) -> Any:
-    creds = live_server.creds
-    return (
-        CtsClient.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(live_server.url)
-        .build()
-    )
+    return admin_sdk_client(CtsClient, live_server)
 
 
 def new_topic(smn: Any) -> str:

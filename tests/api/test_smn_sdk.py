@@ -13,9 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdksmn.v2 import (
     AddSubscriptionRequest,
     AddSubscriptionRequestBody,
@@ -35,6 +33,7 @@ from huaweicloudsdksmn.v2 import (
     UpdateTopicRequestBody,
 )
 
+from cts_helpers import admin_sdk_client, sdk_client
 from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess
 
@@ -42,14 +41,7 @@ pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
 def smn_client(server: ServerProcess) -> Any:
-    creds = server.creds
-    return (
-        SmnClient.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(server.url)
-        .build()
-    )
+    return admin_sdk_client(SmnClient, server)
 
 
 @pytest.fixture
@@ -146,12 +138,7 @@ def test_sdk_errors_carry_smn_codes(client: Any, relay_down: ServerProcess) -> N
         client.add_subscription(AddSubscriptionRequest(topic_urn=urn, body=body))
     assert (info.value.status_code, info.value.error_code) == (400, "SMN.00011001")
     creds = relay_down.creds
-    stranger = (
-        SmnClient.new_builder()
-        .with_credentials(BasicCredentials(creds.access_key, "wrong" * 8, creds.project_id))
-        .with_endpoint(relay_down.url)
-        .build()
-    )
+    stranger = sdk_client(SmnClient, relay_down.url, creds.access_key, "wrong" * 8, creds.project_id)
     with pytest.raises(ClientRequestException) as info:
         stranger.list_topics(ListTopicsRequest())
     assert (info.value.status_code, info.value.error_code) == (401, "SMN.00010002")

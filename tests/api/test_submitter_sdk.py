@@ -7,11 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import CtsClient, ListTracesRequest
 
-from cts_helpers import TraceFactory
+from cts_helpers import TraceFactory, admin_sdk_client
 from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess
 
@@ -29,13 +27,7 @@ def test_the_sdk_lists_traces_that_carry_a_submitter(
     raw = httpx.get(path, params={"trace_id": trace["trace_id"]}, auth=auth).json()["traces"]
     assert raw[0]["submitter"]["access_key_id"] == creds.access_key
 
-    client: Any = (
-        CtsClient.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(live_server.url)
-        .build()
-    )
+    client: Any = admin_sdk_client(CtsClient, live_server)
     resp = client.list_traces(ListTracesRequest(trace_type="system", trace_id=trace["trace_id"]))
     [got] = resp.traces
     assert got.trace_id == trace["trace_id"] and got.user.name == "alice" and got.code == "200"
