@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from _measure import console
 
 from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
@@ -23,7 +25,7 @@ def bench_server(
     data_dir: Path, env: dict[str, str] | None = None, *, timeout: float = 120.0
 ) -> ServerProcess:
     """``opencts serve`` on ``data_dir``, healthy; a large log can take a while to open."""
-    return ServerProcess(data_dir, env).start(timeout)
+    return ServerProcess(data_dir, env, log_path=data_dir / "server.log").start(timeout)
 
 
 def scratch_dir(prefix: str, root: Path = BENCH_DATA) -> Path:
@@ -36,6 +38,19 @@ def scratch_dir(prefix: str, root: Path = BENCH_DATA) -> Path:
 def remove_dir(path: Path) -> None:
     if path.resolve().is_relative_to(BENCH_DATA.resolve()):
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def scratch_space(prefix: str, *, keep: bool = False, root: Path = BENCH_DATA) -> Iterator[Path]:
+    """A fresh directory under ``root``, removed afterwards unless ``keep`` (the ``--keep`` option)."""
+    path = scratch_dir(prefix, root)
+    try:
+        yield path
+    finally:
+        if keep:
+            console.print(f"kept {path}")
+        else:
+            remove_dir(path)
 
 
 def bootstrap_data_dir(data_dir: Path, database_url: str | None = None) -> BootstrapCredentials:

@@ -33,7 +33,7 @@ from _measure import (
     verdict,
     wait_until_idle,
 )
-from _server import bench_server, ensure_data_trackers, remove_dir, scratch_dir
+from _server import bench_server, ensure_data_trackers, scratch_space
 from _traces import DAY_MS
 from rich.table import Table
 
@@ -142,7 +142,11 @@ def export_once(server: ServerProcess, path: str, params: dict[str, str], fmt: s
 
 def main() -> None:
     args = parse_args()
-    scratch = scratch_dir("export-")
+    with scratch_space("export-", keep=args.keep) as data_dir:
+        export_all(args, data_dir)
+
+
+def export_all(args: argparse.Namespace, scratch: Path) -> None:
     server: ServerProcess | None = None
     try:
         end = now_ms()
@@ -230,10 +234,6 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-        if args.keep:
-            console.print(f"kept {scratch}")
-        else:
-            remove_dir(scratch)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from _measure import (
     verdict,
     wait_until_idle,
 )
-from _server import ensure_data_trackers, remove_dir, scratch_dir
+from _server import ensure_data_trackers, scratch_space
 from _traces import DAY_MS, HOUR_MS, TraceFactory, Universe, encode_batch, self_check
 from rich.table import Table
 
@@ -343,8 +343,12 @@ def main() -> None:
     args = parse_args()
     if not 1 <= args.batch <= 1000:
         raise SystemExit("--batch must be between 1 and 1000")
-    scratch = scratch_dir("ingest-")
-    server = ServerProcess(scratch / "server")
+    with scratch_space("ingest-", keep=args.keep) as data_dir:
+        ingest_and_report(args, data_dir)
+
+
+def ingest_and_report(args: argparse.Namespace, scratch: Path) -> None:
+    server = ServerProcess(scratch / "server", log_path=scratch / "server.log")
     try:
         console.print(
             f"[bold]ingest benchmark[/]: {args.traces:,} traces, batches of {args.batch:,}, "
@@ -380,10 +384,6 @@ def main() -> None:
             console.print(spy.summary())
     finally:
         server.stop()
-        if args.keep:
-            console.print(f"kept {scratch}")
-        else:
-            remove_dir(scratch)
 
 
 if __name__ == "__main__":

@@ -51,11 +51,12 @@ class ServerProcess:
         *,
         log_level: str = "warning",
         port: int | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.with_name(f"{data_dir.name}-server.log")
+        self.log_path = log_path or data_dir.with_name(f"{data_dir.name}-server.log")
         self.env = dict(env or {})
         self.log_level = log_level
         #: the PostgreSQL URL the server runs on, None for the SQLite file in its data dir
@@ -145,7 +146,7 @@ class ServerProcess:
         return self.log()
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self if self._process is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
