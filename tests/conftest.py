@@ -11,11 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from cts_helpers import Api, TraceFactory, database_url, signed_client
-from opencts.api.app import create_app
+from cts_helpers import Api, TraceFactory, database_url, in_process_api
 from opencts.clock import now_ms
 from opencts.config import Settings
-from opencts.iam.bootstrap import read_credentials
 from opencts.store import Database, migrate
 from opencts.testing.peers import HttpReceiver, SmtpSink
 from opencts.testing.ports import free_port
@@ -91,11 +89,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     # ingest parsed in place: worker processes would cost every test a second; tests/traces/test_workers.py
     # drives the pool
     settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
-            yield Api(app, client, creds, settings)
+    async with in_process_api(settings) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")

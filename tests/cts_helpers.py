@@ -4,7 +4,8 @@ client builders. Fixtures live in conftest.py; scaffolding the benchmarks share 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from fastapi import FastAPI
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 
+from opencts.api.app import create_app
 from opencts.config import Settings
-from opencts.iam.bootstrap import BootstrapCredentials
+from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.iam.secrets import SecretBox, parse_master_key
 from opencts.iam.signature import HmacAuth
 from opencts.store.trace_log import TraceRow
@@ -92,6 +94,17 @@ def signed_client(app: FastAPI, creds: BootstrapCredentials, base_url: str) -> h
         base_url=base_url,
         auth=HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id),
     )
+
+
+@asynccontextmanager
+async def in_process_api(settings: Settings) -> AsyncIterator[Api]:
+    """The app of ``settings`` with its lifespan running (consumers stopped), and a client signed as its
+    bootstrap admin that calls it in process."""
+    app = create_app(settings, start_consumers=False)
+    async with app.router.lifespan_context(app):
+        creds = read_credentials(settings.credentials_path)
+        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
+            yield Api(app, client, creds, settings)
 
 
 def master_box(data_dir: Path) -> SecretBox:

@@ -7,10 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cts_helpers import TraceFactory, signed_client
-from opencts.api.app import create_app
+from cts_helpers import TraceFactory, in_process_api
 from opencts.config import Settings
-from opencts.iam.bootstrap import read_credentials
 
 pytestmark = pytest.mark.postgres
 NUL_NAME = "ad\x00min"
@@ -20,18 +18,16 @@ async def test_the_service_runs_on_postgresql(
     postgres_url: str, tmp_path: Path, make_trace: TraceFactory
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
-            traces = [make_trace() for _ in range(25)]
-            first = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": traces})
-            again = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": traces})
-            assert (first.json()["accepted"], again.json()["duplicates"]) == (25, 25)
-            page = (await client.get(f"/v3/{creds.project_id}/traces", params={"limit": 10})).json()
-            assert page["meta_data"]["count"] == 10 and page["meta_data"]["marker"]
-            nul_path = await client.get("/v3/%00/traces")
-            assert nul_path.status_code == 403
+    async with in_process_api(settings) as api:
+        app, creds, client = api.app, api.creds, api.client
+        traces = [make_trace() for _ in range(25)]
+        first = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": traces})
+        again = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": traces})
+        assert (first.json()["accepted"], again.json()["duplicates"]) == (25, 25)
+        page = (await client.get(f"/v3/{creds.project_id}/traces", params={"limit": 10})).json()
+        assert page["meta_data"]["count"] == 10 and page["meta_data"]["marker"]
+        nul_path = await client.get("/v3/%00/traces")
+        assert nul_path.status_code == 403
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as bare:
             body = {
                 "auth": {
@@ -52,13 +48,9 @@ async def test_a_nul_trace_does_not_fail_its_neighbours_on_postgresql(
     postgres_url: str, tmp_path: Path, make_trace: TraceFactory
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
-            url = f"/v3/{creds.project_id}/traces"
-            resp = await client.post(
-                url, json={"traces": [make_trace(user={"name": "a\x00b"}), make_trace()]}
-            )
-            assert resp.status_code == 200
-            assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
+    async with in_process_api(settings) as api:
+        creds, client = api.creds, api.client
+        url = f"/v3/{creds.project_id}/traces"
+        resp = await client.post(url, json={"traces": [make_trace(user={"name": "a\x00b"}), make_trace()]})
+        assert resp.status_code == 200
+        assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]

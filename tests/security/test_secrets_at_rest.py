@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Connection, select, update
 
-from cts_helpers import TraceFactory, signed_client
+from cts_helpers import TraceFactory, in_process_api, signed_client
 from opencts.api.app import create_app
 from opencts.config import Settings
-from opencts.iam.bootstrap import BootstrapCredentials, bootstrap, read_credentials, write_credentials
+from opencts.iam.bootstrap import BootstrapCredentials, bootstrap, write_credentials
 from opencts.iam.secrets import SecretBox, new_master_key
 from opencts.smn import subscriptions, topics
 from opencts.smn.model import CreateTopic, Extension, NewSubscription
@@ -68,22 +68,20 @@ def assert_private(data_dir: Path) -> dict[str, int]:
 
 async def use_service(settings: Settings, make_trace: TraceFactory) -> list[str]:
     """Start the app, make it write (a trace, an access key), and return the secrets it handed out."""
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
-            resp = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": [make_trace()]})
-            assert resp.status_code == 200, resp.text
-            made = await client.post(
-                "/v3.0/OS-CREDENTIAL/credentials",
-                json={"credential": {"user_id": await new_user(client), "description": "second"}},
-            )
-            assert made.status_code == 201, made.text
-            secret = made.json()["credential"]["secret"]
-            # the new key works, so it is stored in a form the server can still verify signatures with
-            app.state.services.authenticator.invalidate()
-            cert = (await client.get("/v2/notifications/signing-cert.pem")).text
-            assert "BEGIN CERTIFICATE" in cert
+    async with in_process_api(settings) as api:
+        app, creds, client = api.app, api.creds, api.client
+        resp = await client.post(f"/v3/{creds.project_id}/traces", json={"traces": [make_trace()]})
+        assert resp.status_code == 200, resp.text
+        made = await client.post(
+            "/v3.0/OS-CREDENTIAL/credentials",
+            json={"credential": {"user_id": await new_user(client), "description": "second"}},
+        )
+        assert made.status_code == 201, made.text
+        secret = made.json()["credential"]["secret"]
+        # the new key works, so it is stored in a form the server can still verify signatures with
+        app.state.services.authenticator.invalidate()
+        cert = (await client.get("/v2/notifications/signing-cert.pem")).text
+        assert "BEGIN CERTIFICATE" in cert
         assert_private(settings.data_dir)  # the WAL and shared-memory files exist now
         signer = app.state.services.smn.signer
         der = signer.private_key.private_bytes(
@@ -272,23 +270,21 @@ def store_in_plain_text(conn: Connection, creds: BootstrapCredentials, signer: S
 
 async def test_webhook_headers_are_sealed(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", ingest_workers=0, allow_private_endpoints=True)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
-            base = f"/v2/{creds.project_id}/notifications"
-            made = await client.post(f"{base}/topics", json={"name": "hooks", "display_name": "h"})
-            urn = made.json()["topic_urn"]
-            sub = await client.post(
-                f"{base}/topics/{urn}/subscriptions",
-                json={
-                    "protocol": "http",
-                    "endpoint": "http://127.0.0.1:9/cts",
-                    "extension": {"header": {"Authorization": WEBHOOK_TOKEN}},
-                },
-            )
-            assert sub.status_code == 200, sub.text
-            listed = await client.get(f"{base}/subscriptions")
-            assert WEBHOOK_TOKEN not in listed.text
+    async with in_process_api(settings) as api:
+        creds, client = api.creds, api.client
+        base = f"/v2/{creds.project_id}/notifications"
+        made = await client.post(f"{base}/topics", json={"name": "hooks", "display_name": "h"})
+        urn = made.json()["topic_urn"]
+        sub = await client.post(
+            f"{base}/topics/{urn}/subscriptions",
+            json={
+                "protocol": "http",
+                "endpoint": "http://127.0.0.1:9/cts",
+                "extension": {"header": {"Authorization": WEBHOOK_TOKEN}},
+            },
+        )
+        assert sub.status_code == 200, sub.text
+        listed = await client.get(f"{base}/subscriptions")
+        assert WEBHOOK_TOKEN not in listed.text
     raw = b"".join(p.read_bytes() for p in settings.data_dir.glob("opencts.db*"))
     assert WEBHOOK_TOKEN.encode() not in raw

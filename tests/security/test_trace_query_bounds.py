@@ -12,10 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cts_helpers import signed_client
-from opencts.api.app import create_app
+from cts_helpers import in_process_api
 from opencts.config import Settings
-from opencts.iam.bootstrap import read_credentials
 from opencts.traces.query import FILTER_PARAMS
 
 
@@ -23,12 +21,10 @@ from opencts.traces.query import FILTER_PARAMS
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     url = None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
     settings = Settings(data_dir=tmp_path / "data", database_url=url, ingest_workers=0)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        async with signed_client(app, creds, "http://127.0.0.1:8080") as signed:
-            signed.base_url = httpx.URL(f"http://127.0.0.1:8080/v3/{creds.project_id}/")
-            yield signed
+    async with in_process_api(settings) as api:
+        creds, signed = api.creds, api.client
+        signed.base_url = httpx.URL(f"http://127.0.0.1:8080/v3/{creds.project_id}/")
+        yield signed
 
 
 BEYOND = [
