@@ -42,6 +42,17 @@ def address(server: ServerProcess) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+def ready_reads(sel: selectors.BaseSelector, timeout: float) -> Iterator[tuple[socket.socket, bytes]]:
+    """What each readable socket has to say now: bytes, or b"" when the server closed (or reset) it."""
+    for key, _ in sel.select(timeout=timeout):
+        peer = key.fileobj
+        assert isinstance(peer, socket.socket)
+        try:
+            yield peer, peer.recv(65536)
+        except ConnectionResetError:
+            yield peer, b""
+
+
 def test_two_hundred_half_sent_requests_are_closed_within_a_bound(server: ServerProcess) -> None:
     sel = selectors.DefaultSelector()
     received: dict[socket.socket, bytes] = {}
@@ -55,13 +66,7 @@ def test_two_hundred_half_sent_requests_are_closed_within_a_bound(server: Server
     open_ = set(received)
     closed_after: list[float] = []
     while open_ and time.monotonic() - started < BOUND_S:
-        for key, _ in sel.select(timeout=0.5):
-            peer = key.fileobj
-            assert isinstance(peer, socket.socket)
-            try:
-                data = peer.recv(65536)
-            except ConnectionResetError:
-                data = b""
+        for peer, data in ready_reads(sel, 0.5):
             if data:
                 received[peer] += data
                 continue
@@ -110,13 +115,7 @@ def test_a_client_trickling_its_headers_is_cut_at_the_deadline_too(server: Serve
                 sock.send(b"X")  # one more byte of a header that never ends
             except (BrokenPipeError, ConnectionResetError):
                 pass
-        for key, _ in sel.select(timeout=0.1):
-            peer = key.fileobj
-            assert isinstance(peer, socket.socket)
-            try:
-                data = peer.recv(65536)
-            except ConnectionResetError:
-                data = b""
+        for peer, data in ready_reads(sel, 0.1):
             answers[peer] += data
             if not data:
                 sel.unregister(peer)
