@@ -17,7 +17,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from _common import console, human_bytes, percentile, remove_dir, scratch_dir
+from _measure import console, human_bytes, percentile
+from _server import remove_dir, scratch_dir
 from rich.table import Table
 
 from opencts.functions.runtime import FunctionPool, FunctionSpec
@@ -66,7 +67,7 @@ def _spec(func_id: str, digest: str) -> FunctionSpec:
 
 def _rss_bytes(pid: int) -> int:
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         return int(psutil.Process(pid).memory_info().rss)
     except ImportError:

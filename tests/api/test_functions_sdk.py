@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 import uuid
 import zipfile
 from typing import Any
 
 import orjson
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkfunctiongraph.v2 import (
     AsyncInvokeFunctionRequest,
     CreateFunctionRequest,
@@ -40,6 +37,10 @@ from huaweicloudsdkfunctiongraph.v2 import (
     UpdateFunctionConfigRequestBody,
 )
 
+from cts_helpers import admin_sdk_client
+from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
+
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 SOURCE = b"""
@@ -51,15 +52,8 @@ def handler(event, context):
 """
 
 
-def fg_client(server: Any) -> Any:
-    creds = server.creds
-    return (
-        FunctionGraphClient.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(server.url)
-        .build()
-    )
+def fg_client(server: ServerProcess) -> Any:
+    return admin_sdk_client(FunctionGraphClient, server)
 
 
 def b64(data: bytes) -> str:
@@ -155,15 +149,14 @@ def test_every_function_call(live_server: Any) -> None:
     )
 
     queued = client.async_invoke_function(AsyncInvokeFunctionRequest(function_urn=urn, body={"n": 3}))
-    deadline = time.monotonic() + 30
-    while True:
+
+    def succeeded() -> bool:
         found = client.list_async_invocations(
             ListAsyncInvocationsRequest(function_urn=urn, request_id=queued.request_id)
         )
-        if found.invocations and found.invocations[0].status == "SUCCESS":
-            break
-        assert time.monotonic() < deadline, found
-        time.sleep(0.05)
+        return bool(found.invocations) and found.invocations[0].status == "SUCCESS"
+
+    wait_for(succeeded, 30, "the async invocation to succeed", interval=0.05)
 
     stats = client.list_function_statistics(ListFunctionStatisticsRequest(func_urn=urn, period="10"))
     assert sum(point.value for point in stats.count) == 4

@@ -11,9 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from runtime_support import CodeStore, alive, make_spec, running_pool, session_members, until
+from runtime_support import CodeStore, alive, make_spec, running_pool, session_members
 
 from opencts.functions.runtime import FunctionSpec
+from opencts.testing.waiting import until
 
 HEALTHY = "import os\ndef handler(event, context):\n    return {'ok': True, 'pid': os.getpid()}\n"
 

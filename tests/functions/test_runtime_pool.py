@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from runtime_support import CodeStore, alive, make_spec, running_pool, until
+from runtime_support import CodeStore, alive, make_spec, running_pool
 
 from opencts.functions.runtime import Credentials, TooBusy
+from opencts.testing.waiting import until
 
 CONTEXT_HANDLER = """
 import os
