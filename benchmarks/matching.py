@@ -28,7 +28,7 @@ from _traces import HOUR_MS, TraceFactory, Universe
 from rich.table import Table
 
 from opencts.clock import now_ms
-from opencts.notifications.matcher import Matcher, Notification, compile, passes_filter
+from opencts.notifications.matcher import Matcher, Notification, compile_matcher, passes_filter
 from opencts.traces.model import user_name
 
 FLOOR_PER_SECOND = 100_000
@@ -124,7 +124,7 @@ def main() -> None:
     ]
     size = sum(len(b) for b in bodies) / len(bodies)
     notifications = build_notifications(universe, project)
-    compile_s, matcher = timed(lambda: compile(notifications))
+    compile_s, matcher = timed(lambda: compile_matcher(notifications))
     assert isinstance(matcher, Matcher)
     parsed = [orjson.loads(b) for b in bodies]
 

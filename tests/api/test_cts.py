@@ -15,7 +15,7 @@ from opencts.consumers import ConsumerRunner
 from opencts.iam import admin
 from opencts.store import Database
 from opencts.trackers.catalogue import CatalogueConsumer
-from opencts.trackers.store import list_tags
+from opencts.trackers.repository import list_tags
 
 JSON = {"Content-Type": "application/json"}
 

@@ -15,7 +15,7 @@ from opencts.cli.main import app
 from opencts.iam import admin
 from opencts.store import Database
 from opencts.testing.server import ServerProcess
-from opencts.trackers.store import create_system_tracker
+from opencts.trackers.repository import create_system_tracker
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from opencts.notifications.matcher import Matcher, Notification, compile, passes_filter
+from opencts.notifications.matcher import Matcher, Notification, compile_matcher, passes_filter
 
 
 def notification(
@@ -60,7 +60,7 @@ LOGIN = ("IAM", "user", "login")
 
 
 def test_the_index_matches_exact_operations_only() -> None:
-    m = compile([
+    m = compile_matcher([
         notification("login", ops=[LOGIN]),
         notification("sg", ops=[("VPC", "securityGroup", "deleteSecurityGroupRule")]),
         notification("both", ops=[LOGIN, ("VPC", "securityGroup", "deleteSecurityGroupRule")]),
@@ -76,14 +76,14 @@ def test_the_index_matches_exact_operations_only() -> None:
 
 
 def test_complete_matches_every_operation() -> None:
-    m = compile([notification("all"), notification("login", ops=[LOGIN])])
+    m = compile_matcher([notification("all"), notification("login", ops=[LOGIN])])
     assert ids(m, trace()) == ["all", "login"]
     assert ids(m, trace(service_type="ECS", resource_type="ecs", trace_name="createServer")) == ["all"]
     assert ids(m, {"trace_id": "bare"}) == ["all"], "even a trace without service or resource"
 
 
 def test_user_lists() -> None:
-    m = compile([
+    m = compile_matcher([
         notification("ab", ops=[LOGIN], users=["alice", "bob"]),
         notification("carol", ops=[LOGIN], users=["carol"]),
         notification("anyone", ops=[LOGIN]),
@@ -99,7 +99,7 @@ def test_user_lists() -> None:
 
 
 def test_filters_and_or_with_equal_and_not_equal() -> None:
-    m = compile([
+    m = compile_matcher([
         notification("ok_only", ops=[LOGIN], rules=["code = 200"]),
         notification("failed", ops=[LOGIN], rules=["code != 200"]),
         notification("and", ops=[LOGIN], condition="AND", rules=["code = 200", "trace_type = ConsoleAction"]),
@@ -115,7 +115,7 @@ def test_filters_and_or_with_equal_and_not_equal() -> None:
 
 
 def test_filter_values_compare_as_strings_and_missing_fields() -> None:
-    m = compile([
+    m = compile_matcher([
         notification("is200", ops=[LOGIN], rules=["code = 200"]),
         notification("not_v3", ops=[LOGIN], rules=["api_version != v3"]),
         notification("rid", ops=[LOGIN], rules=["resource_id = u-1"]),
@@ -127,14 +127,14 @@ def test_filter_values_compare_as_strings_and_missing_fields() -> None:
 
 
 def test_no_notifications_and_only_unrelated_ones() -> None:
-    assert compile([]).empty and compile([]).match(trace()) == []
-    m = compile([notification("x", ops=[("ECS", "ecs", "deleteServer")])])
+    assert compile_matcher([]).empty and compile_matcher([]).match(trace()) == []
+    m = compile_matcher([notification("x", ops=[("ECS", "ecs", "deleteServer")])])
     assert not m.empty and m.match(trace()) == []
 
 
 def test_each_notification_at_most_once_per_trace() -> None:
     n = notification("dup", ops=[LOGIN, LOGIN], users=["alice", "alice"])
-    assert [x.notification_id for x in compile([n]).match(trace())] == ["dup"]
+    assert [x.notification_id for x in compile_matcher([n]).match(trace())] == ["dup"]
 
 
 def test_index_cost_does_not_depend_on_the_number_of_notifications() -> None:
@@ -143,7 +143,7 @@ def test_index_cost_does_not_depend_on_the_number_of_notifications() -> None:
         notification(f"n{i}", ops=[(f"S{s}", "r", f"op{i}_{j}") for s in range(100) for j in range(10)])
         for i in range(100)
     ]
-    m = compile(many)
+    m = compile_matcher(many)
     assert len(m._index) == 100_000
     assert m.match(trace()) == []
     hit = m.match(trace(service_type="S7", resource_type="r", trace_name="op42_3"))
@@ -180,7 +180,7 @@ def test_the_index_agrees_with_checking_every_notification() -> None:
                 rules=rng.sample(rules, rng.randint(1, 3)) if rng.random() < 0.6 else None,
             )
         )
-    m = compile(many)
+    m = compile_matcher(many)
     for _ in range(2000):
         s, r, t = rng.choice([*opset, ("OBS", "bucket", "deleteBucket")])
         tr = trace(

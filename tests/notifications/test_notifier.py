@@ -20,10 +20,10 @@ from opencts.clock import now_ms
 from opencts.consumers import ConsumerRunner, get_cursor
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
-from opencts.notifications import store
+from opencts.notifications import repository
 from opencts.notifications.model import CreateNotificationRequestBody
 from opencts.notifications.notifier import MatcherCache, NotifierConsumer
-from opencts.smn import subscriptions, topics
+from opencts.smn import statuses, subscriptions, topics
 from opencts.smn.model import CreateTopic, NewSubscription
 from opencts.smn.signing import Signer
 from opencts.store import Database, trace_log
@@ -64,7 +64,7 @@ class World:
             **fields,
         }
         body = CreateNotificationRequestBody.model_validate({k: v for k, v in doc.items() if v is not None})
-        made = self.db.write_sync(lambda conn: store.create(conn, project_id=self.project, body=body))
+        made = self.db.write_sync(lambda conn: repository.create(conn, project_id=self.project, body=body))
         return str(made["notification_id"])
 
     def ingest(self, traces: list[dict[str, Any]]) -> None:
@@ -103,7 +103,7 @@ def world(database: Database, signer: Signer) -> World:
         conn.execute(
             update(smn_subscriptions)
             .where(smn_subscriptions.c.subscription_urn.in_(subs))
-            .values(status=subscriptions.CONFIRMED)
+            .values(status=statuses.CONFIRMED)
         )
         conn.execute(smn_deliveries.delete())  # the confirmations are not what these tests are about
         conn.execute(smn_messages.delete())

@@ -18,7 +18,7 @@ from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
-from opencts.notifications import store
+from opencts.notifications import repository
 from opencts.notifications.model import CreateNotificationRequestBody
 from opencts.smn import topics
 from opencts.smn.errors import TopicInUse
@@ -89,7 +89,7 @@ def test_a_delete_waits_for_a_notification_being_created_and_refuses(db: Databas
     project, topic = setup(db)
     with db.write_engine.connect() as first:
         tx = first.begin()
-        store.create(first, project_id=project, body=notification(topic))
+        repository.create(first, project_id=project, body=notification(topic))
         thread, outcome = in_thread(lambda: db.write_sync(lambda c: topics.remove(c, project, topic)))
         wait_until_blocked(db)
         tx.commit()
@@ -104,7 +104,9 @@ def test_a_notification_waits_for_a_delete_and_finds_no_topic(db: Database) -> N
         tx = first.begin()
         topics.remove(first, project, topic)
         thread, outcome = in_thread(
-            lambda: db.write_sync(lambda c: store.create(c, project_id=project, body=notification(topic)))
+            lambda: db.write_sync(
+                lambda c: repository.create(c, project_id=project, body=notification(topic))
+            )
         )
         wait_until_blocked(db)
         tx.commit()

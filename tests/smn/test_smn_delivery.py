@@ -16,8 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
-from opencts.smn import deliveries, subscriptions, topics
-from opencts.smn.delivery import (
+from opencts.smn import deliveries, statuses, subscriptions, topics
+from opencts.smn.model import CreateTopic, NewSubscription, PublishMessage
+from opencts.smn.publish import publish
+from opencts.smn.signing import Signer
+from opencts.smn.worker import (
     Backoff,
     DeliveryFailed,
     DeliveryWorker,
@@ -27,9 +30,6 @@ from opencts.smn.delivery import (
     complete,
     prune,
 )
-from opencts.smn.model import CreateTopic, NewSubscription, PublishMessage
-from opencts.smn.publish import publish
-from opencts.smn.signing import Signer
 from opencts.store import Database
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
 
@@ -107,7 +107,7 @@ def make_world(db: Database, signer: Signer, confirmed: int = 2, unconfirmed: in
         conn.execute(
             update(smn_subscriptions)
             .where(smn_subscriptions.c.subscription_urn.in_(subs[:confirmed]))
-            .values(status=subscriptions.CONFIRMED)
+            .values(status=statuses.CONFIRMED)
         )
         conn.execute(smn_deliveries.delete())  # the confirmations are not what these tests are about
         return World(db, project, topic, subs)

@@ -19,8 +19,8 @@ from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import ServicesDep
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
-from opencts.notifications import store as notification_store
-from opencts.trackers import catalogue, operations, store
+from opencts.notifications import repository as notification_repository
+from opencts.trackers import catalogue, operations, repository
 from opencts.trackers.model import (
     CheckObsBucketsRequestBody,
     CreateTrackerRequestBody,
@@ -78,7 +78,7 @@ async def create_tracker(
 ) -> Response:
     body = await json_body(request, CreateTrackerRequestBody)
     tracker = await services.db.write(
-        lambda conn: store.create_tracker(conn, project_id=project_id, body=body)
+        lambda conn: repository.create_tracker(conn, project_id=project_id, body=body)
     )
     services.policies.invalidate(project_id)
     return json_response(tracker, 201)
@@ -89,7 +89,7 @@ async def update_tracker(
     project_id: str, request: Request, services: ServicesDep, caller: TrackerUpdater
 ) -> Response:
     body = await json_body(request, UpdateTrackerRequestBody)
-    await services.db.write(lambda conn: store.update_tracker(conn, project_id=project_id, body=body))
+    await services.db.write(lambda conn: repository.update_tracker(conn, project_id=project_id, body=body))
     services.policies.invalidate(project_id)
     return json_response({})
 
@@ -105,7 +105,9 @@ async def list_trackers(
 ) -> Response:
     name, kind = _query(request, "tracker_name"), _query(request, "tracker_type")
     found = await services.db.read(
-        lambda conn: store.list_trackers(conn, project_id=project_id, tracker_name=name, tracker_type=kind)
+        lambda conn: repository.list_trackers(
+            conn, project_id=project_id, tracker_name=name, tracker_type=kind
+        )
     )
     return json_response({"trackers": found})
 
@@ -122,7 +124,9 @@ async def delete_tracker(
     name = _query(request, "tracker_name", allow_empty=False)
     kind = _query(request, "tracker_type")
     await services.db.write(
-        lambda conn: store.delete_trackers(conn, project_id=project_id, tracker_name=name, tracker_type=kind)
+        lambda conn: repository.delete_trackers(
+            conn, project_id=project_id, tracker_name=name, tracker_type=kind
+        )
     )
     services.policies.invalidate(project_id)
     return json_response({})
@@ -131,8 +135,8 @@ async def delete_tracker(
 @router.get("/v3/{project_id}/quotas", name="listQuotas", summary="Tracker and notification quotas")
 async def list_quotas(project_id: str, services: ServicesDep, caller: QuotaLister) -> Response:
     resources = await services.db.read(
-        lambda conn: store.quotas(
-            conn, project_id, notifications_used=notification_store.count(conn, project_id)
+        lambda conn: repository.quotas(
+            conn, project_id, notifications_used=notification_repository.count(conn, project_id)
         )
     )
     return json_response({"resources": resources})
@@ -194,7 +198,7 @@ async def batch_create_resource_tags(
 ) -> Response:
     body = await json_body(request, TagsRequestBody)
     await services.db.write(
-        lambda conn: store.add_tags(
+        lambda conn: repository.add_tags(
             conn, project_id=project_id, resource_type=resource_type, resource_id=resource_id, tags=body.tags
         )
     )
@@ -216,7 +220,7 @@ async def batch_delete_resource_tags(
 ) -> Response:
     body = await json_body(request, TagsRequestBody)
     await services.db.write(
-        lambda conn: store.remove_tags(
+        lambda conn: repository.remove_tags(
             conn, project_id=project_id, resource_type=resource_type, resource_id=resource_id, tags=body.tags
         )
     )

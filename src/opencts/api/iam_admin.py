@@ -26,7 +26,7 @@ from opencts.iam import admin, lockout
 from opencts.iam.lockout import Attempt
 from opencts.iam.permissions import ROLES
 from opencts.iam.principal import Principal
-from opencts.trackers.store import create_system_tracker
+from opencts.trackers.repository import create_system_tracker
 
 router = APIRouter(tags=["iam"])
 MAX_BODY = 64 * 1024

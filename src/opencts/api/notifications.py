@@ -19,7 +19,7 @@ from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import Services, ServicesDep
 from opencts.iam.principal import Principal
-from opencts.notifications import store
+from opencts.notifications import repository
 from opencts.notifications.model import CreateNotificationRequestBody, UpdateNotificationRequestBody
 
 router = APIRouter(tags=["cts"])
@@ -47,7 +47,7 @@ async def create_notification(
     project_id: str, request: Request, services: ServicesDep, caller: Creator
 ) -> Response:
     body = await json_body(request, CreateNotificationRequestBody)
-    made = await services.db.write(lambda conn: store.create(conn, project_id=project_id, body=body))
+    made = await services.db.write(lambda conn: repository.create(conn, project_id=project_id, body=body))
     _changed(services, project_id)
     return json_response(made, 201)
 
@@ -61,7 +61,7 @@ async def update_notification(
     project_id: str, request: Request, services: ServicesDep, caller: Updater
 ) -> Response:
     body = await json_body(request, UpdateNotificationRequestBody)
-    updated = await services.db.write(lambda conn: store.update(conn, project_id=project_id, body=body))
+    updated = await services.db.write(lambda conn: repository.update(conn, project_id=project_id, body=body))
     _changed(services, project_id)
     return json_response(updated)
 
@@ -85,8 +85,8 @@ async def update_notification(
 async def delete_notification(
     project_id: str, request: Request, services: ServicesDep, caller: Deleter
 ) -> Response:
-    ids = store.parse_ids(request.query_params.get("notification_id"))
-    await services.db.write(lambda conn: store.delete_many(conn, project_id=project_id, ids=ids))
+    ids = repository.parse_ids(request.query_params.get("notification_id"))
+    await services.db.write(lambda conn: repository.delete_many(conn, project_id=project_id, ids=ids))
     _changed(services, project_id)
     return json_response({})
 
@@ -112,7 +112,7 @@ async def list_notifications(
 ) -> Response:
     name = request.query_params.get("notification_name") or None
     found = await services.db.read(
-        lambda conn: store.list_notifications(
+        lambda conn: repository.list_notifications(
             conn, project_id=project_id, notification_type=notification_type, notification_name=name
         )
     )

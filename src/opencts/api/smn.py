@@ -356,7 +356,7 @@ async def add_subscription(
             now=now,
         )
     )
-    smn.worker.wake()
+    smn.wake_deliveries()
     extra = {"subscription_urns": urns} if len(urns) > 1 else {}
     return _json(request, {"subscription_urn": urns[0], **extra})
 
@@ -440,7 +440,7 @@ async def publish_message(
         lambda conn: publish(conn, project_id=project_id, topic_urn=topic_urn, body=body, now=now)
     )
     if queued:
-        _smn(services).worker.wake()
+        _smn(services).wake_deliveries()
     return _json(request, {"message_id": message_id})
 
 
@@ -487,5 +487,5 @@ async def retry_delivery(
 ) -> Response:
     now = now_ms()
     found = await services.db.write(lambda conn: deliveries.retry(conn, project_id, delivery_id, now))
-    _smn(services).worker.wake()
+    _smn(services).wake_deliveries()
     return _json(request, {"delivery": found})

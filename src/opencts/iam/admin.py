@@ -503,7 +503,7 @@ def delete_credential(conn: Connection, *, domain_id: str, access_key: str) -> N
 
 def create_project(conn: Connection, *, domain_id: str, name: str) -> Project:
     """A new project in the account. Its management tracker is the caller's to create, in the same
-    transaction (``trackers.store.create_system_tracker``): IAM does not depend on CTS."""
+    transaction (``trackers.repository.create_system_tracker``): IAM does not depend on CTS."""
     check_name("project", name, PROJECT_NAME)
     project = Project(new_id(), name, domain_id, now_ms())
     _insert_unique(

@@ -28,7 +28,7 @@ from opencts.iam.secrets import (
 )
 from opencts.store.files import open_private
 from opencts.store.tables import credentials, domains, group_members, group_roles, groups, projects, users
-from opencts.trackers.store import create_system_tracker
+from opencts.trackers.repository import create_system_tracker
 
 ADMIN_GROUP = "admin"
 #: as on Huawei Cloud, the account's first user administers both the services and IAM

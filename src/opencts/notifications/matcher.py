@@ -204,7 +204,7 @@ class Matcher:
         return found
 
 
-def compile(notifications: Iterable[Notification]) -> Matcher:
+def compile_matcher(notifications: Iterable[Notification]) -> Matcher:
     """Compile a project's notifications; the caller leaves out disabled ones and ones with no topic.
 
     The cyclic garbage collector is paused meanwhile: the index is ~200,000 new containers, none of them

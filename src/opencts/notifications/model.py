@@ -6,7 +6,7 @@ message: at most 1,000 operations over at most 100 services, at most 10 user gro
 same reason as tracker bodies: a typo (``notify_users``) silently ignored would alarm the wrong people.
 
 Rules that need the database (the topic exists in the caller's project, the name is free, the quota) are
-checked in :mod:`opencts.notifications.store`.
+checked in :mod:`opencts.notifications.repository`.
 """
 
 from __future__ import annotations

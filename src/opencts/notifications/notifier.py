@@ -29,8 +29,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.clock import now_ms
 from opencts.errors import NotFound
-from opencts.notifications import alarm, store
-from opencts.notifications.matcher import Matcher, Notification, compile
+from opencts.notifications import alarm, repository
+from opencts.notifications.matcher import Matcher, Notification, compile_matcher
 from opencts.smn.model import PublishMessage
 from opencts.smn.publish import publish
 from opencts.store import Database, trace_log
@@ -90,10 +90,10 @@ class MatcherCache:
             return (await asyncio.shield(loading[1])).matcher
 
         def load(conn: Connection) -> _Entry:
-            stamp = store.fingerprint(conn, project_id)
+            stamp = repository.fingerprint(conn, project_id)
             if entry is not None and entry.stamp == stamp:
                 return _Entry(now + self.ttl, stamp, entry.matcher)
-            return _Entry(now + self.ttl, stamp, compile(store.load_enabled(conn, project_id)))
+            return _Entry(now + self.ttl, stamp, compile_matcher(repository.load_enabled(conn, project_id)))
 
         task = asyncio.get_running_loop().create_task(db.read(load))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even if nobody waits
@@ -301,5 +301,5 @@ class NotifierConsumer:
         counts = await self.db.write(lambda conn: record_alarms(conn, hits, now=now))
         self.counts.add(counts)
         if counts.deliveries and self.smn is not None:
-            self.smn.worker.wake()  # the first delivery attempt starts now, not at the worker's next poll
+            self.smn.wake_deliveries()  # the first delivery attempt starts now, not at the worker's next poll
         return None

@@ -1,7 +1,7 @@
 """How a claimed delivery leaves: email over SMTP, SMS through the operator's gateway, signed HTTP(S) POSTs.
 
 Each send either returns (the peer accepted: SMTP 250 after DATA, HTTP 2xx) or raises
-:class:`~opencts.smn.delivery.DeliveryFailed`; the worker turns that into a retry or a dead letter.
+:class:`~opencts.smn.worker.DeliveryFailed`; the worker turns that into a retry or a dead letter.
 Every send carries the message id (``X-Smn-Message-Id``; for email also a stable ``Message-ID``) so a
 receiver can drop the rare duplicate that at-least-once delivery allows.
 
@@ -31,12 +31,12 @@ import orjson
 from opencts import __version__
 from opencts.config import Settings
 from opencts.iam.secrets import SealedValueError, SecretBox
-from opencts.smn.delivery import DeliveryFailed, Job
 from opencts.smn.model import settable_header, text_for
 from opencts.smn.signing import Signer
 from opencts.smn.ssrf import EndpointRefused, check_url
 from opencts.smn.subscriptions import open_headers
 from opencts.smn.topics import iso
+from opencts.smn.worker import DeliveryFailed, Job
 
 USER_AGENT = f"OpenCTS-SMN/{__version__}"
 #: SMTP's rules, but headers fold only past RFC 5322's 998-character limit: a URL in angle brackets has no
@@ -149,7 +149,7 @@ def sms_text(job: Job, links: Links) -> str:
 
 
 class Channels:
-    """The :class:`~opencts.smn.delivery.Sender` the service uses: one method per protocol."""
+    """The :class:`~opencts.smn.worker.Sender` the service uses: one method per protocol."""
 
     def __init__(self, settings: Settings, signer: Signer, links: Links, box: SecretBox) -> None:
         self.settings = settings

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from opencts.errors import Conflict, NotFound
-from opencts.smn.delivery import DEAD, PENDING
+from opencts.smn.statuses import DEAD, PENDING
 from opencts.store.tables import smn_deliveries, smn_messages
 
 

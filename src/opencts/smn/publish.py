@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 
 from opencts.smn import topics
 from opencts.smn.model import PublishMessage
-from opencts.smn.subscriptions import CONFIRMED
+from opencts.smn.statuses import CONFIRMED, PENDING
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
 
 
@@ -51,7 +51,7 @@ def publish(
                     "project_id": project_id,
                     "protocol": s.protocol,
                     "endpoint": s.endpoint,
-                    "status": "pending",
+                    "status": PENDING,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "expires_at": expires,

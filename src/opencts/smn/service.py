@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
 from opencts.smn.channels import Channels, Links
-from opencts.smn.delivery import Backoff, DeliveryWorker
 from opencts.smn.signing import Signer
+from opencts.smn.worker import Backoff, DeliveryWorker
 from opencts.store import Database
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ class SmnService:
         if settings.allow_private_endpoints:
             log.warning("OPENCTS_ALLOW_PRIVATE_ENDPOINTS is on: webhooks may reach private addresses")
         return cls(settings, settings.region, signer, links, channels, worker)
+
+    def wake_deliveries(self) -> None:
+        """Start a delivery round now: something was just queued, so the worker need not wait for its poll."""
+        self.worker.wake()
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.worker.run_forever(), name="smn-delivery")

@@ -2,7 +2,8 @@
 
 A subscription receives nothing until its endpoint proves it wants the messages, as in SMN: the first
 thing queued for it is a confirmation carrying a link (``subscribe_url`` for HTTP, a URL in the text for
-email and SMS). Clicking it moves status 0 → 1; only status-1 subscriptions get published messages.
+email and SMS). Clicking it moves the subscription from ``UNCONFIRMED`` to ``CONFIRMED``; only confirmed
+subscriptions get published messages.
 
 Custom HTTP headers of a subscription (``extension.header``) often carry a receiver's credentials (an
 ``Authorization`` token), so they are stored sealed under the master key (``header_sealed``, with the
@@ -24,9 +25,9 @@ from opencts.smn import topics
 from opencts.smn.errors import SUBSCRIPTION_NOT_FOUND
 from opencts.smn.model import NewSubscription
 from opencts.smn.signing import Signer, token_hash
+from opencts.smn.statuses import CANCELLED, CONFIRMED, PENDING, UNCONFIRMED
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
 
-UNCONFIRMED, CONFIRMED, CANCELLED = 0, 1, 3
 #: SMN's per-topic subscription quota
 MAX_PER_TOPIC = 10_000
 #: how long a confirmation keeps being retried (SMN's links are valid for 48 hours)
@@ -73,7 +74,7 @@ def queue_confirmation(conn: Connection, row: Any, now: int) -> str:
             project_id=row.project_id,
             protocol=row.protocol,
             endpoint=row.endpoint,
-            status="pending",
+            status=PENDING,
             attempts=0,
             next_attempt_at=now,
             expires_at=expires,

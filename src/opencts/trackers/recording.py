@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from opencts.store import Database
 from opencts.trackers.model import SYSTEM_TRACKER
-from opencts.trackers.store import project_rows
+from opencts.trackers.repository import project_rows
 
 #: (service_type, trace_name) pairs hidden by ``exclude_service``; CTS documents only KMS createDatakey
 EXCLUDED_OPERATIONS: dict[str, frozenset[str]] = {"KMS": frozenset({"createdatakey"})}

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 from opencts.store import Database
 from opencts.store.tables import domains, projects
-from opencts.trackers import store
+from opencts.trackers import repository
 from opencts.trackers.model import CreateTrackerRequestBody, Tag, UpdateTrackerRequestBody
 from opencts.trackers.recording import PolicyCache, load_policy
 
@@ -23,7 +23,7 @@ def db(database: Database) -> Database:
         conn.execute(insert(domains).values(id=DOMAIN, name="acme", created_at=1))
         for pid, name in ((PROJECT, "r1"), (OTHER, "r2")):
             conn.execute(insert(projects).values(id=pid, domain_id=DOMAIN, name=name, created_at=1))
-            store.create_system_tracker(conn, project_id=pid, domain_id=DOMAIN)
+            repository.create_system_tracker(conn, project_id=pid, domain_id=DOMAIN)
 
     database.write_sync(setup)
     return database
@@ -31,7 +31,7 @@ def db(database: Database) -> Database:
 
 def create(db: Database, project: str = PROJECT, **body: Any) -> dict[str, Any]:
     req = CreateTrackerRequestBody.model_validate(body)
-    return db.write_sync(lambda c: store.create_tracker(c, project_id=project, body=req))
+    return db.write_sync(lambda c: repository.create_tracker(c, project_id=project, body=req))
 
 
 def create_data(db: Database, name: str, project: str = PROJECT, **extra: Any) -> dict[str, Any]:
@@ -47,15 +47,15 @@ def create_data(db: Database, name: str, project: str = PROJECT, **extra: Any) -
 
 def update(db: Database, **body: Any) -> None:
     req = UpdateTrackerRequestBody.model_validate(body)
-    db.write_sync(lambda c: store.update_tracker(c, project_id=PROJECT, body=req))
+    db.write_sync(lambda c: repository.update_tracker(c, project_id=PROJECT, body=req))
 
 
 def listed(db: Database, **filters: Any) -> list[dict[str, Any]]:
-    return db.read_sync(lambda c: store.list_trackers(c, project_id=PROJECT, **filters))
+    return db.read_sync(lambda c: repository.list_trackers(c, project_id=PROJECT, **filters))
 
 
 def test_a_new_project_has_its_management_tracker_once(db: Database) -> None:
-    db.write_sync(lambda c: store.create_system_tracker(c, project_id=PROJECT, domain_id=DOMAIN))
+    db.write_sync(lambda c: repository.create_system_tracker(c, project_id=PROJECT, domain_id=DOMAIN))
     [system] = listed(db)
     assert (system["tracker_name"], system["tracker_type"]) == ("system", "system")
     assert system["status"] == "enabled"
@@ -130,7 +130,7 @@ def test_the_data_tracker_quota(db: Database) -> None:
         create_data(db, f"t{i}")
     with pytest.raises(QuotaExceeded, match="at most 100 data"):
         create_data(db, "one-too-many")
-    quotas = db.read_sync(lambda c: store.quotas(c, PROJECT))
+    quotas = db.read_sync(lambda c: repository.quotas(c, PROJECT))
     assert quotas == [
         {"type": "system_tracker", "used": 1, "quota": 1},
         {"type": "data_tracker", "used": 100, "quota": 100},
@@ -192,7 +192,7 @@ def test_update_refusals(db: Database) -> None:
 def test_delete_one_all_data_or_the_system_tracker(db: Database) -> None:
     for name in ("a", "b", "c"):
         create_data(db, name)
-    delete = store.delete_trackers
+    delete = repository.delete_trackers
     assert db.write_sync(lambda c: delete(c, project_id=PROJECT, tracker_name="a")) == 1
     with pytest.raises(NotFound):
         db.write_sync(lambda c: delete(c, project_id=PROJECT, tracker_name="a"))
@@ -203,7 +203,7 @@ def test_delete_one_all_data_or_the_system_tracker(db: Database) -> None:
     assert [t["tracker_name"] for t in listed(db)] == ["system"]
     assert db.write_sync(lambda c: delete(c, project_id=PROJECT, tracker_type="system")) == 1
     assert listed(db) == []
-    assert len(db.read_sync(lambda c: store.list_trackers(c, project_id=OTHER))) == 1
+    assert len(db.read_sync(lambda c: repository.list_trackers(c, project_id=OTHER))) == 1
     with pytest.raises(BadRequest):
         db.write_sync(lambda c: delete(c, project_id=PROJECT, tracker_type="all"))
     create(db, tracker_type="system", tracker_name="system")  # and it can come back
@@ -214,20 +214,20 @@ def test_tags(db: Database) -> None:
 
     def add(*tags: Tag, project: str = PROJECT, kind: str = "cts-tracker", rid: str = tracker_id) -> None:
         db.write_sync(
-            lambda c: store.add_tags(
+            lambda c: repository.add_tags(
                 c, project_id=project, resource_type=kind, resource_id=rid, tags=list(tags)
             )
         )
 
     def remove(*tags: Tag) -> None:
         db.write_sync(
-            lambda c: store.remove_tags(
+            lambda c: repository.remove_tags(
                 c, project_id=PROJECT, resource_type="cts-tracker", resource_id=tracker_id, tags=list(tags)
             )
         )
 
     def tags() -> dict[str, str]:
-        return db.read_sync(lambda c: store.list_tags(c, resource_id=tracker_id))
+        return db.read_sync(lambda c: repository.list_tags(c, resource_id=tracker_id))
 
     add(Tag(key="env", value="prod"), Tag(key="team"))
     assert tags() == {"env": "prod", "team": ""}
@@ -247,7 +247,7 @@ def test_tags(db: Database) -> None:
         add(Tag(key="a", value="b"), rid="no-such-tracker")
     with pytest.raises(BadRequest, match="cts-tracker"):
         add(Tag(key="a", value="b"), kind="ecs")
-    db.write_sync(lambda c: store.delete_trackers(c, project_id=PROJECT, tracker_name="t"))
+    db.write_sync(lambda c: repository.delete_trackers(c, project_id=PROJECT, tracker_name="t"))
     assert tags() == {}
 
 
@@ -275,7 +275,7 @@ def test_the_recording_policy_follows_the_trackers(db: Database) -> None:
     assert "disabled" in (refuse(kind="data", tracker="reads") or "")
     update(db, tracker_type="system", tracker_name="system", status="disabled")
     assert refuse() == "the management tracker is disabled; CTS records nothing"
-    db.write_sync(lambda c: store.delete_trackers(c, project_id=PROJECT, tracker_type="system"))
+    db.write_sync(lambda c: repository.delete_trackers(c, project_id=PROJECT, tracker_type="system"))
     assert "does not exist" in (refuse() or "")
 
 

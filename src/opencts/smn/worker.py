@@ -29,13 +29,11 @@ import orjson
 from sqlalchemy import Connection, delete, exists, func, select, update
 
 from opencts.clock import now_ms
+from opencts.smn.statuses import CONFIRMED, DEAD, DELIVERED, DELIVERING, PENDING, UNCONFIRMED
 from opencts.store import Database
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions, smn_topics
 
 log = logging.getLogger(__name__)
-
-PENDING, DELIVERING, DELIVERED, DEAD = "pending", "delivering", "delivered", "dead"
-STATUSES = (PENDING, DELIVERING, DELIVERED, DEAD)
 
 
 class DeliveryFailed(Exception):
@@ -145,12 +143,12 @@ def claim_due(conn: Connection, *, now: int, limit: int, lease_ms: int) -> list[
     ).all()
     jobs = []
     for r in rows:
-        wanted = 0 if r.kind == "confirmation" else 1
+        wanted = UNCONFIRMED if r.kind == "confirmation" else CONFIRMED
         if now >= r.expires_at:
             _finish(conn, r.id, None, DEAD, now, "time_to_live ended before the message could be delivered")
             continue
         if r.sub_status != wanted:
-            why = "confirmed already" if r.sub_status == 1 else "no longer active (unsubscribed)"
+            why = "confirmed already" if r.sub_status == CONFIRMED else "no longer active (unsubscribed)"
             _finish(conn, r.id, None, DEAD, now, f"not sent: the subscription is {why}")
             continue
         claim = uuid.uuid4().hex
