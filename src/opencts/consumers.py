@@ -15,11 +15,11 @@ import logging
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from opencts.clock import now_ms
 from opencts.store import Database, trace_log
 from opencts.store.tables import consumer_cursors
+from opencts.store.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,9 @@ def get_cursor(conn: Connection, name: str) -> int:
 def set_cursor(conn: Connection, name: str, position: int) -> None:
     """Move the cursor forward only: a slow duplicate runner can never rewind it."""
     now = now_ms()
-    if conn.dialect.name == "postgresql":
-        insert: Any = postgresql.insert(consumer_cursors)
-    else:
-        insert = sqlite.insert(consumer_cursors)
-    stmt = insert.values(name=name, position=position, updated_at=now).on_conflict_do_nothing(
-        index_elements=["name"]
+    insert_ignore(
+        conn, consumer_cursors, {"name": name, "position": position, "updated_at": now}, key=["name"]
     )
-    conn.execute(stmt)
     conn.execute(
         update(consumer_cursors)
         .where(consumer_cursors.c.name == name, consumer_cursors.c.position < position)

@@ -270,7 +270,7 @@ async def test_list_by_type(api: Api) -> None:
 
 
 async def test_changes_reach_the_matcher_at_once(api: Api) -> None:
-    cache = services(api).notifications
+    cache = services(api).matchers
     db = services(api).db
     assert (await cache.get(db, api.project)).empty
     urn = await topic(api)

@@ -21,8 +21,9 @@ from opencts.consumers import ConsumerRunner, get_cursor
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
 from opencts.notifications import repository
+from opencts.notifications.cache import MatcherCache
 from opencts.notifications.model import CreateNotificationRequestBody
-from opencts.notifications.notifier import MatcherCache, NotifierConsumer
+from opencts.notifications.notifier import NotifierConsumer
 from opencts.smn import statuses, subscriptions, topics
 from opencts.smn.model import CreateTopic, NewSubscription
 from opencts.smn.signing import Signer
@@ -282,5 +283,5 @@ async def test_concurrent_lookups_share_one_compile_and_changes_warm_up(world: W
     cache.warm(world.db, world.project)
     assert len(cache._tasks) == 1, "a burst of changes schedules one compile"
     await asyncio.gather(*cache._tasks)
-    warmed = cache._entries[world.project].matcher
+    warmed = cache._compiled._entries[world.project].value.matcher
     assert warmed is not first and await cache.get(world.db, world.project) is warmed

@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 NotifierConsumer(
                     db,
                     services.smn,
-                    cache=services.notifications,
+                    cache=services.matchers,
                     keep_alarms_ms=settings.retention_ms + DAY_MS,
                 ),
                 services.signal,

@@ -12,7 +12,7 @@ from opencts.consumers import LogSignal
 from opencts.errors import PayloadTooLarge, UnsupportedMediaType
 from opencts.iam.authenticate import Authenticator
 from opencts.iam.secrets import SecretBox
-from opencts.notifications.notifier import MatcherCache
+from opencts.notifications.cache import MatcherCache
 from opencts.store import Database
 from opencts.traces.writer import TraceWriter
 from opencts.trackers.recording import PolicyCache
@@ -36,7 +36,7 @@ class Services:
     policies: PolicyCache = field(default_factory=PolicyCache)
     smn: SmnService | None = None
     #: compiled notification matchers; the notification routes invalidate a project's on every change
-    notifications: MatcherCache = field(default_factory=MatcherCache)
+    matchers: MatcherCache = field(default_factory=MatcherCache)
     #: FunctionGraph: the runtime pool and the invocation queue's worker
     functions: FunctionService | None = None
 

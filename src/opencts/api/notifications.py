@@ -33,8 +33,8 @@ Lister = Annotated[Principal, Depends(require("cts:notification:list"))]
 
 
 def _changed(services: Services, project_id: str) -> None:
-    services.notifications.invalidate(project_id)
-    services.notifications.warm(services.db, project_id)
+    services.matchers.invalidate(project_id)
+    services.matchers.warm(services.db, project_id)
 
 
 @router.post(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from opencts.iam.secrets import SealedValueError, SecretBox
 from opencts.iam.tokens import token_hash
 from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, group_roles, projects, tokens, users
+from opencts.ttlcache import TtlCache
 
 log = logging.getLogger("opencts.iam")
 
@@ -147,26 +147,22 @@ class Authenticator:
         #: access key -> when this process last wrote its ``last_used``
         self._use_recorded: dict[str, int] = {}
         self._use_writes: set[asyncio.Task[None]] = set()
-        self._credentials: dict[str, tuple[float, Credential | None]] = {}
-        self._tokens: dict[str, tuple[float, tuple[Identity, str | None, int, bool] | None]] = {}
+        self._credentials: TtlCache[str, Credential | None] = TtlCache(cache_seconds)
+        self._tokens: TtlCache[str, tuple[Identity, str | None, int, bool] | None] = TtlCache(cache_seconds)
         self._projects: dict[str, str | None] = {}
         #: signature -> ms after which a replay would fail the date check anyway
         self._seen: dict[str, int] = {}
 
     def invalidate(self) -> None:
         """Forget cached credentials and tokens, e.g. after a key was disabled or a user removed."""
-        self._credentials.clear()
-        self._tokens.clear()
+        self._credentials.invalidate()
+        self._tokens.invalidate()
 
     async def credential(self, access_key: str) -> Credential | None:
-        hit = self._credentials.get(access_key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        found = await self.db.read(lambda conn: load_credential(conn, access_key, self.box))
-        if len(self._credentials) > 10_000:
-            self._credentials.clear()
-        self._credentials[access_key] = (time.monotonic() + self.cache_seconds, found)
-        return found
+        async def load(_stale: Credential | None) -> Credential | None:
+            return await self.db.read(lambda conn: load_credential(conn, access_key, self.box))
+
+        return await self._credentials.get(access_key, load)
 
     async def project_domain(self, project_id: str) -> str | None:
         if not _PROJECT_ID.fullmatch(project_id):
@@ -257,14 +253,13 @@ class Authenticator:
 
     async def by_token(self, token: str) -> Principal:
         hashed = token_hash(token)
-        hit = self._tokens.get(hashed)
-        if hit is not None and hit[0] > time.monotonic():
-            found = hit[1]
-        else:
-            found = await self.db.read(lambda conn: load_token(conn, hashed))
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[hashed] = (time.monotonic() + self.cache_seconds, found)
+
+        async def load(
+            _stale: tuple[Identity, str | None, int, bool] | None,
+        ) -> tuple[Identity, str | None, int, bool] | None:
+            return await self.db.read(lambda conn: load_token(conn, hashed))
+
+        found = await self._tokens.get(hashed, load)
         if found is None:
             raise Unauthorized("authentication failed: unknown token")
         identity, project_id, expires_at, revoked = found
@@ -312,7 +307,7 @@ class Authenticator:
         await asyncio.gather(*self._use_writes, return_exceptions=True)
 
     def forget_token(self, token: str) -> None:
-        self._tokens.pop(token_hash(token), None)
+        self._tokens.invalidate(token_hash(token))
 
     def _forget_old(self, now: int) -> None:
         if len(self._seen) > 1000:

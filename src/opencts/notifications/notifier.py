@@ -16,25 +16,22 @@ retried: an alarm for a topic that no longer exists cannot become deliverable la
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
 from opencts.clock import now_ms
 from opencts.errors import NotFound
 from opencts.notifications import alarm, repository
-from opencts.notifications.matcher import Matcher, Notification, compile_matcher
+from opencts.notifications.cache import MatcherCache
+from opencts.notifications.matcher import Matcher, Notification
 from opencts.smn.model import PublishMessage
 from opencts.smn.publish import publish
 from opencts.store import Database, trace_log
-from opencts.store.tables import notification_alarms
 
 if TYPE_CHECKING:
     from opencts.smn.service import SmnService
@@ -44,94 +41,6 @@ log = logging.getLogger(__name__)
 PUBLISHED, NO_TOPIC, FUNCTION_PENDING, UNSENDABLE = "published", "no_topic", "function_pending", "unsendable"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    expires: float
-    stamp: tuple[tuple[str, int], ...]
-    matcher: Matcher
-
-
-class MatcherCache:
-    """Per-project compiled matchers, each trusted for ``ttl`` seconds.
-
-    The notification routes of this process call :meth:`invalidate`, so a change here applies to the very
-    next batch; another process sharing the database (a second server on PostgreSQL) sees it within
-    ``ttl``. When the TTL runs out, a cheap look at every notification's ``update_time`` decides whether
-    anything changed; only then is the project recompiled (100 notifications of 1,000 operations take a
-    tenth of a second to compile, which need not happen every two seconds). Loading and compiling run on a
-    reader thread, not on the event loop, and callers asking while a load for the same generation is under
-    way share it. The generation counter stops a load that raced with a change from being cached.
-    """
-
-    def __init__(
-        self, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic, *, warm_delay: float = 0.3
-    ) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        #: set by a running notifier: only then is it worth compiling ahead of the next trace
-        self.autowarm = False
-        self.warm_delay = warm_delay
-        self._entries: dict[str, _Entry] = {}
-        self._generation = 0
-        self._warming: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loading: dict[str, tuple[int, asyncio.Task[_Entry]]] = {}
-
-    async def get(self, db: Database, project_id: str) -> Matcher:
-        now = self.clock()
-        entry = self._entries.get(project_id)
-        if entry is not None and entry.expires > now:
-            return entry.matcher
-        generation = self._generation
-        loading = self._loading.get(project_id)
-        if loading is not None and loading[0] == generation:
-            return (await asyncio.shield(loading[1])).matcher
-
-        def load(conn: Connection) -> _Entry:
-            stamp = repository.fingerprint(conn, project_id)
-            if entry is not None and entry.stamp == stamp:
-                return _Entry(now + self.ttl, stamp, entry.matcher)
-            return _Entry(now + self.ttl, stamp, compile_matcher(repository.load_enabled(conn, project_id)))
-
-        task = asyncio.get_running_loop().create_task(db.read(load))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even if nobody waits
-        self._loading[project_id] = (generation, task)
-        try:
-            fresh = await asyncio.shield(task)
-        finally:
-            if self._loading.get(project_id, (0, None))[1] is task:
-                del self._loading[project_id]
-        if generation == self._generation:
-            self._entries[project_id] = fresh
-        return fresh.matcher
-
-    def invalidate(self, project_id: str) -> None:
-        self._generation += 1
-        self._entries.pop(project_id, None)
-
-    def warm(self, db: Database, project_id: str) -> None:
-        """Recompile the project soon, in the background, so the next trace does not wait for it.
-
-        Called by the routes after :meth:`invalidate`. A burst of changes (a script creating 100
-        notifications) costs one compile per ``warm_delay``, not one per change.
-        """
-        if not self.autowarm or project_id in self._warming:
-            return
-
-        async def run() -> None:
-            await asyncio.sleep(self.warm_delay)
-            self._warming.discard(project_id)  # a change from here on schedules another warm-up
-            try:
-                await self.get(db, project_id)
-            except Exception:  # the next batch compiles it instead; nothing is lost
-                log.warning("compiling the notifications of project %s failed", project_id, exc_info=True)
-
-        self._warming.add(project_id)
-        task = asyncio.get_running_loop().create_task(run(), name=f"notifications-warm-{project_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,22 +66,8 @@ class AlarmCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _insert_alarm(conn: Connection, hit: Hit, outcome: str, now: int) -> bool:
-    """Claim (notification, trace); False if it was claimed before (by this or another process)."""
-    insert: Any = (
-        postgresql.insert(notification_alarms)
-        if conn.dialect.name == "postgresql"
-        else sqlite.insert(notification_alarms)
-    )
-    stmt = insert.values(
-        notification_id=hit.notification.notification_id,
-        trace_id=hit.trace_id,
-        project_id=hit.notification.project_id,
-        outcome=outcome,
-        created_at=now,
-    ).on_conflict_do_nothing(index_elements=["notification_id", "trace_id"])
-    # RETURNING rather than rowcount: psycopg does not report a row count for this statement
-    return conn.execute(stmt.returning(notification_alarms.c.trace_id)).first() is not None
+def _claim(conn: Connection, hit: Hit, outcome: str, now: int) -> bool:
+    return repository.claim_alarm(conn, hit.notification, hit.trace_id, outcome, now)
 
 
 def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts:
@@ -182,12 +77,12 @@ def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts
         n = hit.notification
         if n.notification_type != "smn":
             # FunctionGraph is not part of OpenCTS yet: the alarm is recorded, nothing is invoked.
-            counts.function_pending += _insert_alarm(conn, hit, FUNCTION_PENDING, now)
+            counts.function_pending += _claim(conn, hit, FUNCTION_PENDING, now)
             continue
         if hit.message is None:
-            counts.unsendable += _insert_alarm(conn, hit, UNSENDABLE, now)
+            counts.unsendable += _claim(conn, hit, UNSENDABLE, now)
             continue
-        if not _insert_alarm(conn, hit, PUBLISHED, now):
+        if not _claim(conn, hit, PUBLISHED, now):
             counts.duplicates += 1
             continue
         try:
@@ -203,24 +98,10 @@ def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts
                 n.topic_id,
                 hit.trace_id,
             )
-            conn.execute(
-                update(notification_alarms)
-                .where(
-                    notification_alarms.c.notification_id == n.notification_id,
-                    notification_alarms.c.trace_id == hit.trace_id,
-                )
-                .values(outcome=NO_TOPIC)
-            )
+            repository.settle_alarm(conn, n.notification_id, hit.trace_id, outcome=NO_TOPIC)
             counts.no_topic += 1
             continue
-        conn.execute(
-            update(notification_alarms)
-            .where(
-                notification_alarms.c.notification_id == n.notification_id,
-                notification_alarms.c.trace_id == hit.trace_id,
-            )
-            .values(message_id=message_id)
-        )
+        repository.settle_alarm(conn, n.notification_id, hit.trace_id, message_id=message_id)
         counts.published += 1
         counts.deliveries += queued
     return counts
@@ -291,11 +172,7 @@ class NotifierConsumer:
         if now >= self._next_prune:
             self._next_prune = now + HOUR_MS
             cutoff = now - self.keep_alarms_ms
-            await self.db.write(
-                lambda conn: conn.execute(
-                    delete(notification_alarms).where(notification_alarms.c.created_at < cutoff)
-                )
-            )
+            await self.db.write(lambda conn: repository.prune_alarms(conn, cutoff))
         if not hits:
             return None
         counts = await self.db.write(lambda conn: record_alarms(conn, hits, now=now))

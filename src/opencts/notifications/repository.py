@@ -26,6 +26,7 @@ from opencts.notifications.model import (
     UpdateNotificationRequestBody,
 )
 from opencts.store.tables import notification_alarms, notifications, projects, smn_topics
+from opencts.store.upsert import insert_ignore
 
 NOTIFICATION_TYPES = ("smn", "fun")
 #: a batch delete names at most this many ids (a project has at most 100 notifications)
@@ -261,3 +262,52 @@ def render(row: Row[Any]) -> dict[str, Any]:
         "create_time": int(row.create_time),
         "filter": config.get("filter"),
     }
+
+
+def claim_alarm(conn: Connection, notification: Notification, trace_id: str, outcome: str, now: int) -> bool:
+    """Record that ``notification`` alarmed for ``trace_id``; False if that was recorded before.
+
+    The record is the at-most-once guard of the notifier: whoever inserts it (this process or another on
+    the same PostgreSQL) is the one that publishes.
+    """
+    return insert_ignore(
+        conn,
+        notification_alarms,
+        {
+            "notification_id": notification.notification_id,
+            "trace_id": trace_id,
+            "project_id": notification.project_id,
+            "outcome": outcome,
+            "created_at": now,
+        },
+        key=["notification_id", "trace_id"],
+    )
+
+
+def settle_alarm(
+    conn: Connection,
+    notification_id: str,
+    trace_id: str,
+    *,
+    outcome: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Write what became of a claimed alarm: a different outcome, or the SMN message it published."""
+    values: dict[str, Any] = {}
+    if outcome is not None:
+        values["outcome"] = outcome
+    if message_id is not None:
+        values["message_id"] = message_id
+    conn.execute(
+        sql_update(notification_alarms)
+        .where(
+            notification_alarms.c.notification_id == notification_id,
+            notification_alarms.c.trace_id == trace_id,
+        )
+        .values(values)
+    )
+
+
+def prune_alarms(conn: Connection, before: int) -> None:
+    """Forget alarm records created before ``before`` (ms): their traces have left the log by then."""
+    conn.execute(delete(notification_alarms).where(notification_alarms.c.created_at < before))

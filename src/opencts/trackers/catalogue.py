@@ -11,28 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select
 
 from opencts.clock import now_ms
 from opencts.store import Database
 from opencts.store.tables import projects, trace_resources, trace_users, traces
+from opencts.store.upsert import upsert_greatest
 
 DAY_MS = 86_400_000
 RESOURCES_WINDOW_MS = 7 * DAY_MS
 USERS_WINDOW_MS = 30 * DAY_MS
-_CHUNK = 500  # rows per upsert statement: well under SQLite's host-parameter limit
-
-
-def _upsert(conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """Insert rows, or move ``last_seen`` forward (never back: a replayed batch changes nothing)."""
-    insert: Any = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-    newer = case(
-        (table.c.last_seen < insert.excluded.last_seen, insert.excluded.last_seen), else_=table.c.last_seen
-    )
-    stmt = insert.on_conflict_do_update(index_elements=keys, set_={"last_seen": newer})
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(stmt, rows[start : start + _CHUNK])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +36,8 @@ def seen_between(conn: Connection, first: int, last: int) -> Seen:
 
     The columns hold what the bodies say (ingest fills both from the same normalised trace, ``user_name``
     through :func:`~opencts.traces.model.user_name`), so the database can group a batch in one statement:
-    no body is fetched or parsed, and no Python runs per row (that used to cost ~13 µs a trace, inside the
-    writer's transaction). A row deleted by retention between the runner's read and this one is not seen;
-    it had expired anyway.
+    no body is fetched or parsed, and no Python runs per row inside the writer's transaction. A row deleted
+    by retention between the runner's read and this one is not seen; it had expired anyway.
     """
     in_batch = (traces.c.seq >= first, traces.c.seq <= last)
     newest = func.max(traces.c.record_time)
@@ -62,7 +49,7 @@ def seen_between(conn: Connection, first: int, last: int) -> Seen:
     )
     for project, service, resource, seen in conn.execute(by_resource):
         if service:
-            key = (project, service[:64], (resource or "")[:128])  # NULL and "" are one key, as before
+            key = (project, service[:64], (resource or "")[:128])  # NULL and "" are one key
             resources[key] = max(resources.get(key, 0), int(seen))
     users: dict[tuple[str, str], int] = {}
     by_user = (
@@ -79,21 +66,23 @@ def seen_between(conn: Connection, first: int, last: int) -> Seen:
 def record(conn: Connection, seen: Seen) -> None:
     """Fold what a batch named into the catalogue tables."""
     if seen.resources:
-        _upsert(
+        upsert_greatest(
             conn,
             trace_resources,
-            ["project_id", "service_type", "resource_type"],
             [
                 {"project_id": p, "service_type": s, "resource_type": r, "last_seen": t}
                 for (p, s, r), t in sorted(seen.resources.items())
             ],
+            key=["project_id", "service_type", "resource_type"],
+            column="last_seen",
         )
     if seen.users:
-        _upsert(
+        upsert_greatest(
             conn,
             trace_users,
-            ["project_id", "user_name"],
             [{"project_id": p, "user_name": u, "last_seen": t} for (p, u), t in sorted(seen.users.items())],
+            key=["project_id", "user_name"],
+            column="last_seen",
         )
 
 

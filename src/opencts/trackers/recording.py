@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from opencts.store import Database
 from opencts.trackers.model import SYSTEM_TRACKER
 from opencts.trackers.repository import project_rows
+from opencts.ttlcache import TtlCache
 
 #: (service_type, trace_name) pairs hidden by ``exclude_service``; CTS documents only KMS createDatakey
 EXCLUDED_OPERATIONS: dict[str, frozenset[str]] = {"KMS": frozenset({"createdatakey"})}
@@ -111,23 +112,13 @@ class PolicyCache:
     """
 
     def __init__(self, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._entries: dict[str, tuple[float, RecordingPolicy]] = {}
-        #: bumped by invalidate, so a load that raced with a tracker write is not cached
-        self._generation = 0
+        self._policies: TtlCache[str, RecordingPolicy] = TtlCache(ttl, clock)
 
     async def get(self, db: Database, project_id: str) -> RecordingPolicy:
-        now = self.clock()
-        entry = self._entries.get(project_id)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        generation = self._generation
-        policy = await db.read(lambda conn: load_policy(conn, project_id))
-        if generation == self._generation:
-            self._entries[project_id] = (now + self.ttl, policy)
-        return policy
+        async def load(_stale: RecordingPolicy | None) -> RecordingPolicy:
+            return await db.read(lambda conn: load_policy(conn, project_id))
+
+        return await self._policies.get(project_id, load)
 
     def invalidate(self, project_id: str) -> None:
-        self._generation += 1
-        self._entries.pop(project_id, None)
+        self._policies.invalidate(project_id)
