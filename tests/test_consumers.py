@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from cts_helpers import trace_row
+from opencts.clock import DAY_MS
 from opencts.consumers import ConsumerRunner, get_cursor, set_cursor
 from opencts.store import Database, trace_log
 from opencts.store.trace_log import TraceRow
@@ -70,7 +71,7 @@ def test_cursors_only_move_forward(database: Database) -> None:
 
 
 async def test_retention_deletes_only_expired_traces(database: Database) -> None:
-    day = 86_400_000
+    day = DAY_MS
     now = 100 * day
     database.write_sync(lambda c: trace_log.append(c, rows(0, 30, record_time=now - 8 * day)))
     database.write_sync(lambda c: trace_log.append(c, rows(30, 10, record_time=now - 1 * day)))
@@ -88,7 +89,7 @@ async def test_retention_deletes_only_expired_traces(database: Database) -> None
 
 async def test_an_expired_log_never_restarts_its_sequence(database: Database) -> None:
     """Were the log emptied, SQLite would number the next trace 1, below every consumer's cursor."""
-    day = 86_400_000
+    day = DAY_MS
     now = 100 * day
     database.write_sync(lambda c: trace_log.append(c, rows(0, 5, record_time=now - 8 * day)))
     retention = ConsumerRunner(database, RetentionConsumer(database, retention_ms=7 * day, clock=lambda: now))

@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from opencts.clock import DAY_MS
+
 DEFAULT_BIND = "127.0.0.1:8080"
 
 
@@ -205,7 +207,7 @@ class Settings(BaseSettings):
 
     @property
     def retention_ms(self) -> int:
-        return self.retention_days * 86_400_000
+        return self.retention_days * DAY_MS
 
 
 # -- the settings table of the README, rendered from the fields above ------------------------------------

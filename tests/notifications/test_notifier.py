@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Connection, func, select, update
 
 from cts_helpers import TraceFactory
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, now_ms
 from opencts.consumers import ConsumerRunner, get_cursor
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
@@ -37,8 +37,6 @@ from opencts.store.tables import (
     smn_topics,
 )
 from opencts.traces.ingest import prepare
-
-DAY_MS = 86_400_000
 
 BOX = SecretBox(bytes(range(32)))
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
+from opencts.clock import DAY_MS, HOUR_MS
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
 from opencts.smn import deliveries, statuses, subscriptions, topics
@@ -145,7 +146,7 @@ async def test_worker_sends_each_row_once(database: Database, signer: Signer) ->
         (m, s) for m in ids for s in world.subs[:2]
     )
     assert {r["status"] for r in world.rows()} == {"delivered"}
-    clock.now += 10 * 86_400_000
+    clock.now += 10 * DAY_MS
     await w.drain()
     assert len(sender.sent) == 10  # delivered is final: nothing is ever sent again
 
@@ -327,10 +328,10 @@ async def test_the_worker_prunes_what_is_older_than_keep_days(database: Database
     w = DeliveryWorker(database, Recorder(), backoff=NO_JITTER, clock=clock, keep_days=7)
     old = world.publish()
     await w.drain()
-    clock.now += 6 * 86_400_000
+    clock.now += 6 * DAY_MS
     young = world.publish(now=clock.now)
     await w.drain()
     assert messages(database) == {old, young}  # nothing is 7 days old yet
-    clock.now += 86_400_000 + 3_600_000  # past the hour between two prunings, and past 7 days for `old`
+    clock.now += DAY_MS + HOUR_MS  # past the hour between two prunings, and past 7 days for `old`
     await w.drain()
     assert messages(database) == {young}

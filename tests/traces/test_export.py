@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from opencts.clock import DAY_MS
 from opencts.traces import export
 from opencts.traces.export import _TimeFormat, csv_row
 from opencts.traces.query import TraceQuery
@@ -242,6 +243,6 @@ def test_time_format_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPa
 def test_time_format_matches_datetime_over_decades_and_keeps_a_bounded_cache() -> None:
     fmt = _TimeFormat()
     start = 1_000_000_000_000  # 2001, then every ~37 hours (at odd minutes and milliseconds) to 2034
-    for ms in range(start, start + 3 * export._DAYS_KEPT * 86_400_000, 133_333_337):
+    for ms in range(start, start + 3 * export._DAYS_KEPT * DAY_MS, 133_333_337):
         assert fmt(ms) == iso(ms)
     assert len(fmt.days) <= export._DAYS_KEPT

@@ -19,13 +19,14 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
+from opencts.clock import DAY_MS, MINUTE_MS
 from opencts.store.trace_log import TraceRow
 from opencts.traces import ingest, model
 from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, summary
 from opencts.traces.model import TraceIn
 
 NOW = 1_800_000_000_000
-RETENTION = 7 * 86_400_000
+RETENTION = 7 * DAY_MS
 PROJECT = "p" * 32
 
 
@@ -82,7 +83,7 @@ def full_trace(n: int = 0) -> dict[str, Any]:
         "trace_rating": "warning",
         "trace_type": "ApiCall",
         "event_type": "system",
-        "time": NOW - 60_000,
+        "time": NOW - MINUTE_MS,
         "user": {
             "id": "u1",
             "name": "alice",
@@ -143,8 +144,8 @@ TOP: dict[str, list[Any]] = {
         99_999_999_999_999,
         100_000_000_000_000,
         NOW,
-        NOW + 15 * 60_000,
-        NOW + 15 * 60_000 + 1,
+        NOW + 15 * MINUTE_MS,
+        NOW + 15 * MINUTE_MS + 1,
         NOW - RETENTION,
         NOW - RETENTION + 1,
         float(NOW - 1000),

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from opencts.clock import DAY_MS, HOUR_MS
 from opencts.errors import BadRequest
-from opencts.traces.query import HOUR_MS, parse_query
+from opencts.traces.query import parse_query
 
 NOW = 1_800_000_000_000
-WEEK = 7 * 86_400_000
+WEEK = 7 * DAY_MS
 
 
 def parse(**params: str) -> object:

@@ -13,7 +13,7 @@ import pytest
 
 from cts_helpers import TraceFactory, signed_client
 from opencts.api.app import create_app
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, now_ms
 from opencts.config import Settings
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.iam.bootstrap import read_credentials
@@ -24,7 +24,7 @@ from opencts.traces.ingest import PreparedBatch
 from opencts.traces.workers import IN_PLACE_BYTES, PreparePool, prepare_body
 
 PROJECT = "0" * 32
-RETENTION_MS = 7 * 86_400_000
+RETENTION_MS = 7 * DAY_MS
 
 
 @pytest.fixture

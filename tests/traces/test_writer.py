@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cts_helpers import trace_row
+from opencts.clock import DAY_MS
 from opencts.consumers import LogSignal
 from opencts.errors import Overloaded
 from opencts.store import Database, migrate, trace_log
@@ -125,7 +126,7 @@ async def test_concurrent_batches_are_committed_together_with_exact_verdicts(tmp
         from opencts.clock import now_ms
 
         now = now_ms()
-        writer = TraceWriter(db, LogSignal(), retention_ms=86_400_000)
+        writer = TraceWriter(db, LogSignal(), retention_ms=DAY_MS)
         transactions = 0
         real_write = db.write
 

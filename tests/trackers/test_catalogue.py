@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, insert, select
 
+from opencts.clock import DAY_MS
 from opencts.consumers import ConsumerRunner
 from opencts.store import Database, trace_log
 from opencts.store.tables import domains, projects, trace_resources, trace_users
 from opencts.store.trace_log import TraceRow
-from opencts.trackers.catalogue import DAY_MS, CatalogueConsumer, trace_resource_list, user_list
+from opencts.trackers.catalogue import CatalogueConsumer, trace_resource_list, user_list
 from opencts.trackers.operations import CATALOGUE, list_operations
 
 DOMAIN, P1, P2, FOREIGN = "d" * 32, "1" * 32, "2" * 32, "f" * 32

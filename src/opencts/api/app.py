@@ -27,6 +27,7 @@ from opencts.api import (
 )
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
+from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.service import FunctionService
@@ -34,7 +35,7 @@ from opencts.iam.authenticate import Authenticator
 from opencts.iam.bootstrap import bootstrap, write_credentials
 from opencts.iam.keyring import unlock
 from opencts.iam.secrets import SecretBox
-from opencts.notifications.notifier import DAY_MS, NotifierConsumer
+from opencts.notifications.notifier import NotifierConsumer
 from opencts.smn import signing, subscriptions
 from opencts.smn.service import SmnService
 from opencts.store import Database, migrate

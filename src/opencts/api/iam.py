@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -14,7 +13,7 @@ from sqlalchemy import Connection, select
 
 from opencts.api.auth import require
 from opencts.api.deps import ServicesDep, read_body
-from opencts.clock import now_ms
+from opencts.clock import iso_ms, now_ms
 from opencts.config import Settings
 from opencts.errors import BadRequest, Forbidden, MalformedJSON, NotFound, TooManyAttempts, Unauthorized
 from opencts.iam import lockout
@@ -73,7 +72,7 @@ class TokenRequest(_Loose):
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_ms(ms, "microseconds")
 
 
 class _WrongPassword(Unauthorized):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -22,6 +21,7 @@ from sqlalchemy import Connection
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import ServicesDep
+from opencts.clock import iso_ms
 from opencts.iam import admin, lockout
 from opencts.iam.lockout import Attempt
 from opencts.iam.permissions import ROLES
@@ -119,7 +119,7 @@ class CreateProjectBody(_Loose):
 
 
 def _time(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if ms is None else iso_ms(ms, "microseconds")
 
 
 def _user(u: admin.User) -> dict[str, Any]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from opencts.clock import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
+
 _AGO = re.compile(r"^(\d+)([smhd])$")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNIT_MS = {"s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 
 
 def parse_time(value: str, now_ms: int) -> int:

@@ -10,12 +10,12 @@ texts first, and says so in ``truncated``.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
 import orjson
 
+from opencts.clock import iso_ms
 from opencts.notifications.matcher import Notification
 from opencts.smn.model import MAX_MESSAGE_BYTES, PublishMessage
 from opencts.traces.model import user_name
@@ -31,10 +31,9 @@ def iso_time(ms: Any) -> str:
     """Milliseconds since the epoch as ISO 8601 UTC (``2024-05-01T10:00:00.123Z``); odd values as given."""
     if isinstance(ms, int) and not isinstance(ms, bool):
         try:
-            moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-        except (OverflowError, OSError, ValueError):
+            return iso_ms(ms)
+        except OverflowError:
             return str(ms)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return "unknown" if ms is None else str(ms)
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Connection
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.errors import NotFound
 from opencts.notifications import alarm, repository
 from opencts.notifications.cache import MatcherCache
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLISHED, NO_TOPIC, FUNCTION_PENDING, UNSENDABLE = "published", "no_topic", "function_pending", "unsendable"
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 
+from opencts.clock import HOUR_MS
 from opencts.errors import NotFound, QuotaExceeded
 from opencts.iam.secrets import SecretBox, is_sealed
 from opencts.smn import topics
@@ -31,7 +32,7 @@ from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions
 #: SMN's per-topic subscription quota
 MAX_PER_TOPIC = 10_000
 #: how long a confirmation keeps being retried (SMN's links are valid for 48 hours)
-CONFIRMATION_TTL_MS = 48 * 3_600_000
+CONFIRMATION_TTL_MS = 48 * HOUR_MS
 
 
 def render(row: Any) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
+from opencts.clock import iso_ms
 from opencts.errors import Conflict, NotFound, QuotaExceeded
 from opencts.smn.errors import TOPIC_NOT_FOUND, TopicInUse
 from opencts.smn.model import CreateTopic
@@ -19,7 +19,7 @@ MAX_TOPICS = 3000
 
 def iso(ms: int) -> str:
     """SMN's time format: ``YYYY-MM-DDTHH:MM:SSZ`` (UTC)."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_ms(ms, "seconds")
 
 
 def make_urn(region: str, project_id: str, name: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Connection, delete, exists, func, select, update
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.smn.statuses import CONFIRMED, DEAD, DELIVERED, DELIVERING, PENDING, UNCONFIRMED
 from opencts.store import Database
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions, smn_topics
@@ -229,7 +229,6 @@ def next_due(conn: Connection) -> int | None:
 
 #: messages deleted per round of pruning: a backlog goes over several rounds, never in one long write
 PRUNE_BATCH = 1000
-HOUR_MS = 3_600_000
 
 
 def prune(conn: Connection, *, before: int, limit: int = PRUNE_BATCH) -> int:
@@ -290,7 +289,7 @@ class DeliveryWorker:
         self._results: list[Outcome] = []
         self._next_due: int | None = None
         #: finished messages older than this are pruned, about once an hour (see :func:`prune`)
-        self.keep_ms = keep_days * 24 * HOUR_MS
+        self.keep_ms = keep_days * DAY_MS
         self._prune_at = 0
 
     def wake(self) -> None:

@@ -43,6 +43,7 @@ import orjson
 from pyroaring import BitMap64
 from sqlalchemy import URL, Connection, text
 
+from opencts.clock import HOUR_MS
 from opencts.store.files import open_private
 
 #: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
@@ -65,7 +66,7 @@ HASHED_COLUMNS: tuple[str, ...] = ("resource_id", "resource_name")
 #: what :meth:`TermIndex.feed` takes after (seq, project_id, kind, time), in this order
 INDEXED_COLUMNS = TERM_COLUMNS + HASHED_COLUMNS
 #: the width of a time bucket: a bucket holds the seqs whose time falls in it
-BUCKET_MS = 3_600_000
+BUCKET_MS = HOUR_MS
 #: up to this many candidates are ranked from the time array directly; more are cut to buckets first
 DIRECT_RANK = 1 << 15
 #: the most buckets one step of a walk reads together (a step reads twice as many as the one before)

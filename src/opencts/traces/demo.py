@@ -24,12 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opencts.clock import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
+
 __all__ = ["DEMO_USERS", "demo_week"]
 
-SECOND_MS = 1_000
-MINUTE_MS = 60 * SECOND_MS
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
 
 #: The people (and the robot) who act in the demo week, in the order their ids are drawn from the RNG.

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from opencts.clock import DAY_MS, HOUR_MS
 from opencts.store import trace_log
 from opencts.traces.query import TraceQuery
 
@@ -89,8 +90,6 @@ def _chunks(
         after = trace_log.Position(rows[-1].time, rows[-1].seq)
 
 
-_DAY_MS = 86_400_000
-_HOUR_MS = 3_600_000
 #: "HH:" for each hour of a day, "MM:SS." for each second of an hour and "mmmZ" for each millisecond of a
 #: second: with the day's prefix cached, a timestamp is four lookups. A cache per second or per hour
 #: would not do: one strftime costs as much as a whole row, and a 7-day export has a new second on
@@ -126,8 +125,8 @@ class _TimeFormat:
 
     def __call__(self, ms: int) -> str:
         return (
-            f"{self.days[ms // _DAY_MS]}{_HOURS[ms % _DAY_MS // _HOUR_MS]}"
-            f"{_MINUTE_SECOND[ms % _HOUR_MS // 1000]}{_MILLIS[ms % 1000]}"
+            f"{self.days[ms // DAY_MS]}{_HOURS[ms % DAY_MS // HOUR_MS]}"
+            f"{_MINUTE_SECOND[ms % HOUR_MS // 1000]}{_MILLIS[ms % 1000]}"
         )
 
 
@@ -247,7 +246,7 @@ class _CsvChunks:
 
     def text(self, rows: Sequence[Any]) -> str:
         days, hours, hms, millis = self._time.days, _HOURS, _MINUTE_SECOND, _MILLIS
-        day_ms, hour_ms, line = _DAY_MS, _HOUR_MS, self._line
+        day_ms, hour_ms, line = DAY_MS, HOUR_MS, self._line
         # fmt: off
         lines = [
             f"{name},{rtype or ''},{service},{rid or ''},{rname or ''},{rating},{user or ''},"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from opencts.clock import HOUR_MS
 from opencts.errors import BadRequest
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 200
-HOUR_MS = 3_600_000
 
 #: query parameter -> log column
 FILTER_PARAMS: dict[str, str] = {

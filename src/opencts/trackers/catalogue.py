@@ -13,12 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, now_ms
 from opencts.store import Database
 from opencts.store.tables import projects, trace_resources, trace_users, traces
 from opencts.store.upsert import upsert_greatest
 
-DAY_MS = 86_400_000
 RESOURCES_WINDOW_MS = 7 * DAY_MS
 USERS_WINDOW_MS = 30 * DAY_MS
 
