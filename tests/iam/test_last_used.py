@@ -6,10 +6,7 @@ make one write, and the first use after the minute makes the next. Over the app,
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,13 +15,12 @@ from sqlalchemy import event, select
 from cts_helpers import Api
 from opencts.api.deps import Services
 from opencts.clock import now_ms
-from opencts.iam.authenticate import USE_RECORD_MS, USE_RETRY_MS, Authenticator
+from opencts.iam.authenticate import USE_RECORD_MS, Authenticator
 from opencts.iam.bootstrap import BootstrapCredentials, bootstrap
 from opencts.iam.secrets import SecretBox
 from opencts.iam.signature import HmacAuth, sign_headers
-from opencts.store import Database, migrate
+from opencts.store import Database
 from opencts.store.tables import credentials
-from opencts.testing.waiting import until
 
 BOX = SecretBox(bytes(range(32)))
 
@@ -133,31 +129,3 @@ async def test_the_iam_api_shows_when_a_key_was_last_used(api: Api) -> None:
 async def admin_id(api: Api) -> str:
     users = (await api.client.get("/v3/users", params={"name": api.creds.user_name})).json()["users"]
     return str(users[0]["id"])
-
-
-async def test_a_full_write_lane_is_left_to_traces_and_the_use_recorded_a_second_later(
-    tmp_path: Path,
-) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'lane.db'}", max_pending_writes=1)
-    migrate.upgrade(db)
-    try:
-        creds = db.write_sync(lambda conn: bootstrap(conn, box=BOX, region="r-1", password="Admin-Pass-1"))
-        assert creds is not None
-        clock = Clock()
-        auth = Authenticator(db, BOX, clock=clock)
-        release = threading.Event()
-        blocker = asyncio.create_task(db.write(lambda conn: release.wait(10)))
-        await until(lambda: db.pending_writes == 1)
-        await authenticate(auth, creds)
-        await auth.close()
-        assert db.pending_writes == 1  # nothing queued behind the blocker
-        release.set()
-        await blocker
-        assert last_used(db, creds.access_key) is None
-
-        clock.now += USE_RETRY_MS
-        await authenticate(auth, creds)
-        await auth.close()
-        assert last_used(db, creds.access_key) == clock.now
-    finally:
-        db.close()

@@ -58,6 +58,7 @@ def test_keyset_pages_and_deletes(database: Database) -> None:
                 time_to=10**6,
                 filters={"user_name": "alice"},
                 after=after,
+                index=database.term_index,
                 limit=4,
             )
         )

@@ -97,7 +97,7 @@ def stored(database: Database, rows: list[TraceRow]) -> list[tuple[int, TraceRow
 
 
 def page(database: Database, **kw: Any) -> list[str]:
-    got = database.read_sync(lambda c: trace_log.page(c, project_id="p1", **kw))
+    got = database.read_sync(lambda c: trace_log.page(c, project_id="p1", index=database.term_index, **kw))
     return [r.trace_id for r in got]
 
 

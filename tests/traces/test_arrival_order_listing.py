@@ -114,7 +114,7 @@ def oracle(
 
 def listing(database: Database, query: TraceQuery) -> tuple[list[str], str | None]:
     def run(conn: Any) -> tuple[list[str], str | None]:
-        rows, marker = list_traces(conn, project_id="p1", query=query)
+        rows, marker = list_traces(conn, project_id="p1", query=query, index=database.term_index)
         return [str(r.trace_id) for r in rows], marker
 
     return database.read_sync(run)

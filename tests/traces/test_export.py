@@ -197,7 +197,7 @@ def test_export_csv_is_csv_writer_output_across_chunks(monkeypatch: pytest.Monke
     def read(_fetch: Callable[[Any], list[Any]]) -> list[Any]:
         return next(pages)
 
-    out = b"".join(export.export_csv(read, "p", TraceQuery(time_from=0, time_to=2**62)))
+    out = b"".join(export.export_csv(read, "p", TraceQuery(time_from=0, time_to=2**62), None))
     assert out.decode() == "\ufeff" + ",".join(export.CSV_COLUMNS) + "\r\n" + reference(rows)
 
 

@@ -66,11 +66,7 @@ def open_store(settings: Settings) -> Opened:
     (a shared PostgreSQL) takes the account, the master key check and the signing key from it.
     """
     tighten_dir(settings.data_dir)
-    db = Database(
-        settings.resolved_database_url,
-        max_pending_writes=settings.max_pending_writes,
-        data_dir=settings.data_dir,
-    )
+    db = Database(settings.resolved_database_url, data_dir=settings.data_dir)
     try:
         migrate.upgrade(db)
         master = settings.master_key.get_secret_value() if settings.master_key else None

@@ -72,7 +72,9 @@ async def put_traces(project_id: str, request: Request, services: ServicesDep, c
 )
 async def get_traces(project_id: str, request: Request, services: ServicesDep, caller: Reader) -> Response:
     query = parse_query(request.query_params, now=now_ms(), retention_ms=services.settings.retention_ms)
-    rows, marker = await services.db.read(lambda conn: list_traces(conn, project_id=project_id, query=query))
+    rows, marker = await services.db.read(
+        lambda conn: list_traces(conn, project_id=project_id, query=query, index=services.db.term_index)
+    )
     return Response(render(rows, marker), media_type="application/json")
 
 
@@ -92,9 +94,9 @@ async def export_traces(project_id: str, request: Request, services: ServicesDep
     )
     read = services.db.read_sync
     if fmt == "csv":
-        stream, media = export_csv(read, project_id, query), "text/csv; charset=utf-8"
+        stream, media = export_csv(read, project_id, query, services.db.term_index), "text/csv; charset=utf-8"
     else:
-        stream, media = export_ndjson(read, project_id, query), "application/x-ndjson"
+        stream, media = export_ndjson(read, project_id, query, services.db.term_index), "application/x-ndjson"
     filename = f"traces-{query.kind}-{now}.{fmt}"
     return StreamingResponse(
         stream, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}

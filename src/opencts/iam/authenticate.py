@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, or_, select, update
 
 from opencts.clock import now_ms
-from opencts.errors import Overloaded, Unauthorized
+from opencts.errors import Unauthorized
 from opencts.iam import replays
 from opencts.iam import signature as sig
 from opencts.iam.keyring import open_secret_key
@@ -40,8 +40,6 @@ SKEW_MS = 15 * 60 * 1000
 #: an access key's ``last_used`` is written at most this often: it is for people, to the minute, and a
 #: write per signed request would double the writes of a busy producer
 USE_RECORD_MS = 60_000
-#: how soon a use whose write was shed (the write lane was full) is recorded again
-USE_RETRY_MS = 1_000
 #: a signed header of random value that makes a write single-use (``HmacAuth(nonce=True)`` sends it)
 NONCE_HEADER = "x-request-nonce"
 _PROJECT_ID = re.compile(r"[0-9a-f]{32}")
@@ -293,10 +291,7 @@ class Authenticator:
 
     async def _record_use(self, access_key: str, when: int) -> None:
         try:
-            # shed: while the write lane is full the lane is for traces; a use a second later tries again
-            await self.db.write(lambda conn: record_use(conn, access_key, when), shed=True)
-        except Overloaded:
-            self._use_recorded[access_key] = when - self.use_record_ms + USE_RETRY_MS
+            await self.db.write(lambda conn: record_use(conn, access_key, when))
         except Exception:
             # only a display field is lost; the next use writes it again
             self._use_recorded.pop(access_key, None)

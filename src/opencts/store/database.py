@@ -1,9 +1,9 @@
 """The database handle: one engine, one writer lane, a pool of readers.
 
 SQLite allows one writer at a time, so every write runs on a single thread (as datasette does) inside
-``BEGIN IMMEDIATE``; readers never wait for it in WAL mode. PostgreSQL gets a few writer threads. The
-number of queued write jobs is bounded: past ``max_pending_writes`` callers get :class:`Overloaded`
-(HTTP 429) instead of an ever-growing queue.
+``BEGIN IMMEDIATE``; readers never wait for it in WAL mode. PostgreSQL gets a few writer threads. How
+much may wait for the lane is decided above it: ingest's group commit refuses batches past its bound
+(:class:`~opencts.traces.writer.GroupCommit`), and every other writer waits its turn.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from opencts.errors import Overloaded
-from opencts.store import term_index
 from opencts.store.files import DIR_MODE, private_file, tighten_file
 from opencts.store.term_index import TermIndex
 
@@ -113,7 +111,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pragmas: dict[str, int] | None 
 class Database:
     """Owns the engines and the threads that use them. Build one per process; ``close()`` on the way out."""
 
-    def __init__(self, url: str, *, max_pending_writes: int = 64, data_dir: Path | None = None) -> None:
+    def __init__(self, url: str, *, data_dir: Path | None = None) -> None:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         #: per-connection settings of the SQLite writer that can change while running
@@ -128,12 +126,11 @@ class Database:
             writers = 4
         self._writer = ThreadPoolExecutor(writers, thread_name_prefix="opencts-write")
         self._readers = ThreadPoolExecutor(8, thread_name_prefix="opencts-read")
-        self._max_pending = max_pending_writes
         self._pending = 0
         self._path = make_url(self.url).database if self.dialect == "sqlite" else None
-        #: the access path for filters on both backends (see ``term_index``), one per file or database
-        self._index_key = term_index.key_of(self.read_engine.url)
-        self.term_index: TermIndex | None = term_index.open_for(self._index_key) if self._index_key else None
+        #: the access path for filters on both backends (see ``term_index``); an in-memory SQLite database
+        #: (a test's) has none, so its filtered queries are answered by SQL alone
+        self.term_index: TermIndex | None = None if self._path == ":memory:" else TermIndex()
         #: where the term index is kept between runs (derived data: deleting it only slows the next start):
         #: beside the SQLite file; for PostgreSQL in this node's data dir, if it has one
         self.term_snapshot: Path | None = None
@@ -161,19 +158,8 @@ class Database:
         with self.read_engine.connect() as conn:
             return fn(conn)
 
-    async def write(
-        self,
-        fn: Callable[[Connection], T],
-        *,
-        shed: bool = False,
-    ) -> T:
-        """Run ``fn`` in a write transaction on the writer lane; the result is durable when this returns.
-
-        With ``shed=True`` the call is refused with :class:`Overloaded` when the lane is full, which is
-        what ingest wants; internal writers (consumers) wait their turn instead.
-        """
-        if shed and self._pending >= self._max_pending:
-            raise Overloaded("too many trace batches are waiting to be written; retry shortly", retry_after=1)
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a write transaction on the writer lane; the result is durable when this returns."""
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
@@ -256,8 +242,6 @@ class Database:
                 self.read_sync(lambda conn: index.save(snapshot, conn))
             except Exception:  # a lost snapshot only means a slower next start
                 log.warning("term index snapshot not written", exc_info=True)
-        if self._index_key and self.term_index is not None:
-            term_index.close_for(self._index_key)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.write_engine.dispose()

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 from pyroaring import BitMap64
-from sqlalchemy import URL, Connection, text
+from sqlalchemy import Connection, text
 
 from opencts.clock import HOUR_MS
 from opencts.store.files import open_private
@@ -578,41 +578,3 @@ def _top(
 def _hash(value: str | None) -> int:
     """A value's 32-bit digest, never 0 (which marks "no value")."""
     return zlib.crc32(value.encode()) | 1 if value is not None else 0
-
-
-_REGISTRY: dict[str, tuple[TermIndex, int]] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def key_of(url: URL) -> str | None:
-    """What names a database's index in this process: the SQLite file, or the PostgreSQL URL."""
-    if url.get_backend_name() == "sqlite":
-        return url.database if url.database and url.database != ":memory:" else None
-    return url.render_as_string(hide_password=False)
-
-
-def open_for(path: str) -> TermIndex:
-    """This process's index of the database named ``path`` (:func:`key_of`); pair every call with
-    :func:`close_for`."""
-    with _REGISTRY_LOCK:
-        index, users = _REGISTRY.get(path, (TermIndex(), 0))
-        _REGISTRY[path] = (index, users + 1)
-        return index
-
-
-def close_for(path: str) -> None:
-    with _REGISTRY_LOCK:
-        index, users = _REGISTRY.get(path, (None, 0))
-        if index is None:
-            return
-        if users <= 1:
-            del _REGISTRY[path]
-        else:
-            _REGISTRY[path] = (index, users - 1)
-
-
-def lookup(path: str | None) -> TermIndex | None:
-    """The index open for ``path`` (:func:`key_of`) in this process, if a :class:`~opencts.store.Database`
-    opened one."""
-    entry = _REGISTRY.get(path) if path else None
-    return entry[0] if entry else None

@@ -208,14 +208,16 @@ def page(
     filters: dict[str, str],
     after: Position | None,
     limit: int,
+    index: TermIndex | None,
     columns: Sequence[str] = ("seq", "time", "trace_id", "body"),
 ) -> list[Row[Any]]:
     """Up to ``limit`` traces, newest first, strictly between ``time_from`` and ``time_to``.
 
     Keyset paging on (time, seq) makes page 50 as cheap as page 1. ``filters`` keys are columns of
-    :data:`FILTER_COLUMNS`; the term index answers them (see :mod:`opencts.store.term_index`) and SQL
-    reads the page's rows by seq. Without filters, or while the index is still catching up, SQL walks a
-    B-tree in time order: ``ix_traces_time``, and on PostgreSQL one per filter column as well.
+    :data:`FILTER_COLUMNS`; ``index`` (the database's :attr:`~opencts.store.Database.term_index`) answers
+    them (see :mod:`opencts.store.term_index`) and SQL reads the page's rows by seq. Without filters, or
+    while the index is still catching up, SQL walks a B-tree in time order: ``ix_traces_time``, and on
+    PostgreSQL one per filter column as well.
     """
     conds = [traces.c.project_id == project_id, traces.c.kind == kind, traces.c.time > time_from]
     upper = time_to  # every match has time < upper
@@ -237,24 +239,14 @@ def page(
         .where(and_(*conds))
         .order_by(traces.c.time.desc(), traces.c.seq.desc())
     )
-    index = _term_index_for(conn, filters)
-    if index is not None:
+    # without filters no index helps; without a caught-up one, SQL is slower but as exact
+    if filters and index is not None and index.refresh(conn, max_lag=term_index.MAX_QUERY_LAG):
         order = itemgetter(wanted.index("time"), wanted.index("seq"))
         rank = partial(
             index.rank, project_id, kind, filters, time_from=time_from, time_below=min(time_to, upper)
         )
         return _page_of_ranked(conn, stmt, rank, after, limit, order)
     return list(conn.execute(stmt.limit(limit)).all())
-
-
-def _term_index_for(conn: Connection, filters: dict[str, str]) -> TermIndex | None:
-    """The term index, when it should answer: with filters, and caught up."""
-    if not filters:
-        return None
-    index = term_index.lookup(term_index.key_of(conn.engine.url))
-    if index is None or not index.refresh(conn, max_lag=term_index.MAX_QUERY_LAG):
-        return None  # not open in this process, or still catching up: SQL is slower but as exact
-    return index
 
 
 _SEQS = func.json_each(bindparam("seqs", type_=String)).table_valued("value")

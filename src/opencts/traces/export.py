@@ -17,6 +17,7 @@ import orjson
 
 from opencts.clock import DAY_MS, HOUR_MS
 from opencts.store import trace_log
+from opencts.store.term_index import TermIndex
 from opencts.traces.query import TraceQuery
 
 CSV_COLUMNS = (
@@ -63,7 +64,7 @@ NDJSON_SOURCE = ("seq", "time", "body")
 
 
 def _chunks(
-    read: Reader, project_id: str, query: TraceQuery, columns: tuple[str, ...]
+    read: Reader, project_id: str, query: TraceQuery, columns: tuple[str, ...], index: TermIndex | None
 ) -> Iterator[list[Any]]:
     """Keyset chunks, each read on its own connection so no connection is held between yields."""
     after: trace_log.Position | None = None
@@ -79,6 +80,7 @@ def _chunks(
                 filters=query.filters,
                 after=after,
                 limit=CHUNK,
+                index=index,
                 columns=columns,
             )
 
@@ -287,7 +289,7 @@ class _CsvChunks:
         return "\r\n".join(lines)
 
 
-def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
+def export_csv(read: Reader, project_id: str, query: TraceQuery, index: TermIndex | None) -> Iterator[bytes]:
     """The console's CSV: a UTF-8 BOM and header, then one chunk of text, encoded once, per keyset page.
 
     CSV has no record that says "incomplete". A read that fails midway ends the file inside an unclosed
@@ -301,7 +303,7 @@ def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[byt
     chunks = _CsvChunks()
     written = 0
     try:
-        for rows in _chunks(read, project_id, query, CSV_SOURCE):
+        for rows in _chunks(read, project_id, query, CSV_SOURCE, index):
             yield chunks.text(rows).encode()
             written += len(rows)
     except Exception:
@@ -314,12 +316,14 @@ def export_csv(read: Reader, project_id: str, query: TraceQuery) -> Iterator[byt
 CSV_CUT = b'"the export failed here; this file is incomplete'
 
 
-def export_ndjson(read: Reader, project_id: str, query: TraceQuery) -> Iterator[bytes]:
+def export_ndjson(
+    read: Reader, project_id: str, query: TraceQuery, index: TermIndex | None
+) -> Iterator[bytes]:
     """One stored body a line. A read that fails midway ends the stream with an error record (a line with
     ``error_code`` and ``error_msg``, which no trace has), so a reader can tell the file is incomplete."""
     written = 0
     try:
-        for rows in _chunks(read, project_id, query, NDJSON_SOURCE):
+        for rows in _chunks(read, project_id, query, NDJSON_SOURCE, index):
             yield b"\n".join(r.body for r in rows) + b"\n"
             written += len(rows)
     except Exception as exc:  # whatever failed, the stream must not end looking complete

@@ -12,11 +12,14 @@ from sqlalchemy import Connection
 
 from opencts.errors import BadRequest
 from opencts.store import trace_log
+from opencts.store.term_index import TermIndex
 from opencts.traces.query import TraceQuery
 
 
-def list_traces(conn: Connection, *, project_id: str, query: TraceQuery) -> tuple[list[Any], str | None]:
-    """The rows of one page and the marker for the next (None at the end)."""
+def list_traces(
+    conn: Connection, *, project_id: str, query: TraceQuery, index: TermIndex | None
+) -> tuple[list[Any], str | None]:
+    """The rows of one page and the marker for the next (None at the end); ``index`` is the database's."""
     if query.trace_id is not None:
         rows = trace_log.by_trace_id(
             conn,
@@ -40,6 +43,7 @@ def list_traces(conn: Connection, *, project_id: str, query: TraceQuery) -> tupl
         filters=query.filters,
         after=after,
         limit=query.limit + 1,
+        index=index,
     )
     if len(rows) > query.limit:
         rows = rows[: query.limit]
