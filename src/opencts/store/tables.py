@@ -22,7 +22,9 @@ metadata = MetaData()
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (the fast, monotonic append key).
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
 
-#: Columns a ListTraces filter can name, each backed by its own index ``(project_id, kind, col, time, seq)``.
+#: The columns a ListTraces filter can name: declared here once, the term index and the query parser derive
+#: theirs. On PostgreSQL each has a B-tree ``(project_id, kind, col, time, seq)``; migration 0006 drops
+#: them on SQLite, where only the term index answers filters.
 FILTER_COLUMNS: tuple[str, ...] = (
     "tracker_name",
     "service_type",

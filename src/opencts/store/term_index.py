@@ -36,33 +36,25 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-import orjson
 from pyroaring import BitMap64
 from sqlalchemy import Connection, text
 
 from opencts.clock import HOUR_MS
-from opencts.store.files import open_private
+from opencts.store import term_snapshot
+from opencts.store.tables import FILTER_COLUMNS
+from opencts.store.term_snapshot import Term
 
-#: Filter columns answered by bitmaps on SQLite. Their values repeat (users, services, operations), so a
-#: bitmap per value stays small and a batch of appends updates a few dozen of them.
-TERM_COLUMNS: tuple[str, ...] = (
-    "tracker_name",
-    "service_type",
-    "user_name",
-    "resource_type",
-    "trace_name",
-    "trace_rating",
-    "access_key_id",
-    "enterprise_project_id",
-)
 #: Filter columns whose values are nearly unique (resources). A bitmap per value would cost a Python call
-#: per row, and a B-tree on a random key dirtied a page per row and halved the append rate. Instead the
-#: index keeps a 32-bit hash of the value per seq, in one array; a query compares the whole array at
-#: once (numpy, ~1 ms per million rows) and re-checks the few rows that hash alike in SQL.
+#: per row, and a B-tree on a random key dirties a page per row. Instead the index keeps a 32-bit hash of
+#: the value per seq, in one array; a query compares the whole array at once (numpy) and re-checks the
+#: few rows that hash alike in SQL.
 HASHED_COLUMNS: tuple[str, ...] = ("resource_id", "resource_name")
+#: The other filter columns, answered by bitmaps. Their values repeat (users, services, operations), so a
+#: bitmap per value stays small and a batch of appends updates a few dozen of them.
+TERM_COLUMNS: tuple[str, ...] = tuple(c for c in FILTER_COLUMNS if c not in HASHED_COLUMNS)
 #: what :meth:`TermIndex.feed` takes after (seq, project_id, kind, time), in this order
 INDEXED_COLUMNS = TERM_COLUMNS + HASHED_COLUMNS
 #: the width of a time bucket: a bucket holds the seqs whose time falls in it
@@ -80,7 +72,6 @@ CATCH_UP_BATCH = 50_000
 #: a query that finds the index further behind than this reads through SQL instead of waiting
 MAX_QUERY_LAG = 200_000
 
-Term = tuple[str, str, str, str]
 _SELECT_AFTER = (
     "SELECT seq, project_id, kind, time, "
     + ", ".join(INDEXED_COLUMNS)
@@ -292,7 +283,7 @@ class TermIndex:
     # -- surviving a restart ----------------------------------------------------------------------------
 
     def save(self, path: Path, conn: Connection) -> bool:
-        """Write the index to ``path`` so the next start reads it instead of the whole log.
+        """Write the index to ``path`` (:mod:`~opencts.store.term_snapshot`) for the next start.
 
         The file names the last row it covers (seq, trace_id); :meth:`load` trusts it only if the
         database still holds that very row. Each bitmap is copied under the lock on its own, so feeding
@@ -307,67 +298,38 @@ class TermIndex:
             times = self._times[:covered].tobytes()
             buckets = list(self._buckets.items())
             hash_base = self._hash_base
-        anchor = conn.execute(text("SELECT trace_id FROM traces WHERE seq = :s"), {"s": upto}).scalar()
-        if anchor is None:
+        anchor_id = term_snapshot.anchor(conn, upto)
+        if anchor_id is None:
             return False
-        partial = path.with_name(path.name + ".partial")
-        with open_private(partial) as out:  # the index holds user names and resource ids
-            header = {
-                "version": _SNAPSHOT_VERSION,
-                "upto": upto,
-                "anchor": anchor,
-                "terms": len(terms),
-                "buckets": len(buckets),
-                "hash_base": hash_base,
-            }
-            _write_chunk(out, orjson.dumps(header))
-            _write_chunk(out, times)
-            for data in hashes:
-                _write_chunk(out, data)
-            for term, bitmap in terms:
-                with self._lock:
-                    data = bitmap.serialize()
-                _write_chunk(out, orjson.dumps(term))
-                _write_chunk(out, data)
-            for key, bitmap in buckets:
-                with self._lock:
-                    data = bitmap.serialize()
-                _write_chunk(out, orjson.dumps(key))
-                _write_chunk(out, data)
-        partial.replace(path)
+
+        def serialise(bitmap: BitMap64) -> bytes:
+            with self._lock:
+                return bytes(bitmap.serialize())
+
+        term_snapshot.write(
+            path,
+            upto=upto,
+            anchor_id=anchor_id,
+            hash_base=hash_base,
+            times=times,
+            hashes=hashes,
+            terms=terms,
+            buckets=buckets,
+            serialise=serialise,
+        )
         return True
 
     def load(self, path: Path, conn: Connection) -> bool:
         """Read a file :meth:`save` wrote, if it still describes this database; False otherwise."""
-        try:
-            with path.open("rb") as source:
-                header = orjson.loads(_read_chunk(source))
-                if header.get("version") != _SNAPSHOT_VERSION:
-                    return False
-                anchor = conn.execute(
-                    text("SELECT trace_id FROM traces WHERE seq = :s"), {"s": header["upto"]}
-                ).scalar()
-                if anchor is None or anchor != header["anchor"]:
-                    return False  # another database, or one restored from an older copy
-                times = np.frombuffer(_read_chunk(source), dtype=np.int64).copy()
-                hashes = [np.frombuffer(_read_chunk(source), dtype=np.uint32).copy() for _ in HASHED_COLUMNS]
-                terms: dict[Term, BitMap64] = {}
-                for _ in range(int(header["terms"])):
-                    key = orjson.loads(_read_chunk(source))
-                    terms[(key[0], key[1], key[2], key[3])] = BitMap64.deserialize(_read_chunk(source))
-                buckets: dict[int, BitMap64] = {}
-                for _ in range(int(header["buckets"])):
-                    bucket = int(orjson.loads(_read_chunk(source)))
-                    buckets[bucket] = BitMap64.deserialize(_read_chunk(source))
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            return False  # missing, partial or foreign: read the log instead
-        base = int(header["hash_base"])
+        found = term_snapshot.read(path, conn, hashed_columns=len(HASHED_COLUMNS))
+        if found is None:
+            return False
         with self._lock:
             if self.upto:
                 return False  # something was indexed meanwhile; keep it
-            self._terms, self._buckets = terms, buckets
-            self._hashes, self._times, self._hash_base = hashes, times, base
-            self.upto = int(header["upto"])
+            self._terms, self._buckets = found.terms, found.buckets
+            self._hashes, self._times, self._hash_base = found.hashes, found.times, found.hash_base
+            self.upto = found.upto
         return True
 
     # -- answering --------------------------------------------------------------------------------------
@@ -509,22 +471,6 @@ class TermIndex:
     @property
     def terms(self) -> int:
         return len(self._terms)
-
-
-_SNAPSHOT_VERSION = 4
-
-
-def _write_chunk(out: BinaryIO, data: bytes) -> None:
-    out.write(len(data).to_bytes(8, "little"))
-    out.write(data)
-
-
-def _read_chunk(source: BinaryIO) -> bytes:
-    size = int.from_bytes(source.read(8), "little")
-    data = source.read(size)
-    if len(data) != size:
-        raise ValueError("snapshot ends early")
-    return data
 
 
 def _grown(column: np.ndarray[Any, Any], size: int) -> np.ndarray[Any, Any]:

@@ -11,23 +11,13 @@ from dataclasses import dataclass, field
 
 from opencts.clock import HOUR_MS
 from opencts.errors import BadRequest
+from opencts.store.tables import FILTER_COLUMNS
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 200
 
-#: query parameter -> log column
-FILTER_PARAMS: dict[str, str] = {
-    "tracker_name": "tracker_name",
-    "service_type": "service_type",
-    "user": "user_name",
-    "resource_id": "resource_id",
-    "resource_name": "resource_name",
-    "resource_type": "resource_type",
-    "trace_name": "trace_name",
-    "trace_rating": "trace_rating",
-    "access_key_id": "access_key_id",
-    "enterprise_project_id": "enterprise_project_id",
-}
+#: query parameter -> log column: each filter column under its own name, but CTS calls ``user_name`` ``user``
+FILTER_PARAMS: dict[str, str] = {("user" if c == "user_name" else c): c for c in FILTER_COLUMNS}
 #: free-text parameters, each bounded like the columns it is compared with
 _TEXT_PARAMS = frozenset((*FILTER_PARAMS, "trace_id", "next"))
 TRACE_TYPES = ("system", "data")
