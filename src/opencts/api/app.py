@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -32,14 +31,9 @@ from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
-from opencts.iam.bootstrap import bootstrap, write_credentials
-from opencts.iam.keyring import unlock
-from opencts.iam.secrets import SecretBox
 from opencts.notifications.notifier import NotifierConsumer
-from opencts.smn import signing, subscriptions
+from opencts.opening import open_store
 from opencts.smn.service import SmnService
-from opencts.store import Database, migrate
-from opencts.store.files import tighten_dir
 from opencts.traces.retention import RetentionConsumer
 from opencts.traces.workers import PreparePool, default_workers
 from opencts.traces.writer import TraceWriter
@@ -47,54 +41,6 @@ from opencts.trackers.catalogue import CatalogueConsumer
 from opencts.trackers.recording import PolicyCache
 
 log = logging.getLogger("opencts")
-
-
-@dataclass(frozen=True)
-class Opened:
-    """What :func:`open_store` opened: the database, the master key's box and the SMN signing key."""
-
-    db: Database
-    box: SecretBox
-    signer: signing.Signer
-
-
-def open_store(settings: Settings) -> Opened:
-    """Open, migrate, unlock and bootstrap the database; raises ``MasterKeyError`` on a bad master key.
-
-    The data dir is made private first (0700, files 0600), so nothing written afterwards is ever readable
-    by others. Bootstrap runs only on an empty database: a node joining one that another node set up
-    (a shared PostgreSQL) takes the account, the master key check and the signing key from it.
-    """
-    tighten_dir(settings.data_dir)
-    db = Database(settings.resolved_database_url, data_dir=settings.data_dir)
-    try:
-        migrate.upgrade(db)
-        master = settings.master_key.get_secret_value() if settings.master_key else None
-        box = db.write_sync(
-            lambda conn: unlock(
-                conn, master_key=master, key_file=settings.master_key_file, data_dir=settings.data_dir
-            )
-        )
-        password = settings.admin_password.get_secret_value() if settings.admin_password else None
-        creds = db.write_sync(
-            lambda conn: bootstrap(conn, box=box, region=settings.region, password=password)
-        )
-        if creds is not None:
-            write_credentials(settings.credentials_path, creds)
-            log.info("first start: credentials written to %s", settings.credentials_path)
-        signer = db.write_sync(lambda conn: signing.load_or_create(conn, box, settings.data_dir))
-        if db.write_sync(lambda conn: subscriptions.seal_plain_headers(conn, box)):
-            log.info("sealed the custom webhook headers stored in plain text under the master key")
-        signing.remove_legacy_files(settings.data_dir, signer)
-    except BaseException:
-        db.close()
-        raise
-    return Opened(db, box, signer)
-
-
-def open_database(settings: Settings) -> Database:
-    """:func:`open_store`, for callers that need only the database (the CLI, benchmarks)."""
-    return open_store(settings).db
 
 
 def create_app(settings: Settings | None = None, *, start_consumers: bool = True) -> FastAPI:

@@ -93,11 +93,12 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from opencts.api.app import create_app, open_database
+    from opencts.api.app import create_app
     from opencts.api.server import uvicorn_options
     from opencts.config import Settings
     from opencts.iam.bootstrap import read_credentials
     from opencts.iam.secrets import MasterKeyError
+    from opencts.opening import open_store
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -120,7 +121,7 @@ def serve(
     # Alembic logs its context and every step at INFO on each start; they are asked for, not shown.
     logging.getLogger("alembic").setLevel(logging.INFO if verbose or level == "DEBUG" else logging.WARNING)
     try:
-        open_database(settings).close()  # migrate and bootstrap now, so the banner can say how to log in
+        open_store(settings).db.close()  # migrate and bootstrap now, so the banner can say how to log in
     except MasterKeyError as exc:
         raise CliError(str(exc)) from None
     if settings.credentials_path.exists():

@@ -4,5 +4,6 @@ Only this package knows SQL dialects. Everything above it calls functions that t
 """
 
 from opencts.store.database import Database
+from opencts.store.opening import open_database
 
-__all__ = ["Database"]
+__all__ = ["Database", "open_database"]
