@@ -92,8 +92,8 @@ class ConsumerRunner:
             return 0, False
         done = await c.process(rows)
         new = rows[-1].seq if done is None else done
-        # Row attributes cost about 1 µs each (a failed lookup first): count only when a consumer stopped
-        # early, which is rare (retention waiting for traces to expire).
+        # Row attributes are slow (a failed lookup first): count only when a consumer stopped early,
+        # which is rare (retention waiting for traces to expire).
         finished = len(rows) if done is None else sum(1 for r in rows if r.seq <= new)
         if new > position:
             await self.db.write(lambda conn: set_cursor(conn, c.name, new))

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from opencts.clock import DAY_MS, MINUTE_MS
 from opencts.store.trace_log import TraceRow
-from opencts.traces import ingest, model
+from opencts.traces import fast_path, ingest, model
 from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, summary
 from opencts.traces.model import TraceIn
 
@@ -46,6 +46,7 @@ def both_ways(items: list[Any], monkeypatch: pytest.MonkeyPatch) -> tuple[Prepar
     ids = (str(uuid.UUID(int=n, version=4)) for n in itertools.count())
     with monkeypatch.context() as patch:
         patch.setattr(model, "new_trace_id", lambda: next(ids))
+        patch.setattr(fast_path, "new_trace_id", lambda: next(ids))
         fast = prepare(orjson.loads(orjson.dumps(items)), project_id=PROJECT, now=NOW, retention_ms=RETENTION)
         patch.setattr(ingest, "fast_normalise", lambda *args, **kwargs: None)
         patch.setattr(model, "is_ip_address", reference_ip)
@@ -242,7 +243,7 @@ def test_random_combinations_get_the_reference_verdicts(monkeypatch: pytest.Monk
 
 
 def test_a_producer_that_writes_nulls_gets_the_reference_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
-    nulls = {name: None for name in model.NULLABLE if name not in ("trace_id", "user")}
+    nulls = {name: None for name in fast_path.NULLABLE if name not in ("trace_id", "user")}
     user = {"name": "a", "id": None}
     batch = [{**small_trace(n), **nulls, "trace_id": f"n{n}", "user": user} for n in range(5)]
     batch.append({**small_trace(), "trace_id": "clean"})  # and a clean one after them
@@ -252,14 +253,14 @@ def test_a_producer_that_writes_nulls_gets_the_reference_verdicts(monkeypatch: p
     assert [r.status for r in fast.results] == ["accepted"] * 6 + ["rejected"]
     assert orjson.loads(fast.rows[0].body)["user"] == {"name": "a"}
     for trace in orjson.loads(orjson.dumps(batch[:5])):  # and the fast path vouches for them, nulls dropped
-        assert model.fast_normalise(trace, PROJECT, NOW) is None
-        assert model.fast_normalise(trace, PROJECT, NOW, nulls=True) is not None
+        assert fast_path.fast_normalise(trace, PROJECT, NOW) is None
+        assert fast_path.fast_normalise(trace, PROJECT, NOW, nulls=True) is not None
 
 
 def test_the_fast_path_vouches_for_the_common_traces() -> None:
     """Not a question of verdicts (the fallback keeps those right) but of speed: these must not fall back."""
     for trace in (full_trace(), small_trace(), data_trace(), {**full_trace(), "code": "200"}):
-        assert model.fast_normalise(orjson.loads(orjson.dumps(trace)), PROJECT, NOW) is not None
+        assert fast_path.fast_normalise(orjson.loads(orjson.dumps(trace)), PROJECT, NOW) is not None
 
 
 def test_duplicates_and_nul_characters_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,8 +310,8 @@ def test_the_fast_schema_keeps_the_models_field_order() -> None:
         return list(schema["fields"])
 
     dumped = [name for name, field in TraceIn.model_fields.items() if not field.exclude]  # not `submitter`
-    assert order(model._FAST_TRACE) == dumped
-    user_schema = model._FAST_USER
+    assert order(fast_path._FAST_TRACE) == dumped
+    user_schema = fast_path._FAST_USER
     assert order(user_schema) == list(model.UserInfo.model_fields)
     nested: list[tuple[dict[str, Any], type[BaseModel]]] = [
         (user_schema["fields"]["domain"]["schema"], model.DomainInfo),
@@ -323,7 +324,7 @@ def test_the_fast_schema_keeps_the_models_field_order() -> None:
 
 
 def test_rows_are_built_fast_and_equal_to_the_constructor() -> None:
-    body = model.fast_normalise(orjson.loads(orjson.dumps(full_trace())), PROJECT, NOW)
+    body = fast_path.fast_normalise(orjson.loads(orjson.dumps(full_trace())), PROJECT, NOW)
     assert body is not None
     fast = ingest.make_row(PROJECT, body, b"{}")
     plain = TraceRow(

@@ -124,64 +124,94 @@ Entry = tuple[list[Candidate], dict[str, list[Candidate]] | None]
 _NOBODY: list[Candidate] = []
 
 
+def _append(table: dict[Any, list[Candidate]], key: Any, cand: Candidate) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = [cand]
+    else:
+        found.append(cand)
+
+
 def _add_named(table: dict[str, list[Candidate]], users: frozenset[str], cand: Candidate) -> None:
     for user in users:
-        found = table.get(user)
-        if found is None:
-            table[user] = [cand]
+        _append(table, user, cand)
+
+
+class _ByOperation:
+    """The operation-keyed half of a matcher under construction."""
+
+    def __init__(self) -> None:
+        self.everyone: dict[OpKey, list[Candidate]] = {}
+        self.named: dict[OpKey, dict[str, list[Candidate]]] = {}
+
+    def add(self, n: Notification, cand: Candidate) -> None:
+        for key in n.operations:
+            if n.users is None:
+                _append(self.everyone, key, cand)
+            else:
+                table = self.named.get(key)
+                if table is None:
+                    table = self.named[key] = {}
+                _add_named(table, n.users, cand)
+
+    def entries(self) -> dict[tuple[Any, Any, Any], Entry]:
+        everyone, named = self.everyone, self.named
+        return {k: (everyone.get(k, _NOBODY), named.get(k)) for k in everyone.keys() | named.keys()}
+
+
+class _Complete:
+    """The ``complete`` notifications (every operation) of a matcher under construction."""
+
+    def __init__(self) -> None:
+        self.everyone: list[Candidate] = []
+        self.named: dict[str, list[Candidate]] = {}
+
+    def add(self, n: Notification, cand: Candidate) -> None:
+        if n.users is None:
+            self.everyone.append(cand)
         else:
-            found.append(cand)
+            _add_named(self.named, n.users, cand)
+
+    def entry(self) -> Entry | None:
+        """What a trace of an operation no notification names raises (None: nothing)."""
+        if not self.everyone and not self.named:
+            return None
+        return (self.everyone, self.named or None)
+
+    def folded_into(self, entry: Entry) -> Entry:
+        all_users, by_user = entry
+        merged = dict(by_user or {})
+        for user, cands in self.named.items():
+            merged[user] = merged.get(user, _NOBODY) + cands
+        return (all_users + self.everyone, merged or None)
 
 
 class Matcher:
     """``match(trace)`` → the notifications a stored trace raises, each at most once.
 
-    Built with plain dicts and lists (no object per entry): 100 notifications of 1,000 operations compile
-    in about a tenth of a second, which matters because every change to a notification recompiles.
+    Built with plain dicts and lists (no object per entry), so that a project of many notifications of
+    many operations compiles quickly: every change to a notification recompiles.
     """
 
     __slots__ = ("_fallback", "_index", "notifications")
 
     def __init__(self, notifications: Iterable[Notification]) -> None:
         self.notifications: tuple[Notification, ...] = tuple(notifications)
-        everyone: dict[OpKey, list[Candidate]] = {}
-        named: dict[OpKey, dict[str, list[Candidate]]] = {}
-        complete: list[Candidate] = []
-        complete_named: dict[str, list[Candidate]] = {}
+        by_operation = _ByOperation()
+        complete = _Complete()
         for n in self.notifications:
             cand: Candidate = (n, _compile_filter(n))
             if n.operation_type == "complete":
-                if n.users is None:
-                    complete.append(cand)
-                else:
-                    _add_named(complete_named, n.users, cand)
-            elif n.users is None:
-                for key in n.operations:
-                    found = everyone.get(key)
-                    if found is None:
-                        everyone[key] = [cand]
-                    else:
-                        found.append(cand)
+                complete.add(n, cand)
             else:
-                for key in n.operations:
-                    table = named.get(key)
-                    if table is None:
-                        table = named[key] = {}
-                    _add_named(table, n.users, cand)
-        keys = everyone.keys() | named.keys()
+                by_operation.add(n, cand)
         #: keyed by (service_type, resource_type, trace_name); Any, since a trace's values are unchecked
-        self._index: dict[tuple[Any, Any, Any], Entry] = {
-            k: (everyone.get(k, _NOBODY), named.get(k)) for k in keys
-        }
-        self._fallback: Entry | None = None
-        if complete or complete_named:
+        self._index: dict[tuple[Any, Any, Any], Entry] = by_operation.entries()
+        self._fallback: Entry | None = complete.entry()
+        if self._fallback is not None:
             # complete notifications are folded into every entry, so a trace needs exactly one lookup
-            self._fallback = (complete, complete_named or None)
-            for k, (all_users, by_user) in self._index.items():
-                merged = dict(by_user or {})
-                for user, cands in complete_named.items():
-                    merged[user] = merged.get(user, _NOBODY) + cands
-                self._index[k] = (all_users + complete, merged or None)
+            for k, entry in self._index.items():
+                self._index[k] = complete.folded_into(entry)
 
     @property
     def empty(self) -> bool:
@@ -207,8 +237,8 @@ class Matcher:
 def compile_matcher(notifications: Iterable[Notification]) -> Matcher:
     """Compile a project's notifications; the caller leaves out disabled ones and ones with no topic.
 
-    The cyclic garbage collector is paused meanwhile: the index is ~200,000 new containers, none of them
-    garbage, and collections triggered by their allocation would otherwise take most of the time.
+    The cyclic garbage collector is paused meanwhile: the index is a great many new containers, none of
+    them garbage, and collections triggered by their allocation would otherwise take most of the time.
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -149,7 +149,7 @@ class NotifierConsumer:
 
     async def process(self, rows: list[Any]) -> int | None:
         self.cache.autowarm = True
-        # Row attributes cost ~1 µs each (a failed lookup, then __getattr__); positions cost nothing.
+        # Row attributes are slow (a failed lookup, then __getattr__); positions cost nothing.
         fields = rows[0]._fields
         project_at = fields.index("project_id")
         matchers = await self.matchers({row[project_at] for row in rows})

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from opencts.errors import BadRequest, MalformedJSON
 from opencts.store.trace_log import TraceRow
-from opencts.traces.model import TraceIn, fast_normalise, normalise, user_name
+from opencts.traces.fast_path import fast_normalise
+from opencts.traces.model import TraceIn, normalise, user_name
 from opencts.traces.submitter import Submitter
 from opencts.validation import describe
 

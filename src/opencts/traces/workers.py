@@ -1,11 +1,11 @@
 """Ingest batches parsed and validated in worker processes, beside the event loop.
 
-The event loop's thread and the SQLite writer's thread share one GIL. Parsing and validating a batch of
-1,000 traces holds it for some 15 ms, much of it in single C calls (``orjson.loads`` of the whole body)
+The event loop's thread and the SQLite writer's thread share one GIL. Parsing and validating a large
+batch holds it for long stretches, much of them in single C calls (``orjson.loads`` of the whole body)
 that no switch interval interrupts. The writer lets go of the GIL for every SQLite step and every
-commit, and each time it had to win it back from the event loop: under load it spent more time waiting
-than writing. In a worker process the same work runs on another core under a GIL of its own, and what
-comes back (plain tuples and verdicts) costs the event loop about a µs a trace to unpickle.
+commit, and each time it must win it back from the event loop: under load it would spend more time
+waiting than writing. In a worker process the same work runs on another core under a GIL of its own,
+and what comes back (plain tuples and verdicts) is cheap for the event loop to unpickle.
 
 A batch of a few traces (self-audit, a probe) is cheaper to prepare in place than to send across, and a
 pool that lost a worker (killed, out of memory) is replaced while that batch is prepared in place: a
@@ -82,7 +82,7 @@ def _exit_with(parent: int) -> None:
     """End this worker once the server that started it is gone.
 
     A server killed outright (kill -9, the OOM killer) never shuts its pool down, and its workers would
-    wait on their queue for ever, a few dozen MiB each: once the parent is gone, a process is adopted
+    wait on their queue for ever, each holding its memory: once the parent is gone, a process is adopted
     by another, so its parent id changes.
     """
     while os.getppid() == parent:

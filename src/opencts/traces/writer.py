@@ -69,8 +69,8 @@ class GroupCommit:
         """Write group after group; while one is written, answer the one before.
 
         Answering a group means feeding its rows to the term index first (a trace is findable when its
-        producer hears it was accepted), which holds the GIL for a few µs a row. Done on the writer's
-        thread, it delayed the next transaction by that much; done here, it overlaps SQLite's work on the
+        producer hears it was accepted), which holds the GIL for every row. Done on the writer's thread,
+        it would delay the next transaction by that much; done here, it overlaps SQLite's work on the
         next group, which needs no GIL. Groups are fed in commit order, so the index sees seqs in order.
         """
         written: tuple[_Group, Sequence[TraceRow], dict[tuple[str, str], int]] | None = None
