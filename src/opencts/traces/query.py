@@ -64,6 +64,30 @@ def _check_text(params: Mapping[str, str]) -> None:
             raise BadRequest(f"{name} is longer than {MAX_PARAM_CHARS} characters")
 
 
+def _limit(params: Mapping[str, str], max_limit: int) -> int:
+    given = _int(params, "limit")
+    if given is None:
+        return DEFAULT_LIMIT
+    if not 1 <= given <= max_limit:
+        raise BadRequest(f"limit must be between 1 and {max_limit}, got {given}")
+    return given
+
+
+def _window(params: Mapping[str, str], *, now: int, retention_ms: int) -> tuple[int, int]:
+    """``(from, to)``: an hour up to now by default, an hour from ``from`` when only that is given."""
+    time_to = _int(params, "to")
+    time_from = _int(params, "from")
+    if time_to is None:
+        time_to = now if time_from is None else max(now, time_from + HOUR_MS)
+    if time_from is None:
+        time_from = time_to - HOUR_MS
+    time_to = min(time_to, MAX_TIME_MS)
+    if time_from >= time_to:
+        raise BadRequest(f"from ({time_from}) must be earlier than to ({time_to})")
+    # Traces older than the retention window are gone from the list, whatever the caller asks.
+    return max(time_from, now - retention_ms), time_to
+
+
 def parse_query(
     params: Mapping[str, str], *, now: int, retention_ms: int, max_limit: int | None = MAX_LIMIT
 ) -> TraceQuery:
@@ -76,24 +100,8 @@ def parse_query(
     kind = params.get("trace_type") or "system"
     if kind not in TRACE_TYPES:
         raise BadRequest(f"trace_type must be one of {', '.join(TRACE_TYPES)}, got {kind!r}")
-    limit = DEFAULT_LIMIT
-    if max_limit is not None:
-        given = _int(params, "limit")
-        if given is not None:
-            if not 1 <= given <= max_limit:
-                raise BadRequest(f"limit must be between 1 and {max_limit}, got {given}")
-            limit = given
-    time_to = _int(params, "to")
-    time_from = _int(params, "from")
-    if time_to is None:
-        time_to = now if time_from is None else max(now, time_from + HOUR_MS)
-    if time_from is None:
-        time_from = time_to - HOUR_MS
-    time_to = min(time_to, MAX_TIME_MS)
-    if time_from >= time_to:
-        raise BadRequest(f"from ({time_from}) must be earlier than to ({time_to})")
-    # Traces older than the retention window are gone from the list, whatever the caller asks.
-    time_from = max(time_from, now - retention_ms)
+    limit = DEFAULT_LIMIT if max_limit is None else _limit(params, max_limit)
+    time_from, time_to = _window(params, now=now, retention_ms=retention_ms)
     rating = params.get("trace_rating")
     if rating and rating not in RATINGS:
         raise BadRequest(f"trace_rating must be one of {', '.join(RATINGS)}, got {rating!r}")

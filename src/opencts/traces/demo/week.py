@@ -1,19 +1,4 @@
-"""A realistic week of management traces, generated from a seed.
-
-Why this exists: an empty audit trail teaches nothing. A newcomer who starts OpenCTS wants to try every
-ListTraces filter (user, service, resource type/id/name, trace name, rating, IP, time range) and see the
-key-event alarms fire, without wiring up real producers first. ``demo_week`` fabricates one plausible week
-for one account: five people and an automation user working on a fleet of ECS servers, VPCs and security
-groups, OBS buckets, RDS instances and CTS trackers; console logins and logouts from each person's usual
-office IPs, the odd typo'd password, a handful of password-guessing bursts from unknown foreign addresses,
-risky changes (security-group rules opened to the world, public bucket policies, password resets, a tracker
-being disabled), 4xx/5xx failures and a few deletions of production resources.
-
-It is pure generation: no network, no database, no clock. Everything, including every ``trace_id`` and
-``request_id``, comes from a ``random.Random(seed)``, so the same arguments always give the same traces
-and posting the demo twice is idempotent (the second post finds every trace id already stored). No trace
-carries a secret: requests name what was changed, never a password or a key.
-"""
+"""The generator of the demo week: a cast, their resources, and activities drawn from a seeded RNG."""
 
 from __future__ import annotations
 
@@ -25,51 +10,34 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opencts.clock import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
-
-__all__ = ["DEMO_USERS", "demo_week"]
+from opencts.traces.demo import bodies
+from opencts.traces.demo.catalogue import (
+    BAD_PASSWORD,
+    CI_IPS,
+    ERROR_TEXT,
+    FAILURE_RATE,
+    FAILURES,
+    FOREIGN_IPS,
+    LOCAL_OFFSET_MS,
+    OFFICE_IPS,
+    OPS,
+    OPS_BY_NAME,
+    PEOPLE,
+    REGION,
+    ROBOT,
+    ROBOT_IPS,
+    TRAVEL_IPS,
+    Op,
+)
 
 WEEK_MS = 7 * DAY_MS
 
-#: The people (and the robot) who act in the demo week, in the order their ids are drawn from the RNG.
-DEMO_USERS = ("alice", "bob", "carol", "dave", "erin", "ops-robot")
-
-# Working hours are judged in the region's local time (UTC+8, where CTS's example traces come from).
-_LOCAL_OFFSET_MS = 8 * HOUR_MS
-_REGION = "cn-north-4"
-
 Profile = Literal["office", "night", "any"]
-Action = Literal["create", "delete", "modify"]
 TraceType = Literal["ApiCall", "ConsoleAction", "SystemAction"]
-
-# Office networks (documentation ranges, so they never collide with a real address) and a VPN exit.
-_OFFICE_IPS = (
-    "203.0.113.10",
-    "203.0.113.24",
-    "203.0.113.37",
-    "198.51.100.21",
-    "198.51.100.45",
-    "192.0.2.5",
-    "192.0.2.8",
-)
-_CI_IPS = ("100.85.12.40", "100.85.12.41")
-_ROBOT_IPS = ("10.0.12.5", "10.0.12.6")
-# Addresses nobody in the account has used before: hotels on a trip, and password guessers.
-_TRAVEL_IPS = ("81.2.69.160", "89.160.20.112")
-_FOREIGN_IPS = ("185.220.101.34", "45.155.205.99", "91.240.118.172", "2a0b:f4c0:4c:1::7", "5.188.10.76")
-
-# (name, service affinity): how often each person touches each service.
-_PEOPLE: tuple[tuple[str, dict[str, float]], ...] = (
-    ("alice", {"ECS": 5, "VPC": 3, "OBS": 1, "RDS": 1, "CTS": 0.3}),
-    ("bob", {"ECS": 1, "VPC": 0.5, "OBS": 5, "RDS": 1, "CTS": 0.2}),
-    ("carol", {"ECS": 1, "VPC": 0.5, "OBS": 1, "RDS": 5, "CTS": 0.2}),
-    ("dave", {"ECS": 3, "VPC": 4, "OBS": 0.5, "RDS": 0.5, "CTS": 0.2}),
-    ("erin", {"ECS": 0.5, "VPC": 2, "OBS": 1, "RDS": 0.5, "CTS": 3}),
-)
-_ROBOT = "ops-robot"
 
 
 @dataclass(frozen=True)
-class _User:
+class User:
     name: str
     id: str
     access_key_id: str
@@ -78,67 +46,11 @@ class _User:
 
 
 @dataclass(frozen=True)
-class _Resource:
+class Resource:
     id: str
     name: str
     critical: bool = False
     enterprise_project_id: str = "0"
-
-
-@dataclass(frozen=True)
-class _Op:
-    service: str
-    trace_name: str
-    resource_type: str
-    pool: str
-    action: Action
-    weight: float
-    api_version: str
-    success_code: int
-
-
-_OPS: tuple[_Op, ...] = (
-    _Op("ECS", "createServer", "ecs", "server", "create", 3, "v1", 200),
-    _Op("ECS", "deleteServer", "ecs", "server", "delete", 2.5, "v1", 200),
-    _Op("ECS", "startServer", "ecs", "server", "modify", 6, "v2.1", 200),
-    _Op("ECS", "stopServer", "ecs", "server", "modify", 6, "v2.1", 200),
-    _Op("ECS", "rebootServer", "ecs", "server", "modify", 4, "v2.1", 200),
-    _Op("ECS", "resizeServer", "ecs", "server", "modify", 1, "v1.1", 200),
-    _Op("VPC", "createVpc", "vpc", "vpc", "create", 0.7, "v1", 200),
-    _Op("VPC", "deleteVpc", "vpc", "vpc", "delete", 0.6, "v1", 204),
-    _Op("VPC", "createSubnet", "subnet", "vpc", "modify", 1, "v1", 200),
-    _Op("VPC", "createSecurityGroupRule", "securityGroupRule", "sg", "modify", 4, "v3", 201),
-    _Op("VPC", "deleteSecurityGroupRule", "securityGroupRule", "sg", "modify", 2, "v3", 204),
-    _Op("OBS", "createBucket", "bucket", "bucket", "create", 2, "v1", 200),
-    _Op("OBS", "deleteBucket", "bucket", "bucket", "delete", 1.5, "v1", 204),
-    _Op("OBS", "setBucketPolicy", "bucket", "bucket", "modify", 3, "v1", 204),
-    _Op("OBS", "setBucketAcl", "bucket", "bucket", "modify", 2, "v1", 200),
-    _Op("OBS", "setBucketLifecycle", "bucket", "bucket", "modify", 1, "v1", 200),
-    _Op("RDS", "createInstance", "instance", "rds", "create", 0.8, "v3", 201),
-    _Op("RDS", "deleteInstance", "instance", "rds", "delete", 0.7, "v3", 200),
-    _Op("RDS", "resetPassword", "instance", "rds", "modify", 1.5, "v3", 200),
-    _Op("RDS", "restartInstance", "instance", "rds", "modify", 3, "v3", 200),
-    _Op("RDS", "createManualBackup", "backup", "rds", "modify", 2, "v3", 201),
-    _Op("CTS", "createTracker", "tracker", "tracker", "create", 0.4, "v3", 201),
-    _Op("CTS", "updateTracker", "tracker", "tracker", "modify", 1, "v3", 200),
-)
-_OPS_BY_NAME = {op.trace_name: op for op in _OPS}
-
-# (code, weight) of failed calls; the rest succeed.
-_FAILURES: tuple[tuple[int, float], ...] = ((400, 30), (403, 25), (404, 20), (409, 8), (500, 10), (503, 4))
-_FAILURE_RATE = 0.05
-_ERROR_TEXT = {
-    400: "Invalid request parameter.",
-    403: "You do not have permission to perform this operation.",
-    404: "The resource does not exist.",
-    409: "The resource is in a state that does not allow this operation.",
-    500: "Internal server error. Try again later.",
-    503: "Service temporarily unavailable.",
-}
-_BAD_PASSWORD = "The account or password is incorrect."
-
-_FLAVORS = ("s6.large.2", "s6.xlarge.2", "c7.2xlarge.2", "m6.large.8")
-_IMAGES = ("Ubuntu 22.04 server 64bit", "CentOS 7.9 64bit", "Huawei Cloud EulerOS 2.0 64bit")
 
 
 def _slug(text: str) -> str:
@@ -147,15 +59,15 @@ def _slug(text: str) -> str:
 
 
 @dataclass
-class _Week:
+class Week:
     rng: random.Random
     project_id: str
     domain: dict[str, str]
     lo: int
     hi: int
-    people: list[_User] = field(default_factory=list)
-    robot: _User | None = None
-    pools: dict[str, tuple[list[_Resource], list[_Resource]]] = field(default_factory=dict)
+    people: list[User] = field(default_factory=list)
+    robot: User | None = None
+    pools: dict[str, tuple[list[Resource], list[Resource]]] = field(default_factory=dict)
     out: list[dict[str, Any]] = field(default_factory=list)
 
     # -- random helpers -------------------------------------------------------------------------------
@@ -174,7 +86,7 @@ class _Week:
         span_ms = min(span_ms, self.hi - self.lo)
         while True:
             t = self.rng.randint(self.lo, self.hi - span_ms)
-            local = t + _LOCAL_OFFSET_MS
+            local = t + LOCAL_OFFSET_MS
             hour = local % DAY_MS // HOUR_MS
             weekday = (local // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
             if profile == "any":
@@ -202,20 +114,18 @@ class _Week:
     # -- the cast -------------------------------------------------------------------------------------
 
     def cast(self) -> None:
-        for name, affinity in _PEOPLE:
-            ips = tuple(self.rng.sample(_OFFICE_IPS, self.rng.choice((2, 3, 3))))
-            self.people.append(_User(name, self.hex32(), self.access_key(), ips, affinity))
+        for name, affinity in PEOPLE:
+            ips = tuple(self.rng.sample(OFFICE_IPS, self.rng.choice((2, 3, 3))))
+            self.people.append(User(name, self.hex32(), self.access_key(), ips, affinity))
         robot_affinity = {"ECS": 6.0, "VPC": 0.5, "OBS": 1.0, "RDS": 3.0, "CTS": 0.2}
-        self.robot = _User(_ROBOT, self.hex32(), self.access_key(), _ROBOT_IPS, robot_affinity)
+        self.robot = User(ROBOT, self.hex32(), self.access_key(), ROBOT_IPS, robot_affinity)
 
         prod_ep = self.uuid()
         org = _slug(self.domain["name"])
 
-        def res(
-            name: str, *, critical: bool = False, rid: str | None = None, prod: bool = False
-        ) -> _Resource:
+        def res(name: str, *, critical: bool = False, rid: str | None = None, prod: bool = False) -> Resource:
             ep = prod_ep if prod and self.rng.random() < 0.7 else "0"
-            return _Resource(rid or self.uuid(), name, critical, ep)
+            return Resource(rid or self.uuid(), name, critical, ep)
 
         servers = [res(f"web-{i:02d}", prod=True) for i in range(1, 5)]
         servers += [res(f"app-{i:02d}", prod=True) for i in range(1, 5)]
@@ -253,13 +163,13 @@ class _Week:
 
     # -- one trace ------------------------------------------------------------------------------------
 
-    def user_dict(self, user: _User, trace_type: TraceType) -> dict[str, Any]:
+    def user_dict(self, user: User, trace_type: TraceType) -> dict[str, Any]:
         body: dict[str, Any] = {"id": user.id, "name": user.name, "domain": dict(self.domain)}
         if trace_type == "ApiCall":
             body["access_key_id"] = user.access_key_id
         return body
 
-    def emit(self, time: int, user: _User, trace_type: TraceType, **fields: Any) -> None:
+    def emit(self, time: int, user: User, trace_type: TraceType, **fields: Any) -> None:
         trace: dict[str, Any] = {
             "trace_id": self.uuid(),
             "time": time,
@@ -271,14 +181,14 @@ class _Week:
         trace.update({k: v for k, v in fields.items() if v is not None})
         self.out.append(trace)
 
-    def login(self, t: int, user: _User, ip: str, *, ok: bool) -> None:
+    def login(self, t: int, user: User, ip: str, *, ok: bool) -> None:
         request = {"user_name": user.name, "login_protocol": "password", "login_channel": "console"}
         if ok:
             response: dict[str, Any] = {"result": "success", "mfa_authenticated": "true"}
             code, rating, message = 302, "normal", None
         else:
-            response = {"result": "failure", "error_code": "IAM.0013", "error_msg": _BAD_PASSWORD}
-            code, rating, message = 401, "warning", _BAD_PASSWORD
+            response = {"result": "failure", "error_code": "IAM.0013", "error_msg": BAD_PASSWORD}
+            code, rating, message = 401, "warning", BAD_PASSWORD
         self.emit(
             t,
             user,
@@ -297,7 +207,7 @@ class _Week:
             api_version="v3",
         )
 
-    def logout(self, t: int, user: _User, ip: str) -> None:
+    def logout(self, t: int, user: User, ip: str) -> None:
         self.emit(
             t,
             user,
@@ -314,12 +224,12 @@ class _Week:
             api_version="v3",
         )
 
-    def pick_op(self, user: _User, *, only: tuple[str, ...] = ()) -> _Op:
-        ops = [op for op in _OPS if not only or op.trace_name in only]
+    def pick_op(self, user: User, *, only: tuple[str, ...] = ()) -> Op:
+        ops = [op for op in OPS if not only or op.trace_name in only]
         weights = [op.weight * user.affinity.get(op.service, 0.1) for op in ops]
         return self.rng.choices(ops, weights)[0]
 
-    def target(self, op: _Op) -> _Resource:
+    def target(self, op: Op) -> Resource:
         fleet, scratch = self.pools[op.pool]
         if op.action == "modify" or not scratch:
             return self.rng.choice(fleet + scratch if op.pool == "server" else fleet)
@@ -328,14 +238,14 @@ class _Week:
         return self.rng.choice(scratch)
 
     def operate(
-        self, t: int, user: _User, trace_type: TraceType, ip: str, op: _Op, *, fail: bool = True
+        self, t: int, user: User, trace_type: TraceType, ip: str, op: Op, *, fail: bool = True
     ) -> None:
         rng = self.rng
         resource = self.target(op)
-        request, response, risky = self.bodies(op, resource)
+        request, response, risky = bodies.bodies(self, op, resource)
         code = op.success_code
-        if fail and rng.random() < _FAILURE_RATE:
-            codes, weights = zip(*_FAILURES, strict=True)
+        if fail and rng.random() < FAILURE_RATE:
+            codes, weights = zip(*FAILURES, strict=True)
             code = rng.choices(codes, weights)[0]
         if code >= 500:
             rating = "incident" if rng.random() < 0.4 else "warning"
@@ -350,7 +260,7 @@ class _Week:
         resource_id, resource_name = self.sub_resource(op, resource, request, response)
         message = None
         if code >= 400:
-            message = _ERROR_TEXT[code]
+            message = ERROR_TEXT[code]
             response = {"error_code": f"{op.service}.{code}{rng.randint(0, 99):02d}", "error_msg": message}
         self.emit(
             t,
@@ -370,12 +280,12 @@ class _Week:
             api_version=op.api_version,
             read_only=False,
             enterprise_project_id=resource.enterprise_project_id,
-            endpoint=f"https://{op.service.lower()}.{_REGION}.myhuaweicloud.com",
+            endpoint=f"https://{op.service.lower()}.{REGION}.myhuaweicloud.com",
         )
 
     @staticmethod
     def sub_resource(
-        op: _Op, r: _Resource, request: dict[str, Any], response: dict[str, Any] | None
+        op: Op, r: Resource, request: dict[str, Any], response: dict[str, Any] | None
     ) -> tuple[str, str]:
         """The id and name a trace names: the rule, subnet or backup an operation on ``r`` is about."""
         name = op.trace_name
@@ -388,101 +298,6 @@ class _Week:
         if name == "createManualBackup" and response:
             return str(response["backup"]["id"]), str(request["name"])
         return r.id, r.name
-
-    def bodies(self, op: _Op, r: _Resource) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
-        """Request and success response of ``op`` on ``r``, and whether the change is risky."""
-        rng = self.rng
-        name = op.trace_name
-        job = {"job_id": self.hex32()}
-        if name == "createServer":
-            vpc = rng.choice(self.pools["vpc"][0])
-            server = {"name": r.name, "flavorRef": rng.choice(_FLAVORS), "imageRef": rng.choice(_IMAGES)}
-            return {"server": {**server, "vpcid": vpc.id, "count": 1}}, {**job, "serverIds": [r.id]}, False
-        if name == "deleteServer":
-            return {"servers": [{"id": r.id}], "delete_publicip": True, "delete_volume": True}, job, False
-        if name == "startServer":
-            return {"os-start": {"servers": [{"id": r.id}]}}, job, False
-        if name == "stopServer":
-            return {"os-stop": {"type": "SOFT", "servers": [{"id": r.id}]}}, job, r.critical
-        if name == "rebootServer":
-            kind = "HARD" if rng.random() < 0.15 else "SOFT"
-            return {"reboot": {"type": kind, "servers": [{"id": r.id}]}}, job, kind == "HARD"
-        if name == "resizeServer":
-            return {"resize": {"flavorRef": rng.choice(_FLAVORS)}}, job, False
-        if name == "createVpc":
-            cidr = f"10.{rng.randint(1, 250)}.0.0/16"
-            return {"vpc": {"name": r.name, "cidr": cidr}}, {"vpc": {"id": r.id, "status": "OK"}}, False
-        if name == "deleteVpc":
-            return {}, None, False
-        if name == "createSubnet":
-            n = rng.randint(0, 250)
-            subnet = {"name": f"{r.name}-subnet-{n}", "cidr": f"10.20.{n}.0/24", "vpc_id": r.id}
-            return {"subnet": subnet}, {"subnet": {"id": self.uuid(), "status": "ACTIVE"}}, False
-        if name == "createSecurityGroupRule":
-            port = rng.choice((443, 443, 80, 8080, 22, 3306, 5432))
-            world = rng.random() < (0.35 if port in (22, 3306, 5432) else 0.6)
-            cidr = "0.0.0.0/0" if world else rng.choice(("10.0.0.0/8", "203.0.113.0/24", "192.168.0.0/16"))
-            rule = {
-                "security_group_id": r.id,
-                "direction": "ingress",
-                "protocol": "tcp",
-                "multiport": str(port),
-                "remote_ip_prefix": cidr,
-            }
-            rule_id = self.uuid()
-            risky = world and port in (22, 3306, 5432)
-            response = {"security_group_rule": {"id": rule_id, "security_group_id": r.id}}
-            return {"security_group_rule": rule}, response, risky
-        if name == "deleteSecurityGroupRule":
-            return {"security_group_rule_id": self.uuid(), "security_group_id": r.id}, None, True
-        if name == "createBucket":
-            return {"bucket": r.name, "location": _REGION, "storage_class": "STANDARD"}, None, False
-        if name == "deleteBucket":
-            return {"bucket": r.name}, None, False
-        if name == "setBucketPolicy":
-            public = rng.random() < 0.25
-            principal = ["*"] if public else [f"domain/{self.domain['id']}:user/*"]
-            statement = {
-                "Sid": "demo",
-                "Effect": "Allow",
-                "Principal": {"ID": principal},
-                "Action": ["GetObject"],
-                "Resource": [f"{r.name}/*"],
-            }
-            return {"bucket": r.name, "policy": {"Statement": [statement]}}, None, public
-        if name == "setBucketAcl":
-            grant = rng.choice(("READ", "READ_ACP", "FULL_CONTROL"))
-            return {"bucket": r.name, "grants": [{"grantee": "owner", "permission": grant}]}, None, False
-        if name == "setBucketLifecycle":
-            days = rng.choice((30, 90, 180, 365))
-            expiry = {"id": f"expire-{days}d", "status": "Enabled", "expiration": {"days": days}}
-            return {"bucket": r.name, "rules": [expiry]}, None, False
-        if name == "createInstance":
-            spec = {
-                "name": r.name,
-                "datastore": {"type": "MySQL", "version": "8.0"},
-                "flavor_ref": "rds.mysql.n1.large.2",
-                "volume": {"type": "CLOUDSSD", "size": 100},
-            }
-            return spec, {"instance": {"id": r.id, "name": r.name, "status": "BUILD"}, **job}, False
-        if name == "deleteInstance":
-            return {"instance_id": r.id}, job, False
-        if name == "resetPassword":
-            return {"instance_id": r.id, "db_user": "root"}, {"resp": "successful"}, True
-        if name == "restartInstance":
-            return {"restart": {}}, job, False
-        if name == "createManualBackup":
-            backup = {"instance_id": r.id, "name": f"manual-{r.name}-{rng.randint(1000, 9999)}"}
-            return backup, {"backup": {"id": self.hex32() + "br01", "status": "BUILDING"}}, False
-        if name == "createTracker":
-            bucket = self.pools["bucket"][0][2].name
-            spec = {"tracker_type": "data", "tracker_name": r.name, "obs_info": {"bucket_name": bucket}}
-            return spec, {"id": r.id, "tracker_name": r.name, "status": "enabled"}, False
-        # updateTracker
-        disable = rng.random() < 0.1
-        status = "disabled" if disable else "enabled"
-        update: dict[str, Any] = {"tracker_type": "system", "tracker_name": r.name, "status": status}
-        return {**update, "is_lts_enabled": True}, None, disable
 
     # -- activities -----------------------------------------------------------------------------------
 
@@ -508,7 +323,7 @@ class _Week:
     def api_burst(self) -> None:
         rng = self.rng
         user = rng.choice(self.people)
-        ip = rng.choice(_CI_IPS) if rng.random() < 0.6 else rng.choice(user.office_ips)
+        ip = rng.choice(CI_IPS) if rng.random() < 0.6 else rng.choice(user.office_ips)
         offs = self.offsets(rng.randint(1, 6), 200, 40 * SECOND_MS)
         t0 = self.start(offs[-1], "office")
         for x in offs:
@@ -520,7 +335,7 @@ class _Week:
         assert robot is not None
         offs = self.offsets(rng.randint(2, 9), SECOND_MS, 3 * MINUTE_MS)
         t0 = self.start(offs[-1], "night" if rng.random() < 0.7 else "any")
-        ip = rng.choice(_ROBOT_IPS)
+        ip = rng.choice(ROBOT_IPS)
         for x in offs:
             if rng.random() < 0.2:
                 # Auto-recovery: the platform acts on the robot's behalf.
@@ -541,7 +356,7 @@ class _Week:
         """A real user on a trip: an unfamiliar IP, but a normal session."""
         rng = self.rng
         user = rng.choice(self.people)
-        ip = rng.choice(_TRAVEL_IPS)
+        ip = rng.choice(TRAVEL_IPS)
         offs = self.offsets(rng.randint(2, 4), 20 * SECOND_MS, 10 * MINUTE_MS)
         t0 = self.start(offs[-1], "any")
         self.login(t0, user, ip, ok=True)
@@ -553,7 +368,7 @@ class _Week:
         """Password guessing from a foreign IP; sometimes it works and the intruder does damage."""
         rng = self.rng
         user = rng.choice(self.people)
-        ip = rng.choice(_FOREIGN_IPS)
+        ip = rng.choice(FOREIGN_IPS)
         guesses = rng.randint(3, 8)
         breach = rng.random() < 0.35
         damage = (
@@ -573,7 +388,7 @@ class _Week:
         if breach:
             self.login(next(times), user, ip, ok=True)
             for _ in range(n_ops):
-                op = _OPS_BY_NAME[rng.choice(damage)]
+                op = OPS_BY_NAME[rng.choice(damage)]
                 self.operate(next(times), user, "ConsoleAction", ip, op, fail=False)
 
     def generate(self, count: int) -> list[dict[str, Any]]:
@@ -607,7 +422,7 @@ def demo_week(
         raise ValueError("count must not be negative")
     if not 1_000_000_000_000 + WEEK_MS <= end_ms < 100_000_000_000_000:
         raise ValueError("end_ms must be a 13-digit timestamp in milliseconds")
-    week = _Week(
+    week = Week(
         rng=random.Random(seed),
         project_id=project_id,
         domain={"id": domain_id, "name": domain_name},
