@@ -295,10 +295,6 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
     async def step(self) -> int:
         """Record finished sends, claim due rows for the free slots and start sending them."""
         results, self._results = self._results, []

@@ -1,4 +1,25 @@
-"""The schema as SQLAlchemy Core tables. Migrations in ``migrations/versions`` create exactly this."""
+"""The schema as SQLAlchemy Core tables: what the migrations in ``migrations/versions`` build.
+
+Which migration brings which table:
+
+- 0001: ``traces``, ``consumer_cursors``, and IAM's ``domains``, ``projects``, ``users``, ``groups``,
+  ``group_members``, ``group_roles``, ``credentials``
+- 0002: ``tokens``, ``trackers``, ``resource_tags``, and the catalogue's ``trace_resources``, ``trace_users``
+- 0003: SMN's ``smn_topics``, ``smn_subscriptions``, ``smn_messages``, ``smn_deliveries``
+- 0004: ``notifications``, ``notification_alarms``
+- 0005: the ``traces`` columns ``source_ip``, ``code``, ``request_id``
+- 0006: drops the B-tree per filter column on SQLite (the term index answers filters there); these tables
+  still declare them, as PostgreSQL has them
+- 0007: ``traces.trace_key`` and its unique index, instead of the unique (project_id, trace_id)
+- 0008: ``login_failures``
+- 0009: the index on ``smn_messages.created_at``
+- 0010: ``used_signatures``
+- 0011: ``traces.submitter``
+- 0012: ``server_keys``
+- 0013: ``functions``, ``function_triggers``, ``function_invocations``
+
+Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
+"""
 
 from __future__ import annotations
 
@@ -342,7 +363,7 @@ notification_alarms = Table(
     Column("trace_id", String(64), primary_key=True),
     Column("project_id", String(32), nullable=False),
     Column("message_id", String(32)),  # the SMN message published, when one was
-    Column("outcome", String(16), nullable=False),  # published | no_topic | function_pending
+    Column("outcome", String(16), nullable=False),  # published | no_topic | function_pending | unsendable
     Column("created_at", BigInteger, nullable=False),
 )
 Index("ix_notification_alarms_created", notification_alarms.c.created_at)

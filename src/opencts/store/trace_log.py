@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from hashlib import sha256
@@ -354,17 +354,3 @@ def count_matching(
             raise ValueError(f"not a filter column: {column}")
         conds.append(traces.c[column] == value)
     return int(conn.execute(select(func.count()).select_from(traces).where(and_(*conds))).scalar_one())
-
-
-def existing_ids(conn: Connection, project_id: str, trace_ids: Iterable[str]) -> set[str]:
-    keys = [trace_key(project_id, trace_id) for trace_id in trace_ids]
-    found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        found.update(
-            conn.execute(
-                select(traces.c.trace_id).where(
-                    traces.c.trace_key.in_(keys[start : start + 500]), traces.c.project_id == project_id
-                )
-            ).scalars()
-        )
-    return found

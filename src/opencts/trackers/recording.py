@@ -18,13 +18,13 @@ import orjson
 from sqlalchemy import Connection
 
 from opencts.store import Database
-from opencts.trackers.model import SYSTEM_TRACKER
+from opencts.trackers.model import DATA_EVENTS, SYSTEM_TRACKER
 from opencts.trackers.repository import project_rows
 from opencts.ttlcache import TtlCache
 
 #: (service_type, trace_name) pairs hidden by ``exclude_service``; CTS documents only KMS createDatakey
 EXCLUDED_OPERATIONS: dict[str, frozenset[str]] = {"KMS": frozenset({"createdatakey"})}
-ALL_DATA_EVENTS = frozenset({"READ", "WRITE"})
+ALL_DATA_EVENTS = frozenset(DATA_EVENTS)
 #: how a read-only OBS operation's trace name starts: the request's verb (``GET.OBJECT``, ``HEAD.OBJECT``,
 #: the access-log form ``REST.GET.OBJECT``) or an SDK-style name (``getObject``, ``HeadObject``,
 #: ``listObjects``, ``SelectObjectContent``)

@@ -190,11 +190,6 @@ def project_rows(conn: Connection, project_id: str) -> list[Row[Any]]:
     return list(conn.execute(select(trackers).where(trackers.c.project_id == project_id)))
 
 
-def get_tracker(conn: Connection, *, project_id: str, tracker_name: str) -> dict[str, Any] | None:
-    found = list_trackers(conn, project_id=project_id, tracker_name=tracker_name)
-    return found[0] if found else None
-
-
 def list_trackers(
     conn: Connection, *, project_id: str, tracker_name: str | None = None, tracker_type: str | None = None
 ) -> list[dict[str, Any]]:
