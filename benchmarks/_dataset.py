@@ -16,7 +16,7 @@ from typing import Any
 
 from _measure import console
 from _server import bootstrap_data_dir
-from _traces import DAY_MS, HOUR_MS, TraceFactory, Universe, self_check
+from _traces import TraceFactory, Universe, self_check
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from sqlalchemy import Connection, Engine, create_engine, event
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.store import trace_log
 from opencts.store.trace_log import TraceRow

@@ -55,9 +55,9 @@ def scratch_space(prefix: str, *, keep: bool = False, root: Path = BENCH_DATA) -
 
 def bootstrap_data_dir(data_dir: Path, database_url: str | None = None) -> BootstrapCredentials:
     """Migrate and bootstrap a data dir exactly as the server's first start does, without serving."""
-    from opencts.api.app import open_database
+    from opencts.opening import open_store
 
-    open_database(Settings(data_dir=data_dir, database_url=database_url)).close()
+    open_store(Settings(data_dir=data_dir, database_url=database_url)).db.close()
     return read_credentials(data_dir / "credentials.json")
 
 

@@ -11,11 +11,8 @@ from typing import Any
 
 import orjson
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.store.trace_log import TraceRow
-
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 _FIRST_NAMES = (
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",

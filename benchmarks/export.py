@@ -34,10 +34,9 @@ from _measure import (
     wait_until_idle,
 )
 from _server import bench_server, ensure_data_trackers, scratch_space
-from _traces import DAY_MS
 from rich.table import Table
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, now_ms
 from opencts.testing.server import ServerProcess
 
 FLOOR_ROWS_PER_S = 50_000

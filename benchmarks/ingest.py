@@ -44,10 +44,10 @@ from _measure import (
     wait_until_idle,
 )
 from _server import ensure_data_trackers, scratch_space
-from _traces import DAY_MS, HOUR_MS, TraceFactory, Universe, encode_batch, self_check
+from _traces import TraceFactory, Universe, encode_batch, self_check
 from rich.table import Table
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.store import Database, migrate, trace_log
 from opencts.store.trace_log import TraceRow

@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 from _measure import console, verdict
-from _traces import HOUR_MS, TraceFactory, Universe
+from _traces import TraceFactory, Universe
 from rich.table import Table
 
-from opencts.clock import now_ms
+from opencts.clock import HOUR_MS, now_ms
 from opencts.notifications.matcher import Matcher, Notification, compile_matcher, passes_filter
 from opencts.traces.model import user_name
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 from _measure import console, load_note, verdict
-from _traces import DAY_MS, TraceFactory, Universe, encode_batch
+from _traces import TraceFactory, Universe, encode_batch
 from rich.table import Table
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, now_ms
 from opencts.traces.ingest import parse_batch, prepare, summary
 
 FLOOR_PREPARE_US = 20.0

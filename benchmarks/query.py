@@ -45,11 +45,11 @@ from _measure import (
     wait_until_idle,
 )
 from _server import BENCH_DATA, bench_server, ensure_data_trackers, scratch_dir
-from _traces import DAY_MS, HOUR_MS, Universe
+from _traces import Universe
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from opencts.clock import now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.store import Database
 from opencts.store.term_index import TermIndex
