@@ -242,12 +242,15 @@ async def test_overload_is_a_429_with_retry_after_and_loses_nothing(
     async with app.router.lifespan_context(app):
         creds = read_credentials(settings.credentials_path)
         services = app.state.services
-        release = threading.Event()
-        blocker = asyncio.create_task(services.db.write(lambda conn: release.wait(5)))
-        await asyncio.sleep(0.05)
         async with signed_client(app, creds, "http://127.0.0.1:8080") as client:
             traces = [make_trace() for _ in range(4)]
             url = f"/v3/{creds.project_id}/traces"
+            # the key's first use records its last_used (a write of its own): done before the lane is held
+            assert (await client.get(url, params={"limit": 1})).status_code == 200
+            await services.authenticator.close()
+            release = threading.Event()
+            blocker = asyncio.create_task(services.db.write(lambda conn: release.wait(5)))
+            await until(lambda: services.db.pending_writes == 1)
             # one batch waits on the blocked writer, one queues behind it, the rest are refused
             sends = [asyncio.create_task(client.post(url, json={"traces": [traces[0]]}))]
             await until(lambda: services.db.pending_writes == 2)  # the first one's write waits its turn
