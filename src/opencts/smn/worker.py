@@ -28,10 +28,11 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Connection, delete, exists, func, select, update
 
-from opencts.clock import DAY_MS, HOUR_MS, now_ms
+from opencts.clock import DAY_MS, now_ms
 from opencts.smn.statuses import CONFIRMED, DEAD, DELIVERED, DELIVERING, PENDING, UNCONFIRMED
 from opencts.store import Database
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions, smn_topics
+from opencts.work_queue import PRUNE_BATCH, QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +228,6 @@ def next_due(conn: Connection) -> int | None:
     return int(value) if value is not None else None
 
 
-#: messages deleted per round of pruning: a backlog goes over several rounds, never in one long write
-PRUNE_BATCH = 1000
-
-
 def prune(conn: Connection, *, before: int, limit: int = PRUNE_BATCH) -> int:
     """Delete up to ``limit`` messages published before ``before`` whose deliveries have all finished
     (delivered or dead), with those deliveries; returns how many messages went.
@@ -255,13 +252,15 @@ def prune(conn: Connection, *, before: int, limit: int = PRUNE_BATCH) -> int:
     return len(ids)
 
 
-class DeliveryWorker:
-    """Claims due rows, sends up to ``concurrency`` at once, records results; one per process.
+class DeliveryWorker(QueueWorker[Job, Outcome]):
+    """The outbox's worker (:class:`~opencts.work_queue.QueueWorker`): sends claimed rows; one per process.
 
     ``wake()`` right after a publish makes the first attempt start in milliseconds rather than at the
     next poll. Results of finished sends are written in the same transaction as the next claim, so a busy
     outbox costs one write per round, not one per message.
     """
+
+    name = "smn-delivery"
 
     def __init__(
         self,
@@ -276,53 +275,27 @@ class DeliveryWorker:
         keep_days: int = 7,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.db = db
+        super().__init__(db, concurrency=concurrency, poll_seconds=poll_seconds, clock=clock)
         self.sender = sender
-        self.concurrency = concurrency
         self.lease_ms = int(lease_seconds * 1000)
-        self.poll_seconds = poll_seconds
         self.send_timeout = send_timeout
         self.backoff = backoff or Backoff()
-        self.clock = clock
-        self._wake = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._results: list[Outcome] = []
-        self._next_due: int | None = None
         #: finished messages older than this are pruned, about once an hour (see :func:`prune`)
         self.keep_ms = keep_days * DAY_MS
-        self._prune_at = 0
 
-    def wake(self) -> None:
-        self._wake.set()
+    def record(self, conn: Connection, results: list[Outcome], *, now: int) -> None:
+        complete(conn, results, now=now, backoff=self.backoff)
 
-    async def step(self) -> int:
-        """Record finished sends, claim due rows for the free slots and start sending them."""
-        results, self._results = self._results, []
-        free = self.concurrency - len(self._inflight)
-        now = self.clock()
+    def claim(self, conn: Connection, *, now: int, limit: int) -> list[Job]:
+        return claim_due(conn, now=now, limit=limit, lease_ms=self.lease_ms)
 
-        pruning = now >= self._prune_at
+    def next_due(self, conn: Connection) -> int | None:
+        return next_due(conn)
 
-        def exchange(conn: Connection) -> tuple[list[Job], int | None, int]:
-            complete(conn, results, now=now, backoff=self.backoff)
-            jobs = claim_due(conn, now=now, limit=free, lease_ms=self.lease_ms)
-            pruned = prune(conn, before=now - self.keep_ms) if pruning else 0
-            return jobs, next_due(conn), pruned
+    def prune(self, conn: Connection, *, now: int) -> int:
+        return prune(conn, before=now - self.keep_ms)
 
-        try:
-            jobs, self._next_due, pruned = await self.db.write(exchange)
-        except BaseException:
-            self._results[:0] = results  # not recorded: keep them for the next round
-            raise
-        if pruning:  # a full batch means there is more: the next round goes on with it
-            self._prune_at = now if pruned == PRUNE_BATCH else now + HOUR_MS
-        for job in jobs:
-            task = asyncio.create_task(self._attempt(job), name=f"smn-delivery-{job.id}")
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        return len(jobs)
-
-    async def _attempt(self, job: Job) -> None:
+    async def attempt(self, job: Job) -> Outcome:
         error: str | None = None
         permanent = False
         try:
@@ -337,55 +310,4 @@ class DeliveryWorker:
         except Exception as exc:
             log.warning("delivery %s to %s failed unexpectedly: %r", job.id, job.protocol, exc)
             error = f"{type(exc).__name__}: {exc}"
-        self._results.append(Outcome(job.id, job.claim, error, permanent))
-        self._wake.set()
-
-    def _more_due(self) -> bool:
-        return self._next_due is not None and self._next_due <= self.clock()
-
-    async def drain(self, timeout: float = 60.0) -> None:
-        """Send everything due now (not retries scheduled later) and record the results; for tests/CLI."""
-        async with asyncio.timeout(timeout):
-            while True:
-                claimed = await self.step()
-                if self._inflight:
-                    await asyncio.wait(set(self._inflight))
-                    continue
-                if not claimed and not self._results and not self._more_due():
-                    return
-
-    async def run_forever(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A database hiccup must not end deliveries; the rows wait in the outbox.
-                log.exception("SMN delivery round failed; retrying in %.1fs", self.poll_seconds)
-                await asyncio.sleep(self.poll_seconds)
-                continue
-            free = len(self._inflight) < self.concurrency
-            if self._results or (free and self._more_due()):
-                if not claimed and not self._results:
-                    await asyncio.sleep(0.05)  # due rows held by another instance: do not spin
-                continue
-            wait = self.poll_seconds
-            if self._next_due is not None and free:
-                wait = min(wait, max(0.0, (self._next_due - self.clock()) / 1000))
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
-
-    async def close(self, grace: float = 5.0) -> None:
-        """Let sends in flight finish (up to ``grace`` seconds) and record them; the lease covers the rest."""
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=grace)
-            for task in self._inflight:
-                task.cancel()
-        if self._results:
-            results, self._results = self._results, []
-            now = self.clock()
-            await self.db.write(lambda conn: complete(conn, results, now=now, backoff=self.backoff))
+        return Outcome(job.id, job.claim, error, permanent)
