@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, insert
 
-from opencts.iam import admin
+from opencts.iam import groups, projects
 from opencts.iam.bootstrap import ADMIN_GROUP, BootstrapCredentials
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import new_id
@@ -76,11 +76,11 @@ class Matrix:
         domain_id = self.creds.domain_id
 
         def prepare(conn: Connection) -> str:
-            group = admin.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
-            admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
+            group = groups.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
+            groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
             other = new_id()
             conn.execute(insert(domains).values(id=other, name="other-account", created_at=0))
-            return admin.create_project(conn, domain_id=other, name="r-1").id
+            return projects.create_project(conn, domain_id=other, name="r-1").id
 
         try:
             return db.write_sync(prepare)

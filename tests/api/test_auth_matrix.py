@@ -29,7 +29,7 @@ from cts_helpers import Api, TraceFactory, master_box, sdk_client
 from opencts.api.app import create_app
 from opencts.api.deps import Services
 from opencts.config import Settings
-from opencts.iam import admin
+from opencts.iam import credentials, groups, projects, users
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import CTS_READ_ONLY, CTS_TRACE_PRODUCER, SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import SecretBox, new_id
@@ -53,15 +53,15 @@ def create_member(
     conn: Connection, box: SecretBox, domain_id: str, name: str, *roles: str, active: bool = True
 ) -> Key:
     """A user in a group of their own holding ``roles``, with one access key (optionally already disabled)."""
-    user = admin.create_user(conn, domain_id=domain_id, name=name, password=PASSWORD)
-    group = admin.create_group(conn, domain_id=domain_id, name=f"{name}-group")
-    admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
+    user = users.create_user(conn, domain_id=domain_id, name=name, password=PASSWORD)
+    group = groups.create_group(conn, domain_id=domain_id, name=f"{name}-group")
+    groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
     for role in roles:
-        admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-    new = admin.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
+        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
+    new = credentials.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
     if not active:
         key = new.credential.access_key
-        admin.update_credential(conn, domain_id=domain_id, access_key=key, status="inactive")
+        credentials.update_credential(conn, domain_id=domain_id, access_key=key, status="inactive")
     return Key(user.id, new.credential.access_key, new.secret_key)
 
 
@@ -69,14 +69,14 @@ def create_other_account(conn: Connection, box: SecretBox) -> tuple[str, Key]:
     """A second account (bootstrap makes only the first) with a project and a full-CTS user."""
     domain_id = new_id()
     conn.execute(insert(domains).values(id=domain_id, name=f"other-{domain_id[:6]}", created_at=0))
-    project = admin.create_project(conn, domain_id=domain_id, name="r-1")
+    project = projects.create_project(conn, domain_id=domain_id, name="r-1")
     return project.id, create_member(conn, box, domain_id, "outsider", "CTS FullAccess")
 
 
 def grant_security_admin(conn: Connection, domain_id: str) -> None:
     """The first admin manages IAM (the README says it holds Security Administrator); make sure it does."""
-    group = admin.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
-    admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
+    group = groups.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
+    groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
 
 
 # -- in process ---------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ async def world(api: Api) -> AsyncIterator[World]:
         grant_security_admin(conn, domain_id)
         reader = create_member(conn, box, domain_id, "reader", CTS_READ_ONLY)
         producer = create_member(conn, box, domain_id, "producer", CTS_TRACE_PRODUCER)
-        second = admin.create_project(conn, domain_id=domain_id, name="r-1_second")
+        second = projects.create_project(conn, domain_id=domain_id, name="r-1_second")
         other_project, outsider = create_other_account(conn, box)
         return reader, producer, second.id, other_project, outsider
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from cts_helpers import Api, TraceFactory, signed_client
 from opencts.api import cts
 from opencts.consumers import ConsumerRunner
-from opencts.iam import admin
+from opencts.iam import credentials, groups, users
 from opencts.store import Database
 from opencts.trackers.catalogue import CatalogueConsumer
 from opencts.trackers.repository import list_tags
@@ -343,11 +343,13 @@ async def test_authentication_and_permissions(api: Api) -> None:
     domain = api.creds.domain_id
 
     def reader(conn: Connection) -> tuple[str, str]:
-        user = admin.create_user(conn, domain_id=domain, name="auditor", password="Readonly-Pass-1")
-        group = admin.create_group(conn, domain_id=domain, name="auditors")
-        admin.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
-        admin.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
-        new = admin.create_credential(conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id)
+        user = users.create_user(conn, domain_id=domain, name="auditor", password="Readonly-Pass-1")
+        group = groups.create_group(conn, domain_id=domain, name="auditors")
+        groups.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
+        groups.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
+        new = credentials.create_credential(
+            conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id
+        )
         return new.credential.access_key, new.secret_key
 
     ak, sk = db_of(api).write_sync(reader)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, insert, select
 from cts_helpers import Api, TraceFactory
 from opencts.api import iam_admin
 from opencts.api.deps import Services
-from opencts.iam import admin
+from opencts.iam import credentials, groups, projects, users
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import (
     CTS_READ_ONLY,
@@ -43,8 +43,8 @@ async def grant_security_admin(api: Api) -> None:
     domain_id = api.creds.domain_id
 
     def grant(conn: Connection) -> None:
-        group = admin.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
-        admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
+        group = groups.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
+        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
 
     await services_of(api).db.write(grant)
     services_of(api).authenticator.invalidate()
@@ -286,13 +286,15 @@ async def other(iam: Api) -> AsyncIterator[OtherAccount]:
     def build(conn: Connection) -> tuple[str, str, str, str, str]:
         domain_id = new_id()
         conn.execute(insert(domains).values(id=domain_id, name="rival", created_at=0))
-        project = admin.create_project(conn, domain_id=domain_id, name="r-1")
-        user = admin.create_user(conn, domain_id=domain_id, name="admin", password=PASSWORD)
-        group = admin.create_group(conn, domain_id=domain_id, name="admin")
-        admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
+        project = projects.create_project(conn, domain_id=domain_id, name="r-1")
+        user = users.create_user(conn, domain_id=domain_id, name="admin", password=PASSWORD)
+        group = groups.create_group(conn, domain_id=domain_id, name="admin")
+        groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
         for role in (SECURITY_ADMINISTRATOR, TENANT_ADMINISTRATOR):
-            admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-        key = admin.create_credential(conn, box=services_of(iam).box, domain_id=domain_id, user_id=user.id)
+            groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
+        key = credentials.create_credential(
+            conn, box=services_of(iam).box, domain_id=domain_id, user_id=user.id
+        )
         return domain_id, project.id, user.id, key.credential.access_key, key.secret_key
 
     domain_id, project_id, user_id, ak, sk = await services_of(iam).db.write(build)

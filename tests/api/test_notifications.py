@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from cts_helpers import Api, signed_client
 from opencts.api import notifications as routes
 from opencts.api.deps import Services
-from opencts.iam import admin
+from opencts.iam import credentials, groups, projects, users
 from opencts.smn import topics
 from opencts.smn.model import CreateTopic
 
@@ -130,7 +130,7 @@ async def test_topic_must_exist_in_the_callers_project(api: Api) -> None:
     domain = api.creds.domain_id
 
     def other_project(conn: Connection) -> tuple[str, str]:
-        project = admin.create_project(conn, domain_id=domain, name="local-2").id
+        project = projects.create_project(conn, domain_id=domain, name="local-2").id
         urn = topics.create(
             conn, project_id=project, region="local-1", body=CreateTopic(name="theirs"), now=0
         )
@@ -292,11 +292,13 @@ async def test_routes_are_cts_operations_audited_and_permissioned(api: Api) -> N
     domain = api.creds.domain_id
 
     def reader(conn: Connection) -> tuple[str, str]:
-        user = admin.create_user(conn, domain_id=domain, name="viewer", password="Readonly-Pass-1")
-        group = admin.create_group(conn, domain_id=domain, name="viewers")
-        admin.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
-        admin.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
-        new = admin.create_credential(conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id)
+        user = users.create_user(conn, domain_id=domain, name="viewer", password="Readonly-Pass-1")
+        group = groups.create_group(conn, domain_id=domain, name="viewers")
+        groups.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
+        groups.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
+        new = credentials.create_credential(
+            conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id
+        )
         return new.credential.access_key, new.secret_key
 
     ak, sk = services(api).db.write_sync(reader)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cts_helpers import TraceFactory
 from opencts.cli.main import app
-from opencts.iam import admin
+from opencts.iam import projects
 from opencts.store import Database
 from opencts.testing.server import ServerProcess
 from opencts.trackers.repository import create_system_tracker
@@ -35,9 +35,9 @@ def second_project(live_server: ServerProcess) -> str:
         name = f"cli-{uuid.uuid4().hex[:8]}"
         domain_id = live_server.creds.domain_id
 
-        def create(conn: Connection) -> admin.Project:
+        def create(conn: Connection) -> projects.Project:
             # as POST /v3/projects does: the project with its management tracker
-            project = admin.create_project(conn, domain_id=domain_id, name=name)
+            project = projects.create_project(conn, domain_id=domain_id, name=name)
             create_system_tracker(conn, project_id=project.id, domain_id=domain_id)
             return project
 

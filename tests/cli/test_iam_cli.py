@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cts_helpers import TraceFactory
 from opencts.cli.main import app
-from opencts.iam import admin
+from opencts.iam import groups
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
 from opencts.store import Database
@@ -34,10 +34,10 @@ def iam_server(live_server: ServerProcess) -> ServerProcess:
     domain_id = live_server.creds.domain_id
 
     def grant(conn: Connection) -> bool:
-        group = admin.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
-        if SECURITY_ADMINISTRATOR in admin.list_group_roles(conn, domain_id=domain_id, group_id=group.id):
+        group = groups.list_groups(conn, domain_id=domain_id, name=ADMIN_GROUP)[0]
+        if SECURITY_ADMINISTRATOR in groups.list_group_roles(conn, domain_id=domain_id, group_id=group.id):
             return False
-        admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
+        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=SECURITY_ADMINISTRATOR)
         return True
 
     try:

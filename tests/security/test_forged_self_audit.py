@@ -13,7 +13,7 @@ import httpx
 import orjson
 
 from cts_helpers import Api
-from opencts.iam import admin
+from opencts.iam import credentials, groups, users
 from opencts.iam.permissions import CTS_TRACE_PRODUCER
 from opencts.iam.signature import HmacAuth
 from opencts.traces.submitter import SELF
@@ -26,11 +26,11 @@ async def producer_client(api: Api) -> tuple[httpx.AsyncClient, str, str]:
 
     def create(conn: Any) -> tuple[str, str, str]:
         domain_id = api.creds.domain_id
-        user = admin.create_user(conn, domain_id=domain_id, name="producer", password="Producer-Pass-1")
-        group = admin.create_group(conn, domain_id=domain_id, name="producers")
-        admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
-        admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=CTS_TRACE_PRODUCER)
-        new = admin.create_credential(
+        user = users.create_user(conn, domain_id=domain_id, name="producer", password="Producer-Pass-1")
+        group = groups.create_group(conn, domain_id=domain_id, name="producers")
+        groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
+        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=CTS_TRACE_PRODUCER)
+        new = credentials.create_credential(
             conn, box=api.app.state.services.box, domain_id=domain_id, user_id=user.id
         )
         return user.id, new.credential.access_key, new.secret_key

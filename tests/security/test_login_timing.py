@@ -20,7 +20,7 @@ import pytest
 from opencts.api.app import create_app
 from opencts.api.deps import Services
 from opencts.config import Settings
-from opencts.iam import admin
+from opencts.iam import users
 from opencts.iam.bootstrap import read_credentials
 
 ROUNDS = 7
@@ -46,7 +46,7 @@ async def bare(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         services: Services = app.state.services
         domain_id = read_credentials(settings.credentials_path).domain_id
         await services.db.write(
-            lambda conn: admin.create_user(conn, domain_id=domain_id, name="known", password="Known-Pass-1")
+            lambda conn: users.create_user(conn, domain_id=domain_id, name="known", password="Known-Pass-1")
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from cts_helpers import Api
 from opencts.api import iam_admin
 from opencts.api.deps import Services
-from opencts.iam import admin
+from opencts.iam import credentials, groups, users
 from opencts.iam.permissions import (
     CTS_ADMINISTRATOR,
     CTS_FULL_ACCESS,
@@ -117,11 +117,11 @@ class Member:
 
 def make_member(conn: Connection, box: SecretBox, domain_id: str, role: str) -> Member:
     name = "m-" + new_id()[:8]
-    user = admin.create_user(conn, domain_id=domain_id, name=name, password="Role-Table-1")
-    group = admin.create_group(conn, domain_id=domain_id, name=f"{name}-group")
-    admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
-    admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-    new = admin.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
+    user = users.create_user(conn, domain_id=domain_id, name=name, password="Role-Table-1")
+    group = groups.create_group(conn, domain_id=domain_id, name=f"{name}-group")
+    groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
+    groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
+    new = credentials.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
     return Member(role, user.id, group.id, new.credential.access_key, new.secret_key)
 
 

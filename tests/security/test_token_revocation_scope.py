@@ -12,7 +12,7 @@ from sqlalchemy import Connection, insert
 
 from cts_helpers import Api
 from opencts.api.deps import Services
-from opencts.iam import admin
+from opencts.iam import groups, projects, users
 from opencts.iam.permissions import CTS_READ_ONLY, SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import new_id
 from opencts.store.tables import domains
@@ -21,17 +21,17 @@ PASSWORD = "Revoke-Pass-1"
 
 
 def member(conn: Connection, domain_id: str, name: str, role: str) -> None:
-    user = admin.create_user(conn, domain_id=domain_id, name=name, password=PASSWORD)
-    group = admin.create_group(conn, domain_id=domain_id, name=f"{name}-group")
-    admin.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
-    admin.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
+    user = users.create_user(conn, domain_id=domain_id, name=name, password=PASSWORD)
+    group = groups.create_group(conn, domain_id=domain_id, name=f"{name}-group")
+    groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
+    groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
 
 
 def build(conn: Connection, home: str) -> str:
     """A second account with its own Security Administrator; a read-only user in the first."""
     other = new_id()
     conn.execute(insert(domains).values(id=other, name="other-account", created_at=0))
-    admin.create_project(conn, domain_id=other, name="r-1")
+    projects.create_project(conn, domain_id=other, name="r-1")
     member(conn, other, "other-admin", SECURITY_ADMINISTRATOR)
     member(conn, other, "victim", CTS_READ_ONLY)
     member(conn, home, "home-admin", SECURITY_ADMINISTRATOR)

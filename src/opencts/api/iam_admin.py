@@ -1,6 +1,7 @@
 """IAM administration, on Huawei IAM's paths: users, groups, roles, AK/SK credentials, projects.
 
-Everything acts in the caller's account only (``iam.admin`` enforces it); ids of other accounts are 404.
+Everything acts in the caller's account only (``iam.account`` and the modules beside it enforce it); ids of
+other accounts are 404.
 Route names are the operation names the self-audit records as trace names. Passwords arrive in request
 bodies and a secret key leaves in exactly one response (createCredential); neither is logged or echoed in
 an error message. Every change that can alter who may do what drops the authenticator's caches, so a
@@ -22,7 +23,8 @@ from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import ServicesDep
 from opencts.clock import iso_ms
-from opencts.iam import admin, lockout
+from opencts.iam import credentials, groups, lockout, projects, users
+from opencts.iam.account import check_name
 from opencts.iam.lockout import Attempt
 from opencts.iam.permissions import ROLES
 from opencts.iam.principal import Principal
@@ -30,7 +32,6 @@ from opencts.trackers.repository import create_system_tracker
 
 router = APIRouter(tags=["iam"])
 MAX_BODY = 64 * 1024
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
@@ -122,7 +123,7 @@ def _time(ms: int | None) -> str | None:
     return None if ms is None else iso_ms(ms, "microseconds")
 
 
-def _user(u: admin.User) -> dict[str, Any]:
+def _user(u: users.User) -> dict[str, Any]:
     return {
         "id": u.id,
         "name": u.name,
@@ -133,7 +134,7 @@ def _user(u: admin.User) -> dict[str, Any]:
     }
 
 
-def _group(g: admin.Group) -> dict[str, Any]:
+def _group(g: groups.Group) -> dict[str, Any]:
     return {
         "id": g.id,
         "name": g.name,
@@ -143,7 +144,7 @@ def _group(g: admin.Group) -> dict[str, Any]:
     }
 
 
-def _credential(c: admin.Credential) -> dict[str, Any]:
+def _credential(c: credentials.Credential) -> dict[str, Any]:
     return {
         "access": c.access_key,
         "user_id": c.user_id,
@@ -159,7 +160,7 @@ def _role(name: str) -> dict[str, Any]:
     return {"id": name, "name": name, "display_name": name, "actions": list(ROLES.get(name, ()))}
 
 
-def _project(p: admin.Project) -> dict[str, Any]:
+def _project(p: projects.Project) -> dict[str, Any]:
     return {
         "id": p.id,
         "name": p.name,
@@ -185,11 +186,11 @@ async def _change(services: ServicesDep, fn: Callable[[Connection], T]) -> T:
 async def create_user(request: Request, services: ServicesDep, caller: UsersCreate) -> Response:
     """``description`` is accepted for compatibility but not kept: the schema has no column for it."""
     req = (await json_body(request, CreateUserBody, limit=MAX_BODY)).user
-    admin.check_name("user", req.name)
-    hashed = await asyncio.to_thread(admin.new_password_hash, req.password)  # slow: not on the writer lane
+    check_name("user", req.name)
+    hashed = await asyncio.to_thread(users.new_password_hash, req.password)  # slow: not on the writer lane
     user = await _change(
         services,
-        lambda conn: admin.create_user(
+        lambda conn: users.create_user(
             conn, domain_id=caller.domain_id, name=req.name, password_hash=hashed, enabled=req.enabled
         ),
     )
@@ -199,7 +200,7 @@ async def create_user(request: Request, services: ServicesDep, caller: UsersCrea
 @router.get("/v3/users", name="listUsers", summary="Users of the caller's account (?name= filters)")
 async def list_users(request: Request, services: ServicesDep, caller: UsersList) -> Response:
     name = request.query_params.get("name")
-    found = await services.db.read(lambda conn: admin.list_users(conn, domain_id=caller.domain_id, name=name))
+    found = await services.db.read(lambda conn: users.list_users(conn, domain_id=caller.domain_id, name=name))
     return json_response({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
 
 
@@ -207,11 +208,11 @@ async def list_users(request: Request, services: ServicesDep, caller: UsersList)
 async def show_user(user_id: str, services: ServicesDep, caller: UsersGet) -> Response:
     domain_id = caller.domain_id
 
-    def fetch(conn: Connection) -> tuple[admin.User, list[admin.Group], list[str]]:
-        user = admin.get_user(conn, domain_id=domain_id, user_id=user_id)
-        member_of = admin.user_groups(conn, domain_id=domain_id, user_id=user_id)
+    def fetch(conn: Connection) -> tuple[users.User, list[groups.Group], list[str]]:
+        user = users.get_user(conn, domain_id=domain_id, user_id=user_id)
+        member_of = groups.user_groups(conn, domain_id=domain_id, user_id=user_id)
         roles = {
-            r for g in member_of for r in admin.list_group_roles(conn, domain_id=domain_id, group_id=g.id)
+            r for g in member_of for r in groups.list_group_roles(conn, domain_id=domain_id, group_id=g.id)
         }
         return user, member_of, sorted(roles)
 
@@ -223,10 +224,10 @@ async def show_user(user_id: str, services: ServicesDep, caller: UsersGet) -> Re
 @router.patch("/v3/users/{user_id}", name="updateUser", summary="Enable, disable or set a new password")
 async def update_user(user_id: str, request: Request, services: ServicesDep, caller: UsersUpdate) -> Response:
     req = (await json_body(request, UpdateUserBody, limit=MAX_BODY)).user
-    hashed = None if req.password is None else await asyncio.to_thread(admin.new_password_hash, req.password)
+    hashed = None if req.password is None else await asyncio.to_thread(users.new_password_hash, req.password)
     user = await _change(
         services,
-        lambda conn: admin.update_user(
+        lambda conn: users.update_user(
             conn, domain_id=caller.domain_id, user_id=user_id, enabled=req.enabled, password_hash=hashed
         ),
     )
@@ -243,7 +244,7 @@ async def unlock_user(user_id: str, services: ServicesDep, caller: UsersUpdate) 
     domain_id = caller.domain_id
 
     def unlock(conn: Connection) -> None:
-        user = admin.get_user(conn, domain_id=domain_id, user_id=user_id)  # 404 for another account's
+        user = users.get_user(conn, domain_id=domain_id, user_id=user_id)  # 404 for another account's
         lockout.clear(conn, Attempt.of(domain_id, user.name, None))
 
     await services.db.write(unlock)
@@ -252,7 +253,7 @@ async def unlock_user(user_id: str, services: ServicesDep, caller: UsersUpdate) 
 
 @router.delete("/v3/users/{user_id}", name="deleteUser", status_code=204, summary="Delete a user and keys")
 async def delete_user(user_id: str, services: ServicesDep, caller: UsersDelete) -> Response:
-    await _change(services, lambda conn: admin.delete_user(conn, domain_id=caller.domain_id, user_id=user_id))
+    await _change(services, lambda conn: users.delete_user(conn, domain_id=caller.domain_id, user_id=user_id))
     return Response(status_code=204)
 
 
@@ -264,7 +265,7 @@ async def create_group(request: Request, services: ServicesDep, caller: GroupsCr
     req = (await json_body(request, CreateGroupBody, limit=MAX_BODY)).group
     group = await _change(
         services,
-        lambda conn: admin.create_group(
+        lambda conn: groups.create_group(
             conn, domain_id=caller.domain_id, name=req.name, description=req.description
         ),
     )
@@ -275,7 +276,7 @@ async def create_group(request: Request, services: ServicesDep, caller: GroupsCr
 async def list_groups(request: Request, services: ServicesDep, caller: GroupsList) -> Response:
     name = request.query_params.get("name")
     found = await services.db.read(
-        lambda conn: admin.list_groups(conn, domain_id=caller.domain_id, name=name)
+        lambda conn: groups.list_groups(conn, domain_id=caller.domain_id, name=name)
     )
     return json_response({"groups": [_group(g) for g in found], "links": {"self": str(request.url)}})
 
@@ -283,7 +284,7 @@ async def list_groups(request: Request, services: ServicesDep, caller: GroupsLis
 @router.delete("/v3/groups/{group_id}", name="deleteGroup", status_code=204, summary="Delete a user group")
 async def delete_group(group_id: str, services: ServicesDep, caller: GroupsDelete) -> Response:
     await _change(
-        services, lambda conn: admin.delete_group(conn, domain_id=caller.domain_id, group_id=group_id)
+        services, lambda conn: groups.delete_group(conn, domain_id=caller.domain_id, group_id=group_id)
     )
     return Response(status_code=204)
 
@@ -295,7 +296,7 @@ async def add_user_to_group(
     """Add a member (idempotent)."""
     await _change(
         services,
-        lambda conn: admin.add_member(conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id),
+        lambda conn: groups.add_member(conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id),
     )
     return Response(status_code=204)
 
@@ -307,7 +308,7 @@ async def remove_user_from_group(
     """Remove a member; refused if it would leave the account without a Security Administrator."""
     await _change(
         services,
-        lambda conn: admin.remove_member(
+        lambda conn: groups.remove_member(
             conn, domain_id=caller.domain_id, group_id=group_id, user_id=user_id
         ),
     )
@@ -319,7 +320,7 @@ async def list_group_users(
     group_id: str, request: Request, services: ServicesDep, caller: GroupsList
 ) -> Response:
     found = await services.db.read(
-        lambda conn: admin.list_members(conn, domain_id=caller.domain_id, group_id=group_id)
+        lambda conn: groups.list_members(conn, domain_id=caller.domain_id, group_id=group_id)
     )
     return json_response({"users": [_user(u) for u in found], "links": {"self": str(request.url)}})
 
@@ -329,7 +330,7 @@ async def grant_role(group_id: str, role_name: str, services: ServicesDep, calle
     """Grant a role (idempotent); the role name is URL-encoded in the path, e.g. ``CTS%20ReadOnlyAccess``."""
     await _change(
         services,
-        lambda conn: admin.grant_role(conn, domain_id=caller.domain_id, group_id=group_id, role=role_name),
+        lambda conn: groups.grant_role(conn, domain_id=caller.domain_id, group_id=group_id, role=role_name),
     )
     return Response(status_code=204)
 
@@ -339,7 +340,7 @@ async def revoke_role(group_id: str, role_name: str, services: ServicesDep, call
     """Revoke a role; refused if it would leave the account without a Security Administrator."""
     await _change(
         services,
-        lambda conn: admin.revoke_role(conn, domain_id=caller.domain_id, group_id=group_id, role=role_name),
+        lambda conn: groups.revoke_role(conn, domain_id=caller.domain_id, group_id=group_id, role=role_name),
     )
     return Response(status_code=204)
 
@@ -347,7 +348,7 @@ async def revoke_role(group_id: str, role_name: str, services: ServicesDep, call
 @router.get("/v3/groups/{group_id}/roles", name="listGroupRoles", summary="Roles granted to a group")
 async def list_group_roles(group_id: str, services: ServicesDep, caller: GroupsList) -> Response:
     found = await services.db.read(
-        lambda conn: admin.list_group_roles(conn, domain_id=caller.domain_id, group_id=group_id)
+        lambda conn: groups.list_group_roles(conn, domain_id=caller.domain_id, group_id=group_id)
     )
     return json_response({"roles": [_role(r) for r in found]})
 
@@ -366,7 +367,7 @@ async def create_credential(request: Request, services: ServicesDep, caller: Cre
     req = (await json_body(request, CreateCredentialBody, limit=MAX_BODY)).credential
     new = await _change(
         services,
-        lambda conn: admin.create_credential(
+        lambda conn: credentials.create_credential(
             conn,
             box=services.box,
             domain_id=caller.domain_id,
@@ -382,7 +383,7 @@ async def list_credentials(request: Request, services: ServicesDep, caller: Cred
     """Access keys, never their secrets: ``?user_id=`` for one user's, without it every key of the account."""
     user_id = request.query_params.get("user_id") or None
     found = await services.db.read(
-        lambda conn: admin.list_credentials(conn, domain_id=caller.domain_id, user_id=user_id)
+        lambda conn: credentials.list_credentials(conn, domain_id=caller.domain_id, user_id=user_id)
     )
     return json_response({"credentials": [_credential(c) for c in found]})
 
@@ -395,7 +396,7 @@ async def update_credential(
     req = (await json_body(request, UpdateCredentialBody, limit=MAX_BODY)).credential
     cred = await _change(
         services,
-        lambda conn: admin.update_credential(
+        lambda conn: credentials.update_credential(
             conn,
             domain_id=caller.domain_id,
             access_key=access_key,
@@ -411,7 +412,7 @@ async def delete_credential(access_key: str, services: ServicesDep, caller: Cred
     """Delete an access key; requests signed with it fail from now on."""
     await _change(
         services,
-        lambda conn: admin.delete_credential(conn, domain_id=caller.domain_id, access_key=access_key),
+        lambda conn: credentials.delete_credential(conn, domain_id=caller.domain_id, access_key=access_key),
     )
     return Response(status_code=204)
 
@@ -425,8 +426,8 @@ async def create_project(request: Request, services: ServicesDep, caller: Projec
     so its traces are recorded from the first call. ``description`` is accepted but not kept."""
     req = (await json_body(request, CreateProjectBody, limit=MAX_BODY)).project
 
-    def create(conn: Connection) -> admin.Project:
-        project = admin.create_project(conn, domain_id=caller.domain_id, name=req.name)
+    def create(conn: Connection) -> projects.Project:
+        project = projects.create_project(conn, domain_id=caller.domain_id, name=req.name)
         create_system_tracker(conn, project_id=project.id, domain_id=caller.domain_id)
         return project
 
