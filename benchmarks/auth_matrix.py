@@ -25,11 +25,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, insert
 
+from opencts.client.signing import sign_headers
 from opencts.iam import groups, projects
 from opencts.iam.bootstrap import ADMIN_GROUP, BootstrapCredentials
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import new_id
-from opencts.iam.signature import sign_headers
 from opencts.store import Database
 from opencts.store.tables import domains
 from opencts.testing.server import signer

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from opencts.iam.signature import parse_authorization, sign_headers, verify
+from opencts.client.signing import sign_headers
+from opencts.iam.signature import parse_authorization, verify
 
 FLOOR_PER_SECOND = 20_000
 REQUESTS = 1_000

@@ -18,10 +18,10 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 
 from opencts.api.app import create_app
+from opencts.client.signing import HmacAuth
 from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.iam.secrets import SecretBox, parse_master_key
-from opencts.iam.signature import HmacAuth
 from opencts.store.trace_log import TraceRow
 from opencts.testing.server import ServerProcess
 

@@ -28,12 +28,12 @@ from starlette.routing import NoMatchFound
 from cts_helpers import Api, TraceFactory, master_box, sdk_client
 from opencts.api.app import create_app
 from opencts.api.deps import Services
+from opencts.client.signing import sign_headers
 from opencts.config import Settings
 from opencts.iam import credentials, groups, projects, users
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import CTS_READ_ONLY, CTS_TRACE_PRODUCER, SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import SecretBox, new_id
-from opencts.iam.signature import sign_headers
 from opencts.store import Database
 from opencts.store.tables import domains
 from opencts.testing.server import ServerProcess

@@ -40,7 +40,7 @@ from huaweicloudsdkcts.v3 import (
 )
 
 from cts_helpers import TraceFactory, admin_sdk_client
-from opencts.iam.signature import HmacAuth
+from opencts.client.signing import HmacAuth
 from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, insert, select
 from cts_helpers import Api, TraceFactory
 from opencts.api import iam_admin
 from opencts.api.deps import Services
+from opencts.client.signing import HmacAuth
 from opencts.iam import credentials, groups, projects, users
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import (
@@ -24,7 +25,6 @@ from opencts.iam.permissions import (
     TENANT_ADMINISTRATOR,
 )
 from opencts.iam.secrets import new_id
-from opencts.iam.signature import HmacAuth
 from opencts.store.tables import domains, trackers
 
 BASE = "http://127.0.0.1:8080"

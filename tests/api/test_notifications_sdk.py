@@ -26,7 +26,7 @@ from huaweicloudsdkcts.v3 import (
 )
 
 from cts_helpers import admin_sdk_client
-from opencts.iam.signature import HmacAuth
+from opencts.client.signing import HmacAuth
 from opencts.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]

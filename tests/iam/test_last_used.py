@@ -14,11 +14,11 @@ from sqlalchemy import event, select
 
 from cts_helpers import Api
 from opencts.api.deps import Services
+from opencts.client.signing import HmacAuth, sign_headers
 from opencts.clock import now_ms
 from opencts.iam.authenticate import USE_RECORD_MS, Authenticator
 from opencts.iam.bootstrap import BootstrapCredentials, bootstrap
 from opencts.iam.secrets import SecretBox
-from opencts.iam.signature import HmacAuth, sign_headers
 from opencts.store import Database
 from opencts.store.tables import credentials
 

@@ -21,11 +21,11 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from starlette.datastructures import Headers
 
+from opencts.client.signing import HmacAuth, sign_headers
 from opencts.iam.signature import (
     ALGORITHM,
     DATE_FORMAT,
     EMPTY_SHA256,
-    HmacAuth,
     ParsedAuthorization,
     SignatureError,
     canonical_query,
@@ -34,7 +34,6 @@ from opencts.iam.signature import (
     check_clock_skew,
     parse_authorization,
     parse_sdk_date,
-    sign_headers,
     signature,
     string_to_sign,
     verify,

@@ -21,9 +21,9 @@ import httpx
 import psycopg
 import pytest
 
+from opencts.client.signing import HmacAuth
 from opencts.iam.bootstrap import read_credentials
 from opencts.iam.secrets import new_master_key
-from opencts.iam.signature import HmacAuth
 from opencts.smn.signing import verify_message
 from opencts.testing.peers import HttpReceiver
 from opencts.testing.ports import free_port

@@ -13,9 +13,9 @@ import httpx
 import orjson
 
 from cts_helpers import Api
+from opencts.client.signing import HmacAuth
 from opencts.iam import credentials, groups, users
 from opencts.iam.permissions import CTS_TRACE_PRODUCER
-from opencts.iam.signature import HmacAuth
 from opencts.traces.submitter import SELF
 
 OPENCTS = {"type": "service", "name": "OpenCTS"}

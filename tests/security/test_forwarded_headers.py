@@ -15,8 +15,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from opencts.client.signing import HmacAuth
 from opencts.config import Settings
-from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess, start_server
 
 PER_IP = 3  # failed logins from one address before it is locked out

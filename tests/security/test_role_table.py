@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from cts_helpers import Api
 from opencts.api import iam_admin
 from opencts.api.deps import Services
+from opencts.client.signing import HmacAuth
 from opencts.iam import credentials, groups, users
 from opencts.iam.permissions import (
     CTS_ADMINISTRATOR,
@@ -38,7 +39,6 @@ from opencts.iam.permissions import (
     TENANT_GUEST,
 )
 from opencts.iam.secrets import SecretBox, new_id
-from opencts.iam.signature import HmacAuth
 
 GHOST = new_id()
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
+from opencts.client.signing import HmacAuth
 from opencts.config import DEFAULT_BIND
-from opencts.iam.signature import HmacAuth
 
 
 class CliError(Exception):

@@ -2,12 +2,12 @@
 
 OpenCTS must accept requests from the unmodified SDK, so this module repeats, byte for byte, what
 ``huaweicloudsdkcore.signer.signer.Signer.sign`` does (wire reference §1.3). The server side rebuilds the
-canonical request from what actually arrived and compares signatures in constant time; the client side
-(:func:`sign_headers`, :class:`HmacAuth`) produces exactly what the SDK would, so our own CLI goes through
-the same check as everybody else.
+canonical request from what actually arrived and compares signatures in constant time. Our own clients
+sign with :func:`authorization`, built from the same functions (``opencts.client.signing``: ``sign_headers``,
+``HmacAuth``), so the CLI goes through the same check as everybody else.
 
-Everything here is a pure function of its inputs (no clock reads except where a caller leaves ``now`` out,
-no framework imports) so the API layer decides how to look up secrets and which clock to trust.
+Everything here is a pure function of its inputs (no clock reads, no framework or HTTP client imports) so
+the API layer decides how to look up secrets and which clock to trust.
 
 Conventions for callers on the server:
 
@@ -24,21 +24,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from urllib.parse import quote, unquote, urlsplit
-
-import httpx
+from urllib.parse import quote, unquote
 
 __all__ = [
     "ALGORITHM",
+    "DATE_HEADER",
     "DATE_FORMAT",
     "EMPTY_SHA256",
     "UNSIGNED_PAYLOAD",
-    "HmacAuth",
+    "authorization",
     "ParsedAuthorization",
     "SignatureError",
     "canonical_query",
@@ -47,7 +45,6 @@ __all__ = [
     "check_clock_skew",
     "parse_authorization",
     "parse_sdk_date",
-    "sign_headers",
     "signature",
     "string_to_sign",
     "verify",
@@ -60,9 +57,10 @@ DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 #: The only ``X-Sdk-Content-Sha256`` value the SDK ever sends (for non-JSON, non-BSON bodies).
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
-_DATE_HEADER = "x-sdk-date"
+#: the header that carries the signing time; it must be signed
+DATE_HEADER = "x-sdk-date"
 _CONTENT_SHA_HEADER = "x-sdk-content-sha256"
-_REQUIRED_SIGNED = ("host", _DATE_HEADER)
+_REQUIRED_SIGNED = ("host", DATE_HEADER)
 _SIGNATURE_HEX_LEN = 64
 
 # Characters RFC 3986 leaves unencoded (what ``quote(s, safe="~")`` keeps). A string made only of these is
@@ -368,7 +366,7 @@ def verify(
             if literal.lower() != hashlib.sha256(body).hexdigest():
                 return False
     canonical = _assemble(method, path, query_string, signed, values, body)
-    expected = signature(secret_key, string_to_sign(values[signed.index(_DATE_HEADER)], canonical))
+    expected = signature(secret_key, string_to_sign(values[signed.index(DATE_HEADER)], canonical))
     return hmac.compare_digest(expected, parsed.signature)
 
 
@@ -402,21 +400,7 @@ def check_clock_skew(sdk_date_ms: int, now_ms: int, skew_ms: int = 900_000) -> N
         )
 
 
-def _format_date(now: datetime | None) -> str:
-    """A naive ``now`` is taken to be UTC already, as the SDK's ``datetime.utcnow()`` is."""
-    if now is None:
-        now = datetime.now(UTC)
-    elif now.tzinfo is not None:
-        now = now.astimezone(UTC)
-    return now.strftime(DATE_FORMAT)
-
-
-def _to_wire(value: str) -> str:
-    """The latin-1 view of the value's UTF-8 bytes: what ``requests`` needs to put UTF-8 on the wire."""
-    return value if value.isascii() else value.encode("utf-8").decode("latin-1")
-
-
-def _authorization(
+def authorization(
     *,
     method: str,
     path: str,
@@ -427,127 +411,10 @@ def _authorization(
     access_key: str,
     secret_key: str,
 ) -> str:
-    """The Authorization value, computed with the very functions the server uses to check it."""
+    """The ``Authorization`` value a client sends: computed with the very functions :func:`verify` uses, so
+    a client signing with it goes through the same check as the SDK."""
     values = _signed_header_values(headers, signed_headers)
     canonical = _assemble(method, path, query_string, signed_headers, values, body)
-    sdk_date = values[list(signed_headers).index(_DATE_HEADER)]
+    sdk_date = values[list(signed_headers).index(DATE_HEADER)]
     sig = signature(secret_key, string_to_sign(sdk_date, canonical))
     return f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(signed_headers)}, Signature={sig}"
-
-
-def sign_headers(
-    *,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    access_key: str,
-    secret_key: str,
-    now: datetime | None = None,
-) -> dict[str, str]:
-    """All headers to send for this request, ``Authorization`` included, signed as the SDK signs.
-
-    Adds ``Host`` (the URL's host[:port]) and ``X-Sdk-Date`` unless given, and signs every header whose name
-    has no underscore. Send the URL byte for byte as given: the server signs the path and query it receives.
-    Unlike the SDK we never add ``X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`` for non-JSON bodies: the body is
-    always hashed, which the server accepts for any content type and which keeps the body tamper-proof.
-    Values are returned in the latin-1 form ``requests`` expects (identical for ASCII values).
-    """
-    parts = urlsplit(url)
-    out: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower == "authorization":
-            continue  # replaced below; signing the old value would only break the signature
-        if lower in seen:
-            raise ValueError(f"header {name!r} given twice (header names are case-insensitive)")
-        seen.add(lower)
-        out[name] = _to_wire(value.strip())
-    if "host" not in seen:
-        out["Host"] = parts.netloc.rpartition("@")[2]
-    if _DATE_HEADER not in seen:
-        out["X-Sdk-Date"] = _format_date(now)
-    signed = sorted(name.lower() for name in out if "_" not in name)
-    out["Authorization"] = _authorization(
-        method=method,
-        path=parts.path,
-        query_string=parts.query,
-        headers=out,
-        signed_headers=signed,
-        body=body,
-        access_key=access_key,
-        secret_key=secret_key,
-    )
-    return out
-
-
-class HmacAuth(httpx.Auth):
-    """httpx authentication that signs each request with an AK/SK pair, for the OpenCTS CLI.
-
-    The query is rewritten to its canonical form before signing, as the SDK does, so that what is signed is
-    exactly what goes on the wire regardless of how httpx encoded ``params`` (it writes spaces as ``+``).
-    Transport headers that httpx adds and proxies may change (``Accept-Encoding``, ``Connection``,
-    ``Content-Length``...) are left unsigned, matching the SDK, which never signs what ``requests`` adds.
-    """
-
-    requires_request_body = True
-    _UNSIGNED = frozenset(
-        {
-            "accept",
-            "accept-encoding",
-            "authorization",
-            "connection",
-            "content-length",
-            "keep-alive",
-            "proxy-authorization",
-            "te",
-            "transfer-encoding",
-            "upgrade",
-        }
-    )
-
-    def __init__(
-        self, access_key: str, secret_key: str, project_id: str | None = None, *, nonce: bool = False
-    ) -> None:
-        self._access_key = access_key
-        self._secret_key = secret_key
-        self._project_id = project_id
-        self._nonce = nonce
-
-    def __repr__(self) -> str:
-        # Never show the SK, e.g. in a traceback that prints the client's auth.
-        return f"HmacAuth(access_key={self._access_key!r}, project_id={self._project_id!r})"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        query = request.url.query.decode("ascii")
-        wire_query = canonical_query(query)
-        if wire_query != query:
-            request.url = request.url.copy_with(query=wire_query.encode("ascii") if wire_query else None)
-
-        if self._project_id is not None:
-            request.headers["X-Project-Id"] = self._project_id
-        if _DATE_HEADER not in request.headers:
-            request.headers["X-Sdk-Date"] = _format_date(None)
-        if self._nonce:
-            # A signed random header makes every request's signature unique, so running the same command
-            # twice within one second is not mistaken for a replay by the server.
-            request.headers["X-Request-Nonce"] = secrets.token_hex(8)
-
-        wire_headers: dict[str, str] = {}
-        for raw_name, raw_value in request.headers.raw:
-            # First occurrence wins, as with Starlette's Headers.get on the server.
-            wire_headers.setdefault(raw_name.decode("latin-1").lower(), raw_value.decode("latin-1"))
-        signed = sorted(name for name in wire_headers if "_" not in name and name not in self._UNSIGNED)
-
-        request.headers["Authorization"] = _authorization(
-            method=request.method,
-            path=request.url.raw_path.split(b"?", 1)[0].decode("ascii"),
-            query_string=request.url.query.decode("ascii"),
-            headers=wire_headers,
-            signed_headers=signed,
-            body=request.content,
-            access_key=self._access_key,
-            secret_key=self._secret_key,
-        )
-        yield request

@@ -24,9 +24,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from opencts.api.app import create_app
+from opencts.client.signing import HmacAuth
 from opencts.config import Settings
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
-from opencts.iam.signature import HmacAuth
 from opencts.testing.ports import free_port
 from opencts.testing.waiting import until, wait_for
 
