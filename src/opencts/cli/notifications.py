@@ -140,6 +140,36 @@ def list_notifications(
     console.print(fit_table(COLUMNS, rows, title=f"{len(found)} notification(s)"))
 
 
+def _body_from_file(file: Path) -> dict[str, Any]:
+    """The request body as written in ``file`` (``-``: standard input)."""
+    try:
+        raw = sys.stdin.read() if str(file) == "-" else file.read_text()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        body: dict[str, Any] = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{file}: not JSON: {exc}") from None
+    return body
+
+
+def _body_from_flags(
+    name: str, operation: list[str], user: list[str], filter_rule: list[str], condition: str, disabled: bool
+) -> dict[str, Any]:
+    """The request body the options describe: no operation means every operation, no user every user."""
+    ops = [parse_operation(o) for o in operation]
+    body: dict[str, Any] = {"notification_name": name, "operation_type": "customized" if ops else "complete"}
+    if ops:
+        body["operations"] = ops
+    if user:
+        body["notify_user_list"] = [parse_users(u) for u in user]
+    if filter_rule:
+        body["filter"] = {"condition": condition.upper(), "is_support_filter": True, "rule": filter_rule}
+    if disabled:
+        body["status"] = "disabled"
+    return body
+
+
 @app.command("create")
 def create(
     name: Annotated[str | None, typer.Argument(help="Up to 64 letters, digits and _.")] = None,
@@ -163,30 +193,13 @@ def create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a notification; prints its id."""
-    body: dict[str, Any]
     name = name or name_option
     if file is not None:
-        try:
-            raw = sys.stdin.read() if str(file) == "-" else file.read_text()
-        except OSError as exc:
-            raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise fail(f"{file}: not JSON: {exc}") from None
+        body = _body_from_file(file)
+    elif name:
+        body = _body_from_flags(name, operation or [], user or [], filter_rule or [], condition, disabled)
     else:
-        if not name:
-            raise fail("give a NAME (and the other settings as options) or --file with a JSON request body")
-        ops = [parse_operation(o) for o in operation or []]
-        body = {"notification_name": name, "operation_type": "customized" if ops else "complete"}
-        if ops:
-            body["operations"] = ops
-        if user:
-            body["notify_user_list"] = [parse_users(u) for u in user]
-        if filter_rule:
-            body["filter"] = {"condition": condition.upper(), "is_support_filter": True, "rule": filter_rule}
-        if disabled:
-            body["status"] = "disabled"
+        raise fail("give a NAME (and the other settings as options) or --file with a JSON request body")
     with session(endpoint, data_dir) as client:
         if topic is not None:
             body["topic_id"] = topic_urn(client, topic)

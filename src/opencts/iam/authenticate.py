@@ -216,22 +216,8 @@ class Authenticator:
             raise Unauthorized(f"authentication failed: {exc}") from None
         if not ok:
             raise Unauthorized("authentication failed: the signature does not match the request")
-        # (5) the SDK's signature has one-second resolution, so a client that sends the same write twice
-        # in a second sends the same signature twice; refusing it would break the SDK, and the cloud APIs
-        # bound replays by the date window alone. A client that signs a nonce header asks for more: its
-        # signatures are unique, so one seen before is a replay. Reads and ingest are never claimed.
         if NONCE_HEADER in parsed.signed_headers and method not in ("GET", "HEAD") and not replay_safe:
-            self._forget_old(now)
-            replay = Unauthorized("authentication failed: this signed request was already used (replay)")
-            if parsed.signature in self._seen:  # this process served it: no need to ask the database
-                raise replay
-            expires_at = now + self.skew_ms
-            self._seen[parsed.signature] = expires_at
-            signature = parsed.signature
-            if not await self.db.write(
-                lambda conn: replays.claim(conn, signature, expires_at=expires_at, now=now)
-            ):
-                raise replay  # another process served it
+            await self._claim_once(parsed.signature, now)  # (5)
         if not cred.active:  # (6)
             raise Unauthorized("authentication failed: the access key is disabled")
         if not cred.identity.enabled:
@@ -248,6 +234,25 @@ class Authenticator:
             method="aksk",
             access_key=cred.access_key,
         )
+
+    async def _claim_once(self, signature: str, now: int) -> None:
+        """Refuse a signed write seen before, when it signs a nonce.
+
+        The SDK's signature has one-second resolution, so a client that sends the same write twice in a
+        second sends the same signature twice; refusing it would break the SDK, and the cloud APIs bound
+        replays by the date window alone. A client that signs a nonce header asks for more: its signatures
+        are unique, so one seen before is a replay. Reads and ingest are never claimed.
+        """
+        self._forget_old(now)
+        replay = Unauthorized("authentication failed: this signed request was already used (replay)")
+        if signature in self._seen:  # this process served it: no need to ask the database
+            raise replay
+        expires_at = now + self.skew_ms
+        self._seen[signature] = expires_at
+        if not await self.db.write(
+            lambda conn: replays.claim(conn, signature, expires_at=expires_at, now=now)
+        ):
+            raise replay  # another process served it
 
     async def by_token(self, token: str) -> Principal:
         hashed = token_hash(token)

@@ -122,9 +122,30 @@ def parse_authorization(value: str) -> ParsedAuthorization:
     fast = _FAST_AUTH.fullmatch(value)
     if fast is not None:
         return ParsedAuthorization(fast[1], tuple(fast[2].split(";")), fast[3])
+    fields = _fields(_after_algorithm(value))
 
-    text = value.strip()
-    head = text.split(None, 1)
+    access_key = fields["Access"]
+    if _NO_SPACE.fullmatch(access_key) is None:
+        raise SignatureError(f"expected an access key without whitespace, found {_preview(access_key)}")
+
+    names = tuple(name.strip().lower() for name in fields["SignedHeaders"].split(";"))
+    if not all(_HEADER_NAME.fullmatch(name) for name in names):
+        raise SignatureError(
+            f"expected ';'-separated header names in SignedHeaders, found {_preview(fields['SignedHeaders'])}"
+        )
+
+    sig = fields["Signature"]
+    if _HEX64.fullmatch(sig) is None:
+        raise SignatureError(
+            f"expected Signature to be {_SIGNATURE_HEX_LEN} hex digits, found {len(sig)} characters"
+            + ("" if len(sig) != _SIGNATURE_HEX_LEN else " that are not all hex digits")
+        )
+    return ParsedAuthorization(access_key, names, sig.lower())
+
+
+def _after_algorithm(value: str) -> str:
+    """What follows ``SDK-HMAC-SHA256`` in the header: the fields."""
+    head = value.strip().split(None, 1)
     if not head:
         raise SignatureError(
             f"expected an Authorization header starting with {ALGORITHM!r}, found an empty one"
@@ -133,9 +154,13 @@ def parse_authorization(value: str) -> ParsedAuthorization:
         raise SignatureError(f"expected algorithm {ALGORITHM!r}, found {_preview(head[0])}")
     if len(head) == 1:
         raise SignatureError(f"expected 'Access=..., SignedHeaders=..., Signature=...' after {ALGORITHM!r}")
+    return head[1]
 
+
+def _fields(text: str) -> dict[str, str]:
+    """``Access``, ``SignedHeaders`` and ``Signature``, each exactly once and not empty, and nothing else."""
     fields: dict[str, str] = {}
-    for item in head[1].split(","):
+    for item in text.split(","):
         key, eq, field_value = item.partition("=")
         key = key.strip()
         if not eq or not key:
@@ -145,30 +170,10 @@ def parse_authorization(value: str) -> ParsedAuthorization:
         if key in fields:
             raise SignatureError(f"expected {key} once in the Authorization header, found it twice")
         fields[key] = field_value.strip()
-
     missing = [name for name in _AUTH_FIELDS if not fields.get(name)]
     if missing:
         raise SignatureError(f"expected {', '.join(_AUTH_FIELDS)}; missing or empty: {', '.join(missing)}")
-
-    access_key = fields["Access"]
-    if _NO_SPACE.fullmatch(access_key) is None:
-        raise SignatureError(f"expected an access key without whitespace, found {_preview(access_key)}")
-
-    names = tuple(name.strip().lower() for name in fields["SignedHeaders"].split(";"))
-    for name in names:
-        if _HEADER_NAME.fullmatch(name) is None:
-            raise SignatureError(
-                "expected ';'-separated header names in SignedHeaders, "
-                f"found {_preview(fields['SignedHeaders'])}"
-            )
-
-    sig = fields["Signature"]
-    if _HEX64.fullmatch(sig) is None:
-        raise SignatureError(
-            f"expected Signature to be {_SIGNATURE_HEX_LEN} hex digits, found {len(sig)} characters"
-            + ("" if len(sig) != _SIGNATURE_HEX_LEN else " that are not all hex digits")
-        )
-    return ParsedAuthorization(access_key, names, sig.lower())
+    return fields
 
 
 def _encode(part: str) -> str:
