@@ -1,7 +1,8 @@
 """``open_store(settings)``: everything a server, the CLI or a benchmark needs before the first request.
 
-It sits above ``store``, ``iam`` and ``smn`` because it ties them together: the database
-(:func:`opencts.store.open_database`), the master key, the first account, and SMN's signing key.
+It sits above ``store``, ``iam``, ``trackers`` and ``smn`` because it ties them together: the database
+(:func:`opencts.store.open_database`), the master key, the first account with its project's management
+tracker, and SMN's signing key.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from opencts.config import Settings
-from opencts.iam.bootstrap import bootstrap, write_credentials
+from opencts.iam.bootstrap import BootstrapCredentials, bootstrap, write_credentials
 from opencts.iam.keyring import unlock
 from opencts.iam.secrets import SecretBox
 from opencts.smn import signing, subscriptions
 from opencts.store import Database, open_database
+from opencts.trackers.repository import create_system_tracker
 
 log = logging.getLogger("opencts")
 
@@ -43,9 +47,14 @@ def open_store(settings: Settings) -> Opened:
             )
         )
         password = settings.admin_password.get_secret_value() if settings.admin_password else None
-        creds = db.write_sync(
-            lambda conn: bootstrap(conn, box=box, region=settings.region, password=password)
-        )
+
+        def first_start(conn: Connection) -> BootstrapCredentials | None:
+            creds = bootstrap(conn, box=box, region=settings.region, password=password)
+            if creds is not None:  # the first project's traces are recorded from the first call
+                create_system_tracker(conn, project_id=creds.project_id, domain_id=creds.domain_id)
+            return creds
+
+        creds = db.write_sync(first_start)
         if creds is not None:
             write_credentials(settings.credentials_path, creds)
             log.info("first start: credentials written to %s", settings.credentials_path)

@@ -11,14 +11,12 @@ import logging
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencts.clock import now_ms
 from opencts.iam.principal import Principal
-from opencts.store.tables import domains, projects
-from opencts.traces.self_audit import AuditedCall, audit_trace
-from opencts.traces.submitter import SELF
+from opencts.iam.projects import Project, first_project
+from opencts.traces.self_audit import AuditedCall, record
 
 log = logging.getLogger("opencts.audit")
 
@@ -133,13 +131,7 @@ class AuditMiddleware:
             resource_id=resource_id,
             resource_name=_resource_name(request_body, params),
         )
-        results = await services.writer.write(project_id, [audit_trace(call)], submitter=SELF, shed=False)
-        if (
-            results
-            and results[0].status == "rejected"
-            and not (results[0].reason or "").startswith("the management")
-        ):
-            log.warning("audit trace rejected: %s", results[0].reason)
+        await record(services.writer, project_id, call)
 
     async def _project(
         self,
@@ -160,18 +152,10 @@ class AuditMiddleware:
         domain_name = ((user or {}).get("domain") or {}).get("name")
         if domain_id is None and domain_name is None:
             return None
-
-        def first_project(conn: Any) -> Any:
-            stmt = select(projects.c.id).join(domains, domains.c.id == projects.c.domain_id)
-            stmt = (
-                stmt.where(domains.c.id == domain_id)
-                if domain_id
-                else stmt.where(domains.c.name == domain_name)
-            )
-            return conn.execute(stmt.order_by(projects.c.created_at).limit(1)).scalar()
-
-        found: str | None = await services.db.read(first_project)
-        return found
+        found: Project | None = await services.db.read(
+            lambda conn: first_project(conn, domain_id=domain_id, domain_name=domain_name)
+        )
+        return None if found is None else found.id
 
 
 def _login_attempt_user(raw: bytes) -> dict[str, Any] | None:

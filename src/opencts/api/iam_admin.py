@@ -160,7 +160,8 @@ def _role(name: str) -> dict[str, Any]:
     return {"id": name, "name": name, "display_name": name, "actions": list(ROLES.get(name, ()))}
 
 
-def _project(p: projects.Project) -> dict[str, Any]:
+def project_body(p: projects.Project) -> dict[str, Any]:
+    """A project as Keystone shows it, in the listing and when it is created."""
     return {
         "id": p.id,
         "name": p.name,
@@ -432,4 +433,4 @@ async def create_project(request: Request, services: ServicesDep, caller: Projec
         return project
 
     project = await _change(services, create)
-    return json_response({"project": _project(project)}, 201)
+    return json_response({"project": project_body(project)}, 201)

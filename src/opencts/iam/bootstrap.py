@@ -4,6 +4,9 @@
 the database keeps a password hash and the secret key sealed under the master key. A later start finds
 the domain and leaves everything alone, and so does a node that joins a database another node set up:
 it needs no ``credentials.json`` of its own.
+
+The project's management tracker is the caller's to create in the same transaction (the server does, in
+``api.app``): IAM does not depend on CTS.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from opencts.iam.secrets import (
 )
 from opencts.store.files import open_private
 from opencts.store.tables import credentials, domains, group_members, group_roles, groups, projects, users
-from opencts.trackers.repository import create_system_tracker
 
 ADMIN_GROUP = "admin"
 #: as on Huawei Cloud, the account's first user administers both the services and IAM
@@ -80,7 +82,6 @@ def bootstrap(
     conn.execute(
         insert(projects).values(id=creds.project_id, domain_id=creds.domain_id, name=region, created_at=now)
     )
-    create_system_tracker(conn, project_id=creds.project_id, domain_id=creds.domain_id)
     conn.execute(
         insert(users).values(
             id=user_id,

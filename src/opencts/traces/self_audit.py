@@ -7,12 +7,18 @@ that keeps one audit trace small.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from opencts.traces.submitter import SELF
+from opencts.traces.writer import TraceWriter
+
+log = logging.getLogger("opencts.audit")
 
 MAX_BODY_CHARS = 4096
 _SECRET_KEY = re.compile(r"password|secret|token|authorization|user_data|private", re.IGNORECASE)
@@ -105,3 +111,26 @@ def audit_trace(call: AuditedCall) -> dict[str, Any]:
         "message": f"{call.method} {call.path}",
     }
     return {k: v for k, v in trace.items() if v is not None}
+
+
+async def record(writer: TraceWriter, project_id: str, call: AuditedCall) -> None:
+    """Append the call's trace to the project's trail, as CTS would record it.
+
+    A project whose management tracker records nothing of this call (deleted, disabled, or excluding
+    the operation) gets no trace, exactly as for any other service's: that is the tracker's decision, not
+    a failure. A trace refused for any other reason is a bug in the audit trail, and is logged.
+    """
+    trace = audit_trace(call)
+    if writer.policy is not None:
+        policy = await writer.policy(project_id)
+        refused = policy is not None and policy.refuse(
+            kind="system",
+            service_type=trace["service_type"],
+            trace_name=call.operation,
+            tracker_name="system",
+        )
+        if refused:
+            return
+    results = await writer.write(project_id, [trace], submitter=SELF, shed=False)
+    if results and results[0].status == "rejected":
+        log.warning("audit trace rejected: %s", results[0].reason)
