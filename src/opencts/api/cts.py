@@ -8,11 +8,10 @@ Handlers only translate HTTP to calls into :mod:`opencts.trackers`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
@@ -30,8 +29,6 @@ from opencts.trackers.model import (
 )
 
 router = APIRouter(tags=["cts"])
-
-M = TypeVar("M", bound=BaseModel)
 
 
 # The caller, authenticated, scoped to the path's project (or domain) and allowed the action.

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencts.errors import OpenCTSError, Overloaded
+from opencts.validation import describe_request
 
 log = logging.getLogger("opencts.api")
 
@@ -73,14 +74,6 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request"
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(OpenCTSError)
     async def _domain(request: Request, exc: OpenCTSError) -> Response:
@@ -91,7 +84,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(request, 400, "CTS.0001", _validation_message(exc))
+        return error_response(request, 400, "CTS.0001", describe_request(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -9,11 +9,10 @@ by the new rules.
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
@@ -24,7 +23,6 @@ from opencts.notifications.model import CreateNotificationRequestBody, UpdateNot
 
 router = APIRouter(tags=["cts"])
 
-M = TypeVar("M", bound=BaseModel)
 
 Creator = Annotated[Principal, Depends(require("cts:notification:create"))]
 Updater = Annotated[Principal, Depends(require("cts:notification:update"))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import orjson
@@ -20,12 +20,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencts.api.auth import require
-from opencts.api.bodies import json_body
+from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import Services, ServicesDep
 from opencts.api.errors import request_id
 from opencts.clock import now_ms
@@ -45,7 +45,7 @@ from opencts.smn.model import (
 from opencts.smn.publish import publish
 from opencts.smn.service import SmnService
 from opencts.smn.ssrf import EndpointRefused, check_url
-from opencts.validation import describe
+from opencts.validation import describe, describe_request
 
 log = logging.getLogger("opencts.api")
 
@@ -64,14 +64,6 @@ def smn_error(
     )
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request"
-
-
 class SmnRoute(APIRoute):
     """A route whose every error (auth, validation, domain, database refusal) leaves in SMN's shape."""
 
@@ -87,7 +79,7 @@ class SmnRoute(APIRoute):
                 headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
                 return smn_error(request, exc.status, exc.code, exc.message, headers)
             except RequestValidationError as exc:
-                return smn_error(request, 400, "", _validation_message(exc))
+                return smn_error(request, 400, "", describe_request(exc.errors()))
             except StarletteHTTPException as exc:
                 message = exc.detail if isinstance(exc.detail, str) else "request failed"
                 return smn_error(request, exc.status_code, "", message, dict(exc.headers or {}))
@@ -104,7 +96,6 @@ class SmnRoute(APIRoute):
 
 
 router = APIRouter(tags=["smn"], route_class=SmnRoute)
-M = TypeVar("M", bound=BaseModel)
 
 _BASE = "/v2/{project_id}/notifications"
 _TOPIC = _BASE + "/topics/{topic_urn}"
@@ -120,11 +111,7 @@ def _smn(services: Services) -> SmnService:
 
 
 def _json(request: Request, body: dict[str, Any], status: int = 200) -> Response:
-    return Response(
-        orjson.dumps({"request_id": request_id(request), **body}),
-        status_code=status,
-        media_type="application/json",
-    )
+    return json_response({"request_id": request_id(request), **body}, status)
 
 
 @router.get("/v2/notifications/signing-cert.pem", name="getSigningCert", summary="The message-signing cert")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from opencts.api.auth import require
+from opencts.api.bodies import json_response
 from opencts.api.deps import ServicesDep, read_body, require_json
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
@@ -55,7 +55,7 @@ async def put_traces(project_id: str, request: Request, services: ServicesDep, c
     if body["rejected"] == len(body["results"]):
         status = 400
         body = {"error_code": "CTS.0001", "error_msg": "no trace in the batch is valid", **body}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return json_response(body, status)
 
 
 @router.get(
@@ -123,4 +123,4 @@ async def count_traces(project_id: str, request: Request, services: ServicesDep,
             filters=query.filters,
         )
     )
-    return Response(orjson.dumps({"count": found}), media_type="application/json")
+    return json_response({"count": found})

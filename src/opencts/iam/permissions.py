@@ -71,7 +71,3 @@ def _allows(roles: frozenset[str], action: str) -> bool:
 
 def allows(roles: Iterable[str], action: str) -> bool:
     return _allows(frozenset(roles), action)
-
-
-def unknown_roles(roles: Iterable[str]) -> list[str]:
-    return [r for r in roles if r not in ROLES]
