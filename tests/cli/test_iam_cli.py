@@ -7,12 +7,14 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Connection
 from typer.testing import CliRunner
 
 from cts_helpers import TraceFactory
 from opencts.cli.main import app
+from opencts.client.signing import HmacAuth
 from opencts.iam import groups
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
@@ -27,8 +29,8 @@ runner = CliRunner()
 def iam_server(live_server: ServerProcess) -> ServerProcess:
     """The live server, with its first admin able to manage IAM (as the README says it is).
 
-    If the role had to be granted here, wait out the server's credential cache (5 s) so that the admin's
-    roles are re-read.
+    The server caches who holds which role for a few seconds: if the role had to be granted here, wait
+    until the server sees it.
     """
     db = Database(f"sqlite:///{live_server.data_dir / 'opencts.db'}")
     domain_id = live_server.creds.domain_id
@@ -42,7 +44,11 @@ def iam_server(live_server: ServerProcess) -> ServerProcess:
 
     try:
         if db.write_sync(grant):
-            time.sleep(5.5)
+            auth = HmacAuth(live_server.creds.access_key, live_server.creds.secret_key)
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{live_server.url}/v3/users", auth=auth).status_code != 200:
+                assert time.monotonic() < deadline, "the server never saw the granted role"
+                time.sleep(0.1)
     finally:
         db.close()
     return live_server

@@ -130,10 +130,10 @@ def serve(
         url = settings.resolved_public_url
         console.print(f"OpenCTS is starting at {url} (joined an existing database)", markup=False)
     app_ = create_app(settings)
-    # An ingest batch of 1,000 traces allocates some 100,000 objects, so CPython's default threshold (a
-    # collection every 700 allocations) spent a fifth of the event loop's time walking young objects that
-    # were about to be freed anyway. Collections still run, a hundred times less often; what startup
-    # imported is frozen out of them.
+    # An ingest batch allocates a hundred-odd objects per trace, almost all freed when the batch is
+    # answered; at CPython's default threshold (a collection every 700 allocations) the event loop would
+    # spend much of its time walking those young objects. Collections still run, far less often, and what
+    # startup imported is frozen out of them.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     uvicorn.run(

@@ -1,7 +1,6 @@
 """Password login: who logs in, into which project, with the lockout counted and a token issued.
 
-The password is checked on a reader: the Argon2 check takes a large fraction of a second and must not hold
-the writer. Only the outcome is written (a failure counted, or the count cleared and a token issued).
+The password is checked on a reader: the Argon2 check is slow on purpose and must not hold the writer. Only the outcome is written (a failure counted, or the count cleared and a token issued).
 """
 
 from __future__ import annotations

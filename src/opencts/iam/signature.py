@@ -207,7 +207,7 @@ def _decode_query_part(part: str) -> str:
 def _encoded_pair(item: str) -> tuple[str, str, str]:
     """(decoded name, decoded value, canonical ``name=value``) for one ``&``-separated item.
 
-    Cached because unquote/quote cost microseconds each and the same encoded items
+    Cached because unquote/quote are the slow part of canonicalising and the same encoded items
     (``resource_name=My%20Res``, ``notification_id=n1%2Cn2``) recur across requests. Only short items are
     cached (see the caller), so an attacker cannot make the cache hold much.
     """
@@ -378,8 +378,8 @@ def verify(
 def parse_sdk_date(value: str) -> int:
     """``X-Sdk-Date`` (``20261123T143504Z``, always UTC) as milliseconds since the epoch.
 
-    Hand-rolled rather than ``strptime``, which is several times slower and would be the most expensive
-    step of a verification.
+    Hand-rolled rather than ``strptime``, which is slower and would be the most expensive step of a
+    verification.
     """
     match = _DATE_RE.fullmatch(value)
     if match is not None:
