@@ -1,6 +1,7 @@
 """Password login: who logs in, into which project, with the lockout counted and a token issued.
 
-The password is checked on a reader: the Argon2 check is slow on purpose and must not hold the writer. Only the outcome is written (a failure counted, or the count cleared and a token issued).
+The password is checked on a reader: the Argon2 check is slow on purpose and must not hold the writer.
+Only the outcome is written (a failure counted, or the count cleared and a token issued).
 """
 
 from __future__ import annotations
