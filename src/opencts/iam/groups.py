@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Delete, Row, delete, insert, select
 
 from opencts.clock import now_ms
 from opencts.errors import BadRequest, NotFound
@@ -18,7 +18,6 @@ from opencts.iam.account import (
     check_name,
     insert_unique,
     keeping_security_admin,
-    run,
 )
 from opencts.iam.permissions import ROLES
 from opencts.iam.secrets import new_id
@@ -103,14 +102,12 @@ def add_member(conn: Connection, *, domain_id: str, group_id: str, user_id: str)
 def remove_member(conn: Connection, *, domain_id: str, group_id: str, user_id: str) -> None:
     group = get_group(conn, domain_id=domain_id, group_id=group_id)
     user = get_user(conn, domain_id=domain_id, user_id=user_id)
-    where = (group_members.c.group_id == group_id, group_members.c.user_id == user_id)
-    if conn.execute(select(group_members).where(*where)).first() is None:
-        raise NotFound(f"user {user.name} is not a member of group {group.name}")
-    keeping_security_admin(
+    _unlink(
         conn,
         domain_id,
-        f"remove {user.name} from group {group.name}",
-        lambda: run(conn, delete(group_members).where(*where)),
+        delete(group_members).where(group_members.c.group_id == group_id, group_members.c.user_id == user_id),
+        missing=f"user {user.name} is not a member of group {group.name}",
+        what=f"remove {user.name} from group {group.name}",
     )
 
 
@@ -157,14 +154,12 @@ def grant_role(conn: Connection, *, domain_id: str, group_id: str, role: str) ->
 def revoke_role(conn: Connection, *, domain_id: str, group_id: str, role: str) -> None:
     check_role(role)
     group = get_group(conn, domain_id=domain_id, group_id=group_id)
-    where = (group_roles.c.group_id == group_id, group_roles.c.role == role)
-    if conn.execute(select(group_roles).where(*where)).first() is None:
-        raise NotFound(f"group {group.name} does not hold role {role!r}")
-    keeping_security_admin(
+    _unlink(
         conn,
         domain_id,
-        f"revoke {role} from group {group.name}",
-        lambda: run(conn, delete(group_roles).where(*where)),
+        delete(group_roles).where(group_roles.c.group_id == group_id, group_roles.c.role == role),
+        missing=f"group {group.name} does not hold role {role!r}",
+        what=f"revoke {role} from group {group.name}",
     )
 
 
@@ -172,3 +167,14 @@ def list_group_roles(conn: Connection, *, domain_id: str, group_id: str) -> list
     get_group(conn, domain_id=domain_id, group_id=group_id)
     stmt = select(group_roles.c.role).where(group_roles.c.group_id == group_id).order_by(group_roles.c.role)
     return [str(r) for r in conn.execute(stmt).scalars()]
+
+
+def _unlink(conn: Connection, domain_id: str, stmt: Delete, *, missing: str, what: str) -> None:
+    """Delete a membership or a grant: 404 (``missing``) if there is none, refused if it removes the
+    account's last Security Administrator."""
+
+    def change() -> None:
+        if conn.execute(stmt).rowcount == 0:
+            raise NotFound(missing)
+
+    keeping_security_admin(conn, domain_id, what, change)
