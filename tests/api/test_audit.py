@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
+import pytest
 
 from cts_helpers import Api
 
@@ -73,3 +75,19 @@ async def test_reads_and_ingest_are_not_audited(api: Api, make_trace: Any) -> No
     await api.list()
     names = {t["trace_name"] for t in await trail(api)}
     assert names == {"createServer"}
+
+
+async def test_a_disabled_management_tracker_records_no_audit_trace_and_warns_of_nothing(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    def tracker(status: str) -> dict[str, Any]:
+        return {"tracker_type": "system", "tracker_name": "system", "status": status}
+
+    assert (await api.client.put(f"/v3/{api.project}/tracker", json=tracker("disabled"))).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="opencts.audit"):
+        made = await api.client.post("/v3/groups", json={"group": {"name": "unrecorded"}})
+    assert made.status_code == 201
+    assert not caplog.records  # the tracker's decision, not a failure of the audit trail
+    assert (await api.client.put(f"/v3/{api.project}/tracker", json=tracker("enabled"))).status_code == 200
+    recorded = {t["trace_name"] for t in await trail(api)}
+    assert "createGroup" not in recorded and "updateTracker" in recorded
