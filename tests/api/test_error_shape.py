@@ -20,7 +20,7 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from conftest import Api
+from cts_helpers import Api
 from opencts.api.smn import SmnRoute
 
 #: routes anyone may call: they answer without credentials, so only bad input can make them fail

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import SECURITY_ADMINISTRATOR
 from opencts.store import Database
 from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -45,10 +45,10 @@ def iam_server(live_server: ServerProcess) -> ServerProcess:
     try:
         if db.write_sync(grant):
             auth = HmacAuth(live_server.creds.access_key, live_server.creds.secret_key)
-            deadline = time.monotonic() + 30
-            while httpx.get(f"{live_server.url}/v3/users", auth=auth).status_code != 200:
-                assert time.monotonic() < deadline, "the server never saw the granted role"
-                time.sleep(0.1)
+            wait_for(
+                lambda: httpx.get(f"{live_server.url}/v3/users", auth=auth).status_code == 200,
+                what="the server to see the granted role",
+            )
     finally:
         db.close()
     return live_server
