@@ -16,10 +16,12 @@ import pytest
 from fastapi import FastAPI
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
+from sqlalchemy import Connection
 
 from opencts.api.app import create_app
 from opencts.client.signing import HmacAuth
 from opencts.config import Settings
+from opencts.iam import credentials, groups, users
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.iam.secrets import SecretBox, parse_master_key
 from opencts.store.trace_log import TraceRow
@@ -127,3 +129,34 @@ def admin_sdk_client(client_class: Any, server: ServerProcess) -> Any:
     """An SDK client signing as the server's bootstrap admin."""
     creds = server.creds
     return sdk_client(client_class, server.url, creds.access_key, creds.secret_key, creds.project_id)
+
+
+#: the password of every user :func:`create_member` makes
+MEMBER_PASSWORD = "Member-Pass-1"
+
+
+@dataclass(frozen=True)
+class Member:
+    """A user whose own group holds some roles, with one access key."""
+
+    user_id: str
+    group_id: str
+    access_key: str
+    secret_key: str
+
+
+def create_member(
+    conn: Connection, box: SecretBox, domain_id: str, name: str, *roles: str, active: bool = True
+) -> Member:
+    """A user in a group of their own (``{name}-group``) holding ``roles``, with one access key (``active``
+    or already disabled); their password is :data:`MEMBER_PASSWORD`."""
+    user = users.create_user(conn, domain_id=domain_id, name=name, password=MEMBER_PASSWORD)
+    group = groups.create_group(conn, domain_id=domain_id, name=f"{name}-group")
+    groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
+    for role in roles:
+        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
+    new = credentials.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
+    if not active:
+        key = new.credential.access_key
+        credentials.update_credential(conn, domain_id=domain_id, access_key=key, status="inactive")
+    return Member(user.id, group.id, new.credential.access_key, new.secret_key)

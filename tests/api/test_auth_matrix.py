@@ -25,12 +25,12 @@ from huaweicloudsdkcts.v3 import (
 from sqlalchemy import Connection, insert
 from starlette.routing import NoMatchFound
 
-from cts_helpers import Api, TraceFactory, master_box, sdk_client
+from cts_helpers import MEMBER_PASSWORD, Api, Member, TraceFactory, create_member, master_box, sdk_client
 from opencts.api.app import create_app
 from opencts.api.deps import Services
 from opencts.client.signing import sign_headers
 from opencts.config import Settings
-from opencts.iam import credentials, groups, projects, users
+from opencts.iam import groups, projects
 from opencts.iam.bootstrap import ADMIN_GROUP
 from opencts.iam.permissions import CTS_READ_ONLY, CTS_TRACE_PRODUCER, SECURITY_ADMINISTRATOR
 from opencts.iam.secrets import SecretBox, new_id
@@ -39,33 +39,9 @@ from opencts.store.tables import domains
 from opencts.testing.server import ServerProcess
 
 BASE = "http://127.0.0.1:8080"
-PASSWORD = "Matrix-Pass-1"
 
 
-@dataclass
-class Key:
-    user_id: str
-    access_key: str
-    secret_key: str
-
-
-def create_member(
-    conn: Connection, box: SecretBox, domain_id: str, name: str, *roles: str, active: bool = True
-) -> Key:
-    """A user in a group of their own holding ``roles``, with one access key (optionally already disabled)."""
-    user = users.create_user(conn, domain_id=domain_id, name=name, password=PASSWORD)
-    group = groups.create_group(conn, domain_id=domain_id, name=f"{name}-group")
-    groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
-    for role in roles:
-        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-    new = credentials.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
-    if not active:
-        key = new.credential.access_key
-        credentials.update_credential(conn, domain_id=domain_id, access_key=key, status="inactive")
-    return Key(user.id, new.credential.access_key, new.secret_key)
-
-
-def create_other_account(conn: Connection, box: SecretBox) -> tuple[str, Key]:
+def create_other_account(conn: Connection, box: SecretBox) -> tuple[str, Member]:
     """A second account (bootstrap makes only the first) with a project and a full-CTS user."""
     domain_id = new_id()
     conn.execute(insert(domains).values(id=domain_id, name=f"other-{domain_id[:6]}", created_at=0))
@@ -86,11 +62,11 @@ def grant_security_admin(conn: Connection, domain_id: str) -> None:
 class World:
     api: Api
     raw: httpx.AsyncClient
-    reader: Key
-    producer: Key
+    reader: Member
+    producer: Member
     second_project: str
     other_project: str
-    outsider: Key
+    outsider: Member
 
     @property
     def project(self) -> str:
@@ -105,7 +81,7 @@ class World:
         self,
         method: str,
         path: str,
-        key: Key | None = None,
+        key: Member | None = None,
         *,
         body: bytes = b"",
         project: str | None = None,
@@ -128,7 +104,7 @@ class World:
             now=now,
         )
 
-    async def send(self, method: str, path: str, key: Key | None = None, **kw: Any) -> httpx.Response:
+    async def send(self, method: str, path: str, key: Member | None = None, **kw: Any) -> httpx.Response:
         """Sign (see :meth:`sign`) and send."""
         headers = self.sign(method, path, key, **kw)
         return await self.raw.request(method, path, headers=headers, content=kw.get("body"))
@@ -153,7 +129,7 @@ async def world(api: Api) -> AsyncIterator[World]:
     domain_id = api.creds.domain_id
     box = services_of(api).box
 
-    def build(conn: Connection) -> tuple[Key, Key, str, str, Key]:
+    def build(conn: Connection) -> tuple[Member, Member, str, str, Member]:
         grant_security_admin(conn, domain_id)
         reader = create_member(conn, box, domain_id, "reader", CTS_READ_ONLY)
         producer = create_member(conn, box, domain_id, "producer", CTS_TRACE_PRODUCER)
@@ -254,7 +230,7 @@ async def test_a_retried_ingest_is_not_a_replay(world: World, make_trace: TraceF
 
 
 async def test_unknown_access_key(world: World) -> None:
-    ghost = Key("-", "GHOSTGHOSTGHOSTGHOST", world.reader.secret_key)
+    ghost = Member("-", "-", "GHOSTGHOSTGHOSTGHOST", world.reader.secret_key)
     resp = await world.send("GET", f"/v3/{world.project}/traces", ghost)
     assert "unknown access key" in world.check(resp, 401, "CTS.0401")
 
@@ -328,10 +304,10 @@ def login_body(name: str, password: str, project_id: str, domain: str = "opencts
 
 
 async def test_token_login_use_and_logout(world: World) -> None:
-    login = await world.raw.post("/v3/auth/tokens", json=login_body("reader", PASSWORD, world.project))
+    login = await world.raw.post("/v3/auth/tokens", json=login_body("reader", MEMBER_PASSWORD, world.project))
     world.check(login, 201)
     token = login.headers["X-Subject-Token"]
-    assert token not in login.text and PASSWORD not in login.text
+    assert token not in login.text and MEMBER_PASSWORD not in login.text
     auth = {"X-Auth-Token": token}
     world.check(await world.raw.get(f"/v3/{world.project}/traces", headers=auth), 200)
     # a token acts only in its own project, even one of the same account
@@ -345,9 +321,11 @@ async def test_token_login_use_and_logout(world: World) -> None:
 async def test_wrong_password_reads_like_an_unknown_user(world: World) -> None:
     bad_password = login_body("reader", "Not-The-Pass-1", world.project)
     wrong = await world.raw.post("/v3/auth/tokens", json=bad_password)
-    nobody = await world.raw.post("/v3/auth/tokens", json=login_body("nobody", PASSWORD, world.project))
+    nobody = await world.raw.post(
+        "/v3/auth/tokens", json=login_body("nobody", MEMBER_PASSWORD, world.project)
+    )
     assert world.check(wrong, 401, "CTS.0401") == world.check(nobody, 401, "CTS.0401")
-    assert "Not-The-Pass-1" not in wrong.text and PASSWORD not in nobody.text
+    assert "Not-The-Pass-1" not in wrong.text and MEMBER_PASSWORD not in nobody.text
 
 
 # -- through the official SDK, against a server process -----------------------------------------------------
@@ -356,9 +334,9 @@ async def test_wrong_password_reads_like_an_unknown_user(world: World) -> None:
 @dataclass
 class LiveWorld:
     server: ServerProcess
-    reader: Key
-    producer: Key
-    disabled: Key
+    reader: Member
+    producer: Member
+    disabled: Member
     other_project: str
 
     def client(self, access_key: str, secret_key: str, project_id: str | None) -> Any:
@@ -372,7 +350,7 @@ def live_world(live_server: ServerProcess) -> Iterator[LiveWorld]:
     domain_id, suffix = live_server.creds.domain_id, new_id()[:6]
     box = master_box(live_server.data_dir)
 
-    def build(conn: Connection) -> tuple[Key, Key, Key, str]:
+    def build(conn: Connection) -> tuple[Member, Member, Member, str]:
         reader = create_member(conn, box, domain_id, f"sdk-reader-{suffix}", CTS_READ_ONLY)
         producer = create_member(conn, box, domain_id, f"sdk-producer-{suffix}", CTS_TRACE_PRODUCER)
         disabled = create_member(conn, box, domain_id, f"sdk-disabled-{suffix}", CTS_READ_ONLY, active=False)

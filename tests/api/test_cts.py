@@ -7,12 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Connection
 
-from cts_helpers import Api, TraceFactory, signed_client
+from cts_helpers import Api, TraceFactory, create_member, signed_client
 from opencts.api import cts
 from opencts.consumers import ConsumerRunner
-from opencts.iam import credentials, groups, users
 from opencts.store import Database
 from opencts.trackers.catalogue import CatalogueConsumer
 from opencts.trackers.repository import list_tags
@@ -342,18 +340,11 @@ async def test_authentication_and_permissions(api: Api) -> None:
         assert_error(await bare.get(url(api, "trackers")), 401, "CTS.0401")
     domain = api.creds.domain_id
 
-    def reader(conn: Connection) -> tuple[str, str]:
-        user = users.create_user(conn, domain_id=domain, name="auditor", password="Readonly-Pass-1")
-        group = groups.create_group(conn, domain_id=domain, name="auditors")
-        groups.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
-        groups.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
-        new = credentials.create_credential(
-            conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id
-        )
-        return new.credential.access_key, new.secret_key
-
-    ak, sk = db_of(api).write_sync(reader)
-    creds = dataclasses.replace(api.creds, access_key=ak, secret_key=sk)
+    box = api.app.state.services.box
+    reader = db_of(api).write_sync(
+        lambda conn: create_member(conn, box, domain, "auditor", "CTS ReadOnlyAccess")
+    )
+    creds = dataclasses.replace(api.creds, access_key=reader.access_key, secret_key=reader.secret_key)
     async with signed_client(api.app, creds, "http://127.0.0.1:8080") as client:
         assert (await client.get(url(api, "trackers"))).status_code == 200
         assert (await client.get(url(api, "quotas"))).status_code == 200

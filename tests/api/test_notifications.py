@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import Connection
 
-from cts_helpers import Api, signed_client
+from cts_helpers import Api, create_member, signed_client
 from opencts.api import notifications as routes
 from opencts.api.deps import Services
-from opencts.iam import credentials, groups, projects, users
+from opencts.iam import projects
 from opencts.smn import topics
 from opencts.smn.model import CreateTopic
 
@@ -291,18 +291,11 @@ async def test_routes_are_cts_operations_audited_and_permissioned(api: Api) -> N
 
     domain = api.creds.domain_id
 
-    def reader(conn: Connection) -> tuple[str, str]:
-        user = users.create_user(conn, domain_id=domain, name="viewer", password="Readonly-Pass-1")
-        group = groups.create_group(conn, domain_id=domain, name="viewers")
-        groups.grant_role(conn, domain_id=domain, group_id=group.id, role="CTS ReadOnlyAccess")
-        groups.add_member(conn, domain_id=domain, group_id=group.id, user_id=user.id)
-        new = credentials.create_credential(
-            conn, box=api.app.state.services.box, domain_id=domain, user_id=user.id
-        )
-        return new.credential.access_key, new.secret_key
-
-    ak, sk = services(api).db.write_sync(reader)
-    creds = dataclasses.replace(api.creds, access_key=ak, secret_key=sk)
+    box = services(api).box
+    reader = services(api).db.write_sync(
+        lambda conn: create_member(conn, box, domain, "viewer", "CTS ReadOnlyAccess")
+    )
+    creds = dataclasses.replace(api.creds, access_key=reader.access_key, secret_key=reader.secret_key)
     async with signed_client(api.app, creds, "http://127.0.0.1:8080") as client:
         assert (await client.get(url(api, f"{PATH}/smn"))).status_code == 200
         assert_error(await client.post(url(api), json=body("x", urn)), 403, "CTS.0403")

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import orjson
 
-from cts_helpers import Api
+from cts_helpers import Api, Member, create_member
 from opencts.client.signing import HmacAuth
-from opencts.iam import credentials, groups, users
 from opencts.iam.permissions import CTS_TRACE_PRODUCER
 from opencts.traces.submitter import SELF
 
@@ -24,24 +23,16 @@ OPENCTS = {"type": "service", "name": "OpenCTS"}
 async def producer_client(api: Api) -> tuple[httpx.AsyncClient, str, str]:
     """A client signed with a fresh user's access key that may only post traces; with its user id and AK."""
 
-    def create(conn: Any) -> tuple[str, str, str]:
-        domain_id = api.creds.domain_id
-        user = users.create_user(conn, domain_id=domain_id, name="producer", password="Producer-Pass-1")
-        group = groups.create_group(conn, domain_id=domain_id, name="producers")
-        groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
-        groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=CTS_TRACE_PRODUCER)
-        new = credentials.create_credential(
-            conn, box=api.app.state.services.box, domain_id=domain_id, user_id=user.id
-        )
-        return user.id, new.credential.access_key, new.secret_key
-
-    user_id, access_key, secret_key = await api.app.state.services.db.write(create)
+    box, domain_id = api.app.state.services.box, api.creds.domain_id
+    producer: Member = await api.app.state.services.db.write(
+        lambda conn: create_member(conn, box, domain_id, "producer", CTS_TRACE_PRODUCER)
+    )
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api.app),
         base_url="http://127.0.0.1:8080",
-        auth=HmacAuth(access_key, secret_key, project_id=api.project),
+        auth=HmacAuth(producer.access_key, producer.secret_key, project_id=api.project),
     )
-    return client, user_id, access_key
+    return client, producer.user_id, producer.access_key
 
 
 async def test_a_producer_cannot_pass_a_trace_off_as_opencts_own_record(api: Api) -> None:

@@ -10,20 +10,17 @@ Writes are sent with an empty body or to an id that does not exist: a role that 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import Connection
 
-from cts_helpers import Api
+from cts_helpers import Api, Member, create_member
 from opencts.api import iam_admin
 from opencts.api.deps import Services
 from opencts.client.signing import HmacAuth
-from opencts.iam import credentials, groups, users
 from opencts.iam.permissions import (
     CTS_ADMINISTRATOR,
     CTS_FULL_ACCESS,
@@ -38,7 +35,7 @@ from opencts.iam.permissions import (
     TENANT_ADMINISTRATOR,
     TENANT_GUEST,
 )
-from opencts.iam.secrets import SecretBox, new_id
+from opencts.iam.secrets import new_id
 
 GHOST = new_id()
 
@@ -106,45 +103,27 @@ def test_every_role_and_every_iam_route_is_in_the_table() -> None:
     assert set(EXPECTED) == set(ROLES)
 
 
-@dataclass
-class Member:
-    role: str
-    user_id: str
-    group_id: str
-    access_key: str
-    secret_key: str
-
-
-def make_member(conn: Connection, box: SecretBox, domain_id: str, role: str) -> Member:
-    name = "m-" + new_id()[:8]
-    user = users.create_user(conn, domain_id=domain_id, name=name, password="Role-Table-1")
-    group = groups.create_group(conn, domain_id=domain_id, name=f"{name}-group")
-    groups.add_member(conn, domain_id=domain_id, group_id=group.id, user_id=user.id)
-    groups.grant_role(conn, domain_id=domain_id, group_id=group.id, role=role)
-    new = credentials.create_credential(conn, box=box, domain_id=domain_id, user_id=user.id)
-    return Member(role, user.id, group.id, new.credential.access_key, new.secret_key)
-
-
 @pytest.fixture
 async def member_client(
     api: Api, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[Member, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[str, Member, httpx.AsyncClient]]:
+    """A client signed by a new user holding the role ``request.param`` (and only it)."""
     services: Services = api.app.state.services
+    role: str = request.param
     member = await services.db.write(
-        lambda conn: make_member(conn, services.box, api.creds.domain_id, request.param)
+        lambda conn: create_member(conn, services.box, api.creds.domain_id, "m-" + new_id()[:8], role)
     )
     auth = HmacAuth(member.access_key, member.secret_key, project_id=api.project)
     transport = httpx.ASGITransport(app=api.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080", auth=auth) as c:
-        yield member, c
+        yield role, member, c
 
 
 @pytest.mark.parametrize("member_client", sorted(EXPECTED), indirect=True)
 async def test_each_role_may_do_exactly_what_its_row_says(
-    api: Api, member_client: tuple[Member, httpx.AsyncClient]
+    api: Api, member_client: tuple[str, Member, httpx.AsyncClient]
 ) -> None:
-    member, client = member_client
-    role = member.role
+    role, member, client = member_client
     wrong: list[str] = []
     for name, (method, template, body) in {**IAM_ROUTES, **CLOUD_ROUTES}.items():
         path = template.format(user=member.user_id, group=member.group_id, project=api.project)
