@@ -273,37 +273,61 @@ class FunctionPool:
         victim.function.workers.discard(victim)
         return victim.slot, victim
 
-    async def _acquire(self, spec: FunctionSpec, request_id: str) -> tuple[_Worker, float] | InvocationResult:
-        """A worker for the invocation, and when its time started (a queued invocation's starts here)."""
+    def _idle_worker(self, function: _Function) -> _Worker | None:
+        """A warm worker of the function that is still alive; dead ones found on the way are disposed."""
+        while function.idle:
+            worker = function.idle.pop()
+            if worker.process.process.returncode is None:
+                return worker
+            function.workers.discard(worker)
+            self._dispose(worker)
+        return None
+
+    def _queue_on(self, function: _Function, queued_on: _Function | None, spec: FunctionSpec) -> _Function:
+        """Count the invocation as waiting on ``function`` (once), or refuse it when the queue is full."""
+        if queued_on is function:
+            return function
+        if queued_on is not None:
+            queued_on.waiting -= 1
+        if function.waiting >= self._queue_limit:
+            raise TooBusy(
+                f"function {spec.name} has {self._concurrency} invocations running and "
+                f"{function.waiting} waiting, its limit"
+            )
+        function.waiting += 1
+        return function
+
+    async def _idle_or_slot(
+        self, spec: FunctionSpec
+    ) -> _Worker | tuple[_Function, tuple[int, _Worker | None]]:
+        """Wait for a warm worker of the function, or for a free slot (and the idle worker it evicts)."""
         queued_on: _Function | None = None
         try:
             while True:
                 if self._closed:
                     raise RuntimeError("the function pool is closed")
                 function = self._function_for(spec)
-                while function.idle:
-                    worker = function.idle.pop()
-                    if worker.process.process.returncode is None:
-                        return worker, time.monotonic()
-                    function.workers.discard(worker)
-                    self._dispose(worker)
+                worker = self._idle_worker(function)
+                if worker is not None:
+                    return worker
                 if function.size < self._concurrency and (taken := self._take_slot(function)) is not None:
-                    break
-                if queued_on is not function:
-                    if queued_on is not None:
-                        queued_on.waiting -= 1
-                        queued_on = None
-                    if function.waiting >= self._queue_limit:
-                        raise TooBusy(
-                            f"function {spec.name} has {self._concurrency} invocations running and "
-                            f"{function.waiting} waiting, its limit"
-                        )
-                    function.waiting += 1
-                    queued_on = function
+                    return function, taken
+                try:
+                    queued_on = self._queue_on(function, queued_on, spec)
+                except TooBusy:
+                    queued_on = None  # _queue_on released the previous count
+                    raise
                 await self._sleep()
         finally:
             if queued_on is not None:
                 queued_on.waiting -= 1
+
+    async def _acquire(self, spec: FunctionSpec, request_id: str) -> tuple[_Worker, float] | InvocationResult:
+        """A worker for the invocation, and when its time started (a queued invocation's starts here)."""
+        found = await self._idle_or_slot(spec)
+        if isinstance(found, _Worker):
+            return found, time.monotonic()
+        function, taken = found
         slot, victim = taken
         started = time.monotonic()
         function.starting += 1
