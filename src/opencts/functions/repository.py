@@ -30,6 +30,7 @@ from opencts.functions.model import (
     parse_user_data,
 )
 from opencts.functions.runtime import FunctionSpec
+from opencts.iam.projects import lock_project
 from opencts.store.tables import functions, projects
 
 __all__ = ["FunctionRecord", "Urn", "get_by_urn", "parse_urn", "parse_user_data"]
@@ -154,15 +155,6 @@ def code_of(conn: Connection, func_id: str, digest: str) -> bytes:
     return bytes(data)
 
 
-def _lock_project(conn: Connection, project_id: str) -> None:
-    """Lock the project row (PostgreSQL) so two concurrent creates cannot both pass the quota check."""
-    if (
-        conn.execute(select(projects.c.id).where(projects.c.id == project_id).with_for_update()).first()
-        is None
-    ):
-        raise NotFound(f"project {project_id} does not exist")
-
-
 def create(
     conn: Connection,
     *,
@@ -173,7 +165,7 @@ def create(
     encrypted_user_data: str | None,
     now: int,
 ) -> FunctionRecord:
-    _lock_project(conn, project_id)
+    lock_project(conn, project_id)
     count = conn.execute(
         select(func.count()).select_from(functions).where(functions.c.project_id == project_id)
     ).scalar_one()

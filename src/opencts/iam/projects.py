@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select
 
 from opencts.clock import now_ms
+from opencts.errors import NotFound
 from opencts.iam.account import PROJECT_NAME, check_name, insert_unique
 from opencts.iam.secrets import new_id
 from opencts.store.tables import domains, projects
@@ -32,6 +33,20 @@ def create_project(conn: Connection, *, domain_id: str, name: str) -> Project:
         insert(projects).values(id=project.id, domain_id=domain_id, name=name, created_at=project.created_at),
     )
     return project
+
+
+def lock_project(conn: Connection, project_id: str) -> str:
+    """Lock the project row so concurrent creates in it cannot both pass a quota check; its domain id.
+
+    On PostgreSQL this is ``FOR UPDATE``; SQLite serialises all writes with ``BEGIN IMMEDIATE`` anyway.
+    NotFound if the project does not exist.
+    """
+    domain_id = conn.execute(
+        select(projects.c.domain_id).where(projects.c.id == project_id).with_for_update()
+    ).scalar()
+    if domain_id is None:
+        raise NotFound(f"project {project_id} does not exist")
+    return str(domain_id)
 
 
 def list_projects(conn: Connection, *, domain_id: str, name: str | None = None) -> list[Project]:

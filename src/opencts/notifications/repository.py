@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from opencts.clock import now_ms
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
+from opencts.iam.projects import lock_project
 from opencts.notifications.matcher import Notification
 from opencts.notifications.model import (
     MAX_NOTIFICATIONS,
@@ -25,22 +26,12 @@ from opencts.notifications.model import (
     TopicRef,
     UpdateNotificationRequestBody,
 )
-from opencts.store.tables import notification_alarms, notifications, projects, smn_topics
+from opencts.store.tables import notification_alarms, notifications, smn_topics
 from opencts.store.upsert import insert_ignore
 
 NOTIFICATION_TYPES = ("smn", "fun")
 #: a batch delete names at most this many ids (a project has at most 100 notifications)
 MAX_DELETE_IDS = MAX_NOTIFICATIONS
-
-
-def _lock_project(conn: Connection, project_id: str) -> None:
-    """Lock the project row (PostgreSQL) so two concurrent creates cannot both pass the quota check.
-
-    SQLite needs no lock: its writes are serialised by ``BEGIN IMMEDIATE``.
-    """
-    found = conn.execute(select(projects.c.id).where(projects.c.id == project_id).with_for_update()).first()
-    if found is None:
-        raise NotFound(f"project {project_id} does not exist")
 
 
 def count(conn: Connection, project_id: str) -> int:
@@ -90,7 +81,7 @@ def _row(conn: Connection, project_id: str, notification_id: str) -> Row[Any] | 
 
 def create(conn: Connection, *, project_id: str, body: CreateNotificationRequestBody) -> dict[str, Any]:
     """CreateNotification. Duplicate name: 409; the 101st notification: 400 (quota)."""
-    _lock_project(conn, project_id)
+    lock_project(conn, project_id)
     if _name_taken(conn, project_id, body.notification_name):
         raise Conflict(f"notification {body.notification_name!r} already exists in project {project_id}")
     used = count(conn, project_id)

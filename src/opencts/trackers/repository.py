@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from opencts.clock import now_ms
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
+from opencts.iam.projects import lock_project
 from opencts.store.tables import projects, resource_tags, trackers
 from opencts.trackers.model import (
     MAX_DATA_TRACKERS,
@@ -32,19 +33,6 @@ MAX_TAGS = 20
 LTS_GROUP = "CTS"
 #: notifications live elsewhere; their quota is reported here because ListQuotas names it
 SMN_NOTIFICATION_QUOTA = 100
-
-
-def _lock_project(conn: Connection, project_id: str) -> str:
-    """Lock the project row (PostgreSQL) so concurrent creates cannot both pass the quota check.
-
-    SQLite needs no lock: all writes are serialised by ``BEGIN IMMEDIATE``. Returns the domain id.
-    """
-    domain_id = conn.execute(
-        select(projects.c.domain_id).where(projects.c.id == project_id).with_for_update()
-    ).scalar()
-    if domain_id is None:
-        raise NotFound(f"project {project_id} does not exist")
-    return str(domain_id)
 
 
 def _count(conn: Connection, project_id: str, tracker_type: str) -> int:
@@ -82,7 +70,7 @@ def _insert(
 
 def create_tracker(conn: Connection, *, project_id: str, body: CreateTrackerRequestBody) -> dict[str, Any]:
     """Create a tracker and return it as CreateTracker answers. Duplicate name: 409; quota: 400."""
-    domain_id = _lock_project(conn, project_id)
+    domain_id = lock_project(conn, project_id)
     if get_row(conn, project_id, body.tracker_name) is not None:
         what = "the management tracker" if body.tracker_type == "system" else "data tracker"
         raise Conflict(f"{what} {body.tracker_name!r} already exists in project {project_id}")
@@ -299,7 +287,7 @@ def add_tags(
 ) -> None:
     """Add tags, replacing the value of keys that exist. A tracker holds at most 20 tags."""
     _tag_target(conn, project_id, resource_type, resource_id)
-    _lock_project(conn, project_id)
+    lock_project(conn, project_id)
     current = list_tags(conn, resource_id=resource_id)
     new_keys = {t.key for t in tags} - current.keys()
     if len(current) + len(new_keys) > MAX_TAGS:
