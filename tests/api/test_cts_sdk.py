@@ -6,10 +6,8 @@ what other tests may have created.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -42,24 +40,14 @@ from huaweicloudsdkcts.v3 import (
 from cts_helpers import TraceFactory, admin_sdk_client
 from opencts.client.signing import HmacAuth
 from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
-T = TypeVar("T")
 
 
 @pytest.fixture
 def client(live_server: ServerProcess) -> Any:
     return admin_sdk_client(CtsClient, live_server)
-
-
-def eventually(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 10.0) -> T:
-    """Consumers run in the background; give them a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if ok(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def put_traces(live_server: ServerProcess, traces: list[dict[str, Any]]) -> None:
@@ -173,16 +161,21 @@ def test_trace_resources_and_user_resources(
     user = {"id": "u" * 32, "name": "sdk-user", "domain": {"id": live_server.creds.domain_id, "name": "acme"}}
     put_traces(live_server, [make_trace(service_type="DNS", resource_type="zone", user=user)])
     request = ListTraceResourcesRequest(domain_id=live_server.creds.domain_id)
-    resources = eventually(
-        lambda: client.list_trace_resources(request).resources,
-        lambda found: any(r.service_type == "DNS" for r in found),
+    resources = wait_for(
+        lambda: [r for r in client.list_trace_resources(request).resources if r.service_type == "DNS"],
+        10,
+        "the catalogue to list the DNS resource",
+        interval=0.2,
     )
-    assert [r.resource for r in resources if r.service_type == "DNS"] == [["zone"]]
-    users = eventually(
-        lambda: client.list_user_resources(ListUserResourcesRequest()).users,
-        lambda found: any(u.name == "sdk-user" for u in found),
+    assert [r.resource for r in resources] == [["zone"]]
+    wait_for(
+        lambda: any(
+            u.name == "sdk-user" for u in client.list_user_resources(ListUserResourcesRequest()).users
+        ),
+        10,
+        "the catalogue to list sdk-user",
+        interval=0.2,
     )
-    assert "sdk-user" in {u.name for u in users}
 
 
 def test_check_obs_buckets(client: Any, live_server: ServerProcess) -> None:
