@@ -16,6 +16,7 @@ from opencts.api import (
     cts,
     docs,
     errors,
+    function_triggers,
     functions,
     headers,
     health,
@@ -134,5 +135,6 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(cts.router)
     app.include_router(notifications.router)
     app.include_router(smn_api.router)
+    app.include_router(function_triggers.router)
     app.include_router(functions.router)
     return app

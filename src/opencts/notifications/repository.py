@@ -26,7 +26,7 @@ from opencts.notifications.model import (
     TopicRef,
     UpdateNotificationRequestBody,
 )
-from opencts.store.tables import notification_alarms, notifications, smn_topics
+from opencts.store.tables import function_triggers, notification_alarms, notifications, smn_topics
 from opencts.store.upsert import insert_ignore
 
 NOTIFICATION_TYPES = ("smn", "fun")
@@ -183,6 +183,8 @@ def delete_many(conn: Connection, *, project_id: str, ids: list[str]) -> list[st
         )
     conn.execute(delete(notifications).where(notifications.c.notification_id.in_(ids)))
     conn.execute(delete(notification_alarms).where(notification_alarms.c.notification_id.in_(ids)))
+    # a fun notification may be a function's CTS trigger (functions.triggers): its link row goes with it
+    conn.execute(delete(function_triggers).where(function_triggers.c.notification_id.in_(ids)))
     return ids
 
 
