@@ -10,8 +10,15 @@ failed publishes nothing at all and is simply retried: at-least-once processing,
 (notification, trace). On PostgreSQL a concurrent duplicate insert waits for the first transaction and
 then does nothing, so two processes cannot both publish either.
 
+A notification of type ``fun`` is a function's CTS trigger (:mod:`opencts.functions.triggers`): the claim
+is the same, and instead of a publish the trace's CTS event is queued as an invocation of the function
+(``function_invocations``) in that same transaction, so with two nodes on one PostgreSQL only the one
+whose claim took hands the trace to the function, and the invocation worker's at-least-once delivery
+takes it from there. The function service is woken after the commit.
+
 A topic deleted after the notification was configured is recorded as ``no_topic`` and logged, never
-retried: an alarm for a topic that no longer exists cannot become deliverable later.
+retried: an alarm for a topic that no longer exists cannot become deliverable later. A trigger whose
+function is gone is recorded as ``no_function`` for the same reason.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from sqlalchemy import Connection
 
 from opencts.clock import DAY_MS, HOUR_MS, now_ms
-from opencts.errors import NotFound
+from opencts.errors import BadRequest, NotFound
+from opencts.functions import invocations
+from opencts.functions import repository as functions_repository
+from opencts.functions.event import cts_event_json
 from opencts.notifications import alarm, repository
 from opencts.notifications.cache import MatcherCache
 from opencts.notifications.matcher import Matcher, Notification
@@ -38,16 +48,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PUBLISHED, NO_TOPIC, FUNCTION_PENDING, UNSENDABLE = "published", "no_topic", "function_pending", "unsendable"
+PUBLISHED, NO_TOPIC, UNSENDABLE = "published", "no_topic", "unsendable"
+INVOKED, NO_FUNCTION = "invoked", "no_function"
+
+
+class Waker(Protocol):
+    """What the notifier wakes after queueing invocations (the function service)."""
+
+    def wake(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One (notification, trace) to alarm, with its message already rendered (None: could not be)."""
+    """One (notification, trace) to alarm, with its SMN message or, for a function, its CTS event
+    already rendered (None: could not be)."""
 
     notification: Notification
     trace_id: str
     message: PublishMessage | None
+    event: bytes | None = None
 
 
 @dataclass
@@ -55,7 +74,8 @@ class AlarmCounts:
     published: int = 0
     deliveries: int = 0
     no_topic: int = 0
-    function_pending: int = 0
+    invoked: int = 0
+    no_function: int = 0
     unsendable: int = 0
     duplicates: int = 0
 
@@ -73,9 +93,8 @@ def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts
     counts = AlarmCounts()
     for hit in hits:
         n = hit.notification
-        if n.notification_type != "smn":
-            # FunctionGraph is not part of OpenCTS yet: the alarm is recorded, nothing is invoked.
-            counts.function_pending += _claim(conn, hit, FUNCTION_PENDING, now)
+        if n.notification_type == "fun":
+            _invoke(conn, hit, counts, now)
             continue
         if hit.message is None:
             counts.unsendable += _claim(conn, hit, UNSENDABLE, now)
@@ -105,10 +124,47 @@ def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts
     return counts
 
 
+def _invoke(conn: Connection, hit: Hit, counts: AlarmCounts, now: int) -> None:
+    """A CTS trigger's hit: claim it, then queue the invocation, both in the caller's transaction."""
+    n = hit.notification
+    if hit.event is None:
+        counts.unsendable += _claim(conn, hit, UNSENDABLE, now)
+        return
+    if not _claim(conn, hit, INVOKED, now):
+        counts.duplicates += 1
+        return
+    try:
+        function = functions_repository.get_by_urn(conn, n.project_id, n.topic_id)
+    except (NotFound, BadRequest):
+        log.warning(
+            "CTS trigger %s (%s): function %s no longer exists; trace %s not handed over",
+            n.name,
+            n.notification_id,
+            n.topic_id,
+            hit.trace_id,
+        )
+        repository.settle_alarm(conn, n.notification_id, hit.trace_id, outcome=NO_FUNCTION)
+        counts.no_function += 1
+        return
+    invocations.enqueue(
+        conn,
+        project_id=n.project_id,
+        func_id=function.func_id,
+        source="trigger",
+        event=hit.event,
+        now=now,
+        trigger_id=n.notification_id,
+        trace_id=hit.trace_id,
+    )
+    counts.invoked += 1
+
+
 def render_hit(n: Notification, trace: dict[str, Any]) -> Hit:
     trace_id = str(trace.get("trace_id"))
+    if n.notification_type == "fun":
+        return Hit(n, trace_id, None, cts_event_json(trace))
     try:
-        message: PublishMessage | None = alarm.build(n, trace) if n.notification_type == "smn" else None
+        message: PublishMessage | None = alarm.build(n, trace)
     except ValueError:  # pydantic's ValidationError included; cannot happen for a stored trace
         log.exception("notification %s: cannot render an alarm for trace %s", n.notification_id, trace_id)
         message = None
@@ -129,6 +185,7 @@ class NotifierConsumer:
         db: Database,
         smn: SmnService | None = None,
         *,
+        functions: Waker | None = None,
         cache: MatcherCache | None = None,
         poll_seconds: float = 1.0,
         keep_alarms_ms: int = 8 * DAY_MS,
@@ -136,6 +193,7 @@ class NotifierConsumer:
     ) -> None:
         self.db = db
         self.smn = smn
+        self.functions = functions
         self.cache = cache or MatcherCache()
         self.poll_seconds = poll_seconds
         #: alarm records older than this go: by then their traces have left the log, so cannot come back
@@ -177,4 +235,6 @@ class NotifierConsumer:
         self.counts.add(counts)
         if counts.deliveries and self.smn is not None:
             self.smn.wake_deliveries()  # the first delivery attempt starts now, not at the worker's next poll
+        if counts.invoked and self.functions is not None:
+            self.functions.wake()  # the invocation starts now, not at the worker's next poll
         return None
