@@ -57,9 +57,12 @@ async def scope(request: Request, services: ServicesDep, principal: Principal) -
             raise Forbidden(
                 "the path holds a literal {project_id}: give project_id to the SDK's BasicCredentials"
             )
-        if principal.method == "token":
+        if principal.method == "token" or principal.temporary:
             if principal.project_id != project_id:
-                raise Forbidden(f"the token is scoped to another project, not {project_id}")
+                raise Forbidden(f"the credentials are scoped to another project, not {project_id}")
+            header = request.headers.get("x-project-id")
+            if principal.temporary and header and header != project_id:
+                raise Forbidden("X-Project-Id does not match the project in the path")
         else:
             header = request.headers.get("x-project-id")
             if header and header != project_id:
@@ -67,6 +70,8 @@ async def scope(request: Request, services: ServicesDep, principal: Principal) -
             if await services.authenticator.project_domain(project_id) != principal.domain_id:
                 raise Forbidden(f"project {project_id} is not a project of your account")
             principal = dataclasses.replace(principal, project_id=project_id)
+    if principal.temporary and (domain_id is not None or project_id is None):
+        raise Forbidden("a function's temporary credentials act in its project's APIs only")
     if domain_id is not None and domain_id != principal.domain_id:
         raise Forbidden(f"domain {domain_id} is not your account")
     return principal

@@ -1,9 +1,13 @@
 """Turn a request's credentials into a :class:`Principal`, or refuse it.
 
 Two ways in, as on Huawei Cloud: an ``SDK-HMAC-SHA256`` signature made with an AK/SK, or an
-``X-Auth-Token`` from a password login. Lookups are cached for a few seconds (a disabled key stops working
-within ``cache_seconds`` on other processes, at once on this one), so a signed call costs no database trip
-and no decryption: the secret key is unsealed once per lookup and kept with the cached credential.
+``X-Auth-Token`` from a password login. Either may also be a function's temporary credential
+(:mod:`opencts.iam.temporary`): a temporary AK/SK must sign its ``X-Security-Token``, and both stop at
+their expiry and act in the function's project only.
+
+Lookups are cached for a few seconds (a disabled key stops working within ``cache_seconds`` on other
+processes, at once on this one), so a signed call costs no database trip and no decryption: the secret
+key is unsealed once per lookup and kept with the cached credential.
 
 Replays: any signed request is accepted again within the 15-minute date window, as by the cloud APIs,
 unless it signs ``X-Request-Nonce``; such a write is served once (``iam.replays``).
@@ -15,6 +19,7 @@ replay, a key that is disabled) but never echo a secret or the signature we expe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -24,7 +29,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from opencts.clock import now_ms
 from opencts.errors import Unauthorized
-from opencts.iam import replays
+from opencts.iam import replays, temporary
 from opencts.iam import signature as sig
 from opencts.iam.keyring import open_secret_key
 from opencts.iam.principal import Principal
@@ -147,6 +152,8 @@ class Authenticator:
         self._use_writes: set[asyncio.Task[None]] = set()
         self._credentials: TtlCache[str, Credential | None] = TtlCache(cache_seconds)
         self._tokens: TtlCache[str, tuple[Identity, str | None, int, bool] | None] = TtlCache(cache_seconds)
+        #: temporary credentials by "k:<access key>" or "t:<token hash>"
+        self._temporary: TtlCache[str, temporary.Temporary | None] = TtlCache(cache_seconds)
         self._projects: dict[str, str | None] = {}
         #: signature -> ms after which a replay would fail the date check anyway
         self._seen: dict[str, int] = {}
@@ -155,6 +162,48 @@ class Authenticator:
         """Forget cached credentials and tokens, e.g. after a key was disabled or a user removed."""
         self._credentials.invalidate()
         self._tokens.invalidate()
+        self._temporary.invalidate()
+
+    async def _temporary_lookup(self, key: str, by_token: bool) -> temporary.Temporary | None:
+        """A temporary credential by access key or by X-Auth-Token, cached like the others."""
+        cache_key = ("t:" + token_hash(key)) if by_token else ("k:" + key)
+        find = temporary.by_token if by_token else temporary.by_access_key
+
+        async def load(_stale: temporary.Temporary | None) -> temporary.Temporary | None:
+            return await self.db.read(lambda conn: find(conn, key, self.box))
+
+        return await self._temporary.get(cache_key, load)
+
+    async def _find_key(
+        self, parsed: sig.ParsedAuthorization, headers: Mapping[str, str]
+    ) -> Credential | temporary.Temporary:
+        """(3) A permanent access key, or a function's temporary one with its own signed security token."""
+        cred = await self.credential(parsed.access_key)
+        if cred is not None:
+            return cred
+        temp = await self._temporary_lookup(parsed.access_key, by_token=False)
+        if temp is None:
+            raise Unauthorized("authentication failed: unknown access key")
+        if "x-security-token" not in parsed.signed_headers:
+            raise Unauthorized("authentication failed: temporary credentials need a signed X-Security-Token")
+        if not temp.token_matches(headers.get("x-security-token")):
+            raise Unauthorized("authentication failed: the security token does not belong to this access key")
+        return temp
+
+    def _temporary_principal(self, temp: temporary.Temporary) -> Principal:
+        if temp.expires_at <= self.clock():
+            raise Unauthorized("authentication failed: the temporary credentials have expired")
+        return Principal(
+            user_id=temp.func_id,
+            user_name=temp.agency,
+            domain_id=temp.domain_id,
+            domain_name=temp.domain_name,
+            project_id=temp.project_id,
+            roles=temp.roles,
+            method="aksk",
+            access_key=temp.access_key,
+            temporary=True,
+        )
 
     async def credential(self, access_key: str) -> Credential | None:
         async def load(_stale: Credential | None) -> Credential | None:
@@ -199,9 +248,7 @@ class Authenticator:
             sig.check_clock_skew(sig.parse_sdk_date(date), now, self.skew_ms)  # (2)
         except sig.SignatureError as exc:
             raise Unauthorized(f"authentication failed: {exc}") from None
-        cred = await self.credential(parsed.access_key)  # (3)
-        if cred is None:
-            raise Unauthorized("authentication failed: unknown access key")
+        key = await self._find_key(parsed, headers)  # (3)
         try:
             ok = sig.verify(  # (4)
                 method=method,
@@ -209,7 +256,7 @@ class Authenticator:
                 query_string=query_string,
                 headers=headers,
                 body=body,
-                secret_key=cred.secret_key,
+                secret_key=key.secret_key,
                 parsed=parsed,
             )
         except sig.SignatureError as exc:
@@ -218,6 +265,9 @@ class Authenticator:
             raise Unauthorized("authentication failed: the signature does not match the request")
         if NONCE_HEADER in parsed.signed_headers and method not in ("GET", "HEAD") and not replay_safe:
             await self._claim_once(parsed.signature, now)  # (5)
+        if isinstance(key, temporary.Temporary):
+            return self._temporary_principal(key)
+        cred = key
         if not cred.active:  # (6)
             raise Unauthorized("authentication failed: the access key is disabled")
         if not cred.identity.enabled:
@@ -264,7 +314,10 @@ class Authenticator:
 
         found = await self._tokens.get(hashed, load)
         if found is None:
-            raise Unauthorized("authentication failed: unknown token")
+            temp = await self._temporary_lookup(token, by_token=True)
+            if temp is None:
+                raise Unauthorized("authentication failed: unknown token")
+            return dataclasses.replace(self._temporary_principal(temp), method="token", access_key=None)
         identity, project_id, expires_at, revoked = found
         if revoked:
             raise Unauthorized("authentication failed: the token was revoked (logged out)")

@@ -19,6 +19,8 @@ class Principal:
     roles: frozenset[str]
     method: Literal["aksk", "token"]
     access_key: str | None = None
+    #: temporary credentials of a function's agency (``iam.temporary``): bound to ``project_id``
+    temporary: bool = False
 
     def can(self, action: str) -> bool:
         return allows(self.roles, action)

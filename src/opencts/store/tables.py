@@ -440,3 +440,21 @@ function_invocations = Table(
 )
 Index("ix_function_invocations_due", function_invocations.c.status, function_invocations.c.next_attempt_at)
 Index("ix_function_invocations_func", function_invocations.c.func_id, function_invocations.c.created_at)
+
+#: short-lived credentials of a function's agency (``iam.temporary``): an AK/SK that needs its security
+#: token, and an X-Auth-Token, both valid in one project until ``expires_at``
+temporary_credentials = Table(
+    "temporary_credentials",
+    metadata,
+    Column("access_key", String(64), primary_key=True),
+    Column("secret_key", Text, nullable=False),  # sealed with the master key
+    Column("security_token_hash", String(64), nullable=False),  # SHA-256; the token is never stored
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the X-Auth-Token
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("func_id", String(36), ForeignKey("functions.func_id", ondelete="CASCADE"), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("roles", Text, nullable=False),  # JSON list of role names
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_temporary_credentials_expires", temporary_credentials.c.expires_at)

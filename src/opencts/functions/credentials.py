@@ -1,0 +1,47 @@
+"""The credentials a handler's context hands out: its agency's, for its own project, for this invocation.
+
+:class:`AgencyCredentials` is the function service's ``credentials`` issuer: called before each
+invocation with the function and how long the invocation may take, it issues temporary credentials
+(:mod:`opencts.iam.temporary`) that expire then, never later than the function's timeout plus
+:data:`MARGIN_MS` after issue. A function without an agency (``xrole``) gets none, as on FunctionGraph,
+where ``getToken()`` is empty unless the function has an agency. Nothing here logs a credential.
+"""
+
+from __future__ import annotations
+
+from opencts.clock import now_ms
+from opencts.functions.repository import FunctionRecord
+from opencts.iam import temporary
+from opencts.iam.secrets import SecretBox
+from opencts.store import Database
+
+#: room for the worker's start and the request in flight when the timeout strikes
+MARGIN_MS = 10_000
+#: never shorter than this: a handler needs a moment to use them at all
+MIN_TTL_MS = 1_000
+
+
+class AgencyCredentials:
+    """``CredentialIssuer``: ``await issuer(record, ttl_ms)`` → the runtime's ``Credentials`` or None."""
+
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self.db = db
+        self.box = box
+
+    async def issue(self, record: FunctionRecord, ttl_ms: int) -> temporary.Issued | None:
+        agency = record.xrole
+        if not agency:
+            return None
+        ttl = max(MIN_TTL_MS, min(ttl_ms, record.timeout * 1000 + MARGIN_MS))
+        now = now_ms()
+        return await self.db.write(
+            lambda conn: temporary.issue(
+                conn,
+                box=self.box,
+                project_id=record.project_id,
+                func_id=record.func_id,
+                agency=agency,
+                now=now,
+                ttl_ms=ttl,
+            )
+        )
