@@ -113,7 +113,7 @@ async def test_a_cts_trigger_is_a_fun_notification_of_the_function(world: World)
     trigger = made.json()
     assert trigger["trigger_type_code"] == "CTS" and trigger["trigger_status"] == "ACTIVE"
     assert trigger["event_data"] == {"name": "logins", "operations": LOGIN_OPS}
-    assert trigger["created_time"].endswith("+00:00") and trigger["last_updated_time"]
+    assert trigger["created_time"].endswith("Z") and trigger["last_updated_time"]
 
     (notification,) = await world.fun_notifications()
     assert notification["notification_id"] == trigger["trigger_id"]
@@ -254,3 +254,13 @@ async def test_deleting_a_function_deletes_its_triggers_notifications(world: Wor
     assert world.db.write_sync(drop) == 2
     left = world.db.read_sync(lambda conn: conn.execute(select(notifications)).all())
     assert left == []
+
+
+async def test_the_sdks_list_of_queue_settings_is_no_change_or_refused(world: World) -> None:
+    trigger_id = (await world.create("logins")).json()["trigger_id"]
+    one = f"{world.path()}/CTS/{trigger_id}"
+    same = await world.client.put(one, json={"trigger_status": "ACTIVE", "event_data": [{}]})
+    assert same.status_code == 200 and same.json()["event_data"]["operations"] == LOGIN_OPS
+    refused = await world.client.put(one, json={"event_data": [{"is_serial": True, "polling_interval": 1}]})
+    assert refused.status_code == 400
+    assert "is_serial, polling_interval do not apply to CTS triggers" in refused.json()["error_msg"]

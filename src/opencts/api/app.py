@@ -30,6 +30,7 @@ from opencts.api.deps import Services
 from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
+from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.notifications.notifier import NotifierConsumer
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             smn=SmnService.open(db, settings, opened.signer, opened.box),
             functions=FunctionService(db, settings, opened.box),
         )
+        if services.functions is not None:
+            services.functions.credentials = AgencyCredentials(db, opened.box)
         app.state.services = services
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 NotifierConsumer(
                     db,
                     services.smn,
+                    functions=services.functions,
                     cache=services.matchers,
                     keep_alarms_ms=settings.retention_ms + DAY_MS,
                 ),

@@ -27,7 +27,7 @@ from opencts.api.deps import Services, ServicesDep, read_body, require_json
 from opencts.clock import MINUTE_MS, iso_ms, now_ms
 from opencts.errors import BadRequest, MalformedJSON, NotFound, Overloaded
 from opencts.functions import code as code_mod
-from opencts.functions import invocations, repository
+from opencts.functions import invocations, repository, triggers
 from opencts.functions.model import (
     INVOCATION_STATUSES,
     CreateFunctionRequestBody,
@@ -261,11 +261,14 @@ async def delete_function(
 
     def remove(conn: Any) -> FunctionRecord:
         record = repository.get_by_urn(conn, project_id, function_urn)
+        # its CTS triggers are key event notifications, which no foreign key reaches
+        triggers.delete_for_function(conn, record)
         repository.delete_function(conn, record)
         return record
 
     record = await services.db.write(remove)
     service.forget(record.func_id)
+    services.notifications.invalidate(project_id)
     return Response(status_code=204)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from opencts.clock import now_ms
 from opencts.functions.repository import FunctionRecord
+from opencts.functions.runtime import Credentials
 from opencts.iam import temporary
 from opencts.iam.secrets import SecretBox
 from opencts.store import Database
@@ -22,11 +23,23 @@ MIN_TTL_MS = 1_000
 
 
 class AgencyCredentials:
-    """``CredentialIssuer``: ``await issuer(record, ttl_ms)`` → the runtime's ``Credentials`` or None."""
+    """``CredentialIssuer``: ``await issuer(record, seconds)`` → the runtime's ``Credentials`` or None."""
 
     def __init__(self, db: Database, box: SecretBox) -> None:
         self.db = db
         self.box = box
+
+    async def __call__(self, record: FunctionRecord, seconds: int) -> Credentials | None:
+        issued = await self.issue(record, seconds * 1000 + MARGIN_MS)
+        if issued is None:
+            return None
+        return Credentials(
+            access_key=issued.access_key,
+            secret_key=issued.secret_key,
+            security_token=issued.security_token,
+            auth_token=issued.auth_token,
+            expires_at_ms=issued.expires_at_ms,
+        )
 
     async def issue(self, record: FunctionRecord, ttl_ms: int) -> temporary.Issued | None:
         agency = record.xrole

@@ -18,13 +18,13 @@ Other trigger types are refused with a message naming the supported one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
+from opencts.clock import iso_ms
 from opencts.errors import BadRequest, NotFound, QuotaExceeded
 from opencts.functions.repository import FunctionRecord, parse_urn
 from opencts.notifications import store as notifications_store
@@ -46,11 +46,6 @@ _TO_NOTIFICATION: dict[str, Literal["enabled", "disabled"]] = {"ACTIVE": "enable
 _TO_TRIGGER = {v: k for k, v in _TO_NOTIFICATION.items()}
 
 TriggerStatus = Literal["ACTIVE", "DISABLED"]
-
-
-def _iso(ms: int) -> str:
-    """FunctionGraph's datetimes: ISO-8601 strings, which the SDK parses with ``dateutil``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def check_type(trigger_type_code: str) -> None:
@@ -116,10 +111,26 @@ class CreateTriggerBody(_Body):
 
 
 class UpdateTriggerBody(_Body):
-    """``UpdateTriggerRequestBody``: a new status, and for CTS triggers new ``name``/``operations``."""
+    """``UpdateTriggerRequestBody``: a new status, and for CTS triggers new ``name``/``operations``.
+
+    The SDK's model types ``event_data`` as a list of queue settings (``is_serial``, ``polling_interval``,
+    …), which no CTS trigger has: a list of empty objects means no change, anything in it is refused.
+    """
 
     trigger_status: TriggerStatus | None = None
-    event_data: dict[str, Any] | None = None
+    event_data: dict[str, Any] | list[dict[str, Any]] | None = None
+
+    def cts_event_data(self) -> dict[str, Any] | None:
+        data = self.event_data
+        if not isinstance(data, list):
+            return data
+        named = sorted({key for item in data for key, value in item.items() if value is not None})
+        if named:
+            raise BadRequest(
+                f"event_data: {', '.join(named)} do not apply to CTS triggers; a CTS trigger's event_data is"
+                " {name, operations}"
+            )
+        return None
 
 
 def parse_event_data(data: dict[str, Any]) -> CtsEventData:
@@ -164,8 +175,8 @@ def render(row: Row[Any]) -> dict[str, Any]:
         "trigger_type_code": "CTS",
         "trigger_status": _TO_TRIGGER.get(row.status, "DISABLED"),
         "event_data": {"name": row.name, "operations": operations},
-        "last_updated_time": _iso(int(row.update_time)),
-        "created_time": _iso(int(row.create_time)),
+        "last_updated_time": iso_ms(int(row.update_time)),
+        "created_time": iso_ms(int(row.create_time)),
     }
 
 
@@ -243,9 +254,10 @@ def update_trigger(
     config: dict[str, Any] = orjson.loads(row.config)
     status = _TO_NOTIFICATION[body.trigger_status] if body.trigger_status else row.status
     name, operations = row.name, config.get("operations") or []
-    if body.event_data is not None:
+    changes = body.cts_event_data()
+    if changes is not None:
         current = render(row)["event_data"]
-        data = parse_event_data({**current, **body.event_data})
+        data = parse_event_data({**current, **changes})
         name, operations = data.name, data.operations_body()
     notification = UpdateNotificationRequestBody.model_validate(
         {
@@ -261,8 +273,8 @@ def update_trigger(
     )
     notifications_store.update(conn, project_id=function.project_id, body=notification)
     values: dict[str, Any] = {"status": _TO_TRIGGER[status], "updated_at": now}
-    if body.event_data is not None:
-        values["event_data"] = orjson.dumps(body.event_data).decode()
+    if changes is not None:
+        values["event_data"] = orjson.dumps(changes).decode()
     conn.execute(update(function_triggers).where(function_triggers.c.trigger_id == trigger_id).values(values))
     return show(conn, function=function, trigger_type_code=trigger_type_code, trigger_id=trigger_id)
 
