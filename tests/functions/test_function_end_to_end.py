@@ -35,9 +35,15 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdksmn.v2 import PublishMessageRequest, PublishMessageRequestBody, SmnClient
 
 from opencts.api.app import create_app
 from opencts.config import Settings
+from opencts.functions import repository
+from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.templates import TEMPLATES, source
 from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
 from opencts.iam.signature import HmacAuth
@@ -106,6 +112,7 @@ class Stack:
     inbox: Inbox
     topic: str
     db: Any
+    app: Any
 
     @property
     def project(self) -> str:
@@ -237,7 +244,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             [link] = CONFIRM.findall(inbox.mails[0][1])
             async with httpx.AsyncClient(timeout=30) as anonymous:
                 assert (await anonymous.get(link, headers={"Accept": "application/json"})).status_code == 200
-            yield Stack(url, settings, creds, api, inbox, topic, app.state.services.db)
+            yield Stack(url, settings, creds, api, inbox, topic, app.state.services.db, app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 60)
@@ -287,3 +294,39 @@ async def test_the_seeds_sample_runs_as_written_and_shows_its_bug(stack: Stack) 
     assert stack.inbox.alarms() == ["Illegal operation[  IP:10.0.0.1,  Action:login]"]
     results = await stack.invocation_results()
     assert results.count("action is fail") == 2 and "reasonable login" in results
+
+
+async def test_the_sdk_publishes_with_a_functions_temporary_credentials(stack: Stack) -> None:
+    """``BasicCredentials(...).with_security_token(...)``, as a handler builds it from its context."""
+    filename, handler, _ = TEMPLATES["login-whitelist"]
+    urn = await stack.deploy("sdk_user", filename, source("login-whitelist"), handler, {})
+    services = stack.app.state.services
+    record = await services.db.read(lambda conn: repository.get_by_urn(conn, stack.project, urn))
+    issued = await AgencyCredentials(services.db, services.box)(record, record.timeout)
+    assert issued is not None
+
+    def publish(credentials: Any) -> Any:
+        client = (
+            SmnClient.new_builder()
+            .with_http_config(HttpConfig.get_default_config())
+            .with_credentials(credentials)
+            .with_endpoint(stack.url)
+            .build()
+        )
+        body = PublishMessageRequestBody(
+            subject="CTSTrigger", message="Illegal operation[IP:198.51.100.1, Action:login]"
+        )
+        return client.publish_message(PublishMessageRequest(topic_urn=stack.topic, body=body))
+
+    temporary = BasicCredentials(issued.access_key, issued.secret_key, stack.project).with_security_token(
+        issued.security_token
+    )
+    sent = await asyncio.to_thread(publish, temporary)
+    assert sent.message_id
+    await until(lambda: stack.inbox.alarms(), "the published alarm")
+    assert stack.inbox.alarms() == ["Illegal operation[IP:198.51.100.1, Action:login]"]
+
+    without_token = BasicCredentials(issued.access_key, issued.secret_key, stack.project)
+    with pytest.raises(ClientRequestException) as caught:
+        await asyncio.to_thread(publish, without_token)
+    assert caught.value.status_code == 401
