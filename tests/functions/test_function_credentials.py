@@ -139,6 +139,12 @@ async def test_the_token_and_the_signed_keys_publish_in_the_functions_project(wo
         resp = await c.post(publish_path(world.project, world.topic), json=MESSAGE)
         assert resp.status_code == 200, resp.text
     assert messages(world).count(MESSAGE["message"]) == 2
+    # the trail names the agency and the function, not a user
+    listed = await world.admin.get(f"/v3/{world.project}/traces", params={"trace_name": "publishMessage"})
+    users = [t["user"] for t in listed.json()["traces"]]
+    assert len(users) == 2 and all(u["type"] == "AssumedAgency" for u in users)
+    assert {u["id"] for u in users} == {world.record.func_id} and users[0]["name"] == "serverless_trust"
+    assert {u.get("access_key_id") for u in users} == {None, issued.access_key}
 
 
 async def test_they_are_refused_in_another_project_and_on_account_routes(world: World) -> None:

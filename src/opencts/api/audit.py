@@ -43,6 +43,10 @@ def _user_of(principal: Principal) -> dict[str, Any]:
         "principal_urn": f"iam::{principal.domain_id}:user:{principal.user_name}",
         "type": "User",
     }
+    if principal.temporary:
+        # a function acting through its agency (iam.temporary): the agency by name, the function by id
+        user["principal_urn"] = f"iam::{principal.domain_id}:agency:{principal.user_name}"
+        user["type"] = "AssumedAgency"
     if principal.access_key:
         user["access_key_id"] = principal.access_key
     return user
