@@ -230,6 +230,17 @@ async def test_ten_cts_triggers_per_project(world: World) -> None:
     assert eleventh.status_code == 400 and "at most 10 CTS triggers" in eleventh.json()["error_msg"]
     assert len(await world.fun_notifications()) == 10
     assert len((await world.client.get(world.path())).json()) == 5
+    # the CTS API counts the same triggers: an eleventh fun notification is refused there too
+    body = {
+        "notification_name": "via_cts",
+        "operation_type": "customized",
+        "operations": [{"service_type": "IAM", "resource_type": "user", "trace_names": ["login"]}],
+        "topic_id": world.urn,
+    }
+    refused = await world.client.post(f"/v3/{world.project}/notifications", json=body)
+    assert (
+        refused.status_code == 400 and "at most 10 notifications of type fun" in refused.json()["error_msg"]
+    )
 
 
 async def test_names_are_unique_and_functions_must_exist(world: World) -> None:

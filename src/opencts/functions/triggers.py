@@ -29,6 +29,7 @@ from opencts.errors import BadRequest, NotFound, QuotaExceeded
 from opencts.functions.repository import FunctionRecord, parse_urn
 from opencts.notifications import store as notifications_store
 from opencts.notifications.model import (
+    MAX_FUN_NOTIFICATIONS,
     CreateNotificationRequestBody,
     NotificationName,
     Operation,
@@ -38,7 +39,7 @@ from opencts.store.tables import function_triggers, notifications, projects
 from opencts.validation import describe
 
 SUPPORTED_TYPES = ("CTS",)
-MAX_CTS_TRIGGERS = 10
+MAX_CTS_TRIGGERS = MAX_FUN_NOTIFICATIONS
 MAX_SERVICES = 10
 MAX_OPERATIONS = 100
 #: trigger status ↔ notification status

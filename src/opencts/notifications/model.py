@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 MAX_NOTIFICATIONS = 100
+#: notifications of type fun are FunctionGraph's CTS triggers, of which a project has at most 10
+MAX_FUN_NOTIFICATIONS = 10
 MAX_OPERATIONS = 1_000
 MAX_SERVICES = 100
 MAX_USER_GROUPS = 10

@@ -21,6 +21,7 @@ from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 from opencts.iam.projects import lock_project
 from opencts.notifications.matcher import Notification
 from opencts.notifications.model import (
+    MAX_FUN_NOTIFICATIONS,
     MAX_NOTIFICATIONS,
     CreateNotificationRequestBody,
     TopicRef,
@@ -62,6 +63,23 @@ def _check_topic(conn: Connection, project_id: str, topic_id: str, ref: TopicRef
             )
 
 
+def _check_fun_quota(conn: Connection, project_id: str, *, other_than: str | None = None) -> None:
+    """A fun notification is a CTS trigger (``functions.triggers``): at most 10 per project."""
+    stmt = (
+        select(func.count())
+        .select_from(notifications)
+        .where(notifications.c.project_id == project_id, notifications.c.notification_type == "fun")
+    )
+    if other_than is not None:
+        stmt = stmt.where(notifications.c.notification_id != other_than)
+    used = int(conn.execute(stmt).scalar_one())
+    if used >= MAX_FUN_NOTIFICATIONS:
+        raise QuotaExceeded(
+            f"a project may have at most {MAX_FUN_NOTIFICATIONS} notifications of type fun (CTS triggers of"
+            f" functions) and has {used}; delete one to create another"
+        )
+
+
 def _name_taken(conn: Connection, project_id: str, name: str, *, other_than: str | None = None) -> bool:
     stmt = select(notifications.c.notification_id).where(
         notifications.c.project_id == project_id, notifications.c.name == name
@@ -93,6 +111,8 @@ def create(conn: Connection, *, project_id: str, body: CreateNotificationRequest
     ref = body.topic
     if ref is not None and body.topic_id is not None:
         _check_topic(conn, project_id, body.topic_id, ref)
+        if ref.kind == "fun":
+            _check_fun_quota(conn, project_id)
     notification_id = str(uuid.uuid4())
     now = now_ms()
     try:
@@ -131,6 +151,9 @@ def update(conn: Connection, *, project_id: str, body: UpdateNotificationRequest
     ref = body.topic
     if ref is not None and body.topic_id is not None:
         _check_topic(conn, project_id, body.topic_id, ref)
+        if ref.kind == "fun" and kind != "fun":
+            _lock_project(conn, project_id)
+            _check_fun_quota(conn, project_id, other_than=row.notification_id)
         topic_id, kind = body.topic_id, ref.kind
     try:
         with conn.begin_nested():
