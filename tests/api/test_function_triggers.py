@@ -15,12 +15,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, insert, select
 
-from opencts.api.app import create_app
+from cts_helpers import in_process_api
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.functions import repository, triggers
-from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
-from opencts.iam.signature import HmacAuth
+from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.store import Database
 from opencts.store.tables import function_triggers, functions, notifications
 
@@ -97,14 +96,9 @@ class World:
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        urn = insert_function(app.state.services.db, creds.project_id, "audit")
-        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080", auth=auth) as c:
-            yield World(app, c, creds, urn)
+    async with in_process_api(settings) as api:
+        urn = insert_function(api.app.state.services.db, api.project, "audit")
+        yield World(api.app, api.client, api.creds, urn)
 
 
 async def test_a_cts_trigger_is_a_fun_notification_of_the_function(world: World) -> None:

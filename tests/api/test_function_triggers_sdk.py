@@ -14,9 +14,7 @@ import zipfile
 from typing import Any
 
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import CtsClient, ListNotificationsRequest
 from huaweicloudsdkfunctiongraph.v2 import (
     BatchDeleteFunctionTriggersRequest,
@@ -35,18 +33,10 @@ from huaweicloudsdkfunctiongraph.v2 import (
     UpdateTriggerRequestBody,
 )
 
+from cts_helpers import admin_sdk_client
+from opencts.testing.server import ServerProcess
+
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
-
-
-def build(client_class: Any, server: Any) -> Any:
-    creds = server.creds
-    return (
-        client_class.new_builder()
-        .with_http_config(HttpConfig.get_default_config())
-        .with_credentials(BasicCredentials(creds.access_key, creds.secret_key, creds.project_id))
-        .with_endpoint(server.url)
-        .build()
-    )
 
 
 def make_function(fg: Any) -> str:
@@ -78,9 +68,9 @@ def fun_notifications(cts: Any) -> list[Any]:
     return list(cts.list_notifications(ListNotificationsRequest(notification_type="fun")).notifications or [])
 
 
-def test_trigger_operations_through_the_sdk(live_server: Any) -> None:
-    fg = build(FunctionGraphClient, live_server)
-    cts = build(CtsClient, live_server)
+def test_trigger_operations_through_the_sdk(live_server: ServerProcess) -> None:
+    fg = admin_sdk_client(FunctionGraphClient, live_server)
+    cts = admin_sdk_client(CtsClient, live_server)
     urn = make_function(fg)
     suffix = uuid.uuid4().hex[:6]
 
@@ -133,9 +123,9 @@ def test_trigger_operations_through_the_sdk(live_server: Any) -> None:
     fg.delete_function(DeleteFunctionRequest(function_urn=urn))
 
 
-def test_deleting_the_function_deletes_its_triggers(live_server: Any) -> None:
-    fg = build(FunctionGraphClient, live_server)
-    cts = build(CtsClient, live_server)
+def test_deleting_the_function_deletes_its_triggers(live_server: ServerProcess) -> None:
+    fg = admin_sdk_client(FunctionGraphClient, live_server)
+    cts = admin_sdk_client(CtsClient, live_server)
     urn = make_function(fg)
     fg.create_function_trigger(
         CreateFunctionTriggerRequest(
@@ -146,8 +136,8 @@ def test_deleting_the_function_deletes_its_triggers(live_server: Any) -> None:
     assert not [n for n in fun_notifications(cts) if n.topic_id == urn.removesuffix(":latest")]
 
 
-def test_unsupported_trigger_types_are_refused_by_name(live_server: Any) -> None:
-    fg = build(FunctionGraphClient, live_server)
+def test_unsupported_trigger_types_are_refused_by_name(live_server: ServerProcess) -> None:
+    fg = admin_sdk_client(FunctionGraphClient, live_server)
     urn = make_function(fg)
     body = CreateFunctionTriggerRequestBody(
         trigger_type_code="TIMER",

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from opencts.cli.main import app
-from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -31,21 +30,14 @@ def handler(event, context):
 """
 
 
-def run(server: Any, *args: str) -> tuple[int, str]:
+def run(server: ServerProcess, *args: str) -> tuple[int, str]:
     result = runner.invoke(
         app, [*args, "--endpoint", server.url, "--data-dir", str(server.data_dir)], env={"COLUMNS": "250"}
     )
     return result.exit_code, result.stdout + result.stderr
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.1)
-
-
-def deploy_source(server: Any, tmp_path: Path, name: str, code: str, *extra: str) -> str:
+def deploy_source(server: ServerProcess, tmp_path: Path, name: str, code: str, *extra: str) -> str:
     path = tmp_path / f"{name}.py"
     path.write_text(code)
     status, out = run(server, "functions", "deploy", str(path), *extra)
@@ -53,7 +45,7 @@ def deploy_source(server: Any, tmp_path: Path, name: str, code: str, *extra: str
     return out.strip()
 
 
-def test_deploy_list_invoke_and_redeploy(live_server: Any, tmp_path: Path) -> None:
+def test_deploy_list_invoke_and_redeploy(live_server: ServerProcess, tmp_path: Path) -> None:
     name = f"echo_{uuid.uuid4().hex[:6]}"
     urn = deploy_source(live_server, tmp_path, name, ECHO, "--env", "GREETING=hi", "--timeout", "10")
     assert urn.endswith(f":function:default:{name}:latest")
@@ -75,7 +67,7 @@ def test_deploy_list_invoke_and_redeploy(live_server: Any, tmp_path: Path) -> No
     assert status == 1 and "always fails" in out
 
 
-def test_invoke_with_the_cts_event_of_a_stored_trace(live_server: Any, tmp_path: Path) -> None:
+def test_invoke_with_the_cts_event_of_a_stored_trace(live_server: ServerProcess, tmp_path: Path) -> None:
     name = f"cts_{uuid.uuid4().hex[:6]}"
     deploy_source(live_server, tmp_path, name, ECHO)
     creds = live_server.creds
@@ -85,8 +77,7 @@ def test_invoke_with_the_cts_event_of_a_stored_trace(live_server: Any, tmp_path:
         "resource_type": "user", "time": int(time.time() * 1000) - 1000, "source_ip": "203.0.113.9",
         "code": "200", "user": {"name": "alice"},
     }  # fmt: skip
-    auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-    with httpx.Client(base_url=live_server.url, auth=auth) as api:
+    with live_server.client() as api:
         assert api.post(f"/v3/{creds.project_id}/traces", json={"traces": [trace]}).status_code == 200
     status, out = run(live_server, "functions", "invoke", name, "--cts-event", trace_id, "--json")
     assert status == 0, out
@@ -95,7 +86,7 @@ def test_invoke_with_the_cts_event_of_a_stored_trace(live_server: Any, tmp_path:
     assert status == 1 and "no trace 'no-such-trace'" in out
 
 
-def test_template_and_triggers(live_server: Any) -> None:
+def test_template_and_triggers(live_server: ServerProcess) -> None:
     name = f"guard_{uuid.uuid4().hex[:6]}"
     status, out = run(
         live_server, "functions", "create", name, "--template", "login-whitelist", "--env", "IP=10.0.0.1"
@@ -135,7 +126,7 @@ def test_template_and_triggers(live_server: Any) -> None:
     assert json.loads(out) == []
 
 
-def test_logs_and_dead_letters(live_server: Any, tmp_path: Path) -> None:
+def test_logs_and_dead_letters(live_server: ServerProcess, tmp_path: Path) -> None:
     name = f"bad_{uuid.uuid4().hex[:6]}"
     deploy_source(live_server, tmp_path, name, FAILING)
     status, out = run(live_server, "functions", "invoke", name, "--async")
@@ -148,7 +139,7 @@ def test_logs_and_dead_letters(live_server: Any, tmp_path: Path) -> None:
         found: list[dict[str, Any]] = json.loads(text)["dead_letters"]
         return found
 
-    wait_for(lambda: bool(dead()), "the invocation to fail every attempt")
+    wait_for(lambda: bool(dead()), 60, "the invocation to fail every attempt", interval=0.2)
     assert [d["request_id"] for d in dead()] == [request_id]
     status, out = run(live_server, "functions", "logs", name, "--request-id", request_id)
     assert status == 0 and "always fails" in out and request_id in out

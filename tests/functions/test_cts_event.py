@@ -16,12 +16,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from opencts.api.app import create_app
+from cts_helpers import in_process_api
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.functions.event import cts_event, cts_event_json
-from opencts.iam.bootstrap import read_credentials
-from opencts.iam.signature import HmacAuth
 from opencts.store.tables import traces
 
 #: a minute ago, inside the retention window
@@ -102,14 +100,10 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 async def stored(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """Every case's trace, and a real audited login, as stored bodies keyed by trace id ("login")."""
     settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        transport = httpx.ASGITransport(app=app)
-        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080", auth=auth) as c:
-            resp = await c.post(f"/v3/{creds.project_id}/traces", json={"traces": [t for _, t, _ in CASES]})
-            assert resp.status_code == 200, resp.text
+    async with in_process_api(settings) as api:
+        creds = api.creds
+        resp = await api.put([t for _, t, _ in CASES])
+        assert resp.status_code == 200, resp.text
         login = {
             "auth": {
                 "identity": {
@@ -125,9 +119,10 @@ async def stored(tmp_path: Path) -> dict[str, dict[str, Any]]:
                 "scope": {"project": {"id": creds.project_id}},
             }
         }
+        transport = httpx.ASGITransport(app=api.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as bare:
             assert (await bare.post("/v3/auth/tokens", json=login)).status_code == 201
-        db = app.state.services.db
+        db = api.app.state.services.db
         rows = await db.read(lambda conn: list(conn.execute(select(traces.c.trace_name, traces.c.body))))
     found: dict[str, dict[str, Any]] = {}
     for name, body in rows:

@@ -21,14 +21,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, insert, select
 
-from opencts.api.app import create_app
+from cts_helpers import in_process_api
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.functions import repository
 from opencts.functions.credentials import MARGIN_MS, AgencyCredentials
 from opencts.iam import temporary
 from opencts.iam.admin import create_project
-from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
+from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.signature import HmacAuth
 from opencts.store import Database
 from opencts.store.tables import functions, smn_messages
@@ -102,27 +102,26 @@ def add_function(conn: Connection, project_id: str, xrole: str | None) -> reposi
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0)
-    app = create_app(settings, start_consumers=False)
-    async with app.router.lifespan_context(app):
-        creds = read_credentials(settings.credentials_path)
-        db = app.state.services.db
+    async with in_process_api(settings) as api:
+        creds = api.creds
+        db = api.app.state.services.db
         record = db.write_sync(lambda conn: add_function(conn, creds.project_id, "serverless_trust"))
         other = db.write_sync(
             lambda conn: create_project(conn, domain_id=creds.domain_id, name="eu-de_other")
         )
+        # signed without a project: the admin acts in both projects of the account
+        transport = httpx.ASGITransport(app=api.app)
         admin_auth = HmacAuth(creds.access_key, creds.secret_key)
-        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://127.0.0.1:8080", auth=admin_auth
         ) as a:
             urns = []
             for project in (creds.project_id, other.id):
-                made = await a.post(
-                    f"/v2/{project}/notifications/topics", json={"name": "cts_test", "display_name": "x"}
-                )
+                body = {"name": "cts_test", "display_name": "x"}
+                made = await a.post(f"/v2/{project}/notifications/topics", json=body)
                 assert made.status_code == 200, made.text
                 urns.append(made.json()["topic_urn"])
-            yield World(app, creds, a, record, urns[0], urns[1], other.id)
+            yield World(api.app, creds, a, record, urns[0], urns[1], other.id)
 
 
 def messages(world: World) -> list[str]:

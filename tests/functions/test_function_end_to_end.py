@@ -15,108 +15,81 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email
-import email.policy
 import io
 import json
-import re
-import threading
-import time
 import zipfile
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from email.message import EmailMessage
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdksmn.v2 import PublishMessageRequest, PublishMessageRequestBody, SmnClient
 
-from opencts.api.app import create_app
-from opencts.config import Settings
 from opencts.functions import repository
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.templates import TEMPLATES, source
-from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
-from opencts.iam.signature import HmacAuth
+from opencts.iam.bootstrap import BootstrapCredentials
+from opencts.store import Database
 from opencts.store.tables import function_invocations
+from opencts.testing.peers import SmtpSink, links_in
+from opencts.testing.server import RunningServer, anonymous, running_server
+from opencts.testing.waiting import until
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).with_name("samples") / "login_logout_sample.py.txt"
 SAMPLE_HOST = '"https://smn."+regionName+".otc.t-systems.com/v2/"'
-CONFIRM = re.compile(r"https?://\S+/confirm\?token=\S+")
 OPERATIONS = ["IAM:user:login", "IAM:user:logout"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
-    """Wait without blocking the loop that serves OpenCTS."""
-    deadline = time.monotonic() + timeout
-    while not await _holds(predicate):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def _holds(predicate: Callable[[], Any]) -> bool:
-    value = predicate()
-    if asyncio.iscoroutine(value):
-        value = await value
-    return bool(value)
-
-
-@dataclass
-class Inbox:
-    """aiosmtpd's handler: every accepted message's subject and text."""
-
-    mails: list[tuple[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        part = msg.get_body(("plain",))
-        with self.lock:
-            self.mails.append((str(msg["Subject"]), str(part.get_content()) if part is not None else ""))
-        return "250 accepted"
-
-    def alarms(self) -> list[str]:
-        """The first line of each alarm (the rest is the unsubscribe footer)."""
-        with self.lock:
-            return [text.splitlines()[0] for _, text in self.mails if text.startswith("Illegal operation")]
+def alarms(sink: SmtpSink) -> list[str]:
+    """The first line of each alarm mail (the rest is the unsubscribe footer)."""
+    return [m.text.splitlines()[0] for m in sink.all() if m.text.startswith("Illegal operation")]
 
 
 @dataclass
 class Stack:
-    url: str
-    settings: Settings
-    creds: BootstrapCredentials
-    api: httpx.AsyncClient
-    inbox: Inbox
+    server: RunningServer
+    sink: SmtpSink
     topic: str
-    db: Any
-    app: Any
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     @property
     def project(self) -> str:
-        return self.creds.project_id
+        return self.server.project
+
+    @property
+    def creds(self) -> BootstrapCredentials:
+        return self.server.creds
+
+    @property
+    def api(self) -> httpx.AsyncClient:
+        return self.server.client
+
+    @property
+    def app(self) -> Any:
+        return self.server.app
+
+    @property
+    def db(self) -> Database:
+        db: Database = self.server.app.state.services.db
+        return db
+
+    @property
+    def region(self) -> str:
+        return str(self.server.app.state.services.settings.region)
+
+    def alarms(self) -> list[str]:
+        return alarms(self.sink)
 
     async def deploy(self, name: str, filename: str, code: bytes, handler: str, env: dict[str, str]) -> str:
         buffer = io.BytesIO()
@@ -206,66 +179,40 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    port = free_port()
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        bind=f"127.0.0.1:{port}",
-        trusted_proxies="127.0.0.1",
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_security="none",
-        smtp_from="cts@example.com",
-        functions_workers=2,
-        ingest_workers=0,
-    )
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: server.started or task.done(), "the server to start", 30)
-        if task.done():
-            task.result()
-        creds = read_credentials(settings.credentials_path)
-        url = f"http://127.0.0.1:{port}"
-        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-        async with httpx.AsyncClient(base_url=url, auth=auth, timeout=30) as api:
-            smn = f"/v2/{creds.project_id}/notifications"
-            made = await api.post(f"{smn}/topics", json={"name": "cts_test", "display_name": "CTS test"})
-            topic = str(made.json()["topic_urn"])
-            sub = await api.post(
-                f"{smn}/topics/{topic}/subscriptions",
-                json={"protocol": "email", "endpoint": "secops@example.com"},
-            )
-            assert sub.status_code == 200, sub.text
-            await until(lambda: inbox.mails, "the confirmation email", 30)
-            [link] = CONFIRM.findall(inbox.mails[0][1])
-            async with httpx.AsyncClient(timeout=30) as anonymous:
-                assert (await anonymous.get(link, headers={"Accept": "application/json"})).status_code == 200
-            yield Stack(url, settings, creds, api, inbox, topic, app.state.services.db, app)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 60)
-        smtp.stop()
+    with SmtpSink() as sink:
+        async with running_server(
+            tmp_path / "data",
+            trusted_proxies="127.0.0.1",
+            smtp_host="127.0.0.1",
+            smtp_port=sink.port,
+            smtp_security="none",
+            smtp_from="cts@example.com",
+            functions_workers=2,
+            ingest_workers=0,
+        ) as server:
+            topic = await server.topic("cts_test")
+            await server.subscribe(topic, "email", "secops@example.com")
+            mails = await until(sink.all, 30, "the confirmation email")
+            [link] = links_in(mails[0].text, "/confirm?token=")
+            assert (await anonymous("GET", link)).status_code == 200
+            yield Stack(server, sink, topic)
 
 
 async def test_the_template_alarms_for_logins_and_logouts_outside_its_whitelist(stack: Stack) -> None:
     filename, handler, _ = TEMPLATES["login-whitelist"]
     env = {
         "SMN_Topic": "cts_test",
-        "RegionName": stack.settings.region,
+        "RegionName": stack.region,
         "IP": "10.0.0.0/8, 2001:db8::/32",
         "SMN_ENDPOINT": stack.url,
     }
     await stack.deploy("guard", filename, source("login-whitelist"), handler, env)
 
     token = await stack.login("203.0.113.9")
-    await until(lambda: len(stack.inbox.alarms()) >= 1, "the login alarm")
+    await until(lambda: len(stack.alarms()) >= 1, 60, "the login alarm")
     await stack.logout("203.0.113.9", token)
-    await until(lambda: len(stack.inbox.alarms()) >= 2, "the logout alarm")
-    assert stack.inbox.alarms() == [
+    await until(lambda: len(stack.alarms()) >= 2, 60, "the logout alarm")
+    assert stack.alarms() == [
         "Illegal operation[IP:203.0.113.9, Action:login]",
         "Illegal operation[IP:203.0.113.9, Action:logout]",
     ]
@@ -273,8 +220,8 @@ async def test_the_template_alarms_for_logins_and_logouts_outside_its_whitelist(
     # whitelisted, by range: an address in 10.0.0.0/8 and one in 2001:db8::/32, each login and logout
     for ip in ("10.0.0.1", "2001:db8::7"):
         await stack.logout(ip, await stack.login(ip))
-    await until(lambda: stack.finished(6), "the six invocations to finish")
-    assert len(stack.inbox.alarms()) == 2
+    await until(lambda: stack.finished(6), 60, "the six invocations to finish")
+    assert len(stack.alarms()) == 2
     results = await stack.invocation_results()
     assert results.count("send alarm success") == 2 and results.count("reasonable login") == 2
 
@@ -283,15 +230,15 @@ async def test_the_seeds_sample_runs_as_written_and_shows_its_bug(stack: Stack) 
     code = SAMPLE.read_text()
     assert SAMPLE_HOST in code
     code = code.replace(SAMPLE_HOST, json.dumps(stack.url + "/v2/"))  # the one change a user makes
-    env = {"SMN_Topic": "cts_test", "RegionName": stack.settings.region, "IP": "10.0.0.1"}
+    env = {"SMN_Topic": "cts_test", "RegionName": stack.region, "IP": "10.0.0.1"}
     await stack.deploy("sample", "index.py", code.encode(), "index.handler", env)
 
     listed = await stack.login("10.0.0.1")  # whitelisted: the sample alarms
-    await until(lambda: stack.inbox.alarms(), "the sample's alarm for the whitelisted address")
+    await until(lambda: stack.alarms(), 60, "the sample's alarm for the whitelisted address")
     await stack.logout("10.0.0.1", listed)  # logouts are never checked
     await stack.logout("203.0.113.9", await stack.login("203.0.113.9"))  # outside: no alarm
-    await until(lambda: stack.finished(4), "the four invocations to finish")
-    assert stack.inbox.alarms() == ["Illegal operation[  IP:10.0.0.1,  Action:login]"]
+    await until(lambda: stack.finished(4), 60, "the four invocations to finish")
+    assert stack.alarms() == ["Illegal operation[  IP:10.0.0.1,  Action:login]"]
     results = await stack.invocation_results()
     assert results.count("action is fail") == 2 and "reasonable login" in results
 
@@ -323,8 +270,8 @@ async def test_the_sdk_publishes_with_a_functions_temporary_credentials(stack: S
     )
     sent = await asyncio.to_thread(publish, temporary)
     assert sent.message_id
-    await until(lambda: stack.inbox.alarms(), "the published alarm")
-    assert stack.inbox.alarms() == ["Illegal operation[IP:198.51.100.1, Action:login]"]
+    await until(lambda: stack.alarms(), 60, "the published alarm")
+    assert stack.alarms() == ["Illegal operation[IP:198.51.100.1, Action:login]"]
 
     without_token = BasicCredentials(issued.access_key, issued.secret_key, stack.project)
     with pytest.raises(ClientRequestException) as caught:

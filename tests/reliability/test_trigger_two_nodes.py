@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from opencts.iam.bootstrap import BootstrapCredentials, read_credentials
+from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.signature import HmacAuth
+from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -40,72 +39,8 @@ TRACES = 120
 
 
 @dataclass
-class Node:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def start_node(data_dir: Path, env: dict[str, str]) -> Node:
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENCTS_")}
-    exe = Path(sys.executable).with_name("opencts")
-    args = ["serve", "--data-dir", str(data_dir), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
-    proc = subprocess.Popen(
-        [str(exe), *args], env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    node = Node(f"http://127.0.0.1:{port}", proc)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise AssertionError(f"the node exited with {proc.returncode}: {err}")
-        try:
-            return httpx.get(f"{node.url}/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(healthy, 60, "the node to answer /health")
-    except BaseException:
-        stop_node(node)
-        raise
-    return node
-
-
-def stop_node(node: Node) -> str:
-    node.process.terminate()
-    try:
-        node.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        node.process.kill()
-        node.process.wait()
-    stderr = node.process.stderr
-    if stderr is None or stderr.closed:
-        return ""
-    err = stderr.read().decode()
-    stderr.close()
-    return err
-
-
-@dataclass
 class Cluster:
-    nodes: list[Node]
+    nodes: list[ServerProcess]
     creds: BootstrapCredentials
     database_url: str
 
@@ -117,15 +52,15 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
         "OPENCTS_INGEST_WORKERS": "0",
         "OPENCTS_FUNCTIONS_WORKERS": "2",
     }
-    first = start_node(tmp_path / "first", env)
+    first = ServerProcess(tmp_path / "first", env).start()
     nodes = [first]
     try:
-        key = (tmp_path / "first" / "master.key").read_text().strip()
-        nodes.append(start_node(tmp_path / "second", {**env, "OPENCTS_MASTER_KEY": key}))
-        yield Cluster(nodes, read_credentials(tmp_path / "first" / "credentials.json"), postgres_url)
+        key = (first.data_dir / "master.key").read_text().strip()
+        nodes.append(ServerProcess(tmp_path / "second", {**env, "OPENCTS_MASTER_KEY": key}).start())
+        yield Cluster(nodes, first.creds, postgres_url)
     finally:
-        errors = [stop_node(node) for node in nodes]
-    assert not any("Traceback" in err for err in errors), errors
+        logs = [node.stop() for node in nodes]
+    assert not any("Traceback" in log for log in logs), logs
 
 
 def trace(n: int) -> dict[str, Any]:
