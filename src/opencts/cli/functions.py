@@ -328,6 +328,19 @@ def stored_trace(client: ApiClient, trace_id: str) -> dict[str, Any]:
     raise fail(f"no trace {trace_id!r} in project {client.project}")
 
 
+def read_event(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (``-``: standard input)."""
+    try:
+        doc = json.loads(sys.stdin.read() if str(path) == "-" else path.read_text())
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise fail(f"{path}: not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise fail(f"{path}: the event must be a JSON object")
+    return doc
+
+
 @app.command("invoke")
 def invoke(
     function: FunctionArg,
@@ -346,16 +359,7 @@ def invoke(
     """Invoke a function with an event, and print its result and log (exit 1 if the handler failed)."""
     if event is not None and cts_event_of is not None:
         raise fail("give --event or --cts-event, not both")
-    doc: Any = {}
-    if event is not None:
-        try:
-            doc = json.loads(sys.stdin.read() if str(event) == "-" else event.read_text())
-        except OSError as exc:
-            raise fail(f"cannot read {event}: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise fail(f"{event}: not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise fail(f"{event}: the event must be a JSON object")
+    doc = read_event(event) if event is not None else {}
     with session(endpoint, data_dir) as client:
         if cts_event_of is not None:
             doc = cts_event(stored_trace(client, cts_event_of))
