@@ -26,7 +26,8 @@ from opencts.functions import repository, triggers
 from opencts.functions.event import cts_event
 from opencts.iam.bootstrap import bootstrap
 from opencts.iam.secrets import SecretBox
-from opencts.notifications.notifier import MatcherCache, NotifierConsumer
+from opencts.notifications.cache import MatcherCache
+from opencts.notifications.notifier import NotifierConsumer
 from opencts.store import Database, trace_log
 from opencts.store.tables import function_invocations, functions, notification_alarms
 from opencts.traces.ingest import prepare

@@ -34,8 +34,8 @@ Deleter = Annotated[Principal, Depends(require("functiongraph:trigger:delete"))]
 
 
 def _changed(services: Services, project_id: str) -> None:
-    services.notifications.invalidate(project_id)
-    services.notifications.warm(services.db, project_id)
+    services.matchers.invalidate(project_id)
+    services.matchers.warm(services.db, project_id)
 
 
 @router.post(_BASE, name="createFunctionTrigger", status_code=201, summary="Create a trigger (CTS)")

@@ -268,7 +268,7 @@ async def delete_function(
 
     record = await services.db.write(remove)
     service.forget(record.func_id)
-    services.notifications.invalidate(project_id)
+    services.matchers.invalidate(project_id)
     return Response(status_code=204)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from opencts.clock import iso_ms
 from opencts.errors import BadRequest, NotFound, QuotaExceeded
 from opencts.functions.repository import FunctionRecord, parse_urn
-from opencts.notifications import store as notifications_store
+from opencts.notifications import repository as notifications_repository
 from opencts.notifications.model import (
     MAX_FUN_NOTIFICATIONS,
     CreateNotificationRequestBody,
@@ -211,7 +211,7 @@ def create(
         topic_id=function.func_urn,
         status=_TO_NOTIFICATION[body.trigger_status],
     )
-    made = notifications_store.create(conn, project_id=project_id, body=notification)
+    made = notifications_repository.create(conn, project_id=project_id, body=notification)
     trigger_id = str(made["notification_id"])
     conn.execute(
         insert(function_triggers).values(
@@ -272,7 +272,7 @@ def update_trigger(
             "status": status,
         }
     )
-    notifications_store.update(conn, project_id=function.project_id, body=notification)
+    notifications_repository.update(conn, project_id=function.project_id, body=notification)
     values: dict[str, Any] = {"status": _TO_TRIGGER[status], "updated_at": now}
     if changes is not None:
         values["event_data"] = orjson.dumps(changes).decode()
@@ -303,7 +303,7 @@ def delete_for_function(conn: Connection, function: FunctionRecord) -> int:
 def _delete(conn: Connection, project_id: str, ids: list[str]) -> None:
     if not ids:
         return
-    notifications_store.delete_many(conn, project_id=project_id, ids=ids)
+    notifications_repository.delete_many(conn, project_id=project_id, ids=ids)
     conn.execute(delete(function_triggers).where(function_triggers.c.trigger_id.in_(ids)))
 
 

@@ -363,7 +363,8 @@ notification_alarms = Table(
     Column("trace_id", String(64), primary_key=True),
     Column("project_id", String(32), nullable=False),
     Column("message_id", String(32)),  # the SMN message published, when one was
-    Column("outcome", String(16), nullable=False),  # published | no_topic | unsendable | invoked | no_function
+    # published | no_topic | unsendable (SMN); invoked | no_function (CTS triggers)
+    Column("outcome", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
 Index("ix_notification_alarms_created", notification_alarms.c.created_at)
