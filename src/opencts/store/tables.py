@@ -17,6 +17,7 @@ Which migration brings which table:
 - 0011: ``traces.submitter``
 - 0012: ``server_keys``
 - 0013: ``functions``, ``function_triggers``, ``function_invocations``
+- 0014: ``temporary_credentials``
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
 """
