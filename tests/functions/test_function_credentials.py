@@ -22,14 +22,14 @@ from fastapi import FastAPI
 from sqlalchemy import Connection, insert, select
 
 from cts_helpers import in_process_api
+from opencts.client.signing import HmacAuth
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.functions import repository
 from opencts.functions.credentials import MARGIN_MS, AgencyCredentials
 from opencts.iam import temporary
-from opencts.iam.admin import create_project
 from opencts.iam.bootstrap import BootstrapCredentials
-from opencts.iam.signature import HmacAuth
+from opencts.iam.projects import create_project
 from opencts.store import Database
 from opencts.store.tables import functions, smn_messages
 

@@ -24,8 +24,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from opencts.client.signing import HmacAuth
 from opencts.iam.bootstrap import BootstrapCredentials
-from opencts.iam.signature import HmacAuth
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
