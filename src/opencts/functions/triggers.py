@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from opencts.clock import iso_ms
 from opencts.errors import BadRequest, NotFound, QuotaExceeded
 from opencts.functions.repository import FunctionRecord, parse_urn
+from opencts.iam.projects import lock_project
 from opencts.notifications import repository as notifications_repository
 from opencts.notifications.model import (
     MAX_FUN_NOTIFICATIONS,
@@ -35,7 +36,7 @@ from opencts.notifications.model import (
     Operation,
     UpdateNotificationRequestBody,
 )
-from opencts.store.tables import function_triggers, notifications, projects
+from opencts.store.tables import function_triggers, notifications
 from opencts.validation import describe
 
 SUPPORTED_TYPES = ("CTS",)
@@ -196,8 +197,7 @@ def create(
     check_type(body.trigger_type_code)
     data = parse_event_data(body.event_data)
     project_id = function.project_id
-    # the project row's lock (PostgreSQL) keeps two concurrent creates from both passing the count
-    conn.execute(select(projects.c.id).where(projects.c.id == project_id).with_for_update()).first()
+    lock_project(conn, project_id)  # two concurrent creates cannot both pass the count
     used = count(conn, project_id)
     if used >= MAX_CTS_TRIGGERS:
         raise QuotaExceeded(

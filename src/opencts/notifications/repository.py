@@ -152,7 +152,7 @@ def update(conn: Connection, *, project_id: str, body: UpdateNotificationRequest
     if ref is not None and body.topic_id is not None:
         _check_topic(conn, project_id, body.topic_id, ref)
         if ref.kind == "fun" and kind != "fun":
-            _lock_project(conn, project_id)
+            lock_project(conn, project_id)
             _check_fun_quota(conn, project_id, other_than=row.notification_id)
         topic_id, kind = body.topic_id, ref.kind
     try:
