@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/export.py
 	$(BIN)/python benchmarks/matching.py
 	$(BIN)/python benchmarks/alerts.py
+	$(BIN)/python benchmarks/functions_runtime.py
+	$(BIN)/python benchmarks/functions.py
 	$(BIN)/python benchmarks/smn_latency.py
 	$(BIN)/python benchmarks/query.py --reuse
 
