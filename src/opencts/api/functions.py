@@ -365,34 +365,38 @@ async def list_async_invocations(
     status = request.query_params.get("status") or None
     if status is not None and status not in INVOCATION_STATUSES:
         raise BadRequest(f"status: must be one of {', '.join(INVOCATION_STATUSES)}")
+    body = await _invocation_page(
+        services,
+        request,
+        project_id,
+        function_urn,
+        status=status,
+        request_id=request.query_params.get("request_id") or None,
+        begin=_time_param(request, "query_begin_time"),
+        end=_time_param(request, "query_end_time"),
+    )
+    return json_response(body)
+
+
+async def _invocation_page(
+    services: Services, request: Request, project_id: str, function_urn: str, **where: Any
+) -> dict[str, Any]:
+    """A page of a function's async and trigger invocations: ``marker`` is an offset, ``limit`` ≤ 500."""
     marker = _int_param(request, "marker", 0, low=0, high=10**9)
     limit = _int_param(request, "limit", 100, low=1, high=500)
-    begin = _time_param(request, "query_begin_time")
-    end = _time_param(request, "query_end_time")
-    request_id = request.query_params.get("request_id") or None
 
     def read(conn: Any) -> tuple[list[Any], int, int]:
         record = repository.get_by_urn(conn, project_id, function_urn)
         return invocations.list_invocations(
-            conn,
-            project_id=project_id,
-            func_id=record.func_id,
-            request_id=request_id,
-            status=status,
-            begin=begin,
-            end=end,
-            marker=marker,
-            limit=limit,
+            conn, project_id=project_id, func_id=record.func_id, marker=marker, limit=limit, **where
         )
 
     rows, next_marker, count = await services.db.read(read)
-    return json_response(
-        {
-            "invocations": [_invocation_object(r) for r in rows],
-            "count": count,
-            "next_marker": next_marker if next_marker < count else 0,
-        }
-    )
+    return {
+        "invocations": [_invocation_object(r) for r in rows],
+        "count": count,
+        "next_marker": next_marker if next_marker < count else 0,
+    }
 
 
 class CancelBody(BaseModel):
@@ -434,23 +438,8 @@ async def show_invocation(
 async def list_dead_letters(
     project_id: str, function_urn: str, request: Request, services: ServicesDep, caller: Getter
 ) -> Response:
-    marker = _int_param(request, "marker", 0, low=0, high=10**9)
-    limit = _int_param(request, "limit", 100, low=1, high=500)
-
-    def read(conn: Any) -> tuple[list[Any], int, int]:
-        record = repository.get_by_urn(conn, project_id, function_urn)
-        return invocations.list_invocations(
-            conn, project_id=project_id, func_id=record.func_id, status="FAIL", marker=marker, limit=limit
-        )
-
-    rows, next_marker, count = await services.db.read(read)
-    return json_response(
-        {
-            "dead_letters": [_invocation_object(r) for r in rows],
-            "count": count,
-            "next_marker": next_marker if next_marker < count else 0,
-        }
-    )
+    page = await _invocation_page(services, request, project_id, function_urn, status="FAIL")
+    return json_response({"dead_letters": page.pop("invocations"), **page})
 
 
 class RedriveBody(BaseModel):

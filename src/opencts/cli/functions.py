@@ -27,7 +27,17 @@ import typer
 from rich.markup import escape
 
 from opencts.cli.client import ApiClient
-from opencts.cli.common import Column, DataDirOpt, EndpointOpt, JsonOpt, console, fail, fit_table, session
+from opencts.cli.common import (
+    Column,
+    DataDirOpt,
+    EndpointOpt,
+    JsonOpt,
+    console,
+    fail,
+    fit_table,
+    print_json,
+    session,
+)
 from opencts.functions.event import cts_event
 from opencts.functions.templates import TEMPLATES, source
 
@@ -182,6 +192,13 @@ def _deploy(
     return updated
 
 
+def _print_deployed(done: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(done)
+    else:
+        console.print(done["func_urn"])
+
+
 @app.command("deploy")
 def deploy(
     path: Annotated[Path, typer.Argument(help="A directory (zipped whole) or a single .py file.")],
@@ -227,10 +244,7 @@ def deploy(
             env=parse_env(env) if env else None,
             agency=agency,
         )
-    if as_json:
-        sys.stdout.write(json.dumps(done, ensure_ascii=False) + "\n")
-        return
-    console.print(done["func_urn"])
+    _print_deployed(done, as_json)
 
 
 @app.command("create")
@@ -272,10 +286,7 @@ def create(
             env=variables,
             agency=agency,
         )
-    if as_json:
-        sys.stdout.write(json.dumps(done, ensure_ascii=False) + "\n")
-        return
-    console.print(done["func_urn"])
+    _print_deployed(done, as_json)
 
 
 @app.command("list")
@@ -293,7 +304,7 @@ def list_functions(
             if not marker:
                 break
     if as_json:
-        sys.stdout.write(json.dumps({"functions": found}, ensure_ascii=False) + "\n")
+        print_json({"functions": found})
         return
     rows = [
         [
@@ -375,7 +386,7 @@ def invoke(
         )
         result = client.check(resp).json()
     if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        print_json(result)
     else:
         if result.get("log"):
             console.print(escape(str(result["log"]).rstrip("\n")), style="dim")
@@ -422,7 +433,7 @@ def logs(
             ids = [request_id]
         records = [client.request("GET", f"{_base(client)}/{urn}/invocations/{rid}").json() for rid in ids]
     if as_json:
-        sys.stdout.write(json.dumps({"invocations": records}, ensure_ascii=False) + "\n")
+        print_json({"invocations": records})
         return
     if not records:
         console.print("no queued or triggered invocations yet")
@@ -457,7 +468,7 @@ def dead_letters(
             return
         found = client.request("GET", f"{_base(client)}/{urn}/dead-letters").json()
     if as_json:
-        sys.stdout.write(json.dumps(found, ensure_ascii=False) + "\n")
+        print_json(found)
         return
     rows = _invocation_rows(found["dead_letters"])
     console.print(fit_table(INVOCATION_COLUMNS, rows, title=f"{found['count']} dead letter(s)"))
@@ -507,7 +518,7 @@ def triggers_add(
             "POST", _triggers_path(client, _urn(client, function, package)), body=body
         ).json()
     if as_json:
-        sys.stdout.write(json.dumps(made, ensure_ascii=False) + "\n")
+        print_json(made)
         return
     console.print(made["trigger_id"])
 
@@ -524,7 +535,7 @@ def triggers_list(
     with session(endpoint, data_dir) as client:
         found = client.request("GET", _triggers_path(client, _urn(client, function, package))).json()
     if as_json:
-        sys.stdout.write(json.dumps(found, ensure_ascii=False) + "\n")
+        print_json(found)
         return
     rows = []
     for t in found:

@@ -27,6 +27,7 @@ from opencts.cli.common import (
     console,
     fail,
     fit_table,
+    print_json,
     session,
     topic_urn,
 )
@@ -119,7 +120,7 @@ def list_notifications(
     if name is not None:
         found = [n for n in found if n["notification_name"] == name]
     if as_json:
-        sys.stdout.write(json.dumps({"notifications": found}, ensure_ascii=False) + "\n")
+        print_json({"notifications": found})
         return
     rows = []
     for n in found:
@@ -205,7 +206,7 @@ def create(
             body["topic_id"] = topic_urn(client, topic)
         made = client.request("POST", _path(client), body=body).json()
     if as_json:
-        sys.stdout.write(json.dumps(made, ensure_ascii=False) + "\n")
+        print_json(made)
         return
     console.print(made["notification_id"])
 
