@@ -145,6 +145,13 @@ def get_by_id(conn: Connection, func_id: str) -> FunctionRecord | None:
     return _record(row) if row is not None else None
 
 
+def _reload(conn: Connection, func_id: str) -> FunctionRecord:
+    """The row as just written in this transaction (so it exists)."""
+    found = get_by_id(conn, func_id)
+    assert found is not None
+    return found
+
+
 def code_of(conn: Connection, func_id: str, digest: str) -> bytes:
     """The zip the runtime unpacks; NotFound if the function changed its code since ``digest``."""
     data = conn.execute(
@@ -202,9 +209,7 @@ def create(
             conn.execute(insert(functions).values(**values))
     except IntegrityError:
         raise Conflict(f"function {body.package}/{body.func_name} exists already in this project") from None
-    found = get_by_id(conn, str(values["func_id"]))
-    assert found is not None
-    return found
+    return _reload(conn, str(values["func_id"]))
 
 
 def set_encrypted_user_data(conn: Connection, record: FunctionRecord, sealed: str | None) -> FunctionRecord:
@@ -212,9 +217,7 @@ def set_encrypted_user_data(conn: Connection, record: FunctionRecord, sealed: st
     conn.execute(
         update(functions).where(functions.c.func_id == record.func_id).values(encrypted_user_data=sealed)
     )
-    found = get_by_id(conn, record.func_id)
-    assert found is not None
-    return found
+    return _reload(conn, record.func_id)
 
 
 def update_code(
@@ -232,9 +235,7 @@ def update_code(
             last_modified=now,
         )
     )
-    found = get_by_id(conn, record.func_id)
-    assert found is not None
-    return found
+    return _reload(conn, record.func_id)
 
 
 def update_config(
@@ -270,9 +271,7 @@ def update_config(
             last_modified=now,
         )
     )
-    found = get_by_id(conn, record.func_id)
-    assert found is not None
-    return found
+    return _reload(conn, record.func_id)
 
 
 def delete_function(conn: Connection, record: FunctionRecord) -> None:

@@ -91,10 +91,12 @@ def _claim(conn: Connection, hit: Hit, outcome: str, now: int) -> bool:
 def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts:
     """Claim each hit and publish the claimed ones; all inside the caller's single transaction."""
     counts = AlarmCounts()
+    #: function URN -> func_id (None: gone), looked up once per batch however many traces hit it
+    functions: dict[tuple[str, str], str | None] = {}
     for hit in hits:
         n = hit.notification
         if n.notification_type == "fun":
-            _invoke(conn, hit, counts, now)
+            _invoke(conn, hit, counts, now, functions)
             continue
         if hit.message is None:
             counts.unsendable += _claim(conn, hit, UNSENDABLE, now)
@@ -124,7 +126,16 @@ def record_alarms(conn: Connection, hits: list[Hit], *, now: int) -> AlarmCounts
     return counts
 
 
-def _invoke(conn: Connection, hit: Hit, counts: AlarmCounts, now: int) -> None:
+def _func_id(conn: Connection, project_id: str, urn: str) -> str | None:
+    try:
+        return functions_repository.get_by_urn(conn, project_id, urn).func_id
+    except (NotFound, BadRequest):
+        return None
+
+
+def _invoke(
+    conn: Connection, hit: Hit, counts: AlarmCounts, now: int, functions: dict[tuple[str, str], str | None]
+) -> None:
     """A CTS trigger's hit: claim it, then queue the invocation, both in the caller's transaction."""
     n = hit.notification
     if hit.event is None:
@@ -133,9 +144,11 @@ def _invoke(conn: Connection, hit: Hit, counts: AlarmCounts, now: int) -> None:
     if not _claim(conn, hit, INVOKED, now):
         counts.duplicates += 1
         return
-    try:
-        function = functions_repository.get_by_urn(conn, n.project_id, n.topic_id)
-    except (NotFound, BadRequest):
+    key = (n.project_id, n.topic_id)
+    if key not in functions:
+        functions[key] = _func_id(conn, n.project_id, n.topic_id)
+    func_id = functions[key]
+    if func_id is None:
         log.warning(
             "CTS trigger %s (%s): function %s no longer exists; trace %s not handed over",
             n.name,
@@ -149,7 +162,7 @@ def _invoke(conn: Connection, hit: Hit, counts: AlarmCounts, now: int) -> None:
     invocations.enqueue(
         conn,
         project_id=n.project_id,
-        func_id=function.func_id,
+        func_id=func_id,
         source="trigger",
         event=hit.event,
         now=now,
