@@ -152,6 +152,50 @@ class Settings(BaseSettings):
         7, ge=1, le=3650, description="Days a finished invocation's record (result, log) is kept."
     )
 
+    # -- Archive: trace files in object storage, encryption keys, digests and the Merkle ledger ------------
+    storage_url: str | None = Field(
+        None,
+        description="Where trackers' buckets live: file://DIR (a bucket is a folder) or s3:// (an"
+        " S3-compatible store: OBS, MinIO, AWS S3); default file://DATA_DIR/buckets.",
+    )
+    s3_endpoint: str | None = Field(
+        None, description="Endpoint URL of the S3-compatible store (https://obs.REGION.example.com)."
+    )
+    s3_access_key: str | None = Field(None, description="Access key of the S3-compatible store.")
+    s3_secret_key: SecretStr | None = Field(
+        None, description="Secret key of the S3-compatible store (never logged)."
+    )
+    s3_region: str | None = Field(
+        None, description="Region the S3-compatible store signs for; default REGION."
+    )
+    transfer_interval: float = Field(
+        60.0, gt=0, le=3600, description="Seconds between two transfers of a tracker's new traces to files."
+    )
+    kms_master_key: SecretStr | None = Field(
+        None,
+        description="Key sealing the key service's key material: 32 bytes in base64; default the KMS master"
+        " key file.",
+    )
+    kms_master_key_file: Path | None = Field(
+        None,
+        description="File holding the KMS master key (base64); default kms-master.key in the data dir,"
+        " generated (0600) on first start.",
+    )
+    checkpoint_interval: float = Field(
+        60.0, gt=0, le=86400, description="Seconds between two signed checkpoints of a project's Merkle tree."
+    )
+    signing_key_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Days a digest and checkpoint signing key signs before a new one takes over.",
+    )
+    ledger_origin: str | None = Field(
+        None,
+        description="Origin line of checkpoints (C2SP tlog-checkpoint), followed by /PROJECT_ID; default"
+        " opencts.REGION.",
+    )
+
     @field_validator("bind")
     @classmethod
     def _bind_has_port(cls, value: str) -> str:

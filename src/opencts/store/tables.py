@@ -460,3 +460,11 @@ temporary_credentials = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 Index("ix_temporary_credentials_expires", temporary_credentials.c.expires_at)
+
+# -- archive: the key service (migration 0015) -------------------------------------------------------------
+
+# -- archive: trace files and the transfer (migration 0016) -----------------------------------------------
+
+# -- archive: the Merkle ledger and signing keys (migration 0017) ----------------------------------------
+
+# -- archive: hourly digests (migration 0018) ------------------------------------------------------------
