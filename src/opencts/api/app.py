@@ -27,6 +27,9 @@ from opencts.api import (
 )
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
+from opencts.archive import planner
+from opencts.archive.storage import open_store as open_object_store
+from opencts.archive.transfer import Transfer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
@@ -78,9 +81,15 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if services.functions is not None:
             services.functions.credentials = AgencyCredentials(db, opened.box)
+        services.objects = await asyncio.to_thread(open_object_store, settings)
+        transfer = services.transfer = Transfer(db, services.objects, settings)
         app.state.services = services
         runners = [
-            ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
+            ConsumerRunner(
+                db,
+                RetentionConsumer(db, retention_ms=settings.retention_ms, hold=planner.retention_hold),
+                services.signal,
+            ),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),
             ConsumerRunner(
                 db,
@@ -103,12 +112,15 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             services.smn.start()
         if start_consumers and services.functions is not None:
             services.functions.start()
+        if start_consumers:
+            transfer.start()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await transfer.close()
             if services.functions is not None:
                 await services.functions.close()
             if services.smn is not None:

@@ -8,6 +8,7 @@ Handlers only translate HTTP to calls into :mod:`opencts.trackers`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +17,7 @@ from fastapi.responses import Response
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import ServicesDep
+from opencts.archive import buckets
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
 from opencts.notifications import repository as notification_repository
@@ -78,6 +80,8 @@ async def create_tracker(
         lambda conn: repository.create_tracker(conn, project_id=project_id, body=body)
     )
     services.policies.invalidate(project_id)
+    if services.objects is not None:
+        await asyncio.to_thread(buckets.prepare, services.objects, services.settings.region, tracker)
     return json_response(tracker, 201)
 
 

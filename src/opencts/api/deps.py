@@ -18,6 +18,8 @@ from opencts.traces.writer import TraceWriter
 from opencts.trackers.recording import PolicyCache
 
 if TYPE_CHECKING:
+    from opencts.archive.storage import ObjectStore
+    from opencts.archive.transfer import Transfer
     from opencts.functions.service import FunctionService
     from opencts.smn.service import SmnService
 
@@ -39,6 +41,9 @@ class Services:
     matchers: MatcherCache = field(default_factory=MatcherCache)
     #: FunctionGraph: the runtime pool and the invocation queue's worker
     functions: FunctionService | None = None
+    #: the trackers' buckets, and the transfer of trace files into them (issue 12)
+    objects: ObjectStore | None = None
+    transfer: Transfer | None = None
 
 
 def get_services(request: Request) -> Services:

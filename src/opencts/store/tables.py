@@ -18,6 +18,7 @@ Which migration brings which table:
 - 0012: ``server_keys``
 - 0013: ``functions``, ``function_triggers``, ``function_invocations``
 - 0014: ``temporary_credentials``
+- 0016: ``trace_files``, ``transfer_state`` (and the ``transfer`` row of ``consumer_cursors``)
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
 """
@@ -464,6 +465,50 @@ Index("ix_temporary_credentials_expires", temporary_credentials.c.expires_at)
 # -- archive: the key service (migration 0015) -------------------------------------------------------------
 
 # -- archive: trace files and the transfer (migration 0016) -----------------------------------------------
+
+#: every trace file the transfer planned: one row per (tracker, service folder, log range), named at planning;
+#: ``status`` planned -> written. A planned row is a leased queue row (``next_attempt_at``, ``claim``).
+trace_files = Table(
+    "trace_files",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("tracker_id", String(36), nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),  # the traces' kind: system | data
+    Column("tracker_name", String(64), nullable=False),
+    Column("service", String(64)),  # the service folder; NULL when the tracker does not sort by service
+    Column("bucket", String(64), nullable=False),
+    Column("object_key", String(1024), nullable=False, unique=True),
+    Column("compress", String(8), nullable=False),  # gzip | json
+    Column("kms_id", String(128)),  # encrypted under this key when set
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("trace_count", Integer, nullable=False),
+    Column("oldest_time", BigInteger, nullable=False),
+    Column("newest_time", BigInteger, nullable=False),
+    Column("stamp_ms", BigInteger, nullable=False),  # planning time: the folder date and the name's stamp
+    Column("status", String(8), nullable=False),  # planned | written
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),  # due time; while claimed, the lease end
+    Column("claim", String(32)),
+    Column("sha256", String(64)),  # hex of the object's bytes as stored
+    Column("size", BigInteger),
+    Column("written_at", BigInteger),
+)
+Index("ix_trace_files_due", trace_files.c.status, trace_files.c.next_attempt_at)
+Index("ix_trace_files_tracker_stamp", trace_files.c.tracker_id, trace_files.c.stamp_ms)
+
+#: each tracker's transfer health: the failure it shows in ListTrackers (``detail``) and since when
+transfer_state = Table(
+    "transfer_state",
+    metadata,
+    Column("tracker_id", String(36), primary_key=True),
+    Column("detail", String(32)),  # noBucket | bucketPolicyError | kmsKeyDisabled | unavailable; NULL = fine
+    Column("message", Text),
+    Column("error_since", BigInteger),
+    Column("last_success", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
 
 # -- archive: the Merkle ledger and signing keys (migration 0017) ----------------------------------------
 

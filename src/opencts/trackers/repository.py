@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from opencts.archive import transfer_state
 from opencts.clock import now_ms
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 from opencts.iam.projects import lock_project
@@ -194,7 +195,8 @@ def list_trackers(
     if tracker_type is not None:
         stmt = stmt.where(trackers.c.tracker_type == tracker_type)
     rows = sorted(conn.execute(stmt), key=lambda r: (r.tracker_type != "system", r.create_time, r.name))
-    return [render(r, r.domain_id, listing=True) for r in rows]
+    failing = transfer_state.details(conn, [r.id for r in rows])
+    return [render(r, r.domain_id, listing=True, transfer_detail=failing.get(r.id)) for r in rows]
 
 
 def _lts_ids(project_id: str, stream: str) -> tuple[str, str]:
@@ -203,8 +205,14 @@ def _lts_ids(project_id: str, stream: str) -> tuple[str, str]:
     return str(group), str(uuid.uuid5(group, stream))
 
 
-def render(row: Row[Any], domain_id: str, *, listing: bool = False) -> dict[str, Any]:
-    """The tracker as CreateTracker (``listing=False``) or ListTrackers (``listing=True``) returns it."""
+def render(
+    row: Row[Any], domain_id: str, *, listing: bool = False, transfer_detail: str | None = None
+) -> dict[str, Any]:
+    """The tracker as CreateTracker (``listing=False``) or ListTrackers (``listing=True``) returns it.
+
+    While its transfer fails, ``status`` is ``error`` with the ``detail`` (noBucket, bucketPolicyError,
+    kmsKeyDisabled); the stored status, the user's enabled/disabled, comes back when the transfer recovers.
+    """
     config: dict[str, Any] = orjson.loads(row.config)
     system = row.tracker_type == "system"
     obs = config.get("obs_info", {})
@@ -249,6 +257,8 @@ def render(row: Row[Any], domain_id: str, *, listing: bool = False) -> dict[str,
             "search_enabled": True,  # OpenCTS lists data traces through ListTraces, unlike CTS
             "data_event": list(data.get("data_event", [])),
         }
+    if transfer_detail is not None:
+        out["status"], out["detail"] = "error", transfer_detail
     if listing and lts_enabled:
         out["group_id"], out["stream_id"] = _lts_ids(row.project_id, stream)
     return out

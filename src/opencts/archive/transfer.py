@@ -1,0 +1,329 @@
+"""The transfer: trace files written to each tracker's bucket, every ``transfer_interval`` seconds.
+
+Two steps, each safe to repeat and to run on several nodes at once:
+
+1. **Plan** (:mod:`opencts.archive.planner`): one transaction decides which traces go into which file,
+   names each file, and moves the ``transfer`` cursor by compare-and-set. A trace is planned once.
+2. **Write** (:class:`TransferWorker`, a :class:`~opencts.work_queue.QueueWorker`): a planned file is a
+   leased queue row. Any node claims it (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), reads the bodies of
+   exactly its log range for its tracker and service, encodes them (:mod:`opencts.archive.encoding`),
+   PUTs the object and records its SHA-256 and size, only under the claim it ran with.
+
+Why each trace lands in exactly one file: the plan is the only place a trace is assigned, and it happens
+once (the CAS). Writing may repeat (a crash after the PUT, a lease that ran out), but the object key is
+fixed in the plan and gzip runs with ``mtime=0``, so a repeat rewrites the same bytes under the same name.
+A failing store (``noBucket``, ``bucketPolicyError``, a disabled key) leaves the file planned and due
+again later; the tracker shows the failure; nothing is lost and the catch-up writes the same files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import orjson
+from sqlalchemy import Connection, func, select, update
+
+from opencts.archive import encoding, planner, transfer_state
+from opencts.archive.files import PLANNED, WRITTEN
+from opencts.archive.layout import ROOT, Compress
+from opencts.archive.storage import ObjectStore, StorageError
+from opencts.clock import now_ms
+from opencts.config import Settings
+from opencts.store import Database
+from opencts.store.tables import trace_files, traces, trackers
+from opencts.work_queue import QueueWorker
+
+log = logging.getLogger(__name__)
+
+#: seals a file's content for (project_id, kms_id); raises an error with ``detail`` ``kmsKeyDisabled``...
+Sealer = Callable[[str, str, bytes], bytes]
+#: a failed file waits 2**attempts seconds, up to this long, before the next try
+MAX_BACKOFF_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    claim: str
+    tracker_id: str
+    project_id: str
+    kind: str
+    tracker_name: str
+    service: str | None
+    bucket: str
+    object_key: str
+    compress: Compress
+    kms_id: str | None
+    first_seq: int
+    last_seq: int
+    trace_count: int
+    #: the tracker asks for its bucket to be created (``obs_info.is_obs_created``)
+    create_bucket: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: int
+    claim: str
+    tracker_id: str
+    sha256: str | None = None
+    size: int = 0
+    detail: str | None = None
+    message: str = ""
+
+
+def read_bodies(conn: Connection, job: Job) -> list[bytes]:
+    """The bodies of exactly the file's traces, in seq order."""
+    t = traces.c
+    conds = [
+        t.seq >= job.first_seq,
+        t.seq <= job.last_seq,
+        t.project_id == job.project_id,
+        t.kind == job.kind,
+    ]
+    if job.kind == "data":
+        conds.append(t.tracker_name == job.tracker_name)
+    if job.service is not None:
+        conds.append(t.service_type == job.service)
+    return [bytes(row[0]) for row in conn.execute(select(t.body).where(*conds).order_by(t.seq))]
+
+
+def _create_wanted(config: str | None) -> bool:
+    if config is None:
+        return False
+    return bool((orjson.loads(config).get("obs_info") or {}).get("is_obs_created"))
+
+
+class TransferWorker(QueueWorker[Job, Outcome]):
+    """Writes planned files: claim, read, encode, PUT, record under the claim."""
+
+    name = "transfer"
+
+    def __init__(
+        self,
+        db: Database,
+        store: ObjectStore,
+        *,
+        region: str,
+        lease_ms: int,
+        seal: Sealer | None = None,
+        concurrency: int = 4,
+        poll_seconds: float = 1.0,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        super().__init__(db, concurrency=concurrency, poll_seconds=poll_seconds, clock=clock)
+        self.store = store
+        self.region = region
+        self.lease_ms = lease_ms
+        self.seal = seal
+
+    def claim(self, conn: Connection, *, now: int, limit: int) -> list[Job]:
+        f = trace_files.c
+        ids = list(
+            conn.execute(
+                select(f.id)
+                .where(f.status == PLANNED, f.next_attempt_at <= now)
+                .order_by(f.next_attempt_at, f.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if not ids:
+            return []
+        claim = uuid.uuid4().hex
+        conn.execute(
+            update(trace_files)
+            .where(f.id.in_(ids))
+            .values(claim=claim, attempts=f.attempts + 1, next_attempt_at=now + self.lease_ms)
+        )
+        rows = conn.execute(
+            select(trace_files, trackers.c.config)
+            .outerjoin(trackers, trackers.c.id == f.tracker_id)
+            .where(f.id.in_(ids))
+            .order_by(f.id)
+        )
+        return [
+            Job(
+                id=r.id,
+                claim=claim,
+                tracker_id=r.tracker_id,
+                project_id=r.project_id,
+                kind=r.kind,
+                tracker_name=r.tracker_name,
+                service=r.service,
+                bucket=r.bucket,
+                object_key=r.object_key,
+                compress="json" if r.compress == "json" else "gzip",
+                kms_id=r.kms_id,
+                first_seq=r.first_seq,
+                last_seq=r.last_seq,
+                trace_count=r.trace_count,
+                create_bucket=_create_wanted(r.config),
+            )
+            for r in rows
+        ]
+
+    def next_due(self, conn: Connection) -> int | None:
+        f = trace_files.c
+        value = conn.execute(select(func.min(f.next_attempt_at)).where(f.status == PLANNED)).scalar()
+        return int(value) if value is not None else None
+
+    def record(self, conn: Connection, results: list[Outcome], *, now: int) -> None:
+        f = trace_files.c
+        for r in results:
+            mine = (f.id == r.id, f.claim == r.claim, f.status == PLANNED)
+            if r.sha256 is not None:
+                done = conn.execute(
+                    update(trace_files)
+                    .where(*mine)
+                    .values(status=WRITTEN, sha256=r.sha256, size=r.size, written_at=now, claim=None)
+                    .returning(f.id)
+                ).first()
+                if done is not None:
+                    transfer_state.succeeded(conn, r.tracker_id, now)
+                continue
+            attempts = conn.execute(select(f.attempts).where(*mine)).scalar()
+            if attempts is None:
+                continue  # the claim was lost: another attempt owns the row now
+            backoff = min(MAX_BACKOFF_MS, 1000 * 2 ** min(int(attempts), 16))
+            conn.execute(update(trace_files).where(*mine).values(claim=None, next_attempt_at=now + backoff))
+            transfer_state.failed(conn, r.tracker_id, r.detail or "unavailable", r.message, now)
+
+    async def attempt(self, job: Job) -> Outcome:
+        try:
+            bodies = await self.db.read(lambda conn: read_bodies(conn, job))
+            if len(bodies) != job.trace_count:
+                log.warning(
+                    "file %s: %d traces planned, %d found in the log",
+                    job.object_key,
+                    job.trace_count,
+                    len(bodies),
+                )
+            blob = await asyncio.to_thread(self._encode, job, bodies)
+            await asyncio.to_thread(self._put, job, blob)
+        except StorageError as exc:
+            return Outcome(job.id, job.claim, job.tracker_id, detail=exc.detail, message=str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            detail = getattr(exc, "detail", None)
+            if not isinstance(detail, str):
+                log.warning("writing %s failed: %r", job.object_key, exc)
+                detail = "unavailable"
+            return Outcome(job.id, job.claim, job.tracker_id, detail=detail, message=str(exc))
+        return Outcome(
+            job.id, job.claim, job.tracker_id, sha256=hashlib.sha256(blob).hexdigest(), size=len(blob)
+        )
+
+    def _encode(self, job: Job, bodies: list[bytes]) -> bytes:
+        data = encoding.encode(bodies, job.compress)
+        if job.kms_id is not None:
+            if self.seal is None:
+                raise StorageError("unavailable", "trace file encryption needs the key service")
+            data = self.seal(job.project_id, job.kms_id, data)
+        return data
+
+    def _put(self, job: Job, blob: bytes) -> None:
+        try:
+            self.store.put(job.bucket, job.object_key, blob)
+        except StorageError as exc:
+            if exc.detail != "noBucket" or not job.create_bucket:
+                raise
+            self.store.create_bucket(job.bucket, self.region)
+            self.store.put(job.bucket, job.object_key, blob)
+
+
+def lease_ms(settings: Settings) -> int:
+    """How long a claimed file stays with its writer: ten intervals, between 10 s and 5 min.
+
+    A writer that dies holds its files this long; a writer that outlives its lease only makes another node
+    write the same bytes under the same name again.
+    """
+    return int(min(300.0, max(10.0, 10 * settings.transfer_interval)) * 1000)
+
+
+class Transfer:
+    """The transfer on this node: the planner every interval, the writer, and bucket housekeeping."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: ObjectStore,
+        settings: Settings,
+        *,
+        seal: Sealer | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.worker = TransferWorker(
+            db, store, region=settings.region, lease_ms=lease_ms(settings), seal=seal, clock=clock
+        )
+        self._rules: set[tuple[str, int]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def plan(self) -> int:
+        """Plan every file the log allows now; returns how many. Losing a race to another node is fine."""
+        total = 0
+        while True:
+            plan = partial(planner.plan, now=self.clock(), region=self.settings.region)
+            try:
+                result = await self.db.write(plan)
+            except planner.PlanConflict:
+                return total  # another node planned this range
+            total += result.files
+            if result.files:
+                self.worker.wake()
+            if not result.more:
+                return total
+
+    async def housekeeping(self) -> None:
+        """Data trackers' lifecycle rules (once per process and rule), and the local store's sweep."""
+        targets = await self.db.read(planner.targets)
+        rules = {(t.bucket, t.lifecycle_days) for t in targets if t.lifecycle_days}
+        for bucket, days in sorted(rules - self._rules):
+            try:
+                await asyncio.to_thread(self.store.set_expiry, bucket, f"{ROOT}/", days)
+            except (StorageError, NotImplementedError) as exc:
+                log.info("lifecycle rule for bucket %s not set yet: %s", bucket, exc)
+                continue
+            self._rules.add((bucket, days))
+        expire = getattr(self.store, "expire", None)
+        if expire is not None:
+            await asyncio.to_thread(expire, self.clock())
+
+    async def drain(self) -> None:
+        """Plan and write everything due now (tests, the CLI)."""
+        await self.plan()
+        await self.worker.drain()
+
+    async def _plan_forever(self) -> None:
+        while True:
+            try:
+                await self.plan()
+                await self.housekeeping()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("transfer planning failed; retrying in %.1fs", self.settings.transfer_interval)
+            await asyncio.sleep(self.settings.transfer_interval)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._plan_forever(), name="transfer-plan"),
+            asyncio.create_task(self.worker.run_forever(), name="transfer-write"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.worker.close()
