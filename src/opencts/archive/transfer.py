@@ -28,6 +28,7 @@ from functools import partial
 
 import orjson
 from sqlalchemy import Connection, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from opencts.archive import encoding, planner, transfer_state
 from opencts.archive.files import PLANNED, WRITTEN
@@ -277,8 +278,8 @@ class Transfer:
             plan = partial(planner.plan, now=self.clock(), region=self.settings.region)
             try:
                 result = await self.db.write(plan)
-            except planner.PlanConflict:
-                return total  # another node planned this range
+            except (planner.PlanConflict, IntegrityError):
+                return total  # another node planned this range first (the CAS, or the same object key)
             total += result.files
             if result.files:
                 self.worker.wake()
