@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: seals a file's content for (project_id, kms_id); raises an error with ``detail`` ``kmsKeyDisabled``...
 Sealer = Callable[[str, str, bytes], bytes]
-#: a failed file waits 2**attempts seconds, up to this long, before the next try
-MAX_BACKOFF_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +190,9 @@ class TransferWorker(QueueWorker[Job, Outcome]):
             attempts = conn.execute(select(f.attempts).where(*mine)).scalar()
             if attempts is None:
                 continue  # the claim was lost: another attempt owns the row now
-            backoff = min(MAX_BACKOFF_MS, 1000 * 2 ** min(int(attempts), 16))
+            # 2**attempts seconds before the next try, at most a lease (ten intervals): a store back up
+            # is written to within ten intervals
+            backoff = min(self.lease_ms, 1000 * 2 ** min(int(attempts), 16))
             conn.execute(update(trace_files).where(*mine).values(claim=None, next_attempt_at=now + backoff))
             transfer_state.failed(conn, r.tracker_id, r.detail or "unavailable", r.message, now)
 
