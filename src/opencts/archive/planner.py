@@ -12,7 +12,6 @@ rows: every trace is planned into exactly one file, once. Writing the files is a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,52 +123,109 @@ def plan(conn: Connection, *, now: int, region: str, batch: int = PLAN_BATCH) ->
     end, more, files = bound, False, 0
     if found:
         t = traces.c
-        rows = conn.execute(
-            select(t.seq, t.project_id, t.kind, t.tracker_name, t.service_type, t.time, func.length(t.body))
-            .where(t.seq > start, t.seq <= bound)
-            .order_by(t.seq)
-            .limit(batch)
-        ).all()
-        if len(rows) == batch:
-            end, more = rows[-1][0], True
-        files = _insert_files(conn, found, rows, now=now, region=region)
+        nth = conn.execute(
+            select(t.seq).where(t.seq > start, t.seq <= bound).order_by(t.seq).offset(batch - 1).limit(1)
+        ).scalar()
+        if nth is not None and nth < bound:
+            end, more = int(nth), True
+        files = _insert_files(conn, found, start, end, now=now, region=region)
     _move_cursor(conn, start, end, now)
     return Plan(files, end, more)
 
 
-def _insert_files(
-    conn: Connection, found: list[Target], rows: Sequence[Any], *, now: int, region: str
-) -> int:
+@dataclass(slots=True)
+class _Group:
+    """What one file (or, when too large, several) of a tracker's service folder will hold."""
+
+    target: Target
+    service: str | None
+    count: int = 0
+    body_bytes: int = 0
+    first: int = 2**63
+    last: int = 0
+    oldest: int = 2**63
+    newest: int = 0
+
+    def add(self, count: int, size: int, first: int, last: int, oldest: int, newest: int) -> None:
+        self.count += count
+        self.body_bytes += size
+        self.first, self.last = min(self.first, first), max(self.last, last)
+        self.oldest, self.newest = min(self.oldest, oldest), max(self.newest, newest)
+
+
+def _groups(conn: Connection, found: list[Target], start: int, end: int) -> list[_Group]:
+    """Per tracker and service folder, the range's traces summed up by SQL (no row comes to Python)."""
     system = {t.project_id: t for t in found if t.kind == "system"}
     data = {(t.project_id, t.name): t for t in found if t.kind == "data"}
-    groups: dict[tuple[str, str | None], tuple[Target, list[Any]]] = {}
-    for row in rows:
-        target = system.get(row[1]) if row[2] == "system" else data.get((row[1], row[3]))
+    t = traces.c
+    columns = (t.project_id, t.kind, t.tracker_name, t.service_type)
+    stmt = (
+        select(
+            *columns,
+            func.count(),
+            func.sum(func.length(t.body)),
+            func.min(t.seq),
+            func.max(t.seq),
+            func.min(t.time),
+            func.max(t.time),
+        )
+        .where(t.seq > start, t.seq <= end)
+        .group_by(*columns)
+    )
+    groups: dict[tuple[str, str | None], _Group] = {}
+    for project, kind, tracker, service_type, *sums in conn.execute(stmt):
+        target = system.get(project) if kind == "system" else data.get((project, tracker))
         if target is None:
             continue
-        service = row[4] if target.by_service else None
-        groups.setdefault((target.tracker_id, service), (target, []))[1].append(row)
+        service = service_type if target.by_service else None
+        key = (target.tracker_id, service)
+        group = groups.get(key) or groups.setdefault(key, _Group(target, service))
+        group.add(*(int(v) for v in sums))
+    return list(groups.values())
+
+
+def _split(conn: Connection, group: _Group, start: int, end: int) -> list[_Group]:
+    """A group over the content limit, cut into files by its rows' sizes."""
+    target, t = group.target, traces.c
+    conds = [t.seq > start, t.seq <= end, t.project_id == target.project_id, t.kind == target.kind]
+    if target.kind == "data":
+        conds.append(t.tracker_name == target.name)
+    if group.service is not None:
+        conds.append(t.service_type == group.service)
+    rows = conn.execute(select(t.seq, t.time, func.length(t.body)).where(*conds).order_by(t.seq)).all()
+    cuts = [*encoding.split_points([r[2] for r in rows]), len(rows)]
+    parts = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        part = _Group(target, group.service)
+        for seq, time, size in rows[a:b]:
+            part.add(1, size, seq, seq, time, time)
+        parts.append(part)
+    return parts
+
+
+def _insert_files(
+    conn: Connection, found: list[Target], start: int, end: int, *, now: int, region: str
+) -> int:
     values: list[dict[str, Any]] = []
-    for (_, service), (target, members) in groups.items():
-        cuts = [*encoding.split_points([r[6] for r in members]), len(members)]
-        for a, b in zip(cuts, cuts[1:], strict=False):
-            values.append(_file(target, service, members[a:b], now=now, region=region))
+    for group in _groups(conn, found, start, end):
+        size = group.body_bytes + 2 + 2 * (group.count - 1)
+        parts = [group] if size <= encoding.MAX_CONTENT else _split(conn, group, start, end)
+        values.extend(_file(part, now=now, region=region) for part in parts)
     if values:
         conn.execute(insert(trace_files), values)
     return len(values)
 
 
-def _file(target: Target, service: str | None, rows: list[Any], *, now: int, region: str) -> dict[str, Any]:
-    first, last = rows[0][0], rows[-1][0]
-    times = [r[5] for r in rows]
+def _file(group: _Group, *, now: int, region: str) -> dict[str, Any]:
+    target = group.target
     key = layout.trace_file_key(
         region=region,
         project_id=target.project_id,
         tracker=target.name,
-        service=service,
+        service=group.service,
         prefix=target.prefix,
         at_ms=now,
-        random16=layout.file_random(target.tracker_id, service, first, last),
+        random16=layout.file_random(target.tracker_id, group.service, group.first, group.last),
         compress=target.compress,
         encrypted=target.kms_id is not None,
     )
@@ -178,16 +234,16 @@ def _file(target: Target, service: str | None, rows: list[Any], *, now: int, reg
         "project_id": target.project_id,
         "kind": target.kind,
         "tracker_name": target.name,
-        "service": service,
+        "service": group.service,
         "bucket": target.bucket,
         "object_key": key,
         "compress": target.compress,
         "kms_id": target.kms_id,
-        "first_seq": first,
-        "last_seq": last,
-        "trace_count": len(rows),
-        "oldest_time": min(times),
-        "newest_time": max(times),
+        "first_seq": group.first,
+        "last_seq": group.last,
+        "trace_count": group.count,
+        "oldest_time": group.oldest,
+        "newest_time": group.newest,
         "stamp_ms": now,
         "status": PLANNED,
         "attempts": 0,

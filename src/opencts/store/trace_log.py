@@ -354,3 +354,28 @@ def count_matching(
             raise ValueError(f"not a filter column: {column}")
         conds.append(traces.c[column] == value)
     return int(conn.execute(select(func.count()).select_from(traces).where(and_(*conds))).scalar_one())
+
+
+def range_bodies(
+    conn: Connection, *, first: int, last: int, project_id: str, kind: str, tracker_name: str | None = None
+) -> list[tuple[int, str, bytes]]:
+    """(seq, service_type, body) of one project's traces of ``kind`` with ``first <= seq <= last``, in seq
+    order: what the archive transfer writes into files. On SQLite through the driver (the rows are many
+    and their bodies large: SQLAlchemy's row processing would double the cost of the read)."""
+    if conn.dialect.name == "sqlite":
+        sql = (
+            "SELECT seq, service_type, body FROM traces"
+            " WHERE seq >= ? AND seq <= ? AND project_id = ? AND kind = ?"
+        )
+        params: list[Any] = [first, last, project_id, kind]
+        if tracker_name is not None:
+            sql += " AND tracker_name = ?"
+            params.append(tracker_name)
+        raw: Any = conn.connection.driver_connection
+        return [tuple(row) for row in raw.execute(sql + " ORDER BY seq", params)]
+    t = traces.c
+    conds = [t.seq >= first, t.seq <= last, t.project_id == project_id, t.kind == kind]
+    if tracker_name is not None:
+        conds.append(t.tracker_name == tracker_name)
+    stmt = select(t.seq, t.service_type, t.body).where(*conds).order_by(t.seq)
+    return [(row[0], row[1], bytes(row[2])) for row in conn.execute(stmt)]
