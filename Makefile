@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/functions.py
 	$(BIN)/python benchmarks/smn_latency.py
 	$(BIN)/python benchmarks/query.py --reuse
+	$(BIN)/python benchmarks/archive_transfer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

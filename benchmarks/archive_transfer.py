@@ -4,7 +4,7 @@
    no HTTP); the management tracker gets a bucket in the local folder store.
 2. ``Transfer.drain()`` plans and writes every file: reads the bodies back from the log, gzips them
    (level 6, mtime 0), writes each file atomically and records it. Its rate is the bodies' bytes over the
-   wall time.
+   wall time (best of three runs, each from an empty bucket and no file planned).
 3. gzip alone, in the same run, on the same bodies grouped and cut the same way (per service folder, 8 MiB of
    content): only ``gzip.compress``. Floor: the transfer reaches 0.7 of it.
 4. Ingest through ``POST /v3/{project_id}/traces`` on a server with the transfer off (no bucket) and on (a
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import shutil
 import threading
 import time
 from collections import defaultdict
@@ -26,19 +27,22 @@ from _measure import console, verdict
 from _server import bench_server, bootstrap_data_dir, scratch_space
 from _traces import TraceFactory, Universe, encode_batch
 from rich.table import Table
+from sqlalchemy import Connection, delete
 
-from opencts.archive import encoding
+from opencts.archive import encoding, planner
 from opencts.archive.storage import LocalStore
 from opencts.archive.transfer import Transfer
 from opencts.client.signing import HmacAuth
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.store import Database, trace_log
+from opencts.store.tables import consumer_cursors, trace_files
 from opencts.trackers import repository
 from opencts.trackers.model import UpdateTrackerRequestBody
 
 FLOOR_RATIO = 0.7
 INGEST_FLOOR = 0.5
+ROUNDS = 3
 BATCH = 1000
 
 
@@ -59,6 +63,12 @@ def fill(db: Database, factory: TraceFactory, count: int) -> dict[str, list[byte
         for row in rows:
             by_service[row.service_type].append(row.body)
     return by_service
+
+
+def forget_files(conn: Connection) -> None:
+    """Start the transfer over: no file planned, the cursor at the start."""
+    conn.execute(delete(trace_files))
+    conn.execute(delete(consumer_cursors).where(consumer_cursors.c.name == planner.CURSOR))
 
 
 def gzip_alone(by_service: dict[str, list[bytes]]) -> float:
@@ -85,10 +95,14 @@ def transfer_rate(root: Path, count: int) -> tuple[float, float, int]:
         universe = Universe(domain_id=creds.domain_id, domain_name=creds.domain_name)
         by_service = fill(db, TraceFactory(universe, creds.project_id, data_share=0.0), count)
         size = sum(len(b) for bodies in by_service.values() for b in bodies)
-        started = time.perf_counter()
-        asyncio.run(Transfer(db, store, settings).drain())
-        transfer_s = time.perf_counter() - started
-        gzip_s = gzip_alone(by_service)
+        transfer_s = gzip_s = float("inf")
+        for _ in range(ROUNDS):  # best of three: the machine is shared
+            started = time.perf_counter()
+            asyncio.run(Transfer(db, store, settings).drain())
+            transfer_s = min(transfer_s, time.perf_counter() - started)
+            gzip_s = min(gzip_s, gzip_alone(by_service))
+            db.write_sync(forget_files)
+            shutil.rmtree(data_dir / "buckets" / "bench-files" / "CloudTraces")
     finally:
         db.close()
     return size / transfer_s / 1e6, size / gzip_s / 1e6, size

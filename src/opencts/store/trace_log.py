@@ -361,10 +361,11 @@ def range_bodies(
 ) -> list[tuple[int, str, bytes]]:
     """(seq, service_type, body) of one project's traces of ``kind`` with ``first <= seq <= last``, in seq
     order: what the archive transfer writes into files. On SQLite through the driver (the rows are many
-    and their bodies large: SQLAlchemy's row processing would double the cost of the read)."""
+    and their bodies large: SQLAlchemy's row processing would double the cost of the read). ``NOT INDEXED``
+    keeps SQLite on the seq range: it would otherwise take the (project, kind, time) index and sort."""
     if conn.dialect.name == "sqlite":
         sql = (
-            "SELECT seq, service_type, body FROM traces"
+            "SELECT seq, service_type, body FROM traces NOT INDEXED"
             " WHERE seq >= ? AND seq <= ? AND project_id = ? AND kind = ?"
         )
         params: list[Any] = [first, last, project_id, kind]
@@ -372,7 +373,8 @@ def range_bodies(
             sql += " AND tracker_name = ?"
             params.append(tracker_name)
         raw: Any = conn.connection.driver_connection
-        return [tuple(row) for row in raw.execute(sql + " ORDER BY seq", params)]
+        rows: list[tuple[int, str, bytes]] = raw.execute(sql + " ORDER BY seq", params).fetchall()
+        return rows
     t = traces.c
     conds = [t.seq >= first, t.seq <= last, t.project_id == project_id, t.kind == kind]
     if tracker_name is not None:
