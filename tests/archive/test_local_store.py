@@ -81,7 +81,7 @@ def test_the_default_store_lives_in_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_lifecycle_rules_are_swept_by_expire(store: LocalStore) -> None:
-    """The local store keeps its rules in the bucket folder and applies them when asked (the transfer asks)."""
+    """The local store keeps its rules in the bucket folder and applies them when the transfer asks."""
     store.create_bucket("b1")
     store.put("b1", "CloudTraces/r/2026/1/2/t/old.json.gz", b"old")
     store.put("b1", "CloudTraces/r/2026/1/9/t/new.json.gz", b"new")

@@ -7,6 +7,7 @@ import json
 
 import boto3
 import pytest
+from mypy_boto3_s3.type_defs import LifecycleRuleTypeDef
 
 from opencts.archive.s3 import RULE_ID_PREFIX, WRITE_CHECK_KEY, S3Store
 from opencts.archive.storage import NoSuchObject, StorageError, open_store
@@ -115,7 +116,7 @@ def test_a_forbidden_bucket_is_a_policy_error(store: S3Store, s3_server: str, s3
 
 def test_lifecycle_rules_are_visible_to_any_s3_client(store: S3Store, s3_server: str) -> None:
     store.create_bucket("data-bucket")
-    other = {
+    other: LifecycleRuleTypeDef = {
         "ID": "someone-else",
         "Filter": {"Prefix": "logs/"},
         "Status": "Enabled",
