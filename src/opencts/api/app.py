@@ -22,17 +22,20 @@ from opencts.api import (
     health,
     iam,
     iam_admin,
+    kms,
     notifications,
     traces,
 )
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
+from opencts.archive import storage
 from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
+from opencts.kms.service import KeyService, open_box
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -78,6 +81,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if services.functions is not None:
             services.functions.credentials = AgencyCredentials(db, opened.box)
+        services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings))
+        services.storage = await asyncio.to_thread(storage.open_store, settings)
         app.state.services = services
         runners = [
             ConsumerRunner(db, RetentionConsumer(db, retention_ms=settings.retention_ms), services.signal),
@@ -141,4 +146,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(smn_api.router)
     app.include_router(function_triggers.router)
     app.include_router(functions.router)
+    app.include_router(kms.router)
     return app

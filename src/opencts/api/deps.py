@@ -18,7 +18,9 @@ from opencts.traces.writer import TraceWriter
 from opencts.trackers.recording import PolicyCache
 
 if TYPE_CHECKING:
+    from opencts.archive.storage import ObjectStore
     from opencts.functions.service import FunctionService
+    from opencts.kms import KeyService
     from opencts.smn.service import SmnService
 
 
@@ -39,6 +41,9 @@ class Services:
     matchers: MatcherCache = field(default_factory=MatcherCache)
     #: FunctionGraph: the runtime pool and the invocation queue's worker
     functions: FunctionService | None = None
+    #: the archive: the key service (KMS) and the object store trackers' buckets live in
+    kms: KeyService | None = None
+    storage: ObjectStore | None = None
 
 
 def get_services(request: Request) -> Services:
