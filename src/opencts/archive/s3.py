@@ -129,14 +129,19 @@ class S3Store:
         return None
 
     def create_bucket(self, bucket: str, location: str | None = None) -> None:
-        region = location or self.region
+        """Create ``bucket`` in the region the store signs for.
+
+        ``location`` (a tracker's ``bucket_location``) is not sent: S3 and OBS refuse a location
+        constraint other than the region of the endpoint the request goes to, so the bucket can only be
+        made where ``OPENCTS_S3_REGION`` says.
+        """
         try:
-            if region == "us-east-1":  # S3 refuses a location constraint naming its default region
+            if self.region == "us-east-1":  # S3 refuses a location constraint naming its default region
                 self._client.create_bucket(Bucket=bucket)
             else:
                 self._client.create_bucket(
                     Bucket=bucket,
-                    CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+                    CreateBucketConfiguration={"LocationConstraint": self.region},  # type: ignore[typeddict-item]
                 )
         except ClientError as exc:
             if _code(exc) in ("BucketAlreadyOwnedByYou",):
