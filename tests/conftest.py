@@ -17,6 +17,7 @@ from opencts.config import Settings
 from opencts.store import Database, migrate
 from opencts.testing.peers import HttpReceiver, SmtpSink
 from opencts.testing.ports import free_port
+from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from opencts.testing.server import ServerProcess
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENCTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -127,3 +128,34 @@ def gateway() -> Iterator[HttpReceiver]:
     """A receiver that confirms nothing: an SMS gateway, or a webhook whose test confirms it another way."""
     with HttpReceiver(auto_confirm=False) as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server(_moto_server: S3Server) -> str:
+    """The endpoint URL of an S3 server (moto's, over HTTP), emptied for this test.
+
+    One server serves the session (moto keeps buckets in this process's memory; each test starts with
+    none). A test that stops or restarts its server opens its own ``opencts.testing.s3.S3Server``.
+    """
+    _moto_server.reset()
+    return _moto_server.url
+
+
+@pytest.fixture
+def s3_settings(tmp_path: Path, s3_server: str) -> Settings:
+    """Settings whose buckets live in the test's S3 server (``OPENCTS_STORAGE_URL=s3://``)."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        bind="127.0.0.1:8080",
+        ingest_workers=0,
+        storage_url="s3://",
+        s3_endpoint=s3_server,
+        s3_access_key=ACCESS_KEY,
+        s3_secret_key=SECRET_KEY,
+    )

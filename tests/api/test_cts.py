@@ -259,6 +259,11 @@ async def test_trace_resources_and_users_come_from_the_catalogue(api: Api, make_
 
 async def test_check_obs_buckets(api: Api) -> None:
     path = f"/v3/{api.creds.domain_id}/checkbucket"
+    storage = api.app.state.services.storage
+    for bucket in ("trace-files", "secret-files"):
+        storage.create_bucket(bucket)
+    made = await api.client.post(f"/v1.0/{api.project}/kms/create-key", json={"key_alias": "files"})
+    key_id = made.json()["key_info"]["key_id"]
     resp = await api.client.post(
         path,
         json={
@@ -274,7 +279,7 @@ async def test_check_obs_buckets(api: Api) -> None:
                     "bucket_name": "secret-files",
                     "bucket_location": "cn-north-4",
                     "is_support_trace_files_encryption": True,
-                    "kms_id": "key-1",
+                    "kms_id": key_id,
                 },
             ]
         },
@@ -285,7 +290,7 @@ async def test_check_obs_buckets(api: Api) -> None:
     assert [c["response_code"] for c in checks] == [200, 400, 400, 200]
     assert checks[1]["error_code"] == "InvalidBucketName" and "lower-case" in checks[1]["error_message"]
     assert "kms_id" in checks[2]["error_message"]
-    assert resp.json()["buckets"][3]["kms_id"] == "key-1"
+    assert resp.json()["buckets"][3]["kms_id"] == key_id
     missing = await api.client.post(path, json={"buckets": [{"bucket_name": "b-b-b"}]})
     assert_error(missing, 400, "CTS.0001", "buckets.0.bucket_location: is required")
     assert_error(await api.client.post(path, json={"buckets": []}), 400, "CTS.0001", "buckets")

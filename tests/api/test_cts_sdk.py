@@ -179,6 +179,7 @@ def test_trace_resources_and_user_resources(
 
 
 def test_check_obs_buckets(client: Any, live_server: ServerProcess) -> None:
+    (live_server.data_dir / "buckets" / "good-bucket").mkdir(parents=True, exist_ok=True)
     resp = client.check_obs_buckets(
         CheckObsBucketsRequest(
             domain_id=live_server.creds.domain_id,

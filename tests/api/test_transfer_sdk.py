@@ -4,7 +4,6 @@ the trace files that result are listed and read with boto3, as a user would with
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +22,23 @@ from huaweicloudsdkcts.v3 import (
     ListTrackersRequest,
     TrackerObsInfo,
 )
-from moto.server import ThreadedMotoServer
 
 from cts_helpers import TraceFactory, admin_sdk_client
 from opencts.archive import encoding, layout
-from opencts.archive.storage import StorageError, open_store
 from opencts.client.signing import HmacAuth
-from opencts.config import Settings
-from opencts.testing.ports import free_port
+from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
-@pytest.fixture
-def s3_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 def s3(url: str) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=url,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
         region_name="us-east-1",
     )
 
@@ -77,21 +62,17 @@ def traces_in(files: dict[str, bytes]) -> Counter[str]:
 
 
 def test_sdk_trackers_produce_files_any_s3_client_lists(
-    s3_url: str, tmp_path: Path, make_trace: TraceFactory
+    s3_server: str, tmp_path: Path, make_trace: TraceFactory
 ) -> None:
     env = {
         "OPENCTS_TRANSFER_INTERVAL": "1",
         "OPENCTS_STORAGE_URL": "s3://",
-        "OPENCTS_S3_ENDPOINT": s3_url,
-        "OPENCTS_S3_ACCESS_KEY": "test",
-        "OPENCTS_S3_SECRET_KEY": "test",
+        "OPENCTS_S3_ENDPOINT": s3_server,
+        "OPENCTS_S3_ACCESS_KEY": ACCESS_KEY,
+        "OPENCTS_S3_SECRET_KEY": SECRET_KEY,
         "OPENCTS_S3_REGION": "us-east-1",
     }
-    probe = Settings(data_dir=tmp_path, storage_url="s3://", s3_endpoint=s3_url, s3_access_key="test")
-    try:
-        open_store(probe)
-    except StorageError as exc:
-        pytest.skip(f"no S3 store yet: {exc}")
+    s3_url = s3_server
     s3(s3_url).create_bucket(Bucket="mgmt-files")
     with ServerProcess(tmp_path / "data", env) as server:
         client = admin_sdk_client(CtsClient, server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,30 @@ def test_the_default_store_lives_in_the_data_dir(tmp_path: Path) -> None:
     assert isinstance(opened, LocalStore)
     assert opened.root == (tmp_path / "buckets").resolve()
     assert opened.url.startswith("file://")
+
+
+def test_lifecycle_rules_are_swept_by_expire(store: LocalStore) -> None:
+    """The local store keeps its rules in the bucket folder and applies them when the transfer asks."""
+    store.create_bucket("b1")
+    store.put("b1", "CloudTraces/r/2026/1/2/t/old.json.gz", b"old")
+    store.put("b1", "CloudTraces/r/2026/1/9/t/new.json.gz", b"new")
+    store.put("b1", "other/keep.txt", b"kept")
+    day_ms = 86_400_000
+    written = (store.root / "b1/CloudTraces/r/2026/1/2/t/old.json.gz").stat().st_mtime_ns // 1_000_000
+    old = store.root / "b1/CloudTraces/r/2026/1/2/t/old.json.gz"
+    os.utime(old, ns=((written - 10 * day_ms) * 1_000_000,) * 2)
+    store.set_expiry("b1", "CloudTraces/", 30)
+    store.set_expiry("b1", "CloudTraces/", 7)  # replaces the rule for that prefix
+    assert store.lifecycle_rules("b1") == {"CloudTraces/": 7}
+    assert [i.key for i in store.list("b1")] == [  # the rule file is the store's own: never listed
+        "CloudTraces/r/2026/1/2/t/old.json.gz",
+        "CloudTraces/r/2026/1/9/t/new.json.gz",
+        "other/keep.txt",
+    ]
+    assert store.expire(written) == 1
+    assert [i.key for i in store.list("b1")] == ["CloudTraces/r/2026/1/9/t/new.json.gz", "other/keep.txt"]
+    assert not (store.root / "b1/CloudTraces/r/2026/1/2").exists()  # emptied folders go too
+    assert store.expire(written + 8 * day_ms) == 1  # now the newer one is older than 7 days
+    assert [i.key for i in store.list("b1")] == ["other/keep.txt"]
+    store.set_expiry("b1", "CloudTraces/", 0)
+    assert store.lifecycle_rules("b1") == {}

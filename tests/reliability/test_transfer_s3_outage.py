@@ -16,13 +16,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from cts_helpers import TraceFactory
 from opencts.archive import encoding, layout
-from opencts.archive.storage import StorageError, open_store
-from opencts.config import Settings
-from opencts.testing.ports import free_port
+from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
@@ -32,74 +29,42 @@ BUCKET = "outage-bucket"
 OUTAGE_S = 60
 
 
-class Moto:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server: ThreadedMotoServer | None = None
-
-    def start(self) -> None:
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-    def client(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        )
-
-
 @pytest.fixture
-def moto() -> Iterator[Moto]:
-    server = Moto()
-    server.start()
-    try:
+def moto() -> Iterator[S3Server]:
+    """An S3 server of this test's own: it is stopped and restarted on its port."""
+    with S3Server() as server:
         yield server
-    finally:
-        server.stop()
 
 
-def s3_env(moto: Moto) -> dict[str, str]:
+def s3(moto: S3Server) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+
+def s3_env(moto: S3Server) -> dict[str, str]:
     return {
         "OPENCTS_TRANSFER_INTERVAL": "1",
         "OPENCTS_STORAGE_URL": "s3://",
         "OPENCTS_S3_ENDPOINT": moto.url,
-        "OPENCTS_S3_ACCESS_KEY": "test",
-        "OPENCTS_S3_SECRET_KEY": "test",
+        "OPENCTS_S3_ACCESS_KEY": ACCESS_KEY,
+        "OPENCTS_S3_SECRET_KEY": SECRET_KEY,
         "OPENCTS_S3_REGION": "us-east-1",
     }
 
 
-def needs_s3(moto: Moto, tmp_path: Path) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        storage_url="s3://",
-        s3_endpoint=moto.url,
-        s3_access_key="test",
-        s3_secret_key="test",
-    )
-    try:
-        open_store(settings)
-    except StorageError as exc:
-        pytest.skip(f"no S3 store yet: {exc}")
-
-
-def objects(moto: Moto) -> dict[str, bytes]:
-    s3 = moto.client()
+def objects(moto: S3Server) -> dict[str, bytes]:
+    api = s3(moto)
     keys = [
         o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for page in api.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
         for o in page.get("Contents", [])
     ]
-    return {key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
+    return {key: api.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
 
 
 def tracker(server: ServerProcess) -> dict[str, Any]:
@@ -126,10 +91,9 @@ def bodies(server: ServerProcess) -> list[bytes]:
 
 
 def test_an_outage_of_a_minute_is_shown_and_caught_up(
-    moto: Moto, tmp_path: Path, make_trace: TraceFactory
+    moto: S3Server, tmp_path: Path, make_trace: TraceFactory
 ) -> None:
-    needs_s3(moto, tmp_path)
-    moto.client().create_bucket(Bucket=BUCKET)
+    s3(moto).create_bucket(Bucket=BUCKET)
     with ServerProcess(tmp_path / "data", s3_env(moto)) as server:
         with server.client() as client:
             resp = client.put(
@@ -157,7 +121,7 @@ def test_an_outage_of_a_minute_is_shown_and_caught_up(
             time.sleep(5)
         assert tracker(server)["detail"] == "noBucket"
 
-        moto.client().create_bucket(Bucket=BUCKET)
+        s3(moto).create_bucket(Bucket=BUCKET)
         wait_for(lambda: tracker(server)["status"] == "enabled", 60, "the tracker to recover")
         expected = bodies(server)
         found: list[bytes] = []

@@ -28,6 +28,9 @@ from opencts.iam.permissions import (
     CTS_TRACE_PRODUCER,
     FUNCTIONGRAPH_FULL_ACCESS,
     FUNCTIONGRAPH_READ_ONLY,
+    KMS_ADMINISTRATOR,
+    KMS_CMK_FULL_ACCESS,
+    KMS_READ_ONLY,
     ROLES,
     SECURITY_ADMINISTRATOR,
     SMN_FULL_ACCESS,
@@ -71,21 +74,24 @@ CLOUD_ROUTES: dict[str, tuple[str, str, Any]] = {
     "cts ingest": ("POST", "/v3/{project}/traces", {}),
     "smn read": ("GET", "/v2/{project}/notifications/topics", None),
     "smn write": ("POST", "/v2/{project}/notifications/topics", {}),
+    "kms read": ("POST", "/v1.0/{project}/kms/list-keys", {}),
+    "kms write": ("POST", "/v1.0/{project}/kms/create-key", {}),
     "projects": ("GET", "/v3/projects", None),  # every user: the SDK looks its project up by name
 }
 
 ALL_IAM = frozenset(IAM_ROUTES)
 CTS_ALL = frozenset({"cts read", "cts write", "cts ingest"})
 SMN_ALL = frozenset({"smn read", "smn write"})
+KMS_ALL = frozenset({"kms read", "kms write"})
 
 #: what every authenticated user may do, whatever their roles
 EVERYONE = frozenset({"projects"})
 
 #: role -> what it may do besides, by the names above
 EXPECTED: dict[str, frozenset[str]] = {
-    TENANT_ADMINISTRATOR: CTS_ALL | SMN_ALL,
+    TENANT_ADMINISTRATOR: CTS_ALL | SMN_ALL | KMS_ALL,
     SECURITY_ADMINISTRATOR: ALL_IAM,
-    TENANT_GUEST: frozenset({"cts read", "smn read"}),
+    TENANT_GUEST: frozenset({"cts read", "smn read", "kms read"}),
     CTS_ADMINISTRATOR: CTS_ALL,
     CTS_FULL_ACCESS: CTS_ALL,
     CTS_READ_ONLY: frozenset({"cts read"}),
@@ -94,6 +100,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     SMN_READ_ONLY: frozenset({"smn read"}),
     FUNCTIONGRAPH_FULL_ACCESS: frozenset(),
     FUNCTIONGRAPH_READ_ONLY: frozenset(),
+    KMS_ADMINISTRATOR: KMS_ALL,
+    KMS_CMK_FULL_ACCESS: KMS_ALL,
+    KMS_READ_ONLY: frozenset({"kms read"}),
 }
 
 

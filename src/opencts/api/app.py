@@ -22,20 +22,21 @@ from opencts.api import (
     health,
     iam,
     iam_admin,
+    kms,
     notifications,
     traces,
 )
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
-from opencts.archive import planner
-from opencts.archive.storage import open_store as open_object_store
-from opencts.archive.transfer import Transfer
+from opencts.archive import planner, storage
+from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
+from opencts.kms.service import KeyService, open_box
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -81,8 +82,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if services.functions is not None:
             services.functions.credentials = AgencyCredentials(db, opened.box)
-        services.objects = await asyncio.to_thread(open_object_store, settings)
-        transfer = services.transfer = Transfer(db, services.objects, settings)
+        kms = services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings))
+        objects = services.storage = await asyncio.to_thread(storage.open_store, settings)
+        transfer = services.transfer = Transfer(db, objects, settings, seal=sealer(kms))
         app.state.services = services
         runners = [
             ConsumerRunner(
@@ -153,4 +155,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(smn_api.router)
     app.include_router(function_triggers.router)
     app.include_router(functions.router)
+    app.include_router(kms.router)
     return app

@@ -16,18 +16,20 @@ from fastapi.responses import Response
 
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
-from opencts.api.deps import ServicesDep
+from opencts.api.deps import Services, ServicesDep
 from opencts.archive import buckets
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
 from opencts.notifications import repository as notification_repository
-from opencts.trackers import catalogue, operations, repository
+from opencts.trackers import bucket_check, catalogue, operations, repository
 from opencts.trackers.model import (
+    CheckBucketRequest,
     CheckObsBucketsRequestBody,
     CreateTrackerRequestBody,
     TagsRequestBody,
     UpdateTrackerRequestBody,
-    check_bucket,
+    bucket_check_result,
+    bucket_request_problem,
 )
 
 router = APIRouter(tags=["cts"])
@@ -80,8 +82,8 @@ async def create_tracker(
         lambda conn: repository.create_tracker(conn, project_id=project_id, body=body)
     )
     services.policies.invalidate(project_id)
-    if services.objects is not None:
-        await asyncio.to_thread(buckets.prepare, services.objects, services.settings.region, tracker)
+    if services.storage is not None:
+        await asyncio.to_thread(buckets.prepare, services.storage, services.settings.region, tracker)
     return json_response(tracker, 201)
 
 
@@ -177,11 +179,27 @@ async def list_user_resources(project_id: str, services: ServicesDep, caller: Us
 @router.post(
     "/v3/{domain_id}/checkbucket",
     name="checkObsBuckets",
-    summary="Check that buckets can receive trace files (name, location, encryption settings)",
+    summary="Check that buckets can receive trace files: they exist and take writes, the key is usable",
 )
-async def check_obs_buckets(domain_id: str, request: Request, caller: BucketChecker) -> Response:
+async def check_obs_buckets(
+    domain_id: str, request: Request, services: ServicesDep, caller: BucketChecker
+) -> Response:
     body = await json_body(request, CheckObsBucketsRequestBody)
-    return json_response({"buckets": [check_bucket(b) for b in body.buckets]})
+    return json_response({"buckets": [await _check_bucket(services, caller, b) for b in body.buckets]})
+
+
+async def _check_bucket(services: Services, caller: Principal, req: CheckBucketRequest) -> dict[str, Any]:
+    problem = bucket_request_problem(req)
+    if problem is None and services.storage is not None:
+        problem = await asyncio.to_thread(bucket_check.store_problem, services.storage, req.bucket_name)
+    if problem is None and req.is_support_trace_files_encryption and req.kms_id:
+        kms_id = req.kms_id
+        problem = await services.db.read(
+            lambda conn: bucket_check.key_problem(
+                conn, kms_id=kms_id, project_id=caller.project_id, domain_id=caller.domain_id
+            )
+        )
+    return bucket_check_result(req, problem)
 
 
 @router.post(

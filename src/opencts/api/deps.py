@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opencts.archive.storage import ObjectStore
     from opencts.archive.transfer import Transfer
     from opencts.functions.service import FunctionService
+    from opencts.kms import KeyService
     from opencts.smn.service import SmnService
 
 
@@ -41,9 +42,10 @@ class Services:
     matchers: MatcherCache = field(default_factory=MatcherCache)
     #: FunctionGraph: the runtime pool and the invocation queue's worker
     functions: FunctionService | None = None
-    #: the trackers' buckets, and the transfer of trace files into them (issue 12)
-    objects: ObjectStore | None = None
     transfer: Transfer | None = None
+    #: the archive: the key service (KMS) and the object store trackers' buckets live in
+    kms: KeyService | None = None
+    storage: ObjectStore | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -8,6 +8,7 @@ service calls them through ``asyncio.to_thread``. Every failure a caller can act
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from opencts.clock import DAY_MS
 from opencts.config import Settings
 
 Detail = Literal["noBucket", "bucketPolicyError", "unavailable"]
+
+#: a local bucket's lifecycle rules, beside its objects (names starting with "." are never listed)
+LIFECYCLE_FILE = ".lifecycle.json"
 
 
 class StorageError(Exception):
@@ -66,7 +71,15 @@ class ObjectStore(Protocol):
     def delete(self, bucket: str, key: str) -> None: ...
 
     def set_expiry(self, bucket: str, prefix: str, days: int) -> None:
-        """Objects under ``prefix`` are deleted ``days`` after they were written (a lifecycle rule)."""
+        """Objects under ``prefix`` are deleted ``days`` after they were written (a lifecycle rule).
+
+        Setting a prefix again replaces its rule; ``days`` <= 0 removes it.
+        """
+        ...
+
+    def expire(self, now_ms: int) -> int:
+        """Apply the lifecycle rules as of ``now_ms`` where the store does not apply them itself (the
+        local one); returns how many objects were deleted. The transfer calls it now and then."""
         ...
 
 
@@ -162,15 +175,89 @@ class LocalStore:
         self._existing_bucket(bucket)
         self._path(bucket, key).unlink(missing_ok=True)
 
+    def _rules_path(self, bucket: str) -> Path:
+        return self._bucket(bucket) / LIFECYCLE_FILE
+
+    def lifecycle_rules(self, bucket: str) -> dict[str, int]:
+        """The bucket's rules, ``{prefix: days}`` (empty when it has none)."""
+        try:
+            rules: dict[str, int] = json.loads(self._rules_path(bucket).read_text())["rules"]
+        except FileNotFoundError:
+            return {}
+        return rules
+
     def set_expiry(self, bucket: str, prefix: str, days: int) -> None:
-        raise NotImplementedError("local lifecycle rules come with the transfer (issue 12, H1)")
+        """Keep the rule in ``.lifecycle.json`` in the bucket's folder, which :meth:`expire` applies."""
+        self._existing_bucket(bucket)
+        rules = self.lifecycle_rules(bucket)
+        if days > 0:
+            rules[prefix] = days
+        else:
+            rules.pop(prefix, None)
+        path = self._rules_path(bucket)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"rules": rules}, out, sort_keys=True)
+        os.replace(tmp, path)
+
+    def expire(self, now_ms: int) -> int:
+        """Delete every object older than its bucket's rule says (age from the file's modification time,
+        which is when it was written: a write renames a new file into place), and the folders this
+        empties. Returns how many objects went."""
+        deleted = 0
+        if not self.root.is_dir():
+            return 0
+        for entry in sorted(self.root.iterdir()):
+            if entry.is_dir() and not entry.name.startswith("."):
+                for prefix, days in self.lifecycle_rules(entry.name).items():
+                    deleted += self._expire_prefix(entry, prefix, now_ms - days * DAY_MS)
+        return deleted
+
+    def _expire_prefix(self, base: Path, prefix: str, cutoff_ms: int) -> int:
+        deleted = 0
+        for info in self.list(base.name, prefix):
+            path = base / info.key
+            try:
+                if path.stat().st_mtime_ns // 1_000_000 < cutoff_ms:
+                    path.unlink()
+                    deleted += 1
+                    _remove_empty_parents(path.parent, base)
+            except FileNotFoundError:  # deleted meanwhile (another sweep, a caller)
+                continue
+        return deleted
+
+
+def _remove_empty_parents(folder: Path, base: Path) -> None:
+    """Remove ``folder`` and its parents up to (not including) ``base`` while they are empty."""
+    while folder != base and base in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): stop
+            return
+        folder = folder.parent
 
 
 def open_store(settings: Settings) -> ObjectStore:
-    """The store ``OPENCTS_STORAGE_URL`` names (default ``file://DATA_DIR/buckets``)."""
+    """The store ``OPENCTS_STORAGE_URL`` names (default ``file://DATA_DIR/buckets``).
+
+    ``s3://`` is an S3-compatible store at ``OPENCTS_S3_ENDPOINT`` (or ``s3://HOST[:PORT]``, reached
+    over HTTPS, when no endpoint is set; AWS S3 when neither is), signed with ``OPENCTS_S3_ACCESS_KEY``
+    and ``OPENCTS_S3_SECRET_KEY`` for ``OPENCTS_S3_REGION`` (default REGION). Buckets are the trackers'.
+    """
     url = settings.storage_url or (settings.data_dir / "buckets").resolve().as_uri()
     if url.startswith("file://"):
         root = Path(url.removeprefix("file://"))
         root.mkdir(parents=True, exist_ok=True)
         return LocalStore(root)
-    raise StorageError("unavailable", f"OPENCTS_STORAGE_URL {url!r}: only file:// is supported so far")
+    if url.startswith("s3://"):
+        from opencts.archive.s3 import S3Store  # boto3 is a heavy import: only when S3 is used
+
+        host = url.removeprefix("s3://").strip("/")
+        secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+        return S3Store(
+            endpoint=settings.s3_endpoint or (f"https://{host}" if host else None),
+            access_key=settings.s3_access_key,
+            secret_key=secret,
+            region=settings.s3_region or settings.region,
+        )
+    raise StorageError("unavailable", f"OPENCTS_STORAGE_URL {url!r}: use file://DIR or s3://")

@@ -31,20 +31,45 @@ import orjson
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from opencts.archive import encoding, planner, transfer_state
+from opencts.archive import encoding, envelope, planner, transfer_state
 from opencts.archive.files import PLANNED, WRITTEN
 from opencts.archive.layout import ROOT, Compress
 from opencts.archive.storage import ObjectStore, StorageError
 from opencts.clock import now_ms
 from opencts.config import Settings
+from opencts.kms.errors import KeyDisabled, KeyNotFound
+from opencts.kms.service import KeyService
 from opencts.store import Database, trace_log
 from opencts.store.tables import trace_files, trackers
 from opencts.work_queue import QueueWorker
 
 log = logging.getLogger(__name__)
 
-#: seals a file's content for (project_id, kms_id); raises an error with ``detail`` ``kmsKeyDisabled``...
+#: seals a file's content for (project_id, kms_id); raises :class:`SealError` when the key refuses
 Sealer = Callable[[str, str, bytes], bytes]
+
+
+class SealError(Exception):
+    """The key cannot encrypt new files: ``detail`` is what the tracker shows (``kmsKeyDisabled``)."""
+
+    def __init__(self, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def sealer(keys: KeyService) -> Sealer:
+    """Envelope encryption (``archive.envelope``) under a fresh data key of the tracker's KMS key."""
+
+    def seal(project_id: str, kms_id: str, content: bytes) -> bytes:
+        try:
+            data_key = keys.data_key(project_id, kms_id)
+        except KeyDisabled as exc:
+            raise SealError("kmsKeyDisabled", str(exc)) from None
+        except KeyNotFound as exc:
+            raise SealError("kmsKeyNotFound", str(exc)) from None
+        return envelope.seal(content, data_key)
+
+    return seal
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,12 @@ SMN_FULL_ACCESS = "SMN FullAccess"
 SMN_READ_ONLY = "SMN ReadOnlyAccess"
 FUNCTIONGRAPH_FULL_ACCESS = "FunctionGraph FullAccess"
 FUNCTIONGRAPH_READ_ONLY = "FunctionGraph ReadOnlyAccess"
+KMS_ADMINISTRATOR = "KMS Administrator"
+KMS_CMK_FULL_ACCESS = "KMS CMKFullAccess"
+KMS_READ_ONLY = "KMS ReadOnlyAccess"
 
 #: the cloud services served here, IAM aside: what the Tenant roles span
-CLOUD_SERVICES: tuple[str, ...] = ("cts", "smn", "functiongraph")
+CLOUD_SERVICES: tuple[str, ...] = ("cts", "smn", "functiongraph", "kms")
 
 
 def _everything(*services: str) -> tuple[str, ...]:
@@ -56,6 +59,10 @@ ROLES: dict[str, tuple[str, ...]] = {
     SMN_READ_ONLY: _read_only("smn"),
     FUNCTIONGRAPH_FULL_ACCESS: _everything("functiongraph"),
     FUNCTIONGRAPH_READ_ONLY: _read_only("functiongraph"),
+    # the key service's keys (kms:cmk:create|list|get|enable|disable|rotate)
+    KMS_ADMINISTRATOR: _everything("kms"),
+    KMS_CMK_FULL_ACCESS: _everything("kms"),
+    KMS_READ_ONLY: _read_only("kms"),
 }
 
 #: what any authenticated user may do whatever their roles: see their projects (the SDK looks its project

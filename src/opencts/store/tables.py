@@ -464,6 +464,32 @@ Index("ix_temporary_credentials_expires", temporary_credentials.c.expires_at)
 
 # -- archive: the key service (migration 0015) -------------------------------------------------------------
 
+#: a project's KMS keys (customer master keys); the material lives in ``kms_key_versions``
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", String(32), nullable=False),
+    Column("key_alias", String(255), nullable=False),
+    Column("key_description", Text, nullable=False),
+    Column("key_state", String(1), nullable=False),  # KMS's: 2 enabled, 3 disabled
+    Column("current_version", Integer, nullable=False),  # the version new data keys are wrapped under
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ux_kms_keys_alias", kms_keys.c.project_id, kms_keys.c.key_alias, unique=True)
+
+#: every version of a key: rotation adds one, none is ever removed (old files name theirs)
+kms_key_versions = Table(
+    "kms_key_versions",
+    metadata,
+    Column("key_id", String(36), ForeignKey("kms_keys.key_id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("material", Text, nullable=False),  # 32 bytes sealed under the KMS master key
+    Column("created_at", BigInteger, nullable=False),
+)
+
 # -- archive: trace files and the transfer (migration 0016) -----------------------------------------------
 
 #: every trace file the transfer planned: one row per (tracker, service folder, log range), named at planning;

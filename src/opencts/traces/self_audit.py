@@ -47,6 +47,8 @@ def body_text(raw: bytes | None) -> str | None:
 
 
 def service_of(path: str) -> str:
+    if path.startswith("/v1.0/") and "/kms/" in path:
+        return "KMS"
     if "/fgs/" in path:
         return "FunctionGraph"
     if path.startswith("/v2/") and "/notifications" in path:

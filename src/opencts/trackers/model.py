@@ -257,24 +257,29 @@ class TagsRequestBody(_Body):
         return value
 
 
-def check_bucket(req: CheckBucketRequest) -> dict[str, Any]:
-    """CheckObsBuckets for one bucket. With no object storage behind OpenCTS yet, a bucket "passes" when
-    its name and location are valid and encryption settings are complete; otherwise it fails with the
-    error code OBS itself would give (``InvalidBucketName``...) and the reason.
-    """
-    problem: tuple[str, str] | None = None
+#: why a bucket cannot take trace files: (error code, message, response code), OBS's codes where OBS has one
+BucketProblem = tuple[str, str, int]
+
+
+def bucket_request_problem(req: CheckBucketRequest) -> BucketProblem | None:
+    """What is wrong with the request itself: the bucket's name or location, encryption without a key."""
     name_problem = bucket_name_problem(req.bucket_name)
     location = location_problem(req.bucket_location)
     if name_problem:
-        problem = ("InvalidBucketName", name_problem)
-    elif location:
-        problem = ("InvalidLocationConstraint", location)
-    elif req.is_support_trace_files_encryption and not req.kms_id:
-        problem = ("InvalidArgument", "is_support_trace_files_encryption needs kms_id: the key to use")
+        return ("InvalidBucketName", name_problem, 400)
+    if location:
+        return ("InvalidLocationConstraint", location, 400)
+    if req.is_support_trace_files_encryption and not req.kms_id:
+        return ("InvalidArgument", "is_support_trace_files_encryption needs kms_id: the key to use", 400)
+    return None
+
+
+def bucket_check_result(req: CheckBucketRequest, problem: BucketProblem | None) -> dict[str, Any]:
+    """One bucket's entry in CheckObsBuckets' answer."""
     result = {
         "error_code": problem[0] if problem else None,
         "error_message": problem[1] if problem else None,
-        "response_code": 400 if problem else 200,
+        "response_code": problem[2] if problem else 200,
         "success": problem is None,
     }
     return {
@@ -284,3 +289,9 @@ def check_bucket(req: CheckBucketRequest) -> dict[str, Any]:
         "is_support_trace_files_encryption": bool(req.is_support_trace_files_encryption),
         "check_bucket_response": result,
     }
+
+
+def check_bucket(req: CheckBucketRequest) -> dict[str, Any]:
+    """CheckObsBuckets for one bucket, as far as the request alone tells (``trackers.bucket_check`` asks
+    the store and the key service the rest)."""
+    return bucket_check_result(req, bucket_request_problem(req))

@@ -1,0 +1,59 @@
+"""An S3 server on this machine for tests and benchmarks: moto's, in a thread, on a free port.
+
+moto keeps its buckets in the memory of the process that runs it, shared by every moto server of that
+process, so :meth:`S3Server.reset` empties them between tests. :meth:`S3Server.stop` and
+:meth:`S3Server.start` again on the same port make an outage a client sees as refused connections, then a
+recovery with the same content. moto is a development dependency: it is imported when a server starts.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from opencts.testing.ports import free_port
+
+#: credentials moto accepts while it does not check IAM (its default)
+ACCESS_KEY = "opencts-test"
+SECRET_KEY = "opencts-test-secret"
+
+
+class S3Server:
+    """``with S3Server() as s3: s3.url`` is the endpoint (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def reset(self) -> None:
+        """Forget every bucket and IAM user, and stop checking credentials (moto's own reset call)."""
+        httpx.post(f"{self.url}/moto-api/reset", timeout=30).raise_for_status()
+        self.set_auth(enforced=False)
+
+    def set_auth(self, *, enforced: bool) -> None:
+        """Check every request's signature and IAM policy (``enforced``), or accept any credentials."""
+        value = "0" if enforced else "inf"
+        httpx.post(f"{self.url}/moto-api/reset-auth", content=value, timeout=30).raise_for_status()
+
+    def __enter__(self) -> S3Server:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
