@@ -4,6 +4,7 @@ the trace files that result are listed and read with boto3, as a user would with
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from huaweicloudsdkcts.v3 import (
 )
 
 from cts_helpers import TraceFactory, admin_sdk_client
-from opencts.archive import encoding, layout
+from opencts.archive import encoding, envelope, layout
 from opencts.client.signing import HmacAuth
+from opencts.config import Settings
+from opencts.kms.service import KeyService, open_key_service
 from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
@@ -50,12 +53,15 @@ def listed(url: str, bucket: str) -> dict[str, bytes]:
     return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
 
 
-def traces_in(files: dict[str, bytes]) -> Counter[str]:
+def traces_in(files: dict[str, bytes], keys: KeyService | None = None) -> Counter[str]:
     found: Counter[str] = Counter()
     for key, blob in files.items():
         parsed = layout.parse_key(key)
         if parsed is None or parsed.kind != "trace":
             continue
+        if parsed.encrypted:
+            assert keys is not None and envelope.is_envelope(blob)
+            blob = envelope.open_envelope(blob, partial(keys.unwrap, parsed.project_id))
         for body in encoding.decode(blob, parsed.compress):
             found[httpx.Response(200, content=body).json()["trace_id"]] += 1
     return found
@@ -76,6 +82,13 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
     s3(s3_url).create_bucket(Bucket="mgmt-files")
     with ServerProcess(tmp_path / "data", env) as server:
         client = admin_sdk_client(CtsClient, server)
+        creds = server.creds
+        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
+        made = httpx.post(
+            f"{server.url}/v1.0/{creds.project_id}/kms/create-key", json={"key_alias": "archive"}, auth=auth
+        )
+        assert made.status_code == 200, made.text
+        kms_id = made.json()["key_info"]["key_id"]
         client.delete_tracker(DeleteTrackerRequest(tracker_name="system", tracker_type="system"))
         client.create_tracker(
             CreateTrackerRequest(
@@ -83,7 +96,8 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
                     tracker_type="system",
                     tracker_name="system",
                     obs_info=TrackerObsInfo(bucket_name="mgmt-files", file_prefix_name="audit"),
-                    kms_id="key-for-later",
+                    kms_id=kms_id,
+                    is_support_trace_files_encryption=True,
                     is_support_validate=True,
                 )
             )
@@ -105,15 +119,14 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
         )
         checked = client.check_obs_buckets(
             CheckObsBucketsRequest(
+                domain_id=server.creds.domain_id,
                 body=CheckObsBucketsRequestBody(
                     buckets=[CheckBucketRequest(bucket_name="mgmt-files", bucket_location="us-east-1")]
-                )
+                ),
             )
         )
         assert checked.buckets[0].check_bucket_response.success is True
 
-        creds = server.creds
-        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
         management = [make_trace(service_type=("IAM", "ECS")[i % 2]) for i in range(20)]
         data = [
             make_trace(
@@ -128,15 +141,42 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
 
         wanted_mgmt = {t["trace_id"] for t in management}
         wanted_data = {t["trace_id"] for t in data}
-        wait_for(lambda: wanted_mgmt <= set(traces_in(listed(s3_url, "mgmt-files"))), 60, "management files")
+        keys = open_key_service(Settings(data_dir=server.data_dir))
+        try:
+            wait_for(
+                lambda: wanted_mgmt <= set(traces_in(listed(s3_url, "mgmt-files"), keys)),
+                60,
+                "management files",
+            )
+            mgmt = traces_in(listed(s3_url, "mgmt-files"), keys)
+        finally:
+            keys.close()
         wait_for(lambda: wanted_data <= set(traces_in(listed(s3_url, "data-files"))), 60, "data files")
         trackers = {t.tracker_name: t for t in client.list_trackers(ListTrackersRequest()).trackers}
         assert trackers["system"].status == "enabled" and trackers["objects"].status == "enabled"
 
+        # a disabled key stops new files, and the tracker says why
+        off = httpx.post(
+            f"{server.url}/v1.0/{creds.project_id}/kms/disable-key", json={"key_id": kms_id}, auth=auth
+        )
+        assert off.status_code == 200, off.text
+        late = httpx.post(
+            f"{server.url}/v3/{creds.project_id}/traces", json={"traces": [make_trace()]}, auth=auth
+        )
+        assert late.status_code == 200, late.text
+
+        def system_status() -> tuple[str, str | None]:
+            [system] = client.list_trackers(ListTrackersRequest(tracker_name="system")).trackers
+            return system.status, system.detail
+
+        wait_for(
+            lambda: system_status() == ("error", "kmsKeyDisabled"), 60, "the tracker to show kmsKeyDisabled"
+        )
+
     mgmt_files = listed(s3_url, "mgmt-files")
-    keys = [layout.parse_key(k) for k in mgmt_files]
-    assert all(k is not None and k.prefix == "audit" and k.service for k in keys)
-    assert all(n == 1 for n in traces_in(mgmt_files).values())
+    names = [layout.parse_key(k) for k in mgmt_files]
+    assert all(k is not None and k.prefix == "audit" and k.service and k.encrypted for k in names)
+    assert all(n == 1 for n in mgmt.values())
     data_files = listed(s3_url, "data-files")
     assert all(k.endswith(".json") for k in data_files)
     assert set(traces_in(data_files)) == wanted_data
