@@ -177,6 +177,8 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
     names = [layout.parse_key(k) for k in mgmt_files]
     assert all(k is not None and k.prefix == "audit" and k.service and k.encrypted for k in names)
     assert all(n == 1 for n in mgmt.values())
+    rules = s3(s3_url).get_bucket_lifecycle_configuration(Bucket="data-files")["Rules"]
+    assert [(r["Expiration"]["Days"], r["Status"]) for r in rules] == [(30, "Enabled")]
     data_files = listed(s3_url, "data-files")
     assert all(k.endswith(".json") for k in data_files)
     assert set(traces_in(data_files)) == wanted_data

@@ -35,7 +35,7 @@ from opencts.archive import encoding, envelope, planner, transfer_state
 from opencts.archive.files import PLANNED, WRITTEN
 from opencts.archive.layout import ROOT, Compress
 from opencts.archive.storage import ObjectStore, StorageError
-from opencts.clock import now_ms
+from opencts.clock import HOUR_MS, now_ms
 from opencts.config import Settings
 from opencts.kms.errors import KeyDisabled, KeyNotFound
 from opencts.kms.service import KeyService
@@ -321,6 +321,7 @@ class Transfer:
             db, store, region=settings.region, lease_ms=lease_ms(settings), seal=seal, clock=clock
         )
         self._rules: set[tuple[str, int]] = set()
+        self._expire_at = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     async def plan(self) -> int:
@@ -339,7 +340,8 @@ class Transfer:
                 return total
 
     async def housekeeping(self) -> None:
-        """Data trackers' lifecycle rules (once per process and rule), and the local store's sweep."""
+        """Data trackers' lifecycle rules (once per process and rule), and the store's expiry sweep (the local
+        store applies its rules itself) once an hour."""
         targets = await self.db.read(planner.targets)
         rules = {(t.bucket, t.lifecycle_days) for t in targets if t.lifecycle_days}
         for bucket, days in sorted(rules - self._rules):
@@ -349,9 +351,10 @@ class Transfer:
                 log.info("lifecycle rule for bucket %s not set yet: %s", bucket, exc)
                 continue
             self._rules.add((bucket, days))
-        expire = getattr(self.store, "expire", None)
-        if expire is not None:
-            await asyncio.to_thread(expire, self.clock())
+        now = self.clock()
+        if now >= self._expire_at:  # rules count in days: an hourly sweep is on time (and walks less)
+            self._expire_at = now + HOUR_MS
+            await asyncio.to_thread(self.store.expire, now)
 
     async def drain(self) -> None:
         """Plan and write everything due now (tests, the CLI, benchmarks); files are written while the
