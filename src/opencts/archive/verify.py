@@ -392,8 +392,7 @@ class Verification:
             elsewhere = [k for k in by_hash.get(log.log_hash_value, []) if k not in claimed]
             if elsewhere:
                 claimed.add(elsewhere[0])
-                same_folder = elsewhere[0].rsplit("/", 1)[0] == key.rsplit("/", 1)[0]
-                problem = "has been renamed" if same_folder else "has been moved"
+                problem = "has been renamed" if _same_place(key, elsewhere[0]) else "has been moved"
                 self.fail(problem, key, hour, detail=f"now at {elsewhere[0]}")
             else:
                 self.fail("not found", key, hour)
@@ -569,6 +568,13 @@ class Verification:
                 None,
                 detail=f"the archive's tree at size {old.size} has another root",
             )
+
+
+def _same_place(listed: str, found: str) -> bool:
+    """A renamed file kept its folder and its hour; a moved one changed either."""
+    a, b = parse_key(listed), parse_key(found)
+    same_folder = listed.rsplit("/", 1)[0] == found.rsplit("/", 1)[0]
+    return same_folder and a is not None and b is not None and _hour_of(a.stamp_ms) == _hour_of(b.stamp_ms)
 
 
 def _ymd(ms: int) -> tuple[int, int, int]:

@@ -68,7 +68,7 @@ class NoteKey:
     @classmethod
     def parse(cls, vkey: str) -> NoteKey:
         try:
-            name, key_id, material = vkey.split("+")
+            name, key_id, material = vkey.split("+", 2)
             raw = base64.b64decode(material, validate=True)
         except (ValueError, binascii.Error):
             raise NoteError(f"not a note verifier key: {vkey!r}") from None
