@@ -539,3 +539,54 @@ transfer_state = Table(
 # -- archive: the Merkle ledger and signing keys (migration 0017) ----------------------------------------
 
 # -- archive: hourly digests (migration 0018) ------------------------------------------------------------
+
+#: each tracker's digest chains: one from the hour validation was turned on until the hour it was turned off
+#: (``end_ms``, the hour of the final digest; NULL while validating). At most one open chain per tracker.
+digest_chains = Table(
+    "digest_chains",
+    metadata,
+    Column("tracker_id", String(36), primary_key=True),
+    Column("start_ms", BigInteger, primary_key=True),  # the hour of the starting digest
+    Column("project_id", String(32), nullable=False),
+    Column("tracker_name", String(64), nullable=False),
+    Column("bucket", String(64), nullable=False),
+    Column("prefix", String(64)),
+    Column("start_size", BigInteger, nullable=False),  # the ledger's size when the chain began
+    Column("end_ms", BigInteger),
+    Column("done", Integer, nullable=False),  # 1 once the final digest is written
+    Column("created_at", BigInteger, nullable=False),
+)
+Index(
+    "ux_digest_chains_open",
+    digest_chains.c.tracker_id,
+    unique=True,
+    sqlite_where=digest_chains.c.end_ms.is_(None),
+    postgresql_where=digest_chains.c.end_ms.is_(None),
+)
+
+#: one row per (tracker, hour): claimed with the digest's exact bytes and signature, then written. A crash
+#: in between leaves the claim, and whoever takes its lease next PUTs the same bytes.
+digests = Table(
+    "digests",
+    metadata,
+    Column("tracker_id", String(36), primary_key=True),
+    Column("hour_ms", BigInteger, primary_key=True),  # start of the hour covered
+    Column("chain_start", BigInteger, nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("bucket", String(64), nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the digest object's bytes
+    Column("sha256", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),  # hex
+    Column("fingerprint", String(64), nullable=False),
+    Column("tree_size", BigInteger),  # the checkpoint's size; NULL without a checkpoint
+    Column("leaves_key", String(1024)),
+    Column("leaves_first", BigInteger),
+    Column("leaves_count", BigInteger),
+    Column("digest_end", Integer, nullable=False),
+    Column("status", String(8), nullable=False),  # claimed | written
+    Column("claim", String(32)),
+    Column("lease_until", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("written_at", BigInteger),
+)
