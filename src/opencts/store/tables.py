@@ -19,6 +19,8 @@ Which migration brings which table:
 - 0013: ``functions``, ``function_triggers``, ``function_invocations``
 - 0014: ``temporary_credentials``
 - 0016: ``trace_files``, ``transfer_state`` (and the ``transfer`` row of ``consumer_cursors``)
+- 0017: ``signing_keys``
+- 0018: ``digest_chains``, ``digests``
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
 """
@@ -537,6 +539,21 @@ transfer_state = Table(
 )
 
 # -- archive: the Merkle ledger and signing keys (migration 0017) ----------------------------------------
+
+#: the installation's Ed25519 keys that sign checkpoints and digests (``archive.signing_keys``): one current
+#: (``valid_to`` NULL), the older ones kept so what they signed still verifies
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),  # hex SHA-256 of the raw 32-byte public key
+    Column("generation", Integer, nullable=False, unique=True),  # 1, 2, ...: two nodes cannot both rotate
+    Column("algorithm", String(16), nullable=False),  # Ed25519
+    Column("key_name", String(256), nullable=False),  # the signed-note key name the key signs as
+    Column("public_key", LargeBinary, nullable=False),  # raw, 32 bytes
+    Column("private_key", Text, nullable=False),  # raw 32-byte seed, sealed with the master key
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_to", BigInteger),  # when its successor took over; NULL for the current key
+)
 
 # -- archive: hourly digests (migration 0018) ------------------------------------------------------------
 
