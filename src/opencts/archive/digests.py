@@ -29,10 +29,12 @@ from sqlalchemy.exc import IntegrityError
 
 from opencts.archive import digest_format as fmt
 from opencts.archive import digest_rows as rows
-from opencts.archive import files, layout
+from opencts.archive import files, layout, signing_keys
 from opencts.archive.digest_rows import Chain, Row
 from opencts.archive.storage import ObjectStore, StorageError
 from opencts.clock import HOUR_MS, MINUTE_MS, SECOND_MS, now_ms
+from opencts.config import Settings
+from opencts.iam.secrets import SecretBox
 from opencts.store import Database
 
 log = logging.getLogger(__name__)
@@ -359,4 +361,28 @@ def _log_file(f: files.FileRecord) -> fmt.LogFile:
         last_seq=f.last_seq,
         oldest_event_time=f.oldest_time,
         newest_event_time=f.newest_time,
+    )
+
+
+def settings_keys(box: SecretBox, settings: Settings) -> KeySource:
+    """The installation's current signing key (``signing_keys``), rotated after ``signing_key_days``."""
+    name = signing_keys.key_name_for(settings.ledger_origin, settings.region)
+
+    def current(conn: Connection, now: int) -> SigningKey:
+        return signing_keys.current_key(conn, box, now, settings.signing_key_days, name=name)
+
+    return current
+
+
+def open_writer(
+    db: Database, store: ObjectStore, settings: Settings, box: SecretBox, *, ledger: Ledger | None = None
+) -> DigestWriter:
+    """The digest writer of this node, looking every minute (or every transfer interval when shorter)."""
+    return DigestWriter(
+        db,
+        store,
+        region=settings.region,
+        keys=settings_keys(box, settings),
+        ledger=ledger,
+        interval=interval_seconds(settings.transfer_interval),
     )
