@@ -28,7 +28,7 @@ from opencts.api import (
 )
 from opencts.api import smn as smn_api
 from opencts.api.deps import Services
-from opencts.archive import planner, storage
+from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         kms = services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings))
         objects = services.storage = await asyncio.to_thread(storage.open_store, settings)
         transfer = services.transfer = Transfer(db, objects, settings, seal=sealer(kms))
+        digest_writer = services.digests = digests.open_writer(db, objects, settings, opened.box)
         app.state.services = services
         runners = [
             ConsumerRunner(
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             services.functions.start()
         if start_consumers:
             transfer.start()
+            digest_writer.start()
         try:
             yield
         finally:
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await transfer.close()
+            await digest_writer.close()
             if services.functions is not None:
                 await services.functions.close()
             if services.smn is not None:

@@ -18,6 +18,7 @@ from opencts.traces.writer import TraceWriter
 from opencts.trackers.recording import PolicyCache
 
 if TYPE_CHECKING:
+    from opencts.archive.digests import DigestWriter
     from opencts.archive.storage import ObjectStore
     from opencts.archive.transfer import Transfer
     from opencts.functions.service import FunctionService
@@ -46,6 +47,8 @@ class Services:
     #: the archive: the key service (KMS) and the object store trackers' buckets live in
     kms: KeyService | None = None
     storage: ObjectStore | None = None
+    #: the hourly digest files of validating trackers
+    digests: DigestWriter | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -19,6 +19,8 @@ Which migration brings which table:
 - 0013: ``functions``, ``function_triggers``, ``function_invocations``
 - 0014: ``temporary_credentials``
 - 0016: ``trace_files``, ``transfer_state`` (and the ``transfer`` row of ``consumer_cursors``)
+- 0017: ``signing_keys``
+- 0018: ``digest_chains``, ``digests``
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
 """
@@ -538,4 +540,70 @@ transfer_state = Table(
 
 # -- archive: the Merkle ledger and signing keys (migration 0017) ----------------------------------------
 
+#: the installation's Ed25519 keys that sign checkpoints and digests (``archive.signing_keys``): one current
+#: (``valid_to`` NULL), the older ones kept so what they signed still verifies
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),  # hex SHA-256 of the raw 32-byte public key
+    Column("generation", Integer, nullable=False, unique=True),  # 1, 2, ...: two nodes cannot both rotate
+    Column("algorithm", String(16), nullable=False),  # Ed25519
+    Column("key_name", String(256), nullable=False),  # the signed-note key name the key signs as
+    Column("public_key", LargeBinary, nullable=False),  # raw, 32 bytes
+    Column("private_key", Text, nullable=False),  # raw 32-byte seed, sealed with the master key
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_to", BigInteger),  # when its successor took over; NULL for the current key
+)
+
 # -- archive: hourly digests (migration 0018) ------------------------------------------------------------
+
+#: each tracker's digest chains: one from the hour validation was turned on until the hour it was turned off
+#: (``end_ms``, the hour of the final digest; NULL while validating). At most one open chain per tracker.
+digest_chains = Table(
+    "digest_chains",
+    metadata,
+    Column("tracker_id", String(36), primary_key=True),
+    Column("start_ms", BigInteger, primary_key=True),  # the hour of the starting digest
+    Column("project_id", String(32), nullable=False),
+    Column("tracker_name", String(64), nullable=False),
+    Column("bucket", String(64), nullable=False),
+    Column("prefix", String(64)),
+    Column("start_size", BigInteger, nullable=False),  # the ledger's size when the chain began
+    Column("end_ms", BigInteger),
+    Column("done", Integer, nullable=False),  # 1 once the final digest is written
+    Column("created_at", BigInteger, nullable=False),
+)
+Index(
+    "ux_digest_chains_open",
+    digest_chains.c.tracker_id,
+    unique=True,
+    sqlite_where=digest_chains.c.end_ms.is_(None),
+    postgresql_where=digest_chains.c.end_ms.is_(None),
+)
+
+#: one row per (tracker, hour): claimed with the digest's exact bytes and signature, then written. A crash
+#: in between leaves the claim, and whoever takes its lease next PUTs the same bytes.
+digests = Table(
+    "digests",
+    metadata,
+    Column("tracker_id", String(36), primary_key=True),
+    Column("hour_ms", BigInteger, primary_key=True),  # start of the hour covered
+    Column("chain_start", BigInteger, nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("bucket", String(64), nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the digest object's bytes
+    Column("sha256", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),  # hex
+    Column("fingerprint", String(64), nullable=False),
+    Column("tree_size", BigInteger),  # the checkpoint's size; NULL without a checkpoint
+    Column("leaves_key", String(1024)),
+    Column("leaves_first", BigInteger),
+    Column("leaves_count", BigInteger),
+    Column("digest_end", Integer, nullable=False),
+    Column("status", String(8), nullable=False),  # claimed | written
+    Column("claim", String(32)),
+    Column("lease_until", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("written_at", BigInteger),
+)
