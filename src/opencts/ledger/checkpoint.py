@@ -90,7 +90,7 @@ def parse_note(text: str) -> Checkpoint:
 def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
     """``(name, key id, raw Ed25519 public key)`` of a verifier key ``name+hhhhhhhh+base64(0x01||key)``."""
     try:
-        name, key_id_hex, encoded = vkey.strip().rsplit("+", 2)
+        name, key_id_hex, encoded = vkey.strip().split("+", 2)
         key_id = bytes.fromhex(key_id_hex)
         raw = base64.b64decode(encoded, validate=True)
     except (ValueError, binascii.Error):
@@ -102,8 +102,13 @@ def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
 
 def verify_note(text: str, vkey: str) -> Checkpoint:
     """The checkpoint of ``text`` if a signature line by ``vkey`` verifies, else :class:`CheckpointError`."""
+    verify_signed_note(text, vkey)
+    return parse_note(text)
+
+
+def verify_signed_note(text: str, vkey: str) -> str:
+    """The body of any C2SP signed note if a signature line by ``vkey`` verifies over it."""
     name, key_id, public = parse_vkey(vkey)
-    checkpoint = parse_note(text)
     body, lines = _split(text)
     key = Ed25519PublicKey.from_public_bytes(public)
     for line in lines:
@@ -120,5 +125,5 @@ def verify_note(text: str, vkey: str) -> Checkpoint:
             key.verify(raw[4:], body.encode())
         except InvalidSignature:
             raise CheckpointError(f"the signature by {name} does not verify") from None
-        return checkpoint
+        return body
     raise CheckpointError(f"the note carries no signature by {name}+{key_id.hex()}")
