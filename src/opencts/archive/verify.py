@@ -46,7 +46,7 @@ from opencts.archive.envelope import EnvelopeError, EnvelopeHeader, is_envelope,
 from opencts.archive.layout import ArchiveKey, parse_key, signature_key
 from opencts.archive.storage import NoSuchObject, StorageError
 from opencts.archive.verify_source import PublishedKeys, Source
-from opencts.archive.verify_tree import NoteError, append_leaf, leaf_hash, range_root, verify_note
+from opencts.archive.verify_tree import CheckpointError, append_leaf, leaf_hash, range_root, verify_checkpoint
 from opencts.clock import HOUR_MS
 
 #: turns an envelope's header into its data key for a project (``KeyService.unwrap``)
@@ -243,7 +243,7 @@ class Verification:
             self.fail("signature verification failed", key, hour, detail=str(exc))
             return
         read.signature = signature.signature
-        if signature.public_key_fingerprint not in self.keys.ed25519:
+        if signature.public_key_fingerprint not in self.keys.fingerprints:
             self.fail("signed by an unpublished key", key, hour, detail=signature.public_key_fingerprint)
             return
         try:
@@ -506,8 +506,8 @@ class Verification:
             self.fail("checkpoint missing", read.key.key, hour)
             return
         try:
-            point = verify_note(digest.checkpoint, self.keys.notes)
-        except NoteError as exc:
+            point = verify_checkpoint(digest.checkpoint, self.keys.notes)
+        except CheckpointError as exc:
             self.fail("checkpoint signature verification failed", read.key.key, hour, detail=str(exc))
             return
         if point.size != size or point.root != range_root(compact):
@@ -532,8 +532,8 @@ class Verification:
 
     def _check_old_checkpoint(self, note: str) -> None:
         try:
-            old = verify_note(note, self.keys.notes)
-        except NoteError as exc:
+            old = verify_checkpoint(note, self.keys.notes)
+        except CheckpointError as exc:
             self.fail("checkpoint signature verification failed", None, None, detail=f"--checkpoint: {exc}")
             return
         tree = self.trees.get(old.origin)

@@ -9,9 +9,6 @@ database the settings name.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import importlib
 import json
 import tarfile
 import tempfile
@@ -21,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opencts.archive.digest_format import Verifier, ed25519_verifier, fingerprint
+from opencts.archive.digest_format import Verifier
 from opencts.archive.layout import ROOT
+from opencts.archive.signing_keys import PublishedKey, parse_published, published_keys, verify_signature
 from opencts.archive.storage import LocalStore, ObjectStore, open_store
-from opencts.archive.verify_tree import NoteError, NoteKey
 from opencts.config import Settings
 
 
@@ -43,30 +40,31 @@ class Source:
 
 @dataclass(slots=True)
 class PublishedKeys:
-    """The signing keys an auditor trusts: digest keys by fingerprint and the checkpoints' note keys."""
+    """The signing keys an auditor trusts: digest keys by fingerprint and their checkpoint note keys."""
 
-    ed25519: dict[str, bytes] = field(default_factory=dict)
-    notes: list[NoteKey] = field(default_factory=list)
+    keys: list[PublishedKey] = field(default_factory=list)
+
+    @property
+    def fingerprints(self) -> set[str]:
+        return {k.fingerprint for k in self.keys}
+
+    @property
+    def notes(self) -> list[str]:
+        return [k.note_verifier_key for k in self.keys if k.note_verifier_key]
 
     def verifier(self) -> Verifier:
-        return ed25519_verifier(self.ed25519)
+        def verify(fingerprint: str, data: bytes, signature: bytes) -> bool:
+            return verify_signature(self.keys, fingerprint, data, signature)
+
+        return verify
 
 
 def keys_from_json(doc: Any) -> PublishedKeys:
     """Keys from the signing-keys API's JSON (``{"keys": [...]}`` or the bare list)."""
-    entries = doc["keys"] if isinstance(doc, dict) else doc
-    keys = PublishedKeys()
     try:
-        for entry in entries:
-            raw = base64.b64decode(entry["public_key"], validate=True)
-            if fingerprint(raw) != entry["fingerprint"]:
-                raise SourceError(f"published key {entry['fingerprint']}: fingerprint does not match the key")
-            keys.ed25519[entry["fingerprint"]] = raw
-            if entry.get("note_verifier_key"):
-                keys.notes.append(NoteKey.parse(entry["note_verifier_key"]))
-    except (KeyError, TypeError, binascii.Error, NoteError) as exc:
-        raise SourceError(f"not a published keys list: {exc}") from None
-    return keys
+        return PublishedKeys(parse_published(doc))
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def load_keys(path: Path | None, settings: Settings) -> PublishedKeys:
@@ -76,24 +74,11 @@ def load_keys(path: Path | None, settings: Settings) -> PublishedKeys:
             return keys_from_json(json.loads(path.read_text()))
         except (OSError, ValueError) as exc:
             raise SourceError(f"cannot read keys from {path}: {exc}") from None
-    return keys_from_json(_database_keys(settings))
-
-
-def _database_keys(settings: Settings) -> list[dict[str, Any]]:
-    """What ``GET /v3/{project}/archive/signing-keys`` would answer, read from the settings' database.
-
-    Imported by name: the signing keys live with the ledger, which the verifier otherwise never needs.
-    """
     from opencts.store.opening import open_database
 
-    try:
-        signing_keys = importlib.import_module("opencts.archive.signing_keys")
-    except ImportError:
-        raise SourceError("no signing keys in this installation: give --keys FILE") from None
     db = open_database(settings)
     try:
-        found: list[dict[str, Any]] = db.read_sync(signing_keys.published_keys)
-        return found
+        return keys_from_json(db.read_sync(published_keys))
     finally:
         db.close()
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from opencts.archive import digest_format as fmt
 from opencts.archive import layout
-from opencts.archive.verify_tree import append_leaf, leaf_hash, note_key_id, range_root
+from opencts.archive.signing_keys import note_key_id, verifier_key
+from opencts.archive.verify_tree import append_leaf, leaf_hash, range_root
 from opencts.clock import HOUR_MS
 
 REGION = "cn-north-4"
@@ -47,9 +48,7 @@ class SignKey:
 
     @property
     def vkey(self) -> str:
-        key_id = note_key_id(self.name, self.public).hex()
-        material = base64.b64encode(b"\x01" + self.public).decode()
-        return f"{self.name}+{key_id}+{material}"
+        return verifier_key(self.name, self.public)
 
     def published(self) -> dict[str, object]:
         """One entry of the signing-keys API's list."""
