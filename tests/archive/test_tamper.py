@@ -210,3 +210,20 @@ def test_the_cli_reads_a_tarball_and_exits_1_with_json(archive: ArchiveBuilder, 
     doc = json.loads(bad.stdout)
     assert [f["problem"] for f in doc["failures"]] == ["not found"]
     assert isinstance(Finding(**doc["failures"][0]), Finding)
+
+
+def test_an_s3_bucket_is_read_through_the_store(archive: ArchiveBuilder, s3_settings: Settings) -> None:
+    from opencts.archive.storage import open_store
+
+    store = open_store(s3_settings)
+    store.create_bucket("audit")
+    for path in sorted(archive.bucket.rglob("*")):
+        if path.is_file():
+            store.put("audit", path.relative_to(archive.bucket).as_posix(), path.read_bytes())
+    keys = keys_from_json(json.loads(archive.keys_file().read_text()))
+    with open_source("s3://audit", s3_settings) as source:
+        assert verify_source(source, keys, Options(proofs=True)).ok
+    store.delete("audit", trace_files(archive)[2])
+    with open_source("s3://audit/CloudTraces/", s3_settings) as source:
+        result = verify_source(source, keys, Options())
+    assert problems(result) == {("not found", trace_files(archive)[2])}
