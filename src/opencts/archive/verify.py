@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import threading
 import zlib
 from collections import defaultdict
@@ -30,6 +31,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import orjson
 
 from opencts.archive.digest_format import (
     Digest,
@@ -584,26 +587,43 @@ def _ymd(ms: int) -> tuple[int, int, int]:
 
 
 _DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\r\n]*")
 
 
 def split_traces(content: bytes) -> list[tuple[str | None, bytes]]:
     """``(trace_id, exact bytes)`` of each trace in a file's content ``[body,\nbody,...]``.
 
-    A body is everything between the separators, whitespace around the JSON value included, so its bytes
-    are the stored ones even if a stored body carried whitespace.
+    Fast path: JSON strings hold no raw newline, so in compact bodies ``,\n`` occurs only between them;
+    when every piece of that split parses on its own, it is the split (cutting one JSON value at one of
+    its commas leaves a bracket open). Otherwise (whitespace with newlines inside a stored body) the
+    bodies are found with ``raw_decode``, whitespace around each value kept as part of it.
     """
-    text = content.decode()
-    if not (text.startswith("[") and text.endswith("]")):
+    if not (content.startswith(b"[") and content.endswith(b"]")):
         raise ValueError("a trace file's content is a JSON array")
+    inner = content[1:-1]
+    if not inner:
+        return []
+    pieces = inner.split(b",\n")
+    try:
+        return [(_trace_id(orjson.loads(piece)), piece) for piece in pieces]
+    except orjson.JSONDecodeError:
+        return _split_slowly(content.decode())
+
+
+def _trace_id(obj: Any) -> str | None:
+    tid = obj.get("trace_id") if isinstance(obj, dict) else None
+    return tid if isinstance(tid, str) else None
+
+
+def _split_slowly(text: str) -> list[tuple[str | None, bytes]]:
     found: list[tuple[str | None, bytes]] = []
     pos, end = 1, len(text) - 1
     while pos < end:
-        value = pos + len(text[pos:end]) - len(text[pos:end].lstrip())
+        value = _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # \s* always matches
         obj, stop = _DECODER.raw_decode(text, value)
         while stop < end and text[stop] in " \t\r\n":
             stop += 1
-        tid = obj.get("trace_id") if isinstance(obj, dict) else None
-        found.append((tid if isinstance(tid, str) else None, text[pos:stop].encode()))
+        found.append((_trace_id(obj), text[pos:stop].encode()))
         if stop < end and text[stop : stop + 2] != ",\n":
             raise ValueError(f"traces are not separated by ',\\n' at {stop}")
         pos = stop + 2 if stop < end else stop

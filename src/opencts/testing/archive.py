@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -89,6 +90,8 @@ class ArchiveBuilder:
     compact: list[bytes] = field(default_factory=list)
     previous: tuple[str, bytes, str] | None = None  # key, stored bytes, signature
     notes: list[str] = field(default_factory=list)
+    #: the stored bytes of trace number ``n`` at ``at_ms``
+    body: Callable[[int, int], bytes] = trace_body
 
     @property
     def bucket(self) -> Path:
@@ -118,7 +121,7 @@ class ArchiveBuilder:
             at = start_ms + (i + 1) * 60_000
             numbers = list(range(self.seq + 1, self.seq + traces + 1))
             self.seq += traces
-            bodies = [trace_body(n, at) for n in numbers]
+            bodies = [self.body(n, at) for n in numbers]
             leaves += [leaf_hash(b) for b in bodies]
             stored = [(exported or {}).get(n, b) for n, b in zip(numbers, bodies, strict=True)]
             logs.append(self._write_file(at, numbers, stored))
