@@ -92,6 +92,8 @@ class ArchiveBuilder:
     notes: list[str] = field(default_factory=list)
     #: the stored bytes of trace number ``n`` at ``at_ms``
     body: Callable[[int, int], bytes] = trace_body
+    #: encrypts a file's bytes (an envelope under a KMS key); None writes them in clear
+    seal: Callable[[bytes], bytes] | None = None
 
     @property
     def bucket(self) -> Path:
@@ -137,8 +139,11 @@ class ArchiveBuilder:
             prefix=None,
             at_ms=at,
             random16=random16,
+            encrypted=self.seal is not None,
         )
         blob = gzip.compress(file_content(bodies), 6, mtime=0)
+        if self.seal is not None:
+            blob = self.seal(blob)
         self.put(key, blob)
         return fmt.LogFile(BUCKET, key, fmt.sha256_hex(blob), len(bodies), numbers[0], numbers[-1], at, at)
 
