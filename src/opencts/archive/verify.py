@@ -435,7 +435,9 @@ class Verification:
             hour = _hour_of(at.stamp_ms)
             if last is not None and at.stamp_ms >= last.end_ms and not last.digest_end:
                 self.fail("not yet covered", key, hour, failure=False)
-            elif first is None or at.stamp_ms < first:
+            elif first is None:
+                self.fail("no digest for this tracker", key, hour, failure=False)
+            elif at.stamp_ms < first:
                 self.fail("before validation", key, hour, failure=False)
             else:
                 self.fail("not in any digest", key, hour)
