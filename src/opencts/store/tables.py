@@ -19,7 +19,7 @@ Which migration brings which table:
 - 0013: ``functions``, ``function_triggers``, ``function_invocations``
 - 0014: ``temporary_credentials``
 - 0016: ``trace_files``, ``transfer_state`` (and the ``transfer`` row of ``consumer_cursors``)
-- 0017: ``signing_keys``
+- 0017: ``signing_keys``, ``ledger_trees``, ``ledger_tiles``, ``ledger_checkpoints``
 - 0018: ``digest_chains``, ``digests``
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
@@ -553,6 +553,45 @@ signing_keys = Table(
     Column("private_key", Text, nullable=False),  # raw 32-byte seed, sealed with the master key
     Column("valid_from", BigInteger, nullable=False),
     Column("valid_to", BigInteger),  # when its successor took over; NULL for the current key
+)
+
+#: one row per project with a ledger: the tree's size and root, and the seq of its last leaf. The consumer
+#: locks it while appending, so two nodes never append a trace twice.
+ledger_trees = Table(
+    "ledger_trees",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),  # 32 bytes
+    Column("last_seq", BigInteger, nullable=False),  # every trace of the project with seq <= it is a leaf
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+#: the tree's hashes in tiles of 256 (C2SP tlog-tiles' shape): tile (level L, index N) holds the hashes of
+#: nodes N*256 .. N*256+255 at tree height 8*L; a partial tile (the right edge) is rewritten until full.
+#: Level-0 tiles also keep their leaves' seqs (8 bytes each, big-endian), to find a trace's leaf index.
+ledger_tiles = Table(
+    "ledger_tiles",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("tile_index", BigInteger, primary_key=True),
+    Column("hashes", LargeBinary, nullable=False),  # 32 bytes per node, up to 256 nodes
+    Column("first_seq", BigInteger),  # level 0: seq of its first leaf
+    Column("seqs", LargeBinary),  # level 0: seq of each leaf
+)
+Index("ix_ledger_tiles_seq", ledger_tiles.c.project_id, ledger_tiles.c.level, ledger_tiles.c.first_seq)
+
+#: signed checkpoints (C2SP tlog-checkpoint notes), one per (project, tree size) signed
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("size", BigInteger, primary_key=True),
+    Column("root", LargeBinary, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("note", Text, nullable=False),
 )
 
 # -- archive: hourly digests (migration 0018) ------------------------------------------------------------
