@@ -8,7 +8,6 @@ writers on one database, and a writer that died between its claim and its PUT.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from opencts.archive.transfer import Transfer
 from opencts.clock import HOUR_MS, MINUTE_MS
 from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
+from opencts.ledger import hashing
 from opencts.store import Database, trace_log
 from opencts.store.tables import digest_chains, digests, domains, projects, traces
 from opencts.trackers import repository
@@ -38,36 +38,42 @@ BUCKET = "audit"
 @dataclass(frozen=True)
 class Cp:
     size: int
+    root: bytes
     note: str
     last_seq: int
 
 
 class LogLedger:
-    """The ledger's database side computed straight from the log (RFC 9162 leaf hashes, no tiles)."""
+    """The ledger computed straight from the log with its RFC 9162 hashing (no tiles, no consumer), and a
+    checkpoint per call of the whole log: tests of the digests need leaves, not the ledger's storage."""
 
-    def _seqs_bodies(self, conn: Connection, project_id: str) -> list[tuple[int, bytes]]:
+    def _seqs_leaves(self, conn: Connection, project_id: str) -> list[tuple[int, bytes]]:
         rows = conn.execute(
             select(traces.c.seq, traces.c.body)
             .where(traces.c.project_id == project_id)
             .order_by(traces.c.seq)
         )
-        return [(int(s), bytes(b)) for s, b in rows]
+        return [(int(s), hashing.leaf_hash(bytes(b))) for s, b in rows]
 
     def latest_checkpoint(self, conn: Connection, project_id: str) -> Cp | None:
-        rows = self._seqs_bodies(conn, project_id)
+        rows = self._seqs_leaves(conn, project_id)
         if not rows:
             return None
-        return Cp(len(rows), f"test/{project_id}\n{len(rows)}\n", rows[-1][0])
+        root = hashing.root([leaf for _, leaf in rows])
+        return Cp(len(rows), root, f"test/{project_id}\n{len(rows)}\n{root.hex()}\n", rows[-1][0])
+
+    def checkpoint_covering(self, conn: Connection, project_id: str, seq: int) -> Cp | None:
+        cp = self.latest_checkpoint(conn, project_id)
+        return cp if cp is not None and cp.last_seq >= seq else None
 
     def leaf_hashes(self, conn: Connection, project_id: str, start: int, end: int) -> list[bytes]:
-        rows = self._seqs_bodies(conn, project_id)[start:end]
-        return [hashlib.sha256(b"\x00" + body).digest() for _, body in rows]
+        return [leaf for _, leaf in self._seqs_leaves(conn, project_id)[start:end]]
 
     def leaf_hashes_of(self, db: Database, start: int, end: int) -> list[bytes]:
         return db.read_sync(lambda c: self.leaf_hashes(c, PROJECT, start, end))
 
     def compact_range(self, conn: Connection, project_id: str, size: int) -> list[bytes]:
-        return [bytes(32)] if size else []
+        return hashing.compact_range(self.leaf_hashes(conn, project_id, 0, size), size)
 
 
 class Clock:
@@ -198,6 +204,8 @@ async def test_hours_of_files_make_a_signed_chain_with_empty_start_and_final_dig
     blob = store.get(BUCKET, start.tree_leaves.object)
     assert fmt.sha256_hex(blob) == start.tree_leaves.hash_value
     assert fmt.decode_leaves(blob) == LogLedger().leaf_hashes_of(db, 0, 5)
+    root = bytes.fromhex((start.checkpoint or "").split("\n")[2])
+    assert hashing.extend_range([], 0, fmt.decode_leaves(blob)) == root
     assert_chained(chain)
 
     # a rotation: the next digest names the new key, the old ones still verify
@@ -226,11 +234,14 @@ async def test_hours_of_files_make_a_signed_chain_with_empty_start_and_final_dig
     clock.now = H0 + 7 * HOUR_MS + MINUTE_MS
     assert await w.run_once() == 1
     restart = chain_of(db, store)[-1][0]
-    assert (
-        restart.is_start
-        and restart.start_ms == H0 + 6 * HOUR_MS
-        and restart.tree_compact_range == ("00" * 32,)
-    )
+    assert restart.is_start and restart.start_ms == H0 + 6 * HOUR_MS
+    # the restart carries the compact range at its first index: with its leaves, its checkpoint's root
+    assert restart.tree_leaves is not None and restart.tree_compact_range is not None
+    assert restart.tree_leaves.first_index == 5
+    leaves = fmt.decode_leaves(store.get(BUCKET, restart.tree_leaves.object))
+    compact = [bytes.fromhex(h) for h in restart.tree_compact_range]
+    root = bytes.fromhex((restart.checkpoint or "").split("\n")[2])
+    assert hashing.extend_range(compact, 5, leaves) == root
 
 
 async def test_an_hour_waits_for_its_unwritten_files(
