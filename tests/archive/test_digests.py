@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,14 +263,33 @@ async def test_an_hour_waits_for_its_unwritten_files(
     assert sum(f.trace_count for f in chain_of(db, store)[0][0].log_files) == 2
 
 
-async def test_two_writers_write_each_hour_once(db: Database, store: LocalStore, box: SecretBox) -> None:
+class CountingStore(LocalStore):
+    """The local store, counting PUTs per key (no work done twice, not only the same result)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.puts: Counter[str] = Counter()
+
+    def put(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.puts[key] += 1
+        super().put(bucket, key, data, metadata)
+
+
+async def test_two_nodes_write_each_hour_once(db: Database, tmp_path: Path, box: SecretBox) -> None:
+    (tmp_path / "buckets").mkdir()
+    store = CountingStore(tmp_path / "buckets")
+    store.create_bucket(BUCKET)
     clock = Clock(H0 + MINUTE_MS)
     validate(db, True)
-    one, two = writer(db, store, box, clock), writer(db, store, box, clock)
-    await asyncio.gather(one.run_once(), two.run_once())
-    clock.now = H0 + 5 * HOUR_MS + MINUTE_MS
-    counts = await asyncio.gather(one.run_once(), two.run_once(), one.run_once(), two.run_once())
-    assert sum(counts) == 5
+    node2 = Database(db.url)  # a second node: its own engines on the same database
+    try:
+        one, two = writer(db, store, box, clock), writer(node2, store, box, clock)
+        await asyncio.gather(one.run_once(), two.run_once())
+        clock.now = H0 + 5 * HOUR_MS + MINUTE_MS
+        counts = await asyncio.gather(one.run_once(), two.run_once(), one.run_once(), two.run_once())
+        assert sum(counts) == 5
+    finally:
+        node2.close()
     hours = db.read_sync(
         lambda c: list(c.execute(select(digests.c.hour_ms).order_by(digests.c.hour_ms)).scalars())
     )
@@ -278,6 +298,7 @@ async def test_two_writers_write_each_hour_once(db: Database, store: LocalStore,
     assert_chained(chain_of(db, store))
     opened = db.read_sync(lambda c: c.execute(select(func.count()).select_from(digest_chains)).scalar())
     assert opened == 1
+    assert len(store.puts) == 10 and set(store.puts.values()) == {1}  # a digest and its .sig per hour
 
 
 async def test_a_claim_left_by_a_crash_is_written_with_the_same_bytes(
