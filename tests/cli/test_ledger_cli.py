@@ -34,12 +34,11 @@ def test_prove_checkpoint_consistency_and_keys(
     assert run(live_server, "traces", "put", str(source))[0] == 0
 
     # the server's ledger consumer appends within a poll
-    def prove() -> tuple[int, str, str] | None:
-        outcome = run(live_server, "ledger", "prove", traces[2]["trace_id"])
-        return outcome if outcome[0] == 0 else None
+    def prove() -> str:
+        code, out, _ = run(live_server, "ledger", "prove", traces[2]["trace_id"])
+        return out if code == 0 else ""
 
-    proved = wait_for(prove, what="a verified proof")
-    assert proved[1].startswith("verified: trace ")
+    assert wait_for(prove, what="a verified proof").startswith("verified: trace ")
     code, note, _ = run(live_server, "ledger", "checkpoint")
     assert code == 0 and "\n\n\u2014 opencts." in note
     saved = tmp_path / "old.note"
