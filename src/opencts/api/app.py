@@ -113,15 +113,14 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             if start_consumers
             else []
         )
-        if start_consumers:  # the Merkle ledger and its checkpoints
+        if start_consumers:  # the Merkle ledger and its checkpoints; the archive's transfer and digests
             tasks += start_ledger(db, settings, opened.box)
+            transfer.start()
+            digest_writer.start()
         if start_consumers and services.smn is not None:
             services.smn.start()
         if start_consumers and services.functions is not None:
             services.functions.start()
-        if start_consumers:
-            transfer.start()
-            digest_writer.start()
         try:
             yield
         finally:
