@@ -13,6 +13,9 @@ from opencts.archive import digest_format as fmt
 from opencts.archive import layout, signing_keys
 from opencts.clock import HOUR_MS, now_ms
 from opencts.config import Settings
+from opencts.consumers import ConsumerRunner
+from opencts.ledger import checkpoint, hashing
+from opencts.ledger.consumer import LedgerConsumer
 from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY
 
 
@@ -45,6 +48,7 @@ async def test_a_validating_tracker_gets_signed_hourly_digests_on_s3(
         traces = [make_trace(trace_type="ObsAPI", service_type="OBS", tracker_name="dt") for _ in range(4)]
         assert (await api.put(traces)).json()["accepted"] == 4
         await services.transfer.drain()
+        await ConsumerRunner(services.db, LedgerConsumer(services.db)).drain()  # the traces become leaves
         writer.clock = lambda: start + 2 * HOUR_MS
         assert await writer.run_once() == 2
         deleted = await api.client.delete(f"/v3/{api.project}/trackers", params={"tracker_name": "dt"})
@@ -79,3 +83,12 @@ async def test_a_validating_tracker_gets_signed_hourly_digests_on_s3(
     assert all(
         d.tracker_name == "dt" and "/dt/Digest/pre_CloudTrace-Digest_" in d.digest_object for d in chain
     )
+    # the first digest's checkpoint is signed by the ledger's key, and its leaves rebuild its root
+    first = chain[0]
+    assert first.checkpoint is not None and first.tree_leaves is not None
+    assert first.tree_compact_range is not None
+    note = checkpoint.verify_note(first.checkpoint, keys[-1].note_verifier_key)
+    got = client.get_object(Bucket="audit-bucket", Key=first.tree_leaves.object)
+    leaves = fmt.decode_leaves(got["Body"].read())
+    compact = [bytes.fromhex(h) for h in first.tree_compact_range]
+    assert hashing.extend_range(compact, first.tree_leaves.first_index, leaves) == note.root

@@ -8,8 +8,8 @@ writers on one database, and a writer that died between its claim and its PUT.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from opencts.archive.transfer import Transfer
 from opencts.clock import HOUR_MS, MINUTE_MS
 from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
+from opencts.ledger import hashing
 from opencts.store import Database, trace_log
 from opencts.store.tables import digest_chains, digests, domains, projects, traces
 from opencts.trackers import repository
@@ -38,36 +39,42 @@ BUCKET = "audit"
 @dataclass(frozen=True)
 class Cp:
     size: int
+    root: bytes
     note: str
     last_seq: int
 
 
 class LogLedger:
-    """The ledger's database side computed straight from the log (RFC 9162 leaf hashes, no tiles)."""
+    """The ledger computed straight from the log with its RFC 9162 hashing (no tiles, no consumer), and a
+    checkpoint per call of the whole log: tests of the digests need leaves, not the ledger's storage."""
 
-    def _seqs_bodies(self, conn: Connection, project_id: str) -> list[tuple[int, bytes]]:
+    def _seqs_leaves(self, conn: Connection, project_id: str) -> list[tuple[int, bytes]]:
         rows = conn.execute(
             select(traces.c.seq, traces.c.body)
             .where(traces.c.project_id == project_id)
             .order_by(traces.c.seq)
         )
-        return [(int(s), bytes(b)) for s, b in rows]
+        return [(int(s), hashing.leaf_hash(bytes(b))) for s, b in rows]
 
     def latest_checkpoint(self, conn: Connection, project_id: str) -> Cp | None:
-        rows = self._seqs_bodies(conn, project_id)
+        rows = self._seqs_leaves(conn, project_id)
         if not rows:
             return None
-        return Cp(len(rows), f"test/{project_id}\n{len(rows)}\n", rows[-1][0])
+        root = hashing.root([leaf for _, leaf in rows])
+        return Cp(len(rows), root, f"test/{project_id}\n{len(rows)}\n{root.hex()}\n", rows[-1][0])
+
+    def checkpoint_covering(self, conn: Connection, project_id: str, seq: int) -> Cp | None:
+        cp = self.latest_checkpoint(conn, project_id)
+        return cp if cp is not None and cp.last_seq >= seq else None
 
     def leaf_hashes(self, conn: Connection, project_id: str, start: int, end: int) -> list[bytes]:
-        rows = self._seqs_bodies(conn, project_id)[start:end]
-        return [hashlib.sha256(b"\x00" + body).digest() for _, body in rows]
+        return [leaf for _, leaf in self._seqs_leaves(conn, project_id)[start:end]]
 
     def leaf_hashes_of(self, db: Database, start: int, end: int) -> list[bytes]:
         return db.read_sync(lambda c: self.leaf_hashes(c, PROJECT, start, end))
 
     def compact_range(self, conn: Connection, project_id: str, size: int) -> list[bytes]:
-        return [bytes(32)] if size else []
+        return hashing.compact_range(self.leaf_hashes(conn, project_id, 0, size), size)
 
 
 class Clock:
@@ -198,6 +205,8 @@ async def test_hours_of_files_make_a_signed_chain_with_empty_start_and_final_dig
     blob = store.get(BUCKET, start.tree_leaves.object)
     assert fmt.sha256_hex(blob) == start.tree_leaves.hash_value
     assert fmt.decode_leaves(blob) == LogLedger().leaf_hashes_of(db, 0, 5)
+    root = bytes.fromhex((start.checkpoint or "").split("\n")[2])
+    assert hashing.extend_range([], 0, fmt.decode_leaves(blob)) == root
     assert_chained(chain)
 
     # a rotation: the next digest names the new key, the old ones still verify
@@ -226,11 +235,14 @@ async def test_hours_of_files_make_a_signed_chain_with_empty_start_and_final_dig
     clock.now = H0 + 7 * HOUR_MS + MINUTE_MS
     assert await w.run_once() == 1
     restart = chain_of(db, store)[-1][0]
-    assert (
-        restart.is_start
-        and restart.start_ms == H0 + 6 * HOUR_MS
-        and restart.tree_compact_range == ("00" * 32,)
-    )
+    assert restart.is_start and restart.start_ms == H0 + 6 * HOUR_MS
+    # the restart carries the compact range at its first index: with its leaves, its checkpoint's root
+    assert restart.tree_leaves is not None and restart.tree_compact_range is not None
+    assert restart.tree_leaves.first_index == 5
+    leaves = fmt.decode_leaves(store.get(BUCKET, restart.tree_leaves.object))
+    compact = [bytes.fromhex(h) for h in restart.tree_compact_range]
+    root = bytes.fromhex((restart.checkpoint or "").split("\n")[2])
+    assert hashing.extend_range(compact, 5, leaves) == root
 
 
 async def test_an_hour_waits_for_its_unwritten_files(
@@ -251,14 +263,33 @@ async def test_an_hour_waits_for_its_unwritten_files(
     assert sum(f.trace_count for f in chain_of(db, store)[0][0].log_files) == 2
 
 
-async def test_two_writers_write_each_hour_once(db: Database, store: LocalStore, box: SecretBox) -> None:
+class CountingStore(LocalStore):
+    """The local store, counting PUTs per key (no work done twice, not only the same result)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.puts: Counter[str] = Counter()
+
+    def put(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.puts[key] += 1
+        super().put(bucket, key, data, metadata)
+
+
+async def test_two_nodes_write_each_hour_once(db: Database, tmp_path: Path, box: SecretBox) -> None:
+    (tmp_path / "buckets").mkdir()
+    store = CountingStore(tmp_path / "buckets")
+    store.create_bucket(BUCKET)
     clock = Clock(H0 + MINUTE_MS)
     validate(db, True)
-    one, two = writer(db, store, box, clock), writer(db, store, box, clock)
-    await asyncio.gather(one.run_once(), two.run_once())
-    clock.now = H0 + 5 * HOUR_MS + MINUTE_MS
-    counts = await asyncio.gather(one.run_once(), two.run_once(), one.run_once(), two.run_once())
-    assert sum(counts) == 5
+    node2 = Database(db.url)  # a second node: its own engines on the same database
+    try:
+        one, two = writer(db, store, box, clock), writer(node2, store, box, clock)
+        await asyncio.gather(one.run_once(), two.run_once())
+        clock.now = H0 + 5 * HOUR_MS + MINUTE_MS
+        counts = await asyncio.gather(one.run_once(), two.run_once(), one.run_once(), two.run_once())
+        assert sum(counts) == 5
+    finally:
+        node2.close()
     hours = db.read_sync(
         lambda c: list(c.execute(select(digests.c.hour_ms).order_by(digests.c.hour_ms)).scalars())
     )
@@ -267,6 +298,7 @@ async def test_two_writers_write_each_hour_once(db: Database, store: LocalStore,
     assert_chained(chain_of(db, store))
     opened = db.read_sync(lambda c: c.execute(select(func.count()).select_from(digest_chains)).scalar())
     assert opened == 1
+    assert len(store.puts) == 10 and set(store.puts.values()) == {1}  # a digest and its .sig per hour
 
 
 async def test_a_claim_left_by_a_crash_is_written_with_the_same_bytes(

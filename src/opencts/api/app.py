@@ -23,6 +23,7 @@ from opencts.api import (
     iam,
     iam_admin,
     kms,
+    ledger,
     notifications,
     traces,
 )
@@ -37,6 +38,7 @@ from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
+from opencts.ledger.consumer import start_ledger
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -111,13 +113,14 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             if start_consumers
             else []
         )
+        if start_consumers:  # the Merkle ledger and its checkpoints; the archive's transfer and digests
+            tasks += start_ledger(db, settings, opened.box)
+            transfer.start()
+            digest_writer.start()
         if start_consumers and services.smn is not None:
             services.smn.start()
         if start_consumers and services.functions is not None:
             services.functions.start()
-        if start_consumers:
-            transfer.start()
-            digest_writer.start()
         try:
             yield
         finally:
@@ -159,4 +162,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(function_triggers.router)
     app.include_router(functions.router)
     app.include_router(kms.router)
+    app.include_router(ledger.router)
     return app

@@ -35,6 +35,9 @@ from opencts.archive.storage import ObjectStore, StorageError
 from opencts.clock import HOUR_MS, MINUTE_MS, SECOND_MS, now_ms
 from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
+from opencts.ledger import repository as ledger_repository
+from opencts.ledger import tiles
+from opencts.ledger.repository import NoteSigner
 from opencts.store import Database
 
 log = logging.getLogger(__name__)
@@ -58,14 +61,15 @@ class Checkpoint(Protocol):
     @property
     def note(self) -> str: ...
 
-    @property
-    def last_seq(self) -> int: ...
-
 
 class Ledger(Protocol):
-    """The Merkle ledger's database side, as the digests read it."""
+    """The Merkle ledger's database side, as the digests read it (:class:`LedgerReader` in the app)."""
 
     def latest_checkpoint(self, conn: Connection, project_id: str) -> Checkpoint | None: ...
+
+    def checkpoint_covering(self, conn: Connection, project_id: str, seq: int) -> Checkpoint | None:
+        """A checkpoint whose tree holds every trace of the project up to ``seq``; None to wait."""
+        ...
 
     def leaf_hashes(self, conn: Connection, project_id: str, start: int, end: int) -> Sequence[bytes]: ...
 
@@ -229,11 +233,14 @@ class DigestWriter:
         """The checkpoint covering ``need_seq`` and the leaves since the previous digest's; None to wait."""
         if self.ledger is None:
             return _Tree()
-        cp = self.ledger.latest_checkpoint(conn, chain.project_id)
-        if cp is None:
-            return None if need_seq else _Tree()
-        if cp.last_seq < need_seq:
-            return None  # the ledger has not reached this hour's traces yet
+        if need_seq:
+            cp = self.ledger.checkpoint_covering(conn, chain.project_id, need_seq)
+            if cp is None:
+                return None  # the ledger has not reached this hour's traces yet
+        else:
+            cp = self.ledger.latest_checkpoint(conn, chain.project_id)
+            if cp is None:
+                return _Tree()
         previous = last.tree_size if last is not None and last.tree_size is not None else chain.start_size
         first = min(previous, cp.size)
         hashes = tuple(self.ledger.leaf_hashes(conn, chain.project_id, first, cp.size))
@@ -364,6 +371,26 @@ def _log_file(f: files.FileRecord) -> fmt.LogFile:
     )
 
 
+class LedgerReader:
+    """The ledger (:mod:`opencts.ledger`) as the digests read it; signs a checkpoint when none covers an
+    hour's files yet but the tree does."""
+
+    def __init__(self, signer: NoteSigner) -> None:
+        self.signer = signer
+
+    def latest_checkpoint(self, conn: Connection, project_id: str) -> Checkpoint | None:
+        return ledger_repository.latest_checkpoint(conn, project_id)
+
+    def checkpoint_covering(self, conn: Connection, project_id: str, seq: int) -> Checkpoint | None:
+        return ledger_repository.checkpoint_covering(conn, project_id, seq, signer=self.signer)
+
+    def leaf_hashes(self, conn: Connection, project_id: str, start: int, end: int) -> Sequence[bytes]:
+        return tiles.leaf_hashes(conn, project_id, start, end)
+
+    def compact_range(self, conn: Connection, project_id: str, size: int) -> Sequence[bytes]:
+        return tiles.stored_compact_range(conn, project_id, size)
+
+
 def settings_keys(box: SecretBox, settings: Settings) -> KeySource:
     """The installation's current signing key (``signing_keys``), rotated after ``signing_key_days``."""
     name = signing_keys.key_name_for(settings.ledger_origin, settings.region)
@@ -374,15 +401,13 @@ def settings_keys(box: SecretBox, settings: Settings) -> KeySource:
     return current
 
 
-def open_writer(
-    db: Database, store: ObjectStore, settings: Settings, box: SecretBox, *, ledger: Ledger | None = None
-) -> DigestWriter:
+def open_writer(db: Database, store: ObjectStore, settings: Settings, box: SecretBox) -> DigestWriter:
     """The digest writer of this node, looking every minute (or every transfer interval when shorter)."""
     return DigestWriter(
         db,
         store,
         region=settings.region,
         keys=settings_keys(box, settings),
-        ledger=ledger,
+        ledger=LedgerReader(NoteSigner.from_settings(settings, box)),
         interval=interval_seconds(settings.transfer_interval),
     )

@@ -67,7 +67,8 @@ ROLES: dict[str, tuple[str, ...]] = {
 
 #: what any authenticated user may do whatever their roles: see their projects (the SDK looks its project
 #: up by name), and end their own session
-ALWAYS: tuple[str, ...] = ("iam:projects:list", "iam:tokens:delete", "iam:tokens:get")
+#: and read the archive's public signing keys, which are published to everyone on purpose
+ALWAYS: tuple[str, ...] = ("iam:projects:list", "iam:tokens:delete", "iam:tokens:get", "cts:signingKeys:list")
 
 
 @lru_cache(maxsize=4096)

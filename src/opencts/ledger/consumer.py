@@ -13,6 +13,9 @@ import logging
 from typing import Any
 
 from opencts.clock import now_ms
+from opencts.config import Settings
+from opencts.consumers import ConsumerRunner
+from opencts.iam.secrets import SecretBox
 from opencts.ledger import repository
 from opencts.ledger.repository import NoteSigner
 from opencts.store import Database
@@ -43,10 +46,20 @@ async def write_checkpoints(db: Database, signer: NoteSigner) -> int:
 async def run_checkpoints(db: Database, signer: NoteSigner, interval: float) -> None:
     """Every ``interval`` seconds, checkpoint the trees that grew (``settings.checkpoint_interval``)."""
     while True:
-        await asyncio.sleep(interval)
         try:
             await write_checkpoints(db, signer)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("signing checkpoints failed; retrying in %.1fs", interval)
+        await asyncio.sleep(interval)
+
+
+def start_ledger(db: Database, settings: Settings, box: SecretBox) -> list[asyncio.Task[None]]:
+    """The server's ledger tasks: the consumer and the checkpoint writer (the app's lifespan cancels them)."""
+    signer = NoteSigner.from_settings(settings, box)
+    runner = ConsumerRunner(db, LedgerConsumer(db))
+    return [
+        asyncio.create_task(runner.run_forever(), name="ledger"),
+        asyncio.create_task(run_checkpoints(db, signer, settings.checkpoint_interval), name="checkpoints"),
+    ]
