@@ -6,7 +6,6 @@ named by its trace id once proofs are checked; a file deleted afterwards is name
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from cts_helpers import trace_row
 from opencts.archive import signing_keys
-from opencts.archive.digests import DigestWriter
+from opencts.archive.digests import DigestWriter, LedgerReader
 from opencts.archive.storage import LocalStore
 from opencts.archive.transfer import Transfer
 from opencts.archive.verify import Options, Result, verify_source
@@ -23,8 +22,6 @@ from opencts.clock import HOUR_MS, MINUTE_MS
 from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
 from opencts.ledger import repository as ledger
-from opencts.ledger import tiles
-from opencts.ledger.checkpoint import Checkpoint
 from opencts.store import Database, trace_log
 from opencts.store.tables import domains, projects, traces
 from opencts.trackers import repository
@@ -33,19 +30,6 @@ from opencts.trackers.model import UpdateTrackerRequestBody
 DOMAIN, PROJECT = "d" * 32, "e" * 32
 H0 = 1_780_002_000_000 // HOUR_MS * HOUR_MS
 BUCKET = "audit"
-
-
-class TablesLedger:
-    """The ledger's tables as the digest writer reads them."""
-
-    def latest_checkpoint(self, conn: Connection, project_id: str) -> Checkpoint | None:
-        return ledger.latest_checkpoint(conn, project_id)
-
-    def leaf_hashes(self, conn: Connection, project_id: str, start: int, end: int) -> Sequence[bytes]:
-        return tiles.leaf_hashes(conn, project_id, start, end)
-
-    def compact_range(self, conn: Connection, project_id: str, size: int) -> Sequence[bytes]:
-        return tiles.stored_compact_range(conn, project_id, size)
 
 
 def change_body(conn: Connection, trace_id: str) -> None:
@@ -72,7 +56,7 @@ class Pipeline:
             self.store,
             region=self.settings.region,
             keys=lambda conn, now: self.signer.key(conn, now),
-            ledger=TablesLedger(),  # type: ignore[arg-type]  # last_seq is int | None in the ledger's
+            ledger=LedgerReader(self.signer),
             clock=lambda: self.now,
         )
 
