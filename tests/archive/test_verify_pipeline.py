@@ -121,14 +121,15 @@ class Pipeline:
 async def test_a_pipeline_archive_verifies_and_tampering_is_named(database: Database, tmp_path: Path) -> None:
     pipe = Pipeline(database, tmp_path)
     pipe.setup()
-    await pipe.hour(H0, 5, "a")
-    await pipe.hour(H0 + HOUR_MS, 0, "none")
-    await pipe.hour(H0 + 2 * HOUR_MS, 4, "b", behind="b-2")
-    await pipe.digests(H0 + 3 * HOUR_MS + MINUTE_MS)
+    await pipe.hour(H0, 0, "none")  # the chain starts before the project's first checkpoint
+    await pipe.hour(H0 + HOUR_MS, 5, "a")
+    await pipe.hour(H0 + 2 * HOUR_MS, 0, "none")
+    await pipe.hour(H0 + 3 * HOUR_MS, 4, "b", behind="b-2")
+    await pipe.digests(H0 + 4 * HOUR_MS + MINUTE_MS)
 
     plain = pipe.verify(proofs=False)
     assert plain.ok, plain.failures
-    assert plain.digests == 3 and plain.traces == 9
+    assert plain.digests == 4 and plain.traces == 9
 
     proved = pipe.verify(proofs=True)
     assert [(f.problem, f.trace_id) for f in proved.failures] == [("trace not in the ledger", "b-2")]

@@ -454,10 +454,9 @@ class Verification:
             if digest is None or digest.tree_leaves is None:
                 continue
             if digest.is_start or compact is None:
-                if digest.tree_compact_range is None:
-                    compact = None  # no start in view: nothing to rebuild from
+                compact = self._starting_range(read, digest)
+                if compact is None:
                     continue
-                compact = [bytes.fromhex(h) for h in digest.tree_compact_range]
                 size = digest.tree_leaves.first_index
                 start = (list(compact), size, [])
             ok, size = self._add_leaves(read, digest, compact, size, chain, start[2])
@@ -465,6 +464,20 @@ class Verification:
                 compact = None
                 continue
             self._check_checkpoint(read, digest, compact, size, start)
+
+    def _starting_range(self, read: _DigestRead, digest: Digest) -> list[bytes] | None:
+        """Where a rebuild can start: a digest's compact range, or the empty tree when its leaves start at
+        index 0 (a chain whose starting digest came before the project's first checkpoint)."""
+        assert digest.tree_leaves is not None
+        if digest.tree_compact_range is not None:
+            return [bytes.fromhex(h) for h in digest.tree_compact_range]
+        if digest.tree_leaves.first_index == 0:
+            return []
+        self.fail(
+            "tree not rebuilt", read.key.key, digest.digest_start_time, failure=False,
+            detail="no compact range to start from after the break above",
+        )  # fmt: skip
+        return None
 
     def _add_leaves(
         self,
