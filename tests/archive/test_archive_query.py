@@ -125,7 +125,7 @@ async def transfer_at(db: Database, store: LocalStore, tmp_path: Path, at_ms: in
 
 @pytest.fixture
 async def archive(db: Database, store: LocalStore, tmp_path: Path) -> list[planner.Target]:
-    """Two rounds of transfer 200 days apart; another project's files in the same bucket; a json data tracker."""
+    """Two transfers 200 days apart; another project's files in the same bucket; a json data tracker."""
     obs(db, PROJECT, bucket_name="mgmt")
     obs(db, OTHER, bucket_name="mgmt")
     data_tracker(db, "dt", bucket_name="data", compress_type="json", is_sort_by_service=False)
@@ -147,7 +147,7 @@ async def archive(db: Database, store: LocalStore, tmp_path: Path) -> list[plann
 
 def run(
     store: LocalStore,
-    targets: list[planner.Target],
+    targets: list[planner.Target] | list[query.Source],
     sql: str,
     *,
     start: int = BASE_MS - 365 * DAY_MS,
@@ -157,7 +157,9 @@ def run(
     unwrap: query.Unwrap | None = None,
     limit: int = 1000,
 ) -> query.Answer:
-    sources = query.pick_sources(targets, project_id=project, tracker=tracker)
+    sources = [t for t in targets if isinstance(t, query.Source)] or query.pick_sources(
+        [t for t in targets if isinstance(t, planner.Target)], project_id=project, tracker=tracker
+    )
     return query.answer(
         store,
         sources,
@@ -289,7 +291,7 @@ def test_encrypted_files_need_their_key(tmp_path: Path) -> None:
         encrypted=True,
     )
     store.put("enc", key, seal(gzip.compress(content, 6, mtime=0), new_data_key(material, "k1", 1)))
-    target = planner.Target("t", PROJECT, "system", "system", "enc", None, "gzip", True, "k1", None)
+    target = query.Source("enc", PROJECT, "system")
 
     def unwrap(project: str, header: EnvelopeHeader) -> bytes:
         assert project == PROJECT

@@ -125,10 +125,22 @@ class Result:
     rows: Generator[tuple[Any, ...]]
 
 
-def pick_sources(found: Sequence[Target], *, project_id: str | None, tracker: str | None) -> list[Target]:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Trace files a query reads in one bucket: one project's and tracker's, or (None) any."""
+
+    bucket: str
+    project_id: str | None = None
+    tracker: str | None = None
+
+    def holds(self, key: layout.ArchiveKey) -> bool:
+        return (self.project_id in (None, key.project_id)) and (self.tracker in (None, key.tracker))
+
+
+def pick_sources(found: Sequence[Target], *, project_id: str | None, tracker: str | None) -> list[Source]:
     """The trackers (with a bucket) a query reads: one project's, or every project's for a local CLI."""
     return [
-        t
+        Source(t.bucket, t.project_id, t.name)
         for t in found
         if (project_id is None or t.project_id == project_id) and (tracker is None or t.name == tracker)
     ]
@@ -136,7 +148,7 @@ def pick_sources(found: Sequence[Target], *, project_id: str | None, tracker: st
 
 def pick_files(
     store: ObjectStore,
-    sources: Sequence[Target],
+    sources: Sequence[Source],
     *,
     region: str,
     start_ms: int,
@@ -149,17 +161,17 @@ def pick_files(
     only a trace file of a source's project and tracker is kept, so a stranger in the bucket, a digest or
     another project's file is never read.
     """
-    wanted: dict[str, set[tuple[str, str]]] = {}
+    wanted: dict[str, list[Source]] = {}
     for source in sources:
-        wanted.setdefault(source.bucket, set()).add((source.project_id, source.name))
+        wanted.setdefault(source.bucket, []).append(source)
     low, high = start_ms - FUTURE_MS, end_ms + late_ms
     picked: list[ArchiveFile] = []
     for bucket, owners in sorted(wanted.items()):
         for info in store.list(bucket, f"{layout.ROOT}/{region}/"):
             key = layout.parse_key(info.key)
-            if key is None or key.kind != "trace" or (key.project_id, key.tracker) not in owners:
+            if key is None or key.kind != "trace" or not low <= key.stamp_ms < high:
                 continue
-            if low <= key.stamp_ms < high:
+            if any(owner.holds(key) for owner in owners):
                 picked.append(ArchiveFile(bucket, key, info.size))
     return picked
 
@@ -247,6 +259,10 @@ class ArchiveQuery:
         self.files = len(rows)
         for path, *_ in rows:
             Path(path).unlink(missing_ok=True)
+
+    def check(self, sql: str) -> None:
+        """Refuse anything but one SELECT before a file is read (QueryError with DuckDB's words)."""
+        _one_select(self.db, sql)
 
     def sandbox(self) -> None:
         """No file, network or setting from here on: what the API's callers run sees ``traces`` only."""
@@ -351,7 +367,7 @@ class Answer:
 
 def answer(
     store: ObjectStore,
-    sources: Sequence[Target],
+    sources: Sequence[Source],
     *,
     sql: str,
     region: str,
@@ -367,7 +383,7 @@ def answer(
     The statement is checked before any file is read, so a refused query costs nothing.
     """
     with ArchiveQuery() as query:
-        _one_select(query.db, sql)
+        query.check(sql)
         picked = pick_files(store, sources, region=region, start_ms=start_ms, end_ms=end_ms, late_ms=late_ms)
         query.load(store, picked, start_ms=start_ms, end_ms=end_ms, unwrap=unwrap)
         query.sandbox()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.panel import Panel
 
-from opencts.cli import functions, iam, kms, notifications, smn, traces, trackers
+from opencts.cli import archive, functions, iam, kms, notifications, smn, traces, trackers
 from opencts.cli.client import ApiClient, CliError, resolve_target
 from opencts.cli.common import CliGroup, DataDirOpt, EndpointOpt, err
 from opencts.clock import now_ms
@@ -36,6 +36,7 @@ app.add_typer(iam.app, name="iam")
 app.add_typer(smn.app, name="smn")
 app.add_typer(notifications.app, name="notifications")
 app.add_typer(functions.app, name="functions")
+app.add_typer(archive.app, name="archive")
 app.add_typer(kms.app, name="kms")
 console = err
 
