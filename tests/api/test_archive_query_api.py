@@ -41,10 +41,13 @@ async def archived(api: Api) -> str:
         lambda c: create_project(c, domain_id=api.creds.domain_id, name="local-1_x")
     )
     domain = api.creds.domain_id
-    await services.db.write(
-        lambda c: repository.create_system_tracker(c, project_id=other.id, domain_id=domain)
-    )
-    await services.db.write(lambda c: (to_bucket(c, project), to_bucket(c, other.id)))
+
+    def setup(conn: Connection) -> None:
+        repository.create_system_tracker(conn, project_id=other.id, domain_id=domain)
+        to_bucket(conn, project)
+        to_bucket(conn, other.id)
+
+    await services.db.write(setup)
     now = now_ms()
     traces: list[dict[str, Any]] = [
         {
