@@ -9,7 +9,7 @@
 3. The floor, in the same run: reading the same objects through the store and gunzipping them, nothing
    else (one thread, as Python would, and two threads, the machine's cores).
 4. The hand-off, measured: the gzip bytes as stored (DuckDB gunzips with its threads) against content
-   gunzipped in Python first (``--inflate``).
+   gunzipped in Python first (``inflate``, the default).
 """
 
 from __future__ import annotations
