@@ -12,6 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from opencts import __version__
 from opencts.api import (
+    archive_query,
     audit,
     cts,
     docs,
@@ -163,4 +164,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(functions.router)
     app.include_router(kms.router)
     app.include_router(ledger.router)
+    app.include_router(archive_query.router)
     return app

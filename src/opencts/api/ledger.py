@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
 
 from opencts.api.auth import require
-from opencts.api.bodies import json_response
+from opencts.api.bodies import json_body, json_response
 from opencts.api.deps import ServicesDep
 from opencts.archive import signing_keys
 from opencts.clock import now_ms
@@ -116,12 +117,20 @@ async def list_signing_keys(project_id: str, services: ServicesDep, caller: KeyR
     return json_response({"keys": keys})
 
 
+class _NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
 @router.post(
     "/v3/{project_id}/archive/signing-keys/rotate",
     name="rotateSigningKey",
     summary="Retire the current signing key and start a new one",
 )
-async def rotate_signing_key(project_id: str, services: ServicesDep, caller: KeyAdmin) -> Response:
+async def rotate_signing_key(
+    project_id: str, request: Request, services: ServicesDep, caller: KeyAdmin
+) -> Response:
+    if (await request.body()).strip():  # no body, or an empty JSON object: nothing to choose yet
+        await json_body(request, _NoOptions)
     signer = NoteSigner.from_settings(services.settings, services.box)
     key = await services.db.write(
         lambda conn: signing_keys.rotate(conn, services.box, now_ms(), name=signer.key_name)
