@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if services.functions is not None:
             services.functions.credentials = AgencyCredentials(db, opened.box)
-        services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings))
+        services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings, opened.box))
         services.storage = await asyncio.to_thread(storage.open_store, settings)
         app.state.services = services
         runners = [
