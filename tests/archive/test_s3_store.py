@@ -4,6 +4,7 @@ the local store: objects, buckets, what is wrong with a bucket, lifecycle rules 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -26,6 +27,12 @@ def store(s3_settings: Settings) -> S3Store:
 def test_open_store_reads_the_s3_settings(store: S3Store, s3_server: str) -> None:
     assert store.url == s3_server
     assert "secret" not in repr(store.url)
+
+
+def test_an_s3_url_with_a_host_and_no_endpoint_is_that_host_over_https(tmp_path: Path) -> None:
+    opened = open_store(Settings(data_dir=tmp_path, storage_url="s3://obs.example.com:8443", s3_region="r1"))
+    assert isinstance(opened, S3Store) and opened.url == "https://obs.example.com:8443"
+    assert opened.region == "r1"
 
 
 def test_put_get_head_list_delete(store: S3Store) -> None:

@@ -14,10 +14,11 @@ from opencts.archive.envelope import EnvelopeError, open_envelope, read_header, 
 from opencts.clock import now_ms
 from opencts.config import Settings
 from opencts.iam.bootstrap import bootstrap
+from opencts.iam.keyring import get_key
 from opencts.iam.projects import create_project
 from opencts.iam.secrets import MasterKeyError, SecretBox, new_master_key
 from opencts.kms import KeyDisabled, KeyNotFound, KeyService, keys, open_key_service
-from opencts.kms.master import KEY_FILE
+from opencts.kms.master import KEY_FILE, SHARED
 from opencts.kms.model import CreateKey
 from opencts.store import Database
 from opencts.store.tables import kms_key_versions
@@ -181,3 +182,37 @@ def test_the_master_key_from_the_environment_or_a_file(tmp_path: Path) -> None:
         open_key_service(_settings(tmp_path, kms_master_key=new_master_key()))
     with pytest.raises(MasterKeyError, match="does not exist"):
         open_key_service(_settings(tmp_path, kms_master_key_file=tmp_path / "missing"))
+
+
+def test_a_generated_master_key_is_shared_with_other_nodes_through_the_database(tmp_path: Path) -> None:
+    """Each node has its own data dir and the deployment's master key; the second adopts the first's."""
+    common = {"database_url": f"sqlite:///{tmp_path / 'shared.db'}", "master_key": new_master_key()}
+    first, second = (Settings(data_dir=tmp_path / n, **common) for n in ("a", "b"))  # type: ignore[arg-type]
+    with open_key_service(first) as service:
+
+        def setup(conn: Connection) -> tuple[str, str]:
+            creds = bootstrap(conn, box=BOX, region="local-1", password="pw-123456789")
+            assert creds is not None
+            body = CreateKey(key_alias="k")
+            made = keys.create(
+                conn,
+                service.box,
+                project_id=creds.project_id,
+                domain_id=creds.domain_id,
+                body=body,
+                now=now_ms(),
+            )
+            return creds.project_id, made
+
+        project, key_id = service.db.write_sync(setup)
+        blob = seal(b"shared", service.data_key(project, key_id))
+    with open_key_service(second) as service:
+        assert open_envelope(blob, lambda h: service.unwrap(project, h)) == b"shared"
+    assert (tmp_path / "b" / KEY_FILE).read_text() == (tmp_path / "a" / KEY_FILE).read_text()
+    assert stat.S_IMODE((tmp_path / "b" / KEY_FILE).stat().st_mode) == 0o600
+
+
+def test_a_given_master_key_is_never_written_to_the_database(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, kms_master_key=new_master_key(), master_key=new_master_key())
+    with open_key_service(settings) as service:
+        assert service.db.read_sync(lambda conn: get_key(conn, SHARED)) is None

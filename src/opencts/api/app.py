@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if services.functions is not None:
             services.functions.credentials = AgencyCredentials(db, opened.box)
-        kms = services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings))
+        kms = services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings, opened.box))
         objects = services.storage = await asyncio.to_thread(storage.open_store, settings)
         transfer = services.transfer = Transfer(db, objects, settings, seal=sealer(kms))
         digest_writer = services.digests = digests.open_writer(db, objects, settings, opened.box)

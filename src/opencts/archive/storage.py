@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from opencts.clock import DAY_MS
 from opencts.config import Settings
+from opencts.store.files import private_dir
 
 Detail = Literal["noBucket", "bucketPolicyError", "unavailable"]
 
@@ -244,7 +245,11 @@ def open_store(settings: Settings) -> ObjectStore:
     over HTTPS, when no endpoint is set; AWS S3 when neither is), signed with ``OPENCTS_S3_ACCESS_KEY``
     and ``OPENCTS_S3_SECRET_KEY`` for ``OPENCTS_S3_REGION`` (default REGION). Buckets are the trackers'.
     """
-    url = settings.storage_url or (settings.data_dir / "buckets").resolve().as_uri()
+    if settings.storage_url is None:  # inside the data dir, which only the service's user may enter
+        root = settings.data_dir / "buckets"
+        private_dir(root)
+        return LocalStore(root)
+    url = settings.storage_url
     if url.startswith("file://"):
         root = Path(url.removeprefix("file://"))
         root.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
 from opencts.kms import keys
 from opencts.kms.errors import KeyDisabled
-from opencts.kms.master import unlock_kms
+from opencts.kms.master import deployment_box, unlock_kms
 from opencts.store import Database, open_database
 
 
@@ -80,9 +80,11 @@ class KeyService:
         self.close()
 
 
-def open_box(db: Database, settings: Settings) -> SecretBox:
-    """The KMS master key's box for ``db`` (``MasterKeyError`` when missing or wrong)."""
-    return db.write_sync(lambda conn: unlock_kms(conn, settings))
+def open_box(db: Database, settings: Settings, deployment: SecretBox | None = None) -> SecretBox:
+    """The KMS master key's box for ``db`` (``MasterKeyError`` when missing or wrong); ``deployment`` is
+    the deployment's master key box, read from the settings when not given."""
+    found = deployment or deployment_box(settings)
+    return db.write_sync(lambda conn: unlock_kms(conn, settings, found))
 
 
 def open_key_service(settings: Settings) -> KeyService:
