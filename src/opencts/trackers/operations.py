@@ -8,9 +8,18 @@ itself records in its self-audit (trace names are the route names of ``api/``), 
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
 from typing import Any
 
 from opencts.errors import BadRequest
+
+#: modules that turn another format into traces, each exporting ``OPERATIONS`` (service_type ->
+#: resource_type -> trace names): their traces join the catalogue, so notifications can pick them
+SOURCE_MODULES: tuple[str, ...] = (
+    "opencts.sources.kubernetes",
+    "opencts.sources.s3events",
+)
 
 #: service_type -> resource_type -> trace names
 CATALOGUE: dict[str, dict[str, tuple[str, ...]]] = {
@@ -32,6 +41,7 @@ CATALOGUE: dict[str, dict[str, tuple[str, ...]]] = {
             "resetPassword",
         ),
         "credential": ("createCredential", "updateCredential", "deleteCredential"),
+        "sourceToken": ("createSourceToken", "deleteSourceToken"),
         "group": (
             "createGroup",
             "updateGroup",
@@ -187,6 +197,30 @@ CATALOGUE: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+def merge(
+    *parts: dict[str, dict[str, tuple[str, ...]]],
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The union of catalogues: services and resource types in first-seen order, names without repeats."""
+    merged: dict[str, dict[str, tuple[str, ...]]] = {}
+    for part in parts:
+        for service, resources in part.items():
+            into = merged.setdefault(service, {})
+            for resource, names in resources.items():
+                into[resource] = tuple(dict.fromkeys((*into.get(resource, ()), *names)))
+    return merged
+
+
+@cache
+def full_catalogue() -> dict[str, dict[str, tuple[str, ...]]]:
+    """:data:`CATALOGUE` with the ``OPERATIONS`` of every module in :data:`SOURCE_MODULES` merged in.
+
+    Imported on first use, not at import time: the source modules import the trace model, which must
+    not have to load with the tracker package.
+    """
+    found = [importlib.import_module(name).OPERATIONS for name in SOURCE_MODULES]
+    return merge(CATALOGUE, *found)
+
+
 def list_operations(
     service_type: str | None = None, resource_type: str | None = None
 ) -> list[dict[str, Any]]:
@@ -198,7 +232,7 @@ def list_operations(
     if resource_type is not None and service_type is None:
         raise BadRequest("resource_type needs service_type: resource type names repeat across services")
     out: list[dict[str, Any]] = []
-    for service, resources in CATALOGUE.items():
+    for service, resources in full_catalogue().items():
         if service_type is not None and service != service_type:
             continue
         for resource, names in resources.items():
