@@ -26,9 +26,11 @@ from opencts.api import (
     kms,
     ledger,
     notifications,
+    source_tokens,
     traces,
 )
 from opencts.api import smn as smn_api
+from opencts.api import sources as sources_api
 from opencts.api.deps import Services
 from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
@@ -165,4 +167,6 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(kms.router)
     app.include_router(ledger.router)
     app.include_router(archive_query.router)
+    app.include_router(source_tokens.router)
+    app.include_router(sources_api.router)
     return app

@@ -21,7 +21,7 @@ from opencts.traces.self_audit import AuditedCall, record
 log = logging.getLogger("opencts.audit")
 
 #: routes whose successful calls are not audited (the data plane); denials still are
-UNAUDITED = frozenset({"putTraces"})
+UNAUDITED = frozenset({"putTraces", "putKubernetesAudit", "putBucketEvents"})
 _MAX_CAPTURE = 64 * 1024
 _RESOURCE_PARAMS = (
     "resource_id",
@@ -32,6 +32,7 @@ _RESOURCE_PARAMS = (
     "subscription_urn",
     "function_urn",
     "trigger_id",
+    "token_id",
 )
 
 

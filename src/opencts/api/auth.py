@@ -29,6 +29,8 @@ async def authenticate(request: Request, services: ServicesDep, *, replay_safe: 
     authorization = request.headers.get("authorization")
     if token:
         principal = await auth.by_token(token)
+    elif authorization and authorization[:7].lower() == "bearer ":
+        principal = await auth.by_source_token(authorization[7:].strip())
     elif authorization:
         body = await read_body(request, MAX_SIGNED_BODY)
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
@@ -43,7 +45,8 @@ async def authenticate(request: Request, services: ServicesDep, *, replay_safe: 
         )
     else:
         raise Unauthorized(
-            "authentication required: sign the request with SDK-HMAC-SHA256 (AK/SK) or send X-Auth-Token"
+            "authentication required: sign the request with SDK-HMAC-SHA256 (AK/SK), send X-Auth-Token,"
+            " or (webhooks) Authorization: Bearer with a source token"
         )
     request.state.principal = principal
     return principal
@@ -57,7 +60,7 @@ async def scope(request: Request, services: ServicesDep, principal: Principal) -
             raise Forbidden(
                 "the path holds a literal {project_id}: give project_id to the SDK's BasicCredentials"
             )
-        if principal.method == "token" or principal.temporary:
+        if principal.method != "aksk" or principal.temporary:
             if principal.project_id != project_id:
                 raise Forbidden(f"the credentials are scoped to another project, not {project_id}")
             header = request.headers.get("x-project-id")

@@ -35,6 +35,7 @@ from opencts.iam.keyring import open_secret_key
 from opencts.iam.principal import Principal
 from opencts.iam.secrets import SealedValueError, SecretBox
 from opencts.iam.tokens import token_hash
+from opencts.sources import tokens as source_tokens
 from opencts.store import Database
 from opencts.store.tables import credentials, domains, group_members, group_roles, projects, tokens, users
 from opencts.ttlcache import TtlCache
@@ -154,6 +155,7 @@ class Authenticator:
         self._tokens: TtlCache[str, tuple[Identity, str | None, int, bool] | None] = TtlCache(cache_seconds)
         #: temporary credentials by "k:<access key>" or "t:<token hash>"
         self._temporary: TtlCache[str, temporary.Temporary | None] = TtlCache(cache_seconds)
+        self._sources: TtlCache[str, source_tokens.Holder | None] = TtlCache(cache_seconds)
         self._projects: dict[str, str | None] = {}
         #: signature -> ms after which a replay would fail the date check anyway
         self._seen: dict[str, int] = {}
@@ -163,6 +165,7 @@ class Authenticator:
         self._credentials.invalidate()
         self._tokens.invalidate()
         self._temporary.invalidate()
+        self._sources.invalidate()
 
     async def _temporary_lookup(self, key: str, by_token: bool) -> temporary.Temporary | None:
         """A temporary credential by access key or by X-Auth-Token, cached like the others."""
@@ -334,6 +337,33 @@ class Authenticator:
             roles=identity.roles,
             method="token",
         )
+
+    async def by_source_token(self, token: str) -> Principal:
+        """A source token (``Authorization: Bearer``): it acts in its project, as its source, and only so."""
+        hashed = source_tokens.token_hash(token)
+
+        async def load(_stale: source_tokens.Holder | None) -> source_tokens.Holder | None:
+            return await self.db.read(lambda conn: source_tokens.lookup(conn, hashed))
+
+        found = await self._sources.get(hashed, load)
+        if found is None:
+            raise Unauthorized("authentication failed: unknown source token")
+        if found.token.revoked_at is not None:
+            raise Unauthorized("authentication failed: the source token was revoked")
+        return Principal(
+            user_id=found.token.id,
+            user_name=found.token.name,
+            domain_id=found.domain_id,
+            domain_name=found.domain_name,
+            project_id=found.token.project_id,
+            roles=frozenset(),
+            method="source",
+            source=found.token.source,
+        )
+
+    def forget_source_tokens(self) -> None:
+        """After a revocation: this process refuses the token from the next request on."""
+        self._sources.invalidate()
 
     def _note_use(self, access_key: str, now: int) -> None:
         """Record that the key authenticated, at most once per ``use_record_ms`` per key, beside the

@@ -29,6 +29,13 @@ KMS_ADMINISTRATOR = "KMS Administrator"
 KMS_CMK_FULL_ACCESS = "KMS CMKFullAccess"
 KMS_READ_ONLY = "KMS ReadOnlyAccess"
 
+#: what a source token (``sources.tokens``) of each kind may do: exactly one action, that of its webhook
+SOURCE_ACTIONS: dict[str, str] = {
+    "kubernetes": "cts:kubernetesAudit:put",
+    "s3": "cts:bucketEvents:put",
+    "generic": "cts:sourceEvents:put",
+}
+
 #: the cloud services served here, IAM aside: what the Tenant roles span
 CLOUD_SERVICES: tuple[str, ...] = ("cts", "smn", "functiongraph", "kms")
 
@@ -54,7 +61,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     CTS_ADMINISTRATOR: _everything("cts"),
     CTS_FULL_ACCESS: _everything("cts"),
     CTS_READ_ONLY: _read_only("cts"),
-    CTS_TRACE_PRODUCER: ("cts:traces:put",),
+    CTS_TRACE_PRODUCER: ("cts:traces:put", *SOURCE_ACTIONS.values()),
     SMN_FULL_ACCESS: _everything("smn"),
     SMN_READ_ONLY: _read_only("smn"),
     FUNCTIONGRAPH_FULL_ACCESS: _everything("functiongraph"),

@@ -1,8 +1,37 @@
-"""Kubernetes audit events (``audit.k8s.io/v1`` ``EventList``) as CTS traces."""
+"""Kubernetes audit events (``audit.k8s.io/v1`` ``EventList``) as CTS traces.
+
+The API server's audit webhook backend (``--audit-webhook-config-file``) posts batches of events as an
+``EventList``; every event of a request is posted once per stage its policy records (``RequestReceived``,
+``ResponseStarted`` for long-running calls such as ``watch``, ``ResponseComplete``, ``Panic``), at the level
+its policy rule gives it (``Metadata``; ``Request`` adds ``requestObject``; ``RequestResponse`` adds
+``responseObject``). Each event becomes one trace whose id is ``auditID.stage``, so a batch the API server
+sends again (it retries on any failure) is recorded once.
+
+The whole batch is checked before any of it is stored: a malformed event is a 400 that names its index and
+what is wrong, and nothing of the batch is kept, so the API server's retry is all or nothing too. The field
+by field mapping is in ``docs/sources.md``.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from opencts.errors import BadRequest, MalformedJSON
+from opencts.traces.model import TRACE_ID_PATTERN, TRACE_NAME_PATTERN, is_ip_address
+
 SERVICE_TYPE = "Kubernetes"
+API_VERSION = "audit.k8s.io/v1"
+LEVELS = ("Metadata", "Request", "RequestResponse")
+STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
+#: an API server batches at most 400 events by default (``--audit-webhook-batch-max-size``)
+MAX_EVENTS = 1000
+#: events at the RequestResponse level carry whole objects: a batch may be far larger than an ingest one
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_READ_VERBS = frozenset({"get", "list", "watch", "head", "options"})
 
 #: what every resource answers to (k8s.io/apiserver's request verbs)
 _VERBS = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch")
@@ -70,3 +99,204 @@ OPERATIONS: dict[str, dict[str, tuple[str, ...]]] = {
         NON_RESOURCE: _NON_RESOURCE_VERBS,
     }
 }
+
+_TRACE_ID = re.compile(TRACE_ID_PATTERN)
+_TRACE_NAME = re.compile(TRACE_NAME_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class _Bad(ValueError):
+    """One event is malformed; the message says which field and why."""
+
+
+def parse_event_list(raw: bytes) -> list[dict[str, Any]]:
+    """The events of an ``EventList`` body, or a 400 that says what is wrong with the body."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedJSON("request body must be an audit.k8s.io/v1 EventList object")
+    if doc.get("kind") != "EventList" or doc.get("apiVersion") != API_VERSION:
+        found = f"kind {doc.get('kind')!r}, apiVersion {doc.get('apiVersion')!r}"
+        raise BadRequest(f"request body must be kind EventList, apiVersion {API_VERSION}; got {found}")
+    items = doc.get("items")
+    if items is None:
+        return []  # an empty list is serialised without ``items`` (omitempty)
+    if not isinstance(items, list):
+        raise BadRequest("items must be a list of audit events")
+    if len(items) > MAX_EVENTS:
+        raise BadRequest(f"an EventList holds at most {MAX_EVENTS} events, this one has {len(items)}")
+    return items
+
+
+def to_traces(items: list[Any]) -> list[dict[str, Any]]:
+    """Every event as a trace (in order), or a 400 naming the first malformed one: all or nothing."""
+    traces = []
+    for index, item in enumerate(items):
+        try:
+            traces.append(to_trace(item))
+        except _Bad as exc:
+            audit_id = item.get("auditID") if isinstance(item, dict) else None
+            which = f"items[{index}]" + (f" (auditID {audit_id!r})" if isinstance(audit_id, str) else "")
+            raise BadRequest(f"{which}: {exc}; nothing of the batch was stored") from None
+    return traces
+
+
+def _text(event: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = event.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _Bad(f"{key} must be a non-empty string")
+    return value
+
+
+def _object(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Bad(f"{key} must be an object")
+    return value
+
+
+def timestamp_ms(value: Any, key: str) -> int:
+    """A ``MicroTime`` (RFC 3339 with microseconds, ``2024-05-01T10:00:00.123456Z``) in ms since the epoch."""
+    if not isinstance(value, str):
+        raise _Bad(f"{key} must be an RFC 3339 time")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Bad(f"{key} {value[:40]!r} is not an RFC 3339 time") from None
+    if when.tzinfo is None:
+        raise _Bad(f"{key} {value[:40]!r} has no time zone")
+    return (when - _EPOCH) // _MS
+
+
+def rating_of(code: int | None, stage: str) -> str:
+    """As OpenCTS rates its own calls: a denial (403), a server fault (5xx) or a panic is an incident,
+    another failure a warning."""
+    if stage == "Panic" or (code is not None and (code == 403 or code >= 500)):
+        return "incident"
+    if code is not None and code >= 400:
+        return "warning"
+    return "normal"
+
+
+def _resource(event: dict[str, Any], uri: str) -> tuple[str, str | None, str | None, str | None]:
+    """(resource_type, resource_name, resource_id, api_version) of an event."""
+    ref = _object(event, "objectRef")
+    if ref is None:  # /healthz, /version, /api...: no object, the path is what was asked for
+        return NON_RESOURCE, uri.split("?", 1)[0][:256], None, None
+    resource = ref.get("resource")
+    if not isinstance(resource, str) or not resource:
+        raise _Bad("objectRef.resource must be a non-empty string")
+    sub = ref.get("subresource")
+    resource_type = f"{resource}/{sub}" if isinstance(sub, str) and sub else resource
+    name, namespace = ref.get("name"), ref.get("namespace")
+    if not isinstance(name, str) or not name:
+        name = None  # a list, a create with generateName, a deletecollection: no single object
+    if isinstance(namespace, str) and namespace:
+        name = f"{namespace}/{name}" if name else namespace
+    uid = ref.get("uid")
+    group, version = ref.get("apiGroup"), ref.get("apiVersion")
+    api = None
+    if isinstance(version, str) and version:
+        api = f"{group}/{version}" if isinstance(group, str) and group else version
+    return (
+        resource_type[:128],
+        name[:256] if name else None,
+        uid if isinstance(uid, str) and uid else None,
+        api,
+    )
+
+
+def _user(event: dict[str, Any]) -> dict[str, Any]:
+    info = _object(event, "user")
+    if info is None or not isinstance(info.get("username"), str):
+        raise _Bad("user.username must be a string")
+    name: str = info["username"]
+    user: dict[str, Any] = {
+        "name": name[:256],
+        "type": "ServiceAccount" if name.startswith("system:serviceaccount:") else "User",
+    }
+    if isinstance(info.get("uid"), str) and info["uid"]:
+        user["id"] = info["uid"][:256]
+    return user
+
+
+def to_trace(event: Any) -> dict[str, Any]:
+    """One audit ``Event`` as a trace (the body ``POST /v3/{project_id}/traces`` takes)."""
+    if not isinstance(event, dict):
+        raise _Bad("each item must be an audit Event object")
+    if event.get("kind", "Event") != "Event":
+        raise _Bad(f"kind must be Event, not {str(event.get('kind'))[:40]!r}")
+    level = event.get("level")
+    if level not in LEVELS:
+        raise _Bad(f"level must be one of {', '.join(LEVELS)}, not {str(level)[:40]!r}")
+    stage = event.get("stage")
+    if stage not in STAGES:
+        raise _Bad(f"stage must be one of {', '.join(STAGES)}, not {str(stage)[:40]!r}")
+    audit_id = _text(event, "auditID")
+    trace_id = f"{audit_id}.{stage}"
+    if not _TRACE_ID.match(trace_id):
+        raise _Bad(f"auditID {str(audit_id)[:80]!r} is not an id (letters, digits, '.', '_', '-')")
+    verb = _text(event, "verb")
+    if not _TRACE_NAME.match(str(verb)):
+        raise _Bad(f"verb {str(verb)[:80]!r} is not a verb the API server uses")
+    uri = str(_text(event, "requestURI"))
+    time_ms = timestamp_ms(event.get("requestReceivedTimestamp"), "requestReceivedTimestamp")
+    ips = event.get("sourceIPs") or []
+    if not isinstance(ips, list) or not all(isinstance(ip, str) and is_ip_address(ip) for ip in ips):
+        raise _Bad("sourceIPs must be a list of IP addresses")
+    status = _object(event, "responseStatus")
+    code = None
+    if status is not None:
+        code = status.get("code")
+        if code is not None and (type(code) is not int or not 100 <= code <= 599):
+            raise _Bad(f"responseStatus.code must be an HTTP status, not {str(code)[:40]!r}")
+    resource_type, resource_name, resource_id, api_version = _resource(event, uri)
+    trace: dict[str, Any] = {
+        "trace_id": trace_id,
+        "trace_name": verb,
+        "trace_type": "ApiCall",
+        "trace_rating": rating_of(code, str(stage)),
+        "service_type": SERVICE_TYPE,
+        "resource_type": resource_type,
+        "time": time_ms,
+        "user": _user(event),
+        "request_id": audit_id,
+        "resource_url": uri[:2048],
+        "read_only": verb in _READ_VERBS,
+        "message": _message(event, level, stage),
+    }
+    optional = {
+        "resource_name": resource_name,
+        "resource_id": resource_id,
+        "api_version": api_version,
+        "source_ip": ips[0] if ips else None,
+        "code": None if code is None else str(code),
+        "request": event.get("requestObject"),
+        "response": event.get("responseObject"),
+    }
+    trace.update((k, v) for k, v in optional.items() if v is not None)
+    return trace
+
+
+def _message(event: dict[str, Any], level: Any, stage: Any) -> dict[str, Any]:
+    """What the trace's other fields cannot hold, kept as the event said it: the audit policy's level and
+    stage, the client, impersonation, the response status's words and the annotations (the authorizer's
+    decision and reason, admission plugins' notes)."""
+    kept: dict[str, Any] = {"level": level, "stage": stage}
+    for key in ("userAgent", "impersonatedUser", "annotations", "stageTimestamp"):
+        if event.get(key) is not None:
+            kept[key] = event[key]
+    user = event.get("user")
+    if isinstance(user, dict) and user.get("groups"):
+        kept["groups"] = user["groups"]
+    status = event.get("responseStatus")
+    if isinstance(status, dict):
+        kept["responseStatus"] = {k: v for k, v in status.items() if k in ("status", "reason", "message")}
+    return kept

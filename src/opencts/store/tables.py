@@ -646,3 +646,18 @@ digests = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("written_at", BigInteger),
 )
+
+#: bearer tokens of webhooks that ingest into one project from one named source (``sources.tokens``)
+source_tokens = Table(
+    "source_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256; the token is never stored
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("source", String(16), nullable=False),  # kubernetes | s3 | generic
+    Column("created_by", String(32), nullable=False),  # the user id of who created it
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),  # NULL while it works
+    Index("ix_source_tokens_project", "project_id", "name"),
+)

@@ -151,6 +151,11 @@ class TraceWriter:
         )
         return await self._write(project_id, batch, shed=True)
 
+    async def write_prepared(self, project_id: str, batch: PreparedBatch) -> list[TraceResult]:
+        """:meth:`write` for a batch the caller prepared (and checked) itself: the webhooks of
+        ``opencts.sources`` refuse a whole batch when one of its events is malformed."""
+        return await self._write(project_id, batch, shed=True)
+
     async def _write(self, project_id: str, batch: PreparedBatch, *, shed: bool) -> list[TraceResult]:
         if self.policy is not None and batch.rows:
             policy = await self.policy(project_id)

@@ -1,0 +1,180 @@
+"""Source tokens: created, listed and revoked through IAM, stored hashed, audited, and good for one webhook.
+
+The refusal is checked over the whole route table (every route, every method, as read from the app), so a
+route added later is held to it without this file changing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+from starlette.routing import BaseRoute
+
+from cts_helpers import Api
+from opencts.api.deps import Services
+from opencts.clock import now_ms
+from opencts.store.tables import source_tokens
+
+#: routes that answer without any credentials (tests/api/test_error_shape.py keeps the same list): a
+#: token sent to them is not looked at, so there is nothing to refuse
+PUBLIC = frozenset(
+    {
+        "docs_page",
+        "docs_init",
+        "health",
+        "login",
+        "getSigningCert",
+        "confirmSubscription",
+        "showUnsubscribe",
+        "unsubscribe",
+    }
+)
+_PARAM = re.compile(r"{(\w+)}")
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        else:
+            yield from api_routes(getattr(getattr(route, "original_router", None), "routes", ()))
+
+
+async def create_token(api: Api, name: str, source: str, project: str | None = None) -> dict[str, Any]:
+    resp = await api.client.post(
+        f"/v3/projects/{project or api.project}/source-tokens", json={"name": name, "source": source}
+    )
+    assert resp.status_code == 201, resp.text
+    made: dict[str, Any] = resp.json()["source_token"]
+    return made
+
+
+def bearer(api: Api, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app),
+        base_url="http://127.0.0.1:8080",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def event_list(*audit_ids: str) -> dict[str, Any]:
+    stamp = datetime.fromtimestamp((now_ms() - 2000) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    items = [
+        {
+            "level": "Metadata",
+            "auditID": audit_id,
+            "stage": "ResponseComplete",
+            "requestURI": "/api/v1/namespaces/default/pods/web",
+            "verb": "delete",
+            "user": {"username": "alice"},
+            "sourceIPs": ["10.0.0.5"],
+            "objectRef": {"resource": "pods", "namespace": "default", "name": "web", "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "requestReceivedTimestamp": stamp,
+            "stageTimestamp": stamp,
+        }
+        for audit_id in audit_ids
+    ]
+    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
+
+
+async def test_a_token_is_shown_once_stored_hashed_listed_without_it_and_revoked(api: Api) -> None:
+    made = await create_token(api, "cluster-prod", "kubernetes")
+    token = made["token"]
+    assert token.startswith("ocst_") and len(token) > 40
+    assert made["status"] == "active" and made["source"] == "kubernetes" and made["project_id"] == api.project
+
+    services: Services = api.app.state.services
+    rows = services.db.read_sync(lambda c: list(c.execute(select(source_tokens))))
+    assert [r.token_hash for r in rows] == [hashlib.sha256(token.encode()).hexdigest()]
+    assert token not in repr([tuple(r) for r in rows])
+
+    listed = (await api.client.get(f"/v3/projects/{api.project}/source-tokens")).json()["source_tokens"]
+    assert [t["name"] for t in listed] == ["cluster-prod"] and "token" not in listed[0]
+    assert token not in orjson.dumps(listed).decode()
+
+    async with bearer(api, token) as webhook:
+        ok = await webhook.post(f"/v3/{api.project}/sources/kubernetes", json=event_list("a-1"))
+        assert ok.status_code == 200, ok.text
+        resp = await api.client.delete(f"/v3/projects/{api.project}/source-tokens/{made['id']}")
+        assert resp.status_code == 200 and resp.json()["source_token"]["status"] == "revoked"
+        refused = await webhook.post(f"/v3/{api.project}/sources/kubernetes", json=event_list("a-2"))
+        assert refused.status_code == 401 and "revoked" in refused.json()["error_msg"]
+
+    # a revoked name may be used again; a working one may not
+    again = await create_token(api, "cluster-prod", "kubernetes")
+    dup = await api.client.post(
+        f"/v3/projects/{api.project}/source-tokens", json={"name": "cluster-prod", "source": "kubernetes"}
+    )
+    assert dup.status_code == 409 and dup.json()["error_code"] == "CTS.0409"
+    assert again["id"] != made["id"]
+
+
+async def test_creation_and_revocation_are_audited_and_the_token_is_not_in_the_trail(api: Api) -> None:
+    made = await create_token(api, "minio", "s3")
+    await api.client.delete(f"/v3/projects/{api.project}/source-tokens/{made['id']}")
+    resp = await api.list(service_type="IAM", resource_type="sourceToken", limit=10)
+    traces = resp.json()["traces"]
+    assert sorted(t["trace_name"] for t in traces) == ["createSourceToken", "deleteSourceToken"]
+    deleted = next(t for t in traces if t["trace_name"] == "deleteSourceToken")
+    assert deleted["resource_id"] == made["id"]
+    created = next(t for t in traces if t["trace_name"] == "createSourceToken")
+    assert created["resource_name"] == "minio"
+    assert made["token"] not in orjson.dumps(traces).decode()
+
+
+async def test_bad_requests_are_refused_in_cts_shape(api: Api) -> None:
+    path = f"/v3/projects/{api.project}/source-tokens"
+    for body, word in (
+        ({"name": "x", "source": "ftp"}, "source must be one of"),
+        ({"name": "bad name!", "source": "s3"}, "source token name"),
+        ({"name": "x", "source": "s3", "extra": 1}, "extra"),
+    ):
+        resp = await api.client.post(path, json=body)
+        assert resp.status_code == 400 and word in resp.json()["error_msg"], resp.text
+    missing = await api.client.delete(f"{path}/{'0' * 32}")
+    assert missing.status_code == 404 and missing.json()["error_code"] == "CTS.0404"
+
+
+async def test_a_token_ingests_only_into_its_project_from_its_source(api: Api) -> None:
+    kube = (await create_token(api, "kube", "kubernetes"))["token"]
+    async with bearer(api, kube) as webhook:
+        other = await webhook.post(f"/v3/{'f' * 32}/sources/kubernetes", json=event_list("b-1"))
+        assert other.status_code == 403 and other.json()["error_code"] == "CTS.0403"
+        wrong_source = await webhook.post(f"/v3/{api.project}/sources/s3", json={"Records": []})
+        assert wrong_source.status_code == 403
+    async with bearer(api, "ocst_" + "x" * 43) as unknown:
+        resp = await unknown.post(f"/v3/{api.project}/sources/kubernetes", json=event_list("b-2"))
+        assert resp.status_code == 401 and "unknown source token" in resp.json()["error_msg"]
+
+
+async def test_a_source_token_is_refused_on_every_other_route(api: Api) -> None:
+    tokens = {
+        kind: (await create_token(api, f"t-{kind}", kind))["token"]
+        for kind in ("kubernetes", "s3", "generic")
+    }
+    own = {"kubernetes": "putKubernetesAudit", "s3": "putBucketEvents"}
+    routes = list(api_routes(api.app.routes))
+    assert len(routes) >= 60
+    fill = {"project_id": api.project, "domain_id": api.creds.domain_id, "notification_type": "smn"}
+    checked = 0
+    for kind, token in tokens.items():
+        async with bearer(api, token) as client:
+            for route in routes:
+                if route.name in PUBLIC or route.name == own.get(kind):
+                    continue
+                path = _PARAM.sub(lambda m: fill.get(m[1], f"no-such-{m[1]}"), route.path)
+                for method in sorted(route.methods or ()):
+                    resp = await client.request(method, path, json={})
+                    where = f"{kind} token: {method} {route.path} ({route.name}) -> {resp.status_code}"
+                    assert resp.status_code in (401, 403), where
+                    checked += 1
+    assert checked >= 3 * 60
