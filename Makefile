@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/signature.py
 	$(BIN)/python benchmarks/auth_matrix.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/export.py
 	$(BIN)/python benchmarks/matching.py
 	$(BIN)/python benchmarks/alerts.py
