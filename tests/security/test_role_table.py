@@ -18,7 +18,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from cts_helpers import Api, Member, create_member
-from opencts.api import iam_admin
+from opencts.api import iam_admin, source_tokens
 from opencts.api.deps import Services
 from opencts.client.signing import HmacAuth
 from opencts.iam.permissions import (
@@ -65,6 +65,9 @@ IAM_ROUTES: dict[str, tuple[str, str, Any]] = {
     "updateCredential": ("PUT", "/v3.0/OS-CREDENTIAL/credentials/GHOSTGHOSTGHOSTGHOST", {}),
     "deleteCredential": ("DELETE", "/v3.0/OS-CREDENTIAL/credentials/GHOSTGHOSTGHOSTGHOST", None),
     "createProject": ("POST", "/v3/projects", {}),
+    "createSourceToken": ("POST", "/v3/projects/{project}/source-tokens", {}),
+    "listSourceTokens": ("GET", "/v3/projects/{project}/source-tokens", None),
+    "deleteSourceToken": ("DELETE", f"/v3/projects/{{project}}/source-tokens/{GHOST}", None),
 }
 
 #: a read and a write of each cloud service, and trace ingest
@@ -72,6 +75,8 @@ CLOUD_ROUTES: dict[str, tuple[str, str, Any]] = {
     "cts read": ("GET", "/v3/{project}/trackers", None),
     "cts write": ("POST", "/v3/{project}/tracker", {}),
     "cts ingest": ("POST", "/v3/{project}/traces", {}),
+    "cts kubernetes": ("POST", "/v3/{project}/sources/kubernetes", {}),
+    "cts bucket events": ("POST", "/v3/{project}/sources/s3", {}),
     "smn read": ("GET", "/v2/{project}/notifications/topics", None),
     "smn write": ("POST", "/v2/{project}/notifications/topics", {}),
     "kms read": ("POST", "/v1.0/{project}/kms/list-keys", {}),
@@ -80,7 +85,8 @@ CLOUD_ROUTES: dict[str, tuple[str, str, Any]] = {
 }
 
 ALL_IAM = frozenset(IAM_ROUTES)
-CTS_ALL = frozenset({"cts read", "cts write", "cts ingest"})
+CTS_INGEST = frozenset({"cts ingest", "cts kubernetes", "cts bucket events"})
+CTS_ALL = frozenset({"cts read", "cts write"}) | CTS_INGEST
 SMN_ALL = frozenset({"smn read", "smn write"})
 KMS_ALL = frozenset({"kms read", "kms write"})
 
@@ -95,7 +101,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     CTS_ADMINISTRATOR: CTS_ALL,
     CTS_FULL_ACCESS: CTS_ALL,
     CTS_READ_ONLY: frozenset({"cts read"}),
-    CTS_TRACE_PRODUCER: frozenset({"cts ingest"}),
+    CTS_TRACE_PRODUCER: CTS_INGEST,
     SMN_FULL_ACCESS: SMN_ALL,
     SMN_READ_ONLY: frozenset({"smn read"}),
     FUNCTIONGRAPH_FULL_ACCESS: frozenset(),
@@ -107,7 +113,8 @@ EXPECTED: dict[str, frozenset[str]] = {
 
 
 def test_every_role_and_every_iam_route_is_in_the_table() -> None:
-    routes = {r.name for r in iam_admin.router.routes if isinstance(r, APIRoute)}
+    iam_routes = (*iam_admin.router.routes, *source_tokens.router.routes)
+    routes = {r.name for r in iam_routes if isinstance(r, APIRoute)}
     assert set(IAM_ROUTES) == routes
     assert set(EXPECTED) == set(ROLES)
 

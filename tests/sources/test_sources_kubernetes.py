@@ -182,3 +182,24 @@ async def test_one_malformed_event_stores_nothing_of_the_batch(api: Api) -> None
         )
         assert bad_json.status_code == 400 and bad_json.json()["error_code"] == "CTS.0002"
     assert (await api.list(service_type="Kubernetes")).json()["traces"] == []
+
+
+def test_a_huge_response_object_is_kept_as_what_identifies_it() -> None:
+    """A list at the RequestResponse level answers with the whole collection: kept by size, not refused."""
+    items = copy.deepcopy(event_list()["items"])
+    pods = [
+        {"metadata": {"name": f"p-{i}", "namespace": "shop"}, "spec": {"x": "y" * 200}} for i in range(3000)
+    ]
+    items[4]["level"] = "RequestResponse"
+    items[4]["responseObject"] = {
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "9"},
+        "items": pods,
+    }
+    [trace] = kubernetes.to_traces([items[4]])
+    assert trace["response"]["kind"] == "PodList" and trace["response"]["items"] == 3000
+    assert trace["response"]["metadata"] == {"resourceVersion": "9"}
+    assert trace["response"]["truncated"].endswith(f"more than OpenCTS keeps ({kubernetes.MAX_OBJECT_BYTES})")
+    small = kubernetes.to_traces([items[1]])[0]
+    assert small["response"] == items[1]["responseObject"]  # whole below the limit

@@ -48,6 +48,10 @@ def _user_of(principal: Principal) -> dict[str, Any]:
         # a function acting through its agency (iam.temporary): the agency by name, the function by id
         user["principal_urn"] = f"iam::{principal.domain_id}:agency:{principal.user_name}"
         user["type"] = "AssumedAgency"
+    if principal.source is not None:
+        # a webhook's source token (sources.tokens): the token by name, never mistaken for a user
+        user["principal_urn"] = f"iam::{principal.domain_id}:sourceToken:{principal.user_name}"
+        user["type"] = "SourceToken"
     if principal.access_key:
         user["access_key_id"] = principal.access_key
     return user

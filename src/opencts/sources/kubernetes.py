@@ -31,6 +31,8 @@ STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 MAX_EVENTS = 1000
 #: events at the RequestResponse level carry whole objects: a batch may be far larger than an ingest one
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: a request or response object larger than this is kept as its kind, name and size
+MAX_OBJECT_BYTES = 256 * 1024
 _READ_VERBS = frozenset({"get", "list", "watch", "head", "options"})
 
 #: what every resource answers to (k8s.io/apiserver's request verbs)
@@ -278,11 +280,35 @@ def to_trace(event: Any) -> dict[str, Any]:
         "api_version": api_version,
         "source_ip": ips[0] if ips else None,
         "code": None if code is None else str(code),
-        "request": event.get("requestObject"),
-        "response": event.get("responseObject"),
+        "request": kept_object(event.get("requestObject")),
+        "response": kept_object(event.get("responseObject")),
     }
     trace.update((k, v) for k, v in optional.items() if v is not None)
     return trace
+
+
+def kept_object(value: Any) -> Any:
+    """A ``requestObject``/``responseObject`` as stored: whole up to :data:`MAX_OBJECT_BYTES`, else what
+    identifies it. A ``list`` at the RequestResponse level answers with every object of the collection;
+    refusing it would make the API server resend, and finally drop, the whole batch."""
+    if value is None:
+        return None
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        raise _Bad("requestObject/responseObject must be JSON") from None
+    if size <= MAX_OBJECT_BYTES:
+        return value
+    summary: dict[str, Any] = {"truncated": f"{size} bytes, more than OpenCTS keeps ({MAX_OBJECT_BYTES})"}
+    if isinstance(value, dict):
+        summary.update({k: value[k] for k in ("kind", "apiVersion") if isinstance(value.get(k), str)})
+        meta = value.get("metadata")
+        if isinstance(meta, dict):
+            ids = ("name", "namespace", "uid", "resourceVersion")
+            summary["metadata"] = {k: meta[k] for k in ids if isinstance(meta.get(k), str | int)}
+        if isinstance(value.get("items"), list):
+            summary["items"] = len(value["items"])
+    return summary
 
 
 def _message(event: dict[str, Any], level: Any, stage: Any) -> dict[str, Any]:
