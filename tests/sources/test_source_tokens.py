@@ -151,6 +151,7 @@ async def test_a_token_ingests_only_into_its_project_from_its_source(api: Api) -
         assert other.status_code == 403 and other.json()["error_code"] == "CTS.0403"
         wrong_source = await webhook.post(f"/v3/{api.project}/sources/s3", json={"Records": []})
         assert wrong_source.status_code == 403
+        assert "may only send kubernetes events" in wrong_source.json()["error_msg"]
     async with bearer(api, "ocst_" + "x" * 43) as unknown:
         resp = await unknown.post(f"/v3/{api.project}/sources/kubernetes", json=event_list("b-2"))
         assert resp.status_code == 401 and "unknown source token" in resp.json()["error_msg"]

@@ -95,6 +95,11 @@ def require(
         )
         request.state.principal = principal
         if not principal.can(action):
+            if principal.source is not None:
+                raise Forbidden(
+                    f"permission denied: source token {principal.user_name!r} may only send"
+                    f" {principal.source} events to its project's webhook, not {action}"
+                )
             raise Forbidden(f"permission denied: {action} is not granted to user {principal.user_name}")
         return principal
 

@@ -56,7 +56,7 @@ def _path(project: str) -> str:
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A name for the producer, e.g. the cluster's.")],
     project: ProjectOpt = None,
-    source: Annotated[str, typer.Option(help="kubernetes, s3 or generic.")] = "generic",
+    source: Annotated[str, typer.Option(help="kubernetes (the default), s3 or generic.")] = "kubernetes",
     endpoint: EndpointOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
