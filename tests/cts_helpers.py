@@ -4,7 +4,7 @@ client builders. Fixtures live in conftest.py; scaffolding the benchmarks share 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +14,11 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from sqlalchemy import Connection
+from starlette.routing import BaseRoute
 
 from opencts.api.app import create_app
 from opencts.client.signing import HmacAuth
@@ -160,3 +162,27 @@ def create_member(
         key = new.credential.access_key
         credentials.update_credential(conn, domain_id=domain_id, access_key=key, status="inactive")
     return Member(user.id, group.id, new.credential.access_key, new.secret_key)
+
+
+#: routes anyone may call: they answer without credentials, so only bad input can make them fail
+PUBLIC_ROUTES = frozenset(
+    {
+        "docs_page",
+        "docs_init",
+        "health",
+        "login",
+        "getSigningCert",
+        "confirmSubscription",
+        "showUnsubscribe",
+        "unsubscribe",
+    }
+)
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """The app's API routes, including those of included routers: the route table tests walk it."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        else:
+            yield from api_routes(getattr(getattr(route, "original_router", None), "routes", ()))

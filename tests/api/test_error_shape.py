@@ -12,40 +12,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
 
-from cts_helpers import Api
+from cts_helpers import PUBLIC_ROUTES, Api, api_routes
 from opencts.api.smn import SmnRoute
 
-#: routes anyone may call: they answer without credentials, so only bad input can make them fail
-PUBLIC = frozenset(
-    {
-        "docs_page",
-        "docs_init",
-        "health",
-        "login",
-        "getSigningCert",
-        "confirmSubscription",
-        "showUnsubscribe",
-        "unsubscribe",
-    }
-)
 _PARAM = re.compile(r"{(\w+)}")
-
-
-def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    """The app's API routes, including those of included routers."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        else:
-            yield from api_routes(getattr(getattr(route, "original_router", None), "routes", ()))
 
 
 def url(route: APIRoute, project_id: str, domain_id: str) -> str:
@@ -92,7 +68,7 @@ async def test_without_credentials_every_protected_route_is_a_401_in_its_shape(
         for route in routes:
             for method in sorted(route.methods or ()):
                 resp = await call(nobody, route, method, url(route, api.project, api.creds.domain_id))
-                if route.name in PUBLIC:
+                if route.name in PUBLIC_ROUTES:
                     if resp.status_code >= 400:
                         assert_error_shape(route, resp)
                     continue
@@ -116,7 +92,7 @@ async def test_bad_input_in_ones_own_project_is_a_4xx_in_its_shape(api: Api, rou
     for route in routes:
         params = set(_PARAM.findall(route.path)) - {"project_id", "domain_id", "notification_type"}
         for method in sorted(route.methods or ()):
-            if route.name in PUBLIC - {"login"} or not (params or method in ("POST", "PUT", "PATCH")):
+            if route.name in PUBLIC_ROUTES - {"login"} or not (params or method in ("POST", "PUT", "PATCH")):
                 continue  # nothing to get wrong: a list, or a page anyone may fetch
             resp = await call(api.client, route, method, url(route, api.project, api.creds.domain_id))
             assert_error_shape(route, resp)

@@ -8,44 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
-from fastapi.routing import APIRoute
 from sqlalchemy import select
-from starlette.routing import BaseRoute
 
-from cts_helpers import Api
+from cts_helpers import PUBLIC_ROUTES, Api, api_routes
 from opencts.api.deps import Services
 from opencts.clock import now_ms
 from opencts.store.tables import source_tokens
 
-#: routes that answer without any credentials (tests/api/test_error_shape.py keeps the same list): a
-#: token sent to them is not looked at, so there is nothing to refuse
-PUBLIC = frozenset(
-    {
-        "docs_page",
-        "docs_init",
-        "health",
-        "login",
-        "getSigningCert",
-        "confirmSubscription",
-        "showUnsubscribe",
-        "unsubscribe",
-    }
-)
 _PARAM = re.compile(r"{(\w+)}")
-
-
-def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        else:
-            yield from api_routes(getattr(getattr(route, "original_router", None), "routes", ()))
 
 
 async def create_token(api: Api, name: str, source: str, project: str | None = None) -> dict[str, Any]:
@@ -170,7 +145,7 @@ async def test_a_source_token_is_refused_on_every_other_route(api: Api) -> None:
     for kind, token in tokens.items():
         async with bearer(api, token) as client:
             for route in routes:
-                if route.name in PUBLIC or route.name == own.get(kind):
+                if route.name in PUBLIC_ROUTES or route.name == own.get(kind):
                     continue
                 path = _PARAM.sub(lambda m: fill.get(m[1], f"no-such-{m[1]}"), route.path)
                 for method in sorted(route.methods or ()):

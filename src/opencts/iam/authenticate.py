@@ -340,7 +340,7 @@ class Authenticator:
 
     async def by_source_token(self, token: str) -> Principal:
         """A source token (``Authorization: Bearer``): it acts in its project, as its source, and only so."""
-        hashed = source_tokens.token_hash(token)
+        hashed = token_hash(token)
 
         async def load(_stale: source_tokens.Holder | None) -> source_tokens.Holder | None:
             return await self.db.read(lambda conn: source_tokens.lookup(conn, hashed))

@@ -15,12 +15,12 @@ by field mapping is in ``docs/sources.md``.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from opencts.errors import BadRequest, MalformedJSON
+from opencts.sources.fields import BadItem, time_ms
 from opencts.traces.model import TRACE_ID_PATTERN, TRACE_NAME_PATTERN, is_ip_address
 
 SERVICE_TYPE = "Kubernetes"
@@ -104,12 +104,6 @@ OPERATIONS: dict[str, dict[str, tuple[str, ...]]] = {
 
 _TRACE_ID = re.compile(TRACE_ID_PATTERN)
 _TRACE_NAME = re.compile(TRACE_NAME_PATTERN)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-class _Bad(ValueError):
-    """One event is malformed; the message says which field and why."""
 
 
 def parse_event_list(raw: bytes) -> list[dict[str, Any]]:
@@ -139,7 +133,7 @@ def to_traces(items: list[Any]) -> list[dict[str, Any]]:
     for index, item in enumerate(items):
         try:
             traces.append(to_trace(item))
-        except _Bad as exc:
+        except BadItem as exc:
             audit_id = item.get("auditID") if isinstance(item, dict) else None
             which = f"items[{index}]" + (f" (auditID {audit_id!r})" if isinstance(audit_id, str) else "")
             raise BadRequest(f"{which}: {exc}; nothing of the batch was stored") from None
@@ -151,7 +145,7 @@ def _text(event: dict[str, Any], key: str, *, required: bool = True) -> str | No
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value:
-        raise _Bad(f"{key} must be a non-empty string")
+        raise BadItem(f"{key} must be a non-empty string")
     return value
 
 
@@ -160,21 +154,8 @@ def _object(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _Bad(f"{key} must be an object")
+        raise BadItem(f"{key} must be an object")
     return value
-
-
-def timestamp_ms(value: Any, key: str) -> int:
-    """A ``MicroTime`` (RFC 3339 with microseconds, ``2024-05-01T10:00:00.123456Z``) in ms since the epoch."""
-    if not isinstance(value, str):
-        raise _Bad(f"{key} must be an RFC 3339 time")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Bad(f"{key} {value[:40]!r} is not an RFC 3339 time") from None
-    if when.tzinfo is None:
-        raise _Bad(f"{key} {value[:40]!r} has no time zone")
-    return (when - _EPOCH) // _MS
 
 
 def rating_of(code: int | None, stage: str) -> str:
@@ -194,7 +175,7 @@ def _resource(event: dict[str, Any], uri: str) -> tuple[str, str | None, str | N
         return NON_RESOURCE, uri.split("?", 1)[0][:256], None, None
     resource = ref.get("resource")
     if not isinstance(resource, str) or not resource:
-        raise _Bad("objectRef.resource must be a non-empty string")
+        raise BadItem("objectRef.resource must be a non-empty string")
     sub = ref.get("subresource")
     resource_type = f"{resource}/{sub}" if isinstance(sub, str) and sub else resource
     name, namespace = ref.get("name"), ref.get("namespace")
@@ -218,7 +199,7 @@ def _resource(event: dict[str, Any], uri: str) -> tuple[str, str | None, str | N
 def _user(event: dict[str, Any]) -> dict[str, Any]:
     info = _object(event, "user")
     if info is None or not isinstance(info.get("username"), str):
-        raise _Bad("user.username must be a string")
+        raise BadItem("user.username must be a string")
     name: str = info["username"]
     user: dict[str, Any] = {
         "name": name[:256],
@@ -232,33 +213,33 @@ def _user(event: dict[str, Any]) -> dict[str, Any]:
 def to_trace(event: Any) -> dict[str, Any]:
     """One audit ``Event`` as a trace (the body ``POST /v3/{project_id}/traces`` takes)."""
     if not isinstance(event, dict):
-        raise _Bad("each item must be an audit Event object")
+        raise BadItem("each item must be an audit Event object")
     if event.get("kind", "Event") != "Event":
-        raise _Bad(f"kind must be Event, not {str(event.get('kind'))[:40]!r}")
+        raise BadItem(f"kind must be Event, not {str(event.get('kind'))[:40]!r}")
     level = event.get("level")
     if level not in LEVELS:
-        raise _Bad(f"level must be one of {', '.join(LEVELS)}, not {str(level)[:40]!r}")
+        raise BadItem(f"level must be one of {', '.join(LEVELS)}, not {str(level)[:40]!r}")
     stage = event.get("stage")
     if stage not in STAGES:
-        raise _Bad(f"stage must be one of {', '.join(STAGES)}, not {str(stage)[:40]!r}")
+        raise BadItem(f"stage must be one of {', '.join(STAGES)}, not {str(stage)[:40]!r}")
     audit_id = _text(event, "auditID")
     trace_id = f"{audit_id}.{stage}"
     if not _TRACE_ID.match(trace_id):
-        raise _Bad(f"auditID {str(audit_id)[:80]!r} is not an id (letters, digits, '.', '_', '-')")
+        raise BadItem(f"auditID {str(audit_id)[:80]!r} is not an id (letters, digits, '.', '_', '-')")
     verb = _text(event, "verb")
     if not _TRACE_NAME.match(str(verb)):
-        raise _Bad(f"verb {str(verb)[:80]!r} is not a verb the API server uses")
+        raise BadItem(f"verb {str(verb)[:80]!r} is not a verb the API server uses")
     uri = str(_text(event, "requestURI"))
-    time_ms = timestamp_ms(event.get("requestReceivedTimestamp"), "requestReceivedTimestamp")
+    when = time_ms(event.get("requestReceivedTimestamp"), "requestReceivedTimestamp")
     ips = event.get("sourceIPs") or []
     if not isinstance(ips, list) or not all(isinstance(ip, str) and is_ip_address(ip) for ip in ips):
-        raise _Bad("sourceIPs must be a list of IP addresses")
+        raise BadItem("sourceIPs must be a list of IP addresses")
     status = _object(event, "responseStatus")
     code = None
     if status is not None:
         code = status.get("code")
         if code is not None and (type(code) is not int or not 100 <= code <= 599):
-            raise _Bad(f"responseStatus.code must be an HTTP status, not {str(code)[:40]!r}")
+            raise BadItem(f"responseStatus.code must be an HTTP status, not {str(code)[:40]!r}")
     resource_type, resource_name, resource_id, api_version = _resource(event, uri)
     trace: dict[str, Any] = {
         "trace_id": trace_id,
@@ -267,7 +248,7 @@ def to_trace(event: Any) -> dict[str, Any]:
         "trace_rating": rating_of(code, str(stage)),
         "service_type": SERVICE_TYPE,
         "resource_type": resource_type,
-        "time": time_ms,
+        "time": when,
         "user": _user(event),
         "request_id": audit_id,
         "resource_url": uri[:2048],
@@ -296,7 +277,7 @@ def kept_object(value: Any) -> Any:
     try:
         size = len(orjson.dumps(value))
     except orjson.JSONEncodeError:
-        raise _Bad("requestObject/responseObject must be JSON") from None
+        raise BadItem("requestObject/responseObject must be JSON") from None
     if size <= MAX_OBJECT_BYTES:
         return value
     summary: dict[str, Any] = {"truncated": f"{size} bytes, more than OpenCTS keeps ({MAX_OBJECT_BYTES})"}

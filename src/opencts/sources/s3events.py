@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -27,6 +26,7 @@ import orjson
 from sqlalchemy import Connection
 
 from opencts.errors import BadRequest, MalformedJSON
+from opencts.sources.fields import BadItem, time_ms
 from opencts.traces.model import is_ip_address
 from opencts.trackers.repository import project_rows
 
@@ -65,8 +65,6 @@ _CATEGORIES: dict[str, tuple[str, str]] = {
 }
 MAX_RECORDS = 1000
 MAX_BODY_BYTES = 5 * 1024 * 1024
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _TRACE_ID_PREFIX = "s3-"
 _PRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -87,10 +85,6 @@ class Mapped:
     traces: list[dict[str, Any]]
     record_of: list[int]
     ignored: int
-
-
-class _Bad(ValueError):
-    """One record is malformed; the message says which field and why."""
 
 
 def data_trackers(conn: Connection, project_id: str) -> list[DataTracker]:
@@ -138,7 +132,7 @@ def to_traces(records: list[Any], trackers: list[DataTracker]) -> Mapped:
     for index, record in enumerate(records):
         try:
             made = record_traces(record, trackers)
-        except _Bad as exc:
+        except BadItem as exc:
             raise BadRequest(f"Records[{index}]: {exc}; nothing of the notification was stored") from None
         if made is None:
             ignored += 1
@@ -160,18 +154,8 @@ def _field(parent: Any, path: str) -> Any:
 def _string(record: dict[str, Any], path: str) -> str:
     value = _field(record, path)
     if not isinstance(value, str) or not value:
-        raise _Bad(f"{path} must be a non-empty string")
+        raise BadItem(f"{path} must be a non-empty string")
     return value
-
-
-def _time_ms(value: str) -> int:
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Bad(f"eventTime {value[:40]!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise _Bad(f"eventTime {value[:40]!r} has no time zone")
-    return (when - _EPOCH) // _MS
 
 
 def trace_id(tracker: str, bucket: str, key: str, event_name: str, sequencer: str) -> str:
@@ -183,7 +167,7 @@ def trace_id(tracker: str, bucket: str, key: str, event_name: str, sequencer: st
 def record_traces(record: Any, trackers: list[DataTracker]) -> list[dict[str, Any]] | None:
     """The traces of one record (one per matching tracker), or None if it is no object event."""
     if not isinstance(record, dict):
-        raise _Bad("each record must be an object")
+        raise BadItem("each record must be an object")
     event_name = _string(record, "eventName")
     found = event_of(event_name)
     if found is None:
@@ -192,7 +176,7 @@ def record_traces(record: Any, trackers: list[DataTracker]) -> list[dict[str, An
     bucket = _string(record, "s3.bucket.name")
     raw_key = _string(record, "s3.object.key")
     key = unquote_plus(raw_key)  # S3 sends the key URL-encoded, spaces as '+'
-    time_ms = _time_ms(_string(record, "eventTime"))
+    when = time_ms(_string(record, "eventTime"), "eventTime", "ISO 8601")
     obj = _field(record, "s3.object") or {}
     sequencer = obj.get("sequencer")
     if not isinstance(sequencer, str) or not sequencer:  # not every store sends one: what else is unique
@@ -207,7 +191,7 @@ def record_traces(record: Any, trackers: list[DataTracker]) -> list[dict[str, An
         "service_type": SERVICE_TYPE,
         "resource_type": RESOURCE_TYPE,
         "resource_name": f"{bucket}/{key}"[:256],
-        "time": time_ms,
+        "time": when,
         "read_only": kind == "READ",
         "request": record,
         "message": event_name if event_name.startswith("s3:") else f"s3:{event_name}",

@@ -11,7 +11,6 @@ process and within the authenticator's cache time on others.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import uuid
@@ -22,6 +21,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from opencts.errors import BadRequest, Conflict, NotFound
 from opencts.iam.permissions import SOURCE_ACTIONS
+from opencts.iam.tokens import token_hash
 from opencts.store.tables import domains, projects, source_tokens
 
 SOURCES = tuple(SOURCE_ACTIONS)
@@ -63,10 +63,6 @@ class Holder:
     token: SourceToken
     domain_id: str
     domain_name: str
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_source(source: str) -> str:
