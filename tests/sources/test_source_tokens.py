@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
+from k8s_events import event_list
 from sqlalchemy import select
 
 from cts_helpers import PUBLIC_ROUTES, Api, api_routes
 from opencts.api.deps import Services
-from opencts.clock import now_ms
 from opencts.store.tables import source_tokens
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -38,27 +37,6 @@ def bearer(api: Api, token: str) -> httpx.AsyncClient:
         base_url="http://127.0.0.1:8080",
         headers={"Authorization": f"Bearer {token}"},
     )
-
-
-def event_list(*audit_ids: str) -> dict[str, Any]:
-    stamp = datetime.fromtimestamp((now_ms() - 2000) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    items = [
-        {
-            "level": "Metadata",
-            "auditID": audit_id,
-            "stage": "ResponseComplete",
-            "requestURI": "/api/v1/namespaces/default/pods/web",
-            "verb": "delete",
-            "user": {"username": "alice"},
-            "sourceIPs": ["10.0.0.5"],
-            "objectRef": {"resource": "pods", "namespace": "default", "name": "web", "apiVersion": "v1"},
-            "responseStatus": {"metadata": {}, "code": 200},
-            "requestReceivedTimestamp": stamp,
-            "stageTimestamp": stamp,
-        }
-        for audit_id in audit_ids
-    ]
-    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
 
 
 async def test_a_token_is_shown_once_stored_hashed_listed_without_it_and_revoked(api: Api) -> None:

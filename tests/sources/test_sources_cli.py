@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
+from k8s_events import event_list
 from typer.testing import CliRunner
 
 from opencts.cli.main import app
-from opencts.clock import now_ms
 from opencts.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -27,24 +25,6 @@ def run(server: ServerProcess, *args: str) -> tuple[int, str, str]:
     target = ["--endpoint", server.url, "--data-dir", str(server.data_dir)]
     result = runner.invoke(app, [*args, *target], env={"COLUMNS": "200"})
     return result.exit_code, result.stdout, result.stderr
-
-
-def one_event(audit_id: str) -> dict[str, Any]:
-    stamp = datetime.fromtimestamp(now_ms() / 1000 - 1, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    event = {
-        "level": "Metadata",
-        "auditID": audit_id,
-        "stage": "ResponseComplete",
-        "requestURI": "/api/v1/namespaces/default/configmaps/app",
-        "verb": "update",
-        "user": {"username": "ops"},
-        "sourceIPs": ["10.1.1.1"],
-        "objectRef": {"resource": "configmaps", "namespace": "default", "name": "app", "apiVersion": "v1"},
-        "responseStatus": {"metadata": {}, "code": 200},
-        "requestReceivedTimestamp": stamp,
-        "stageTimestamp": stamp,
-    }
-    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [event]}
 
 
 def test_create_configure_post_and_revoke(live_server: ServerProcess, tmp_path: Path) -> None:
@@ -72,11 +52,11 @@ def test_create_configure_post_and_revoke(live_server: ServerProcess, tmp_path: 
 
     audit_id = str(uuid.uuid4())
     headers = {"Authorization": f"Bearer {token}"}
-    resp = httpx.post(server, json=one_event(audit_id), headers=headers, timeout=30)
+    resp = httpx.post(server, json=event_list(audit_id), headers=headers, timeout=30)
     assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
     with s.client() as admin:
         found = admin.get(f"/v3/{project}/traces", params={"trace_id": f"{audit_id}.ResponseComplete"}).json()
-    assert [t["resource_name"] for t in found["traces"]] == ["default/app"]
+    assert [t["resource_name"] for t in found["traces"]] == ["default/web"]
 
     code, out, _ = run(s, "iam", "source-tokens", "list", "--project", project, "--json")
     listed = {t["name"]: t for t in json.loads(out)["source_tokens"]}
@@ -84,7 +64,7 @@ def test_create_configure_post_and_revoke(live_server: ServerProcess, tmp_path: 
 
     code, out, err = run(s, "iam", "source-tokens", "revoke", name, "--project", project)
     assert code == 0 and "revoked" in out, out + err
-    resp = httpx.post(server, json=one_event(str(uuid.uuid4())), headers=headers, timeout=30)
+    resp = httpx.post(server, json=event_list(str(uuid.uuid4())), headers=headers, timeout=30)
     assert resp.status_code == 401
     code, out, err = run(s, "iam", "source-tokens", "revoke", "nope", "--project", project)
     assert code == 1 and "no source token" in out + err

@@ -48,6 +48,13 @@ async def _ingest(
     return summary(await services.writer.write_prepared(project_id, batch))
 
 
+async def _body(request: Request, services: Services, limit: int) -> bytes:
+    """The webhook's JSON body; 429 first when the writer could not queue the batch anyway."""
+    require_json(request)
+    services.writer.commits.refuse_if_full()
+    return await read_body(request, limit)
+
+
 @router.post(
     "/v3/{project_id}/sources/kubernetes",
     name="putKubernetesAudit",
@@ -56,9 +63,7 @@ async def _ingest(
 async def put_kubernetes_audit(
     project_id: str, request: Request, services: ServicesDep, caller: KubernetesProducer
 ) -> Response:
-    require_json(request)
-    services.writer.commits.refuse_if_full()
-    items = kubernetes.parse_event_list(await read_body(request, kubernetes.MAX_BODY_BYTES))
+    items = kubernetes.parse_event_list(await _body(request, services, kubernetes.MAX_BODY_BYTES))
     traces = kubernetes.to_traces(items)
     where = [f"items[{i}] (auditID {t['request_id']!r})" for i, t in enumerate(traces)]
     return json_response(await _ingest(services, project_id, traces, caller, where))
@@ -72,9 +77,7 @@ async def put_kubernetes_audit(
 async def put_bucket_events(
     project_id: str, request: Request, services: ServicesDep, caller: BucketProducer
 ) -> Response:
-    require_json(request)
-    services.writer.commits.refuse_if_full()
-    records = s3events.parse_notification(await read_body(request, s3events.MAX_BODY_BYTES))
+    records = s3events.parse_notification(await _body(request, services, s3events.MAX_BODY_BYTES))
     trackers = await services.db.read(lambda conn: s3events.data_trackers(conn, project_id))
     mapped = s3events.to_traces(records, trackers)
     where = [f"Records[{i}]" for i in mapped.record_of]
