@@ -40,15 +40,17 @@ def test_create_configure_post_and_revoke(live_server: ServerProcess, tmp_path: 
 
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
-    code, out, err = run(
-        s, "sources", "kubernetes-config", "--project", project, "--token-file", str(token_file)
-    )
-    assert code == 0, out + err
-    config = yaml.safe_load(out)
+    args = ["sources", "kubernetes-config", "--project", project, "--token-file", str(token_file)]
+    printed = runner.invoke(app, [*args, "--endpoint", s.url])  # no credentials needed
+    assert printed.exit_code == 0, printed.output
+    config = yaml.safe_load(printed.stdout)
     assert config["kind"] == "Config" and config["current-context"] == "opencts"
     server = config["clusters"][0]["cluster"]["server"]
     assert server == f"{s.url}/v3/{project}/sources/kubernetes"
     assert config["users"][0]["user"]["token"] == token
+    public = runner.invoke(app, args, env={"OPENCTS_PUBLIC_URL": "https://cts.example.com/"})
+    server_of = yaml.safe_load(public.stdout)["clusters"][0]["cluster"]["server"]
+    assert server_of == f"https://cts.example.com/v3/{project}/sources/kubernetes"
 
     audit_id = str(uuid.uuid4())
     headers = {"Authorization": f"Bearer {token}"}

@@ -8,6 +8,7 @@ Their times are moved to a minute ago, keeping their spacing, so they fall insid
 
 from __future__ import annotations
 
+import base64
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import yaml
 
 from cts_helpers import Api
+from opencts.cli.sources import kubeconfig
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.sources import kubernetes
@@ -203,3 +206,14 @@ def test_a_huge_response_object_is_kept_as_what_identifies_it() -> None:
     assert trace["response"]["truncated"].endswith(f"more than OpenCTS keeps ({kubernetes.MAX_OBJECT_BYTES})")
     small = kubernetes.to_traces([items[1]])[0]
     assert small["response"] == items[1]["responseObject"]  # whole below the limit
+
+
+def test_the_webhook_kubeconfig_carries_the_url_token_and_ca() -> None:
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    text = kubeconfig("https://cts.example.com/v3/p/sources/kubernetes", 'ocst_a"b: c', pem)
+    config = yaml.safe_load(text)
+    cluster = config["clusters"][0]["cluster"]
+    assert cluster["server"] == "https://cts.example.com/v3/p/sources/kubernetes"
+    assert base64.b64decode(cluster["certificate-authority-data"]) == pem
+    assert config["users"][0]["user"]["token"] == 'ocst_a"b: c'  # quoted: nothing in it breaks the file
+    assert config["contexts"][0]["context"] == {"cluster": "opencts", "user": "opencts-source-token"}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from opencts.cli.client import resolve_target
 from opencts.cli.common import (
     Column,
     DataDirOpt,
@@ -30,6 +30,7 @@ from opencts.cli.common import (
     session,
 )
 from opencts.clock import iso_ms
+from opencts.config import DEFAULT_BIND
 
 tokens_app = typer.Typer(
     help="Source tokens: what webhooks (Kubernetes, S3) ingest with.", no_args_is_help=True
@@ -158,14 +159,26 @@ def kubernetes_config(
     ca_file: Annotated[
         Path | None, typer.Option("--ca-file", help="PEM of the CA that signed OpenCTS's TLS certificate.")
     ] = None,
-    endpoint: EndpointOpt = None,
-    data_dir: DataDirOpt = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="OpenCTS URL the cluster reaches (default OPENCTS_PUBLIC_URL, OPENCTS_ENDPOINT,"
+            " else http://OPENCTS_BIND).",
+        ),
+    ] = None,
 ) -> None:
     """Print the kubeconfig for kube-apiserver's --audit-webhook-config-file."""
     lines = [line.strip() for line in token_file.read_text().splitlines() if line.strip()]
     if not lines:
         raise fail(f"{token_file} holds no token")
-    base = endpoint.rstrip("/") if endpoint else resolve_target(None, data_dir).endpoint
+    env = os.environ
+    base = (
+        endpoint
+        or env.get("OPENCTS_PUBLIC_URL")
+        or env.get("OPENCTS_ENDPOINT")
+        or f"http://{env.get('OPENCTS_BIND', DEFAULT_BIND)}"
+    ).rstrip("/")
     server = f"{base}/v3/{project}/sources/kubernetes"
     ca = ca_file.read_bytes() if ca_file is not None else None
     print(kubeconfig(server, lines[-1], ca), end="")  # noqa: T201 - the file, as is
