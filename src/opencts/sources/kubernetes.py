@@ -115,7 +115,7 @@ def parse_event_list(raw: bytes) -> list[dict[str, Any]]:
     if not isinstance(doc, dict):
         raise MalformedJSON("request body must be an audit.k8s.io/v1 EventList object")
     if doc.get("kind") != "EventList" or doc.get("apiVersion") != API_VERSION:
-        found = f"kind {doc.get('kind')!r}, apiVersion {doc.get('apiVersion')!r}"
+        found = f"kind {str(doc.get('kind'))[:40]!r}, apiVersion {str(doc.get('apiVersion'))[:40]!r}"
         raise BadRequest(f"request body must be kind EventList, apiVersion {API_VERSION}; got {found}")
     items = doc.get("items")
     if items is None:
@@ -135,15 +135,13 @@ def to_traces(items: list[Any]) -> list[dict[str, Any]]:
             traces.append(to_trace(item))
         except BadItem as exc:
             audit_id = item.get("auditID") if isinstance(item, dict) else None
-            which = f"items[{index}]" + (f" (auditID {audit_id!r})" if isinstance(audit_id, str) else "")
+            which = f"items[{index}]" + (f" (auditID {audit_id[:80]!r})" if isinstance(audit_id, str) else "")
             raise BadRequest(f"{which}: {exc}; nothing of the batch was stored") from None
     return traces
 
 
-def _text(event: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+def _text(event: dict[str, Any], key: str) -> str:
     value = event.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value:
         raise BadItem(f"{key} must be a non-empty string")
     return value
@@ -224,12 +222,12 @@ def to_trace(event: Any) -> dict[str, Any]:
         raise BadItem(f"stage must be one of {', '.join(STAGES)}, not {str(stage)[:40]!r}")
     audit_id = _text(event, "auditID")
     trace_id = f"{audit_id}.{stage}"
-    if not _TRACE_ID.match(trace_id):
+    if not _TRACE_ID.fullmatch(trace_id):
         raise BadItem(f"auditID {str(audit_id)[:80]!r} is not an id (letters, digits, '.', '_', '-')")
     verb = _text(event, "verb")
-    if not _TRACE_NAME.match(str(verb)):
+    if not _TRACE_NAME.fullmatch(verb):
         raise BadItem(f"verb {str(verb)[:80]!r} is not a verb the API server uses")
-    uri = str(_text(event, "requestURI"))
+    uri = _text(event, "requestURI")
     when = time_ms(event.get("requestReceivedTimestamp"), "requestReceivedTimestamp")
     ips = event.get("sourceIPs") or []
     if not isinstance(ips, list) or not all(isinstance(ip, str) and is_ip_address(ip) for ip in ips):
