@@ -1,0 +1,1 @@
+"""Producers that feed the trace log from other formats: CADF, Kubernetes audit, bucket events."""
