@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.panel import Panel
 
-from opencts.cli import archive, functions, iam, kms, ledger, notifications, smn, traces, trackers, verify
+from opencts.cli import (
+    archive,
+    functions,
+    iam,
+    imports,
+    kms,
+    ledger,
+    notifications,
+    smn,
+    traces,
+    trackers,
+    verify,
+)
 from opencts.cli.client import ApiClient, CliError, resolve_target
 from opencts.cli.common import CliGroup, DataDirOpt, EndpointOpt, err
 from opencts.clock import now_ms
@@ -40,6 +52,7 @@ app.add_typer(kms.app, name="kms")
 app.command("verify")(verify.verify)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(archive.app, name="archive")
+app.add_typer(imports.app, name="import")
 console = err
 
 
