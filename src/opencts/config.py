@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         500,
         ge=1,
         le=5000,
-        description="CADF messages written (and acknowledged) together; prefetch is twice.",
+        description="CADF messages written (and acknowledged) together; prefetch is four times this.",
     )
 
     @field_validator("bind")

@@ -7,7 +7,7 @@ kombu (what oslo.messaging itself uses) is synchronous; its asyncio port is an a
 
 How a message is never lost and never doubled:
 
-1. ``prefetch`` messages at most are unacknowledged at a time (basic.qos); they arrive in a local queue.
+1. ``4 * batch`` messages at most are unacknowledged at a time (basic.qos); they arrive in a local queue.
 2. A batch (what has arrived, up to ``batch`` messages, waiting at most ``BATCH_WAIT`` after the first) is
    mapped (:mod:`opencts.sources.cadf`) and written through the ingest path (``TraceWriter.write``:
    validation, tracker policy, the group commit) -- one write per OpenCTS project in the batch.
@@ -162,20 +162,43 @@ class CadfConsumer:
             self._was_up = True
             self.consuming.set()
             log.info("CADF consumer: consuming %s", self.queue_name)
-            while True:
-                batch = await self._take(inbox, connection)
-                if batch:
-                    await self._handle(channel, batch)
+            await self._pipeline(inbox, connection, channel)
         finally:
             self.consuming.clear()
             await connection.close()
+
+    async def _pipeline(
+        self,
+        inbox: asyncio.Queue[AbstractIncomingMessage],
+        connection: AbstractConnection,
+        channel: AbstractChannel,
+    ) -> None:
+        """Sort out batch k+1 while batch k is written (the writer's thread does not hold the GIL through
+        SQLite's work); batches are written and acknowledged in order, one at a time."""
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = await self._take(inbox, connection)
+                if writing is not None and writing.done():
+                    await writing  # a failed write ends the session here, even while idle
+                    writing = None
+                if not batch:
+                    continue
+                sorted_ = await self._sort(batch)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._write(channel, batch, sorted_))
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
 
     async def _declare(self, connection: AbstractConnection) -> tuple[AbstractQueue, AbstractChannel]:
         """The queue as oslo.messaging's notifier declares it, bound to each exchange, and the dead-letter
         queue. What exists already is taken as it is (a passive declare on a probe channel first), so a
         deployment that made its queues durable or quorum is not refused for a differing argument."""
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=self.batch * 2)
+        await channel.set_qos(prefetch_count=self.batch * 4)
         if not await self._exists(connection, "queue", self.queue_name):
             # oslo.messaging's defaults (amqp_durable_queues = False, amqp_auto_delete = False)
             await channel.declare_queue(self.queue_name, durable=False, auto_delete=False)
@@ -228,9 +251,10 @@ class CadfConsumer:
                 batch.append(inbox.get_nowait())
         return batch
 
-    async def _handle(self, channel: AbstractChannel, batch: list[AbstractIncomingMessage]) -> None:
+    async def _write(
+        self, channel: AbstractChannel, batch: list[AbstractIncomingMessage], sorted_: _Sorted
+    ) -> None:
         """Write the batch's traces, dead-letter what cannot be traces, then acknowledge it all at once."""
-        sorted_ = await self._sort(batch)
         for project_id, items in sorted_.traces.items():
             results = await self.writer.write(
                 project_id, [trace for _, trace in items], submitter=CADF_SUBMITTER, shed=False
