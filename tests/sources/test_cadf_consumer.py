@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -159,3 +161,32 @@ async def _drain(queue_name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
             await message.ack()
             out.append(message)
         return out
+
+
+def _close_connection(connection_name: str) -> bool:
+    """Close the broker side of the connection that named itself ``connection_name``."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    names = [line.split("\t")[0] for line in listing.splitlines() if connection_name in line]
+    for name in names:
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", name, "test"], timeout=30, check=True)
+    return bool(names)
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to close a connection")
+async def test_a_closed_connection_is_reopened_and_nothing_is_lost(cadf: Callable[..., Any]) -> None:
+    run: Running = await cadf()
+    first, second = audit_response(), audit_response()
+    await run.publish([("audit.http.response", first)])
+    await until(lambda: run.consumer.stats.traces == 1, 20, "the first trace")
+    closed = await asyncio.to_thread(_close_connection, f"opencts-cadf {run.consumer.queue_name}")
+    assert closed
+    await run.publish([("audit.http.response", second)])
+    await until(lambda: run.consumer.stats.traces == 2, 30, "the second trace, after a reconnect")
+    assert run.consumer.stats.connects == 2
+    assert {t["trace_id"] for t in await run.traces()} == {first["id"], second["id"]}

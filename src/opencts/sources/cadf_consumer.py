@@ -38,6 +38,7 @@ from typing import Any
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from pamqp.common import FieldTable
 from sqlalchemy import select
 
 from opencts.config import Settings
@@ -153,7 +154,9 @@ class CadfConsumer:
 
     async def _session(self) -> None:
         self._was_up = False
-        connection = await aio_pika.connect(self.url, timeout=10)
+        # named, so an operator finds it in RabbitMQ's connection list
+        name: FieldTable = {"connection_name": f"opencts-cadf {self.queue_name}"}
+        connection = await aio_pika.connect(self.url, timeout=10, client_properties=name)
         try:
             queue, channel = await self._declare(connection)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -178,7 +181,7 @@ class CadfConsumer:
         writing: asyncio.Task[None] | None = None
         try:
             while True:
-                batch = await self._take(inbox, connection)
+                batch = await self._take(inbox, connection, channel)
                 if writing is not None and writing.done():
                     await writing  # a failed write ends the session here, even while idle
                     writing = None
@@ -226,14 +229,17 @@ class CadfConsumer:
         return True
 
     async def _take(
-        self, inbox: asyncio.Queue[AbstractIncomingMessage], connection: AbstractConnection
+        self,
+        inbox: asyncio.Queue[AbstractIncomingMessage],
+        connection: AbstractConnection,
+        channel: AbstractChannel,
     ) -> list[AbstractIncomingMessage]:
         """The next batch; [] after a second with nothing (the caller loops), and an error once the
         connection is gone (the messages it had delivered are returned to the queue by the broker)."""
         try:
             first = await asyncio.wait_for(inbox.get(), 1.0)
         except TimeoutError:
-            if connection.is_closed:
+            if connection.is_closed or channel.is_closed:
                 raise ConnectionError("the AMQP connection closed") from None
             return []
         batch = [first]
