@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from opencts.importers.files import ImportFileError
+from opencts.sources.cadf import event_time_ms
 from opencts.traces.model import TRACE_ID_PATTERN, TRACE_NAME_PATTERN, is_ip_address
 
 #: trace ids for events without a usable ``eventID`` are uuid5 of the event under this namespace
@@ -77,7 +77,7 @@ def to_trace(event: Any) -> dict[str, Any]:
         "trace_name": _trace_name(event["eventName"]),
         "trace_rating": rating,
         "trace_type": TRACE_TYPES.get(str(event.get("eventType")), "ApiCall"),
-        "time": _time_ms(event["eventTime"]),
+        "time": event_time_ms(event["eventTime"]),  # ValueError when it is no time
         "service_type": service_type_of(event["eventSource"]),
         "code": code,
         "request": orjson.dumps(_request_of(event)).decode(),
@@ -197,16 +197,6 @@ def _request_of(event: dict[str, Any]) -> dict[str, Any]:
 def _trace_name(name: str) -> str:
     cleaned = re.sub(r"[^0-9A-Za-z._-]", "", name)[:64]
     return cleaned if re.fullmatch(TRACE_NAME_PATTERN, cleaned) else "awsEvent"
-
-
-def _time_ms(text: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"eventTime {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"eventTime {text!r} has no time zone")
-    return int(moment.timestamp() * 1000)
 
 
 def _ip(value: Any) -> str | None:

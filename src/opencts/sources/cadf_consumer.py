@@ -47,6 +47,7 @@ from opencts.store import Database
 from opencts.store.tables import projects
 from opencts.traces.submitter import SERVICE, Submitter
 from opencts.traces.writer import TraceWriter
+from opencts.ttlcache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +80,16 @@ class ProjectMap:
     def __init__(self, db: Database, fallback: str | None) -> None:
         self.db = db
         self.fallback = fallback
-        self._known: dict[str, tuple[bool, float]] = {}
+        self._known: TtlCache[str, bool] = TtlCache(ttl=PROJECT_TTL, max_size=10_000)
 
     async def exists(self, project_id: str) -> bool:
-        cached = self._known.get(project_id)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        found = await self.db.read(
-            lambda conn: conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first()
-        )
-        self._known[project_id] = (found is not None, now + PROJECT_TTL)
-        return found is not None
+        async def load(_stale: bool | None) -> bool:
+            found = await self.db.read(
+                lambda conn: conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first()
+            )
+            return found is not None
+
+        return await self._known.get(project_id, load)
 
     async def resolve(self, openstack_project: str | None) -> str | None:
         if openstack_project and await self.exists(openstack_project):
