@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--kill", action="store_true", help="kill -9 the server a third of the way through")
     parser.add_argument("--keep", action="store_true", help="keep the scratch data dir")
+    parser.add_argument("--batch", type=int, default=None, help="OPENCTS_CADF_BATCH (default: the setting's)")
     args = parser.parse_args()
     n = args.count
     console.print(load_note())
@@ -193,6 +194,8 @@ def main() -> None:
         asyncio.run(publish(queue, [envelope(p) for p in payloads]))
         console.print(f"built and published {n:,} CADF messages in {time.monotonic() - t0:.1f} s")
         env = {"OPENCTS_CADF_AMQP_URL": AMQP_URL, "OPENCTS_CADF_TOPIC": topic}
+        if args.batch:
+            env["OPENCTS_CADF_BATCH"] = str(args.batch)
         try:
             seconds = drain(data, env, n, args.kill)
             rows, distinct = cadf_traces(data / "opencts.db")
