@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -24,6 +25,7 @@ from opencts.sources.cadf import (
     unwrap,
 )
 from opencts.traces.ingest import prepare
+from opencts.traces.model import SERVICE_TYPE_PATTERN, TRACE_NAME_PATTERN
 
 
 def mapped(event_type: str, payload: dict[str, Any]) -> Mapped:
@@ -278,3 +280,10 @@ def test_an_unknown_service_keeps_its_name() -> None:
         ),
     ).trace
     assert (trace["service_type"], trace["trace_name"]) == ("CONTAINER-INFRA", "createCluster")
+
+
+def test_the_operations_catalogue_holds_valid_trace_names() -> None:
+    names = [name for resources in OPERATIONS.values() for names in resources.values() for name in names]
+    assert names and all(re.fullmatch(TRACE_NAME_PATTERN, name) for name in names)
+    assert all(re.fullmatch(SERVICE_TYPE_PATTERN, service) for service in OPERATIONS)
+    assert "login" in OPERATIONS["IAM"]["user"] and "deleteServer" in OPERATIONS["ECS"]["server"]

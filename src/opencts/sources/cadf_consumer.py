@@ -60,6 +60,8 @@ MAX_BACKOFF = 30.0
 DEAD_LETTER_MAX = 100_000
 #: how long "this OpenStack project id is (not) an OpenCTS project" is believed
 PROJECT_TTL = 60.0
+#: how often the consumer logs its counters while messages flow
+PROGRESS_SECONDS = 60.0
 #: what OpenCTS writes as the submitter of every CADF trace
 CADF_SUBMITTER = Submitter({"type": SERVICE, "name": "OpenStack CADF"}, "OpenStack CADF")
 
@@ -277,8 +279,26 @@ class CadfConsumer:
         for message, reason in sorted_.dead:
             await self._dead_letter(channel, message, reason)
         self.stats.skipped += sorted_.skipped
+        self._log_progress()
         last = batch[-1]
         await last.channel.basic_ack(_delivery_tag(last), multiple=True)
+
+    _logged_at = 0.0
+
+    def _log_progress(self) -> None:
+        """A line a minute while messages flow, so an operator sees the consumer at work."""
+        now = time.monotonic()
+        if now - self._logged_at < PROGRESS_SECONDS:
+            return
+        self._logged_at = now
+        s = self.stats
+        log.info(
+            "CADF consumer: %d traces, %d duplicates, %d skipped, %d dead-lettered since start",
+            s.traces,
+            s.duplicates,
+            s.skipped,
+            s.dead,
+        )
 
     async def _sort(self, batch: list[DeliveredMessage]) -> _Sorted:
         out = _Sorted()
