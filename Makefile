@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/smn_latency.py
 	$(BIN)/python benchmarks/query.py --reuse
 	$(BIN)/python benchmarks/archive_transfer.py
+	$(BIN)/python benchmarks/cadf.py --kill
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -196,6 +196,34 @@ class Settings(BaseSettings):
         " opencts.REGION.",
     )
 
+    # -- Sources: OpenStack CADF audit notifications over AMQP (oslo.messaging) ------------------------------
+    cadf_amqp_url: SecretStr | None = Field(
+        None,
+        description="AMQP URL of OpenStack's RabbitMQ (amqp://USER:PASSWORD@HOST:5672/VHOST); set, it"
+        " turns the CADF consumer on (never logged).",
+    )
+    cadf_topic: str = Field(
+        "notifications",
+        pattern=r"^[0-9A-Za-z._-]{1,200}$",
+        description="oslo.messaging notification topic; OpenCTS consumes its info queue, TOPIC.info.",
+    )
+    cadf_exchanges: str = Field(
+        "openstack",
+        description="Comma list of exchanges the queue is bound to (oslo.messaging's control_exchange of"
+        " each service).",
+    )
+    cadf_project_id: str | None = Field(
+        None,
+        description="OpenCTS project for CADF events whose OpenStack project id is no OpenCTS project;"
+        " unset = such events are dead-lettered.",
+    )
+    cadf_batch: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="CADF messages written (and acknowledged) together; prefetch is four times this.",
+    )
+
     @field_validator("bind")
     @classmethod
     def _bind_has_port(cls, value: str) -> str:

@@ -45,6 +45,7 @@ from opencts.ledger.consumer import start_ledger
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
+from opencts.sources.cadf_consumer import start_cadf
 from opencts.traces.retention import RetentionConsumer
 from opencts.traces.workers import PreparePool, default_workers
 from opencts.traces.writer import TraceWriter
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         )
         if start_consumers:  # the Merkle ledger and its checkpoints; the archive's transfer and digests
             tasks += start_ledger(db, settings, opened.box)
+            tasks += start_cadf(settings, services.writer, db)  # when OPENCTS_CADF_AMQP_URL is set
             transfer.start()
             digest_writer.start()
         if start_consumers and services.smn is not None:

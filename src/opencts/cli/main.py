@@ -18,6 +18,7 @@ from opencts.cli import (
     archive,
     functions,
     iam,
+    imports,
     kms,
     ledger,
     notifications,
@@ -54,6 +55,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(archive.app, name="archive")
 iam.app.add_typer(sources.tokens_app, name="source-tokens")
 app.add_typer(sources.app, name="sources")
+app.add_typer(imports.app, name="import")
 console = err
 
 

@@ -19,6 +19,7 @@ from opencts.errors import BadRequest
 SOURCE_MODULES: tuple[str, ...] = (
     "opencts.sources.kubernetes",
     "opencts.sources.s3events",
+    "opencts.sources.cadf",
 )
 
 #: service_type -> resource_type -> trace names
