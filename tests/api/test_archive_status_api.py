@@ -5,6 +5,7 @@ project's trackers and files never showing."""
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import Any
 
 import orjson
@@ -147,8 +148,7 @@ async def test_files_pages_and_bad_input(api: Api) -> None:
     services, project, other = await world(api)
     at = now_ms()
     for n in range(3):  # three plans, three files
-        batch = rows(project, f"p{n}-", 4, at)
-        await services.db.write(lambda c, batch=batch: trace_log.append(c, batch))
+        await services.db.write(partial(trace_log.append, rows=rows(project, f"p{n}-", 4, at)))
         assert services.transfer is not None
         await services.transfer.drain()
     url = f"/v3/{project}/archive/files"
