@@ -56,7 +56,7 @@ def test_status_and_files_from_the_shell(tmp_path: Path) -> None:
 
         def caught_up() -> bool:
             mine = status(server)["system"]
-            return mine["lag_traces"] == 0 and mine["traces_written"] >= 25
+            return bool(mine["lag_traces"] == 0 and mine["traces_written"] >= 25)
 
         wait_for(caught_up, 30, "the transfer to catch up")
         code, out, err = run(server, "archive", "status")
