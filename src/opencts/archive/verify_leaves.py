@@ -22,7 +22,7 @@ import orjson
 from opencts.ledger.hashing import leaf_hash
 
 #: below this many files to open, processes cost more to start than they save
-MIN_FILES = 8
+MIN_FILES = 32
 
 
 @dataclass(frozen=True, slots=True)
