@@ -47,6 +47,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/smn_latency.py
 	$(BIN)/python benchmarks/query.py --reuse
 	$(BIN)/python benchmarks/archive_transfer.py
+	$(BIN)/python benchmarks/archive_pipeline.py
+	$(BIN)/python benchmarks/archive_verify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -171,9 +171,7 @@ def layout_day(ms: int) -> tuple[int, int, int]:
     return t.tm_year, t.tm_mon, t.tm_mday
 
 
-def transfer_run(
-    root: Path, name: str, times: list[int]
-) -> tuple[float, int, Database, LocalStore, Settings, str]:
+def transfer_run(root: Path, name: str, times: list[int]) -> tuple[float, int, Filled]:
     db, store, settings, project = filled(root, name, len(times), times)
     started = time.perf_counter()
     asyncio.run(Transfer(db, store, settings).drain())
