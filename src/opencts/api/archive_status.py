@@ -90,9 +90,9 @@ async def list_files(
                 "sha256": f.sha256,
                 "first_seq": f.first_seq,
                 "last_seq": f.last_seq,
-                "oldest_time": f.oldest_time_ms,
-                "newest_time": f.newest_time_ms,
-                "written_at": f.written_at_ms,
+                "oldest_time": f.oldest_time,
+                "newest_time": f.newest_time,
+                "written_at": f.written_at,
             }
             for f in found
         ],

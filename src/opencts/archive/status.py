@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from opencts.archive import planner
+from opencts.archive import files, planner
 from opencts.archive.files import PLANNED, WRITTEN
 from opencts.clock import DAY_MS
 from opencts.ledger import repository as ledger
@@ -194,20 +194,6 @@ def tracker_statuses(
     return [_status(conn, t, cursor, now) for t in sorted(found, key=lambda t: t.name)]
 
 
-@dataclass(frozen=True, slots=True)
-class WrittenFile:
-    object_key: str
-    bucket: str
-    trace_count: int
-    size: int
-    sha256: str
-    first_seq: int
-    last_seq: int
-    oldest_time_ms: int
-    newest_time_ms: int
-    written_at_ms: int
-
-
 def written_files(
     conn: Connection,
     project_id: str,
@@ -216,7 +202,7 @@ def written_files(
     day_ms: int | None = None,
     after_key: str | None = None,
     limit: int = 1000,
-) -> list[WrittenFile] | None:
+) -> list[files.FileRecord] | None:
     """The tracker's written files in key order (those of the UTC day starting at ``day_ms``, by the day
     in their key), after ``after_key``; None when the project has no tracker of that name with a bucket."""
     target = next(
@@ -224,44 +210,8 @@ def written_files(
     )
     if target is None:
         return None
-    f = trace_files.c
-    conds = [f.tracker_id == target.tracker_id, f.status == WRITTEN]
-    if day_ms is not None:
-        conds += [f.stamp_ms >= day_ms, f.stamp_ms < day_ms + DAY_MS]
-    if after_key is not None:
-        conds.append(f.object_key > after_key)
-    rows = conn.execute(
-        select(
-            f.object_key,
-            f.bucket,
-            f.trace_count,
-            f.size,
-            f.sha256,
-            f.first_seq,
-            f.last_seq,
-            f.oldest_time,
-            f.newest_time,
-            f.written_at,
-        )
-        .where(*conds)
-        .order_by(f.object_key)
-        .limit(limit)
-    )
-    return [
-        WrittenFile(
-            object_key=r.object_key,
-            bucket=r.bucket,
-            trace_count=int(r.trace_count),
-            size=int(r.size),
-            sha256=r.sha256,
-            first_seq=int(r.first_seq),
-            last_seq=int(r.last_seq),
-            oldest_time_ms=int(r.oldest_time),
-            newest_time_ms=int(r.newest_time),
-            written_at_ms=int(r.written_at),
-        )
-        for r in rows
-    ]
+    start, end = (day_ms, day_ms + DAY_MS) if day_ms is not None else (0, 2**62)
+    return files.written_files(conn, target.tracker_id, start, end, after_key=after_key, limit=limit)
 
 
-__all__ = ["DigestHead", "LedgerStatus", "TrackerStatus", "WrittenFile", "tracker_statuses", "written_files"]
+__all__ = ["DigestHead", "LedgerStatus", "TrackerStatus", "tracker_statuses", "written_files"]
