@@ -11,7 +11,7 @@ Nothing here is stored: every figure is read from the tables the transfer, the l
 - ``lag_seconds``: how long the oldest of those has waited (now minus its ``record_time``); 0 when none.
 
 The figures are read per tracker with a seq range scan of the log after the cursor (the part not planned
-yet) and the tracker's file rows; the cost follows the backlog, not the log's size.
+yet) and the tracker's file rows; the cost follows the backlog and the number of files, not the log's size.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, func, select
 
 from opencts.archive import files, planner
 from opencts.archive.files import PLANNED, WRITTEN
@@ -89,6 +89,28 @@ def _log_filter(target: planner.Target) -> list[Any]:
     return conds
 
 
+def _unplanned(conn: Connection, target: planner.Target, cursor: int) -> tuple[int, int | None, int | None]:
+    """Count, first and last seq of the tracker's traces the planner has not reached: a range scan from the
+    cursor. SQLite is told so (``NOT INDEXED``): it would take the (project, kind, time) index and read the
+    project's whole log."""
+    if conn.dialect.name == "sqlite":
+        sql = (
+            "SELECT count(*), min(seq), max(seq) FROM traces NOT INDEXED"
+            " WHERE seq > ? AND project_id = ? AND kind = ?"
+        )
+        params: list[object] = [cursor, target.project_id, target.kind]
+        if target.kind == "data":
+            sql += " AND tracker_name = ?"
+            params.append(target.name)
+        row = conn.exec_driver_sql(sql, tuple(params)).one()
+    else:
+        t = traces.c
+        row = conn.execute(
+            select(func.count(), func.min(t.seq), func.max(t.seq)).where(t.seq > cursor, *_log_filter(target))
+        ).one()
+    return int(row[0]), row[1], row[2]
+
+
 def _record_time(conn: Connection, seq: int | None) -> int | None:
     if seq is None:
         return None
@@ -145,12 +167,12 @@ def _status(conn: Connection, target: planner.Target, cursor: int, now: int) -> 
             mine, f.status == PLANNED
         )
     ).one()
-    t = traces.c
-    # the part of the log the planner has not reached: a range scan from the cursor
-    unplanned = conn.execute(
-        select(func.count(), func.min(t.seq)).where(t.seq > cursor, *_log_filter(target))
-    ).one()
-    head = conn.execute(select(func.max(t.seq)).where(and_(*_log_filter(target)))).scalar()
+    unplanned = _unplanned(conn, target, cursor)
+    # every trace of the tracker up to the cursor is in one of its files: the head is past the cursor or
+    # the end of its newest file
+    head = unplanned[2]
+    if head is None:
+        head = conn.execute(select(func.max(f.last_seq)).where(mine)).scalar()
     first_pending = pending[2] if pending[2] is not None else unplanned[1]
     oldest = _record_time(conn, int(first_pending) if first_pending is not None else None)
     state = conn.execute(
