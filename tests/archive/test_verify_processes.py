@@ -6,10 +6,13 @@ import gzip
 import json
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from opencts.archive import layout
 from opencts.archive.verify import Options, Result, verify_source
 from opencts.archive.verify_leaves import FileLeaves, LeafPool, file_leaves, split_traces
 from opencts.archive.verify_source import keys_from_json, open_source
+from opencts.cli.main import app
 from opencts.config import Settings
 from opencts.testing.archive import ArchiveBuilder, file_content, trace_body
 
@@ -44,6 +47,16 @@ def test_the_pool_and_the_serial_run_agree_on_a_tampered_archive(tmp_path: Path)
 
     serial, pooled = run(builder, processes=0), run(builder, processes=2)
     assert pooled.to_json() == serial.to_json()
+    # the same from the shell: --processes 0 and 2 print the same document and exit 1
+    outputs = []
+    for processes in ("0", "2"):
+        args = ["verify", str(builder.bucket), "--keys", str(builder.keys_file()), "--proofs", "--json"]
+        done = CliRunner().invoke(
+            app, [*args, "--processes", processes], env={"OPENCTS_DATA_DIR": str(tmp_path)}
+        )
+        assert done.exit_code == 1, done.output
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0] == outputs[1] == serial.to_json()
     found = {(f.problem, f.trace_id) for f in serial.failures}
     assert ("trace not in the ledger", "trace-00000008") in found
     assert {"trace count doesn't match", "not gzip", "not a trace file"} <= {p for p, _ in found}
