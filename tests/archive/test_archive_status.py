@@ -90,6 +90,10 @@ async def test_status_through_transfer_ledger_and_digests(
     assert failing.status == "error" and failing.detail == "noBucket" and failing.error_since_ms is not None
     assert (failing.lag_traces, failing.pending_files, failing.files_written) == (5, 1, 0)
     assert failing.transferred_seq == 12 and failing.head_seq == 17 and failing.lag_seconds == 120.0
+    assert failing.head_lag_seconds == 0.0 and mine.head_lag_seconds == 0.0
+    append(db, PROJECT, "late", 2, H0 + 2 * MINUTE_MS + 30_000, kind="data", tracker_name="reads")
+    behind = statuses(db, H0 + 4 * MINUTE_MS)["reads"]  # its head moved on 90 s; the oldest still waits
+    assert (behind.lag_traces, behind.head_lag_seconds, behind.lag_seconds) == (7, 90.0, 180.0)
 
     # the ledger takes the log; the digest writer starts the chain, and writes the hour once it is over
     assert mine.ledger.tree_size == 0 and mine.ledger.checkpoint_size is None and mine.digest_head is None
@@ -111,8 +115,9 @@ async def test_status_through_transfer_ledger_and_digests(
     assert head.digest_head is not None and head.digest_head.hour_ms == H0
     assert head.digest_head.status == "written" and head.digest_head.chain_start_ms == H0
     assert store.get(BUCKET, head.digest_head.object_key)
-    assert head.ledger.tree_size == 17 and head.ledger.last_seq == 17  # the project's 12 + 5 data traces
-    assert head.ledger.checkpoint_size == head.digest_head.tree_size == 17
+    # the project's 12 + 5 + 2 data traces (seq 27, 28 after the other project's)
+    assert head.ledger.tree_size == 19 and head.ledger.last_seq == 28
+    assert head.ledger.checkpoint_size == head.digest_head.tree_size == 19
 
     # the files: one page at a time, one day at a time, none of the other project's
     found = db.read_sync(lambda c: status.written_files(c, PROJECT, "system"))

@@ -9,6 +9,9 @@ Nothing here is stored: every figure is read from the tables the transfer, the l
 - ``lag_traces``: the tracker's traces not in a written file yet: those in planned files plus those the
   planner has not reached.
 - ``lag_seconds``: how long the oldest of those has waited (now minus its ``record_time``); 0 when none.
+- ``head_lag_seconds``: how far behind the log head the transfer is in time: the head's ``record_time``
+  minus the oldest waiting trace's; 0 when none waits (it stays put while no trace arrives, where
+  ``lag_seconds`` grows).
 
 The figures are read per tracker with a seq range scan of the log after the cursor (the part not planned
 yet) and the tracker's file rows; the cost follows the backlog and the number of files, not the log's size.
@@ -70,6 +73,7 @@ class TrackerStatus:
     head_time_ms: int | None
     lag_traces: int
     lag_seconds: float
+    head_lag_seconds: float
     pending_files: int
     files_written: int
     traces_written: int
@@ -175,6 +179,7 @@ def _status(conn: Connection, target: planner.Target, cursor: int, now: int) -> 
         head = conn.execute(select(func.max(f.last_seq)).where(mine)).scalar()
     first_pending = pending[2] if pending[2] is not None else unplanned[1]
     oldest = _record_time(conn, int(first_pending) if first_pending is not None else None)
+    head_time = _record_time(conn, int(head) if head is not None else None)
     state = conn.execute(
         select(transfer_state).where(transfer_state.c.tracker_id == target.tracker_id)
     ).first()
@@ -191,9 +196,10 @@ def _status(conn: Connection, target: planner.Target, cursor: int, now: int) -> 
         transferred_seq=min(cursor, int(pending[2]) - 1) if pending[2] is not None else cursor,
         transferred_time_ms=int(written[3]) if written[3] is not None else None,
         head_seq=int(head) if head is not None else 0,
-        head_time_ms=_record_time(conn, int(head) if head is not None else None),
+        head_time_ms=head_time,
         lag_traces=int(pending[1]) + int(unplanned[0]),
         lag_seconds=max(0.0, (now - oldest) / 1000) if oldest is not None else 0.0,
+        head_lag_seconds=max(0.0, (head_time - oldest) / 1000) if oldest is not None and head_time else 0.0,
         pending_files=int(pending[0]),
         files_written=int(written[0]),
         traces_written=int(written[1]),
