@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/query.py --reuse
 	$(BIN)/python benchmarks/archive_transfer.py
 	$(BIN)/python benchmarks/cadf.py --kill
+	$(BIN)/python benchmarks/archive_pipeline.py
+	$(BIN)/python benchmarks/archive_verify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

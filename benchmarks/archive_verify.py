@@ -8,6 +8,8 @@
    read and hashed, not opened), once with ``--proofs`` (every file gunzipped, split into its traces with
    ``raw_decode``, every trace hashed to its leaf and looked up among the leaves, every checkpoint rebuilt
    from the leaves objects and its note verified). Each is the best of ``--rounds`` runs.
+3. ``--proofs`` runs twice: serial (the traces parsed and hashed on the reading threads, as before the
+   process pool) and with ``--processes`` processes (default the CPU count): the same result, compared.
 
 Rates are traces per second of wall time. The archive must verify (a failure is a bug, not a number).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -45,13 +48,15 @@ def build(root: Path, traces: int, per_file: int, files_per_hour: int) -> Archiv
     return builder
 
 
-def run(builder: ArchiveBuilder, proofs: bool, workers: int, rounds: int) -> tuple[float, Result]:
+def run(
+    builder: ArchiveBuilder, proofs: bool, workers: int, rounds: int, processes: int = 0
+) -> tuple[float, Result]:
     keys = keys_from_json(json.loads(builder.keys_file().read_text()))
     best, result = float("inf"), Result()
     for _ in range(rounds):
         with open_source(str(builder.bucket), Settings(data_dir=builder.root)) as source:
             start = time.perf_counter()
-            result = verify_source(source, keys, Options(proofs=proofs, workers=workers))
+            result = verify_source(source, keys, Options(proofs=proofs, workers=workers, processes=processes))
             best = min(best, time.perf_counter() - start)
         if not result.ok:
             raise SystemExit(f"the archive does not verify: {result.failures[:5]}")
@@ -67,6 +72,7 @@ def main() -> None:
     parser.add_argument("--files-per-hour", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     with scratch_space("archive-verify-", keep=args.keep) as root:
@@ -80,11 +86,18 @@ def main() -> None:
         table = Table(title=f"opencts verify, {args.workers} workers (best of {args.rounds})")
         for column in ("Mode", "Digests", "Files", "Traces", "Seconds", "Traces/s"):
             table.add_column(column, justify="right" if column != "Mode" else "left")
-        for proofs in (False, True):
-            seconds, result = run(builder, proofs, args.workers, args.rounds)
+        modes = (
+            ("signatures, chain, hashes", False, 0),
+            ("with --proofs, serial", True, 0),
+            (f"with --proofs, {args.processes} processes", True, args.processes),
+        )
+        results = []
+        for name, proofs, processes in modes:
+            seconds, result = run(builder, proofs, args.workers, args.rounds, processes)
+            results.append(result)
             traces = result.traces
             table.add_row(
-                "with --proofs" if proofs else "signatures, chain, hashes",
+                name,
                 f"{result.digests:,}",
                 f"{result.files:,}",
                 f"{traces:,}",
@@ -92,6 +105,8 @@ def main() -> None:
                 f"{traces / seconds:,.0f}",
             )
         console.print(table)
+        if results[1].to_json() != results[2].to_json():
+            raise SystemExit("the process pool's result differs from the serial one")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Connection, insert
 
+from archive.archive_world import DOMAIN, OTHER, PROJECT
 from cts_helpers import trace_row
 from opencts.archive import layout, planner, query
 from opencts.archive.envelope import EnvelopeHeader, new_data_key, seal, unwrap_data_key
@@ -24,11 +24,9 @@ from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.kms.errors import KeyNotFound
 from opencts.store import Database, trace_log
-from opencts.store.tables import domains, projects
 from opencts.trackers import repository
 from opencts.trackers.model import CreateTrackerRequestBody, UpdateTrackerRequestBody
 
-DOMAIN, PROJECT, OTHER = "d" * 32, "p" * 32, "q" * 32
 BASE_MS = 1_780_000_000_000
 LATER_MS = BASE_MS + 200 * DAY_MS
 REGION = "local-1"
@@ -37,24 +35,10 @@ ATTACKER = "203.0.113.7"
 
 
 @pytest.fixture
-def db(database: Database) -> Database:
-    def setup(conn: Connection) -> None:
-        conn.execute(insert(domains).values(id=DOMAIN, name="acme", created_at=1))
-        for pid, name in ((PROJECT, "r1"), (OTHER, "r2")):
-            conn.execute(insert(projects).values(id=pid, domain_id=DOMAIN, name=name, created_at=1))
-            repository.create_system_tracker(conn, project_id=pid, domain_id=DOMAIN)
-
-    database.write_sync(setup)
-    return database
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    root = tmp_path / "buckets"
-    root.mkdir()
+def store(store: LocalStore) -> LocalStore:
     for bucket in ("mgmt", "data"):
-        (root / bucket).mkdir()
-    return LocalStore(root)
+        store.create_bucket(bucket)
+    return store
 
 
 def body(trace_id: str, time_ms: int, ip: str, name: str = "login", **extra: Any) -> bytes:

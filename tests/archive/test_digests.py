@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
+from archive.archive_world import PROJECT
 from cts_helpers import trace_row
 from opencts.archive import digest_format as fmt
 from opencts.archive import digest_rows, layout, signing_keys
@@ -27,11 +28,10 @@ from opencts.config import Settings
 from opencts.iam.secrets import SecretBox
 from opencts.ledger import hashing
 from opencts.store import Database, trace_log
-from opencts.store.tables import digest_chains, digests, domains, projects, traces
+from opencts.store.tables import digest_chains, digests, traces
 from opencts.trackers import repository
 from opencts.trackers.model import UpdateTrackerRequestBody
 
-DOMAIN, PROJECT = "d" * 32, "p" * 32
 H0 = 1_780_002_000_000 // HOUR_MS * HOUR_MS
 BUCKET = "audit"
 
@@ -86,23 +86,9 @@ class Clock:
 
 
 @pytest.fixture
-def db(database: Database) -> Database:
-    def setup(conn: Connection) -> None:
-        conn.execute(insert(domains).values(id=DOMAIN, name="acme", created_at=1))
-        conn.execute(insert(projects).values(id=PROJECT, domain_id=DOMAIN, name="r1", created_at=1))
-        repository.create_system_tracker(conn, project_id=PROJECT, domain_id=DOMAIN)
-
-    database.write_sync(setup)
-    return database
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    root = tmp_path / "buckets"
-    root.mkdir()
-    s = LocalStore(root)
-    s.create_bucket(BUCKET)
-    return s
+def store(store: LocalStore) -> LocalStore:
+    store.create_bucket(BUCKET)
+    return store
 
 
 @pytest.fixture

@@ -12,40 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
+from archive.archive_world import OTHER, PROJECT
 from cts_helpers import trace_row
 from opencts.archive import encoding, files, layout, planner
 from opencts.archive.storage import LocalStore
 from opencts.archive.transfer import Transfer
 from opencts.config import Settings
 from opencts.store import Database, trace_log
-from opencts.store.tables import domains, projects, traces
+from opencts.store.tables import traces
 from opencts.traces.retention import RetentionConsumer
 from opencts.trackers import repository
 from opencts.trackers.model import CreateTrackerRequestBody, UpdateTrackerRequestBody
 
-DOMAIN, PROJECT, OTHER = "d" * 32, "p" * 32, "q" * 32
 BASE_MS = 1_780_000_000_000
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    def setup(conn: Connection) -> None:
-        conn.execute(insert(domains).values(id=DOMAIN, name="acme", created_at=1))
-        for pid, name in ((PROJECT, "r1"), (OTHER, "r2")):
-            conn.execute(insert(projects).values(id=pid, domain_id=DOMAIN, name=name, created_at=1))
-            repository.create_system_tracker(conn, project_id=pid, domain_id=DOMAIN)
-
-    database.write_sync(setup)
-    return database
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    root = tmp_path / "buckets"
-    root.mkdir()
-    return LocalStore(root)
 
 
 def settings(tmp_path: Path) -> Settings:

@@ -13,6 +13,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from opencts import __version__
 from opencts.api import (
     archive_query,
+    archive_status,
     audit,
     cts,
     docs,
@@ -171,4 +172,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(archive_query.router)
     app.include_router(source_tokens.router)
     app.include_router(sources_api.router)
+    app.include_router(archive_status.router)
     return app

@@ -29,11 +29,24 @@ class FileRecord:
     oldest_time: int
     newest_time: int
     stamp_ms: int
+    written_at: int
 
 
-def written_files(conn: Connection, tracker_id: str, start_ms: int, end_ms: int) -> list[FileRecord]:
-    """The tracker's written files whose stamp is in ``[start_ms, end_ms)``, in key order."""
+def written_files(
+    conn: Connection,
+    tracker_id: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    after_key: str | None = None,
+    limit: int | None = None,
+) -> list[FileRecord]:
+    """The tracker's written files whose stamp is in ``[start_ms, end_ms)``, in key order (a page of
+    ``limit`` after ``after_key``, for the files API)."""
     f = trace_files.c
+    conds = [f.tracker_id == tracker_id, f.status == WRITTEN, f.stamp_ms >= start_ms, f.stamp_ms < end_ms]
+    if after_key is not None:
+        conds.append(f.object_key > after_key)
     rows = conn.execute(
         select(
             f.bucket,
@@ -46,9 +59,11 @@ def written_files(conn: Connection, tracker_id: str, start_ms: int, end_ms: int)
             f.oldest_time,
             f.newest_time,
             f.stamp_ms,
+            f.written_at,
         )
-        .where(f.tracker_id == tracker_id, f.status == WRITTEN, f.stamp_ms >= start_ms, f.stamp_ms < end_ms)
+        .where(*conds)
         .order_by(f.object_key)
+        .limit(limit)
     )
     return [FileRecord(**row._mapping) for row in rows]
 

@@ -14,16 +14,16 @@ carry a published note key's signature, and every trace (split from its file wit
 bytes are the stored ones) must hash to one of those leaves. An older checkpoint (``checkpoint_note``)
 must be a prefix of the archive's tree.
 
-Work is spread over a thread pool (object reads and hashing release the GIL); ``on_total``/``on_done``
-report progress to whoever draws it.
+Work is spread over a thread pool (object reads and hashing release the GIL) and, with ``proofs``, a process
+pool that parses and hashes every trace (``archive.verify_leaves``: that work holds the GIL);
+``on_total``/``on_done`` report progress to whoever draws it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
-import re
+import os
 import threading
 import zlib
 from collections import defaultdict
@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import orjson
 
 from opencts.archive.digest_format import (
     Digest,
@@ -48,8 +46,9 @@ from opencts.archive.digest_format import (
 from opencts.archive.envelope import EnvelopeError, EnvelopeHeader, is_envelope, open_envelope
 from opencts.archive.layout import ArchiveKey, parse_key, signature_key
 from opencts.archive.storage import NoSuchObject, StorageError
+from opencts.archive.verify_leaves import MIN_FILES, LeafPool, split_traces
 from opencts.archive.verify_source import PublishedKeys, Source
-from opencts.archive.verify_tree import CheckpointError, append_leaf, leaf_hash, range_root, verify_checkpoint
+from opencts.archive.verify_tree import CheckpointError, append_leaf, range_root, verify_checkpoint
 from opencts.clock import HOUR_MS
 
 #: turns an envelope's header into its data key for a project (``KeyService.unwrap``)
@@ -105,6 +104,8 @@ class Options:
     start_ms: int | None = None
     end_ms: int | None = None
     workers: int = 4
+    #: processes hashing traces with ``proofs``: None picks the CPU count (serial for a few files), 0 serial
+    processes: int | None = None
     #: opens the key service on the first encrypted file (None: encrypted files cannot be read)
     key_service: Callable[[], Unwrap] | None = None
 
@@ -164,6 +165,7 @@ class Verification:
         self.chains: dict[ChainId, _Chain] = defaultdict(_Chain)
         #: origin -> (start compact range, first index, leaves in order) of each rebuilt tree
         self.trees: dict[str, tuple[list[bytes], int, list[bytes]]] = {}
+        self._leaves = LeafPool(0)
 
     def fail(self, problem: str, key: str | None = None, hour: str | None = None, **more: Any) -> None:
         with self._lock:
@@ -175,7 +177,12 @@ class Verification:
         self._list()
         total = sum(len(c.digests) + len(c.files) for c in self.chains.values())
         self.on_total(total)
-        with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
+        processes = self._processes()
+        with (
+            LeafPool(processes) as self._leaves,
+            # a reading thread waits on each process's file: at least as many threads as processes
+            ThreadPoolExecutor(max_workers=max(1, self.options.workers, processes)) as pool,
+        ):
             self._read_digests(pool)
             files = self._read_files(pool)
         for chain_id, chain in self.chains.items():
@@ -189,6 +196,16 @@ class Verification:
             self._check_old_checkpoint(self.options.checkpoint_note)
         self.result.findings.sort(key=lambda f: (not f.failure, f.hour or "", f.key or "", f.problem))
         return self.result
+
+    def _processes(self) -> int:
+        """How many processes hash the traces: parsing and hashing each trace holds the GIL, so with
+        ``proofs`` the work goes to a process pool, unless there are too few files to pay for starting it."""
+        if not self.options.proofs:
+            return 0
+        if self.options.processes is not None:
+            return self.options.processes
+        files = sum(len(c.files) for c in self.chains.values())
+        return (os.cpu_count() or 1) if files >= MIN_FILES else 0
 
     def _in_range(self, start_ms: int, end_ms: int) -> bool:
         lo, hi = self.options.start_ms, self.options.end_ms
@@ -340,12 +357,21 @@ class Verification:
         read = _FileRead(key, hashlib.sha256(blob).hexdigest())
         if not (key.encrypted or is_envelope(blob)) and not self.options.proofs:
             return read
-        content = self._content(key, blob)
-        if content is not None and self.options.proofs:
-            read.traces = self._split(key, content)
+        if not self.options.proofs:
+            self._content(key, blob)  # it must open
+            return read
+        opened = self._decrypt(key, blob)
+        if opened is None:
+            return read
+        found = self._leaves.leaves(opened, key.compress == "gzip")
+        if found.problem is not None:
+            self.fail(found.problem, key.key, _hour_of(key.stamp_ms), detail=found.detail)
+        else:
+            read.traces = found.pairs()
         return read
 
-    def _content(self, key: ArchiveKey, blob: bytes) -> bytes | None:
+    def _decrypt(self, key: ArchiveKey, blob: bytes) -> bytes | None:
+        """The file's bytes out of its envelope (as they are when it is not encrypted)."""
         hour = _hour_of(key.stamp_ms)
         if key.encrypted or is_envelope(blob):
             try:
@@ -356,13 +382,18 @@ class Verification:
             except Exception as exc:  # the key service's own errors (KeyNotFound: a domain error)
                 self.fail("cannot decrypt", key.key, hour, detail=str(exc) or type(exc).__name__)
                 return None
-        if key.compress == "gzip":
-            try:
-                return gzip.decompress(blob)
-            except (OSError, EOFError, zlib.error) as exc:
-                self.fail("not gzip", key.key, hour, detail=str(exc))
-                return None
         return blob
+
+    def _content(self, key: ArchiveKey, blob: bytes) -> bytes | None:
+        """The file's content: decrypted and gunzipped (None, and a finding, when either fails)."""
+        opened = self._decrypt(key, blob)
+        if opened is None or key.compress != "gzip":
+            return opened
+        try:
+            return gzip.decompress(opened)
+        except (OSError, EOFError, zlib.error) as exc:
+            self.fail("not gzip", key.key, _hour_of(key.stamp_ms), detail=str(exc))
+            return None
 
     def _unwrapper(self) -> Unwrap:
         with self._lock:
@@ -371,14 +402,6 @@ class Verification:
                     raise LookupError("no key service to decrypt with")
                 self._unwrap = self.options.key_service()
             return self._unwrap
-
-    def _split(self, key: ArchiveKey, content: bytes) -> list[tuple[str | None, bytes]] | None:
-        """Every trace's id and leaf hash, from its exact bytes in the file."""
-        try:
-            return [(tid, leaf_hash(body)) for tid, body in split_traces(content)]
-        except ValueError as exc:
-            self.fail("not a trace file", key.key, _hour_of(key.stamp_ms), detail=str(exc))
-            return None
 
     def _check_files(self, chain: _Chain, reads: dict[str, _FileRead]) -> None:
         listed = self._listed(chain)
@@ -599,50 +622,6 @@ def _same_place(listed: str, found: str) -> bool:
 def _ymd(ms: int) -> tuple[int, int, int]:
     text = hour_text(ms)
     return int(text[0:4]), int(text[5:7]), int(text[8:10])
-
-
-_DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\r\n]*")
-
-
-def split_traces(content: bytes) -> list[tuple[str | None, bytes]]:
-    """``(trace_id, exact bytes)`` of each trace in a file's content ``[body,\nbody,...]``.
-
-    Fast path: JSON strings hold no raw newline, so in compact bodies ``,\n`` occurs only between them;
-    when every piece of that split parses on its own, it is the split (cutting one JSON value at one of
-    its commas leaves a bracket open). Otherwise (whitespace with newlines inside a stored body) the
-    bodies are found with ``raw_decode``, whitespace around each value kept as part of it.
-    """
-    if not (content.startswith(b"[") and content.endswith(b"]")):
-        raise ValueError("a trace file's content is a JSON array")
-    inner = content[1:-1]
-    if not inner:
-        return []
-    pieces = inner.split(b",\n")
-    try:
-        return [(_trace_id(orjson.loads(piece)), piece) for piece in pieces]
-    except orjson.JSONDecodeError:
-        return _split_slowly(content.decode())
-
-
-def _trace_id(obj: Any) -> str | None:
-    tid = obj.get("trace_id") if isinstance(obj, dict) else None
-    return tid if isinstance(tid, str) else None
-
-
-def _split_slowly(text: str) -> list[tuple[str | None, bytes]]:
-    found: list[tuple[str | None, bytes]] = []
-    pos, end = 1, len(text) - 1
-    while pos < end:
-        value = _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # \s* always matches
-        obj, stop = _DECODER.raw_decode(text, value)
-        while stop < end and text[stop] in " \t\r\n":
-            stop += 1
-        found.append((_trace_id(obj), text[pos:stop].encode()))
-        if stop < end and text[stop : stop + 2] != ",\n":
-            raise ValueError(f"traces are not separated by ',\\n' at {stop}")
-        pos = stop + 2 if stop < end else stop
-    return found
 
 
 def verify_source(

@@ -1,6 +1,8 @@
 """``opencts archive query "SQL"``: SQL over archived trace files, run on this machine with no server.
 
-``opencts archive keys`` lists (through the API) the keys that sign digests and checkpoints.
+``opencts archive keys`` lists (through the API) the keys that sign digests and checkpoints;
+``opencts archive status`` and ``opencts archive files`` show (through the API) how far each tracker's
+transfer is behind the log and which files it wrote.
 
 The settings name the database (trackers, and the key service for encrypted files) and the object store;
 the files are read, decrypted and loaded into DuckDB here (``opencts.archive.query``), with a progress bar
@@ -19,12 +21,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from opencts.cli.client import ApiClient, CliError, resolve_target
-from opencts.cli.common import CliGroup, DataDirOpt, EndpointOpt, console, err
-from opencts.cli.timeparse import parse_time
+from opencts.cli.common import (
+    CliGroup,
+    Column,
+    DataDirOpt,
+    EndpointOpt,
+    JsonOpt,
+    console,
+    err,
+    fit_table,
+    print_json,
+    session,
+)
+from opencts.cli.timeparse import format_ms, parse_time
 from opencts.clock import DAY_MS, now_ms
 
 if TYPE_CHECKING:
@@ -70,6 +84,104 @@ def rotate(endpoint: EndpointOpt = None, data_dir: DataDirOpt = None) -> None:
     with ApiClient(resolve_target(endpoint, data_dir)) as client:
         doc = client.request("POST", f"/v3/{client.project}/archive/signing-keys/rotate").json()
     console.print(f"current signing key: {doc['current']}", markup=False)
+
+
+STATUS_COLUMNS = (
+    Column("Tracker"),
+    Column("Bucket", shrink=8),
+    Column("Status"),
+    Column("Lag (traces)"),
+    Column("Lag (s)"),
+    Column("Transferred seq", drop=3),
+    Column("Head seq", drop=3),
+    Column("Files", drop=2),
+    Column("Bytes", drop=2),
+    Column("Checkpoint", drop=4),
+    Column("Digest head (UTC)", drop=5),
+    Column("Last error", drop=1, shrink=12, wrap=True),
+)
+FILE_COLUMNS = (
+    Column("Key", shrink=24, wrap=True),
+    Column("Traces"),
+    Column("Bytes"),
+    Column("SHA-256", drop=1),
+    Column("Written (UTC)", drop=2),
+)
+
+
+def _time(ms: int | None) -> str:
+    return format_ms(ms) if ms is not None else "-"
+
+
+def _status_row(t: dict[str, Any]) -> list[str]:
+    error = t["detail"] or ""
+    if t["message"]:
+        error += f": {t['message']}"
+    if t["error_since_ms"] is not None and t["detail"]:
+        error += f" (since {format_ms(t['error_since_ms'])})"
+    point = t["ledger"]["checkpoint_size"]
+    head = t["digest_head"]
+    return [
+        escape(t["tracker_name"]),
+        escape(t["bucket_name"]),
+        t["status"],
+        str(t["lag_traces"]),
+        f"{t['lag_seconds']:.1f}",
+        str(t["transferred_seq"]),
+        str(t["head_seq"]),
+        str(t["files_written"]),
+        str(t["bytes_written"]),
+        "-" if point is None else str(point),
+        "-" if head is None else _time(head["hour_ms"]),
+        escape(error) or "-",
+    ]
+
+
+@app.command("status")
+def status(
+    tracker: Annotated[str | None, typer.Option(help="Only this tracker.")] = None,
+    as_json: JsonOpt = False,
+    endpoint: EndpointOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Each tracker's transfer: lag behind the log head, files written, the last error, ledger and digests."""
+    with session(endpoint, data_dir) as client:
+        params = {"tracker_name": tracker} if tracker else None
+        doc = client.request("GET", f"/v3/{client.project}/archive/status", params=params).json()
+    if as_json:
+        print_json(doc)
+        return
+    rows = [_status_row(t) for t in doc["trackers"]]
+    console.print(fit_table(STATUS_COLUMNS, rows, title=f"{len(rows)} tracker(s) with a bucket"))
+
+
+@app.command("files")
+def files(
+    tracker: Annotated[str, typer.Option(help="The tracker whose files to list.")],
+    day: Annotated[str | None, typer.Option(help="Only the files of this UTC day (YYYY-MM-DD).")] = None,
+    as_json: JsonOpt = False,
+    endpoint: EndpointOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List the trace files a tracker's transfer wrote: key, traces, bytes, SHA-256."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] = {"tracker_name": tracker, **({"day": day} if day else {})}
+    with session(endpoint, data_dir) as client:
+        while True:
+            page = client.request("GET", f"/v3/{client.project}/archive/files", params=params).json()
+            found.extend(page["files"])
+            if page["next_marker"] is None:
+                break
+            params["marker"] = page["next_marker"]
+    if as_json:
+        print_json({"files": found})
+        return
+    rows = [
+        [escape(f["object_key"]), str(f["trace_count"]), str(f["size"]), f["sha256"], _time(f["written_at"])]
+        for f in found
+    ]
+    total = sum(f["trace_count"] for f in found)
+    console.print(fit_table(FILE_COLUMNS, rows, title=f"{len(rows)} file(s), {total} trace(s)"))
 
 
 class Format(StrEnum):

@@ -50,6 +50,14 @@ def verify(
     start: Annotated[str | None, typer.Option("--start", help="Only hours from this time (UTC).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Only hours before this time (UTC).")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parallel reads.")] = 4,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=0,
+            help="Processes hashing traces with --proofs (default: the CPU count; 0: none).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an archive: digest signatures, the chain, every file, and (--proofs) every trace."""
@@ -61,6 +69,7 @@ def verify(
             start_ms=parse_time(start, now_ms()) if start else None,
             end_ms=parse_time(end, now_ms()) if end else None,
             workers=workers,
+            processes=processes,
             key_service=lambda: _key_service(settings),
         )
         published = load_keys(keys, settings)
