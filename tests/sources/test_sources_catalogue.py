@@ -29,7 +29,8 @@ def test_bucket_event_names_join_the_static_obs_objects_without_repeats() -> Non
     assert names[: len(CATALOGUE["OBS"]["object"])] == list(CATALOGUE["OBS"]["object"])
     assert set(s3events.TRACE_NAMES.values()) <= set(names)
     assert "POST.UPLOAD" in names  # not in the static list: came from s3events
-    assert {r["resource_type"] for r in list_operations("OBS")} == {"bucket", "object"}
+    # s3events adds no resource type of its own (CADF's Swift "container" may sit beside these)
+    assert {"bucket", "object"} <= {r["resource_type"] for r in list_operations("OBS")}
 
 
 def test_merge_keeps_order_and_drops_repeats() -> None:
