@@ -195,6 +195,23 @@ class Settings(BaseSettings):
         description="Origin line of checkpoints (C2SP tlog-checkpoint), followed by /PROJECT_ID; default"
         " opencts.REGION.",
     )
+    s3_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds the S3 client waits to connect and for each answer; a request is tried twice,"
+        " so a store that never answers is found out in about twice this.",
+    )
+    archive_max_hold_hours: int = Field(
+        72,
+        ge=1,
+        le=87600,
+        description="Hours retention keeps traces the archive has not taken yet (no written file, no"
+        " digest); after that retention deletes them and the tracker shows the hold expired.",
+    )
+    archive_query_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds an SQL query over the archive may run before it is stopped."
+    )
 
     # -- Sources: OpenStack CADF audit notifications over AMQP (oslo.messaging) ------------------------------
     cadf_amqp_url: SecretStr | None = Field(

@@ -8,6 +8,7 @@ OpenCTSError                  (500, CTS.9999)  never raised for bad input
 ├── NotFound                  (404, CTS.0404)
 ├── MethodNotAllowed          (405, CTS.0405)
 ├── Conflict                  (409, CTS.0409)  e.g. a tracker that exists already
+├── RequestTimeout            (408, CTS.0408)  the work took longer than its deadline (an archive query)
 ├── PayloadTooLarge           (413, CTS.0413)
 ├── UnsupportedMediaType      (415, CTS.0415)
 ├── QuotaExceeded             (400, CTS.0412)  a CTS limit (trackers, notifications) is reached
@@ -64,6 +65,14 @@ class MethodNotAllowed(OpenCTSError):
 class Conflict(OpenCTSError):
     status = 409
     code = "CTS.0409"
+
+
+class RequestTimeout(OpenCTSError):
+    """The request was understood but its work ran past its deadline and was stopped: asking again with a
+    narrower range may succeed, so it is the caller's 4xx and not the server's 5xx."""
+
+    status = 408
+    code = "CTS.0408"
 
 
 class PayloadTooLarge(OpenCTSError):

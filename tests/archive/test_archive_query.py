@@ -255,8 +255,9 @@ def test_a_long_query_is_stopped(tmp_path: Path) -> None:
     with query.ArchiveQuery() as q:
         q.load(LocalStore(tmp_path), [], start_ms=0, end_ms=1, unwrap=None)
         q.sandbox()
-        with pytest.raises(query.QueryError, match="ran longer than 0.2 s"):
+        with pytest.raises(query.QueryTimeout, match="ran longer than 0.2 s") as caught:
             list(q.run("SELECT count(*) FROM range(100000000000) a", timeout=0.2).rows)
+    assert (caught.value.status, caught.value.code) == (408, "CTS.0408")
 
 
 def test_encrypted_files_need_their_key(tmp_path: Path) -> None:

@@ -250,15 +250,15 @@ async def test_an_hour_waits_for_its_unwritten_files(
 
 
 class CountingStore(LocalStore):
-    """The local store, counting PUTs per key (no work done twice, not only the same result)."""
+    """The local store, counting writes per key (no work done twice, not only the same result)."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.puts: Counter[str] = Counter()
 
-    def put(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+    def create(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
         self.puts[key] += 1
-        super().put(bucket, key, data, metadata)
+        return super().create(bucket, key, data, metadata)
 
 
 async def test_two_nodes_write_each_hour_once(db: Database, tmp_path: Path, box: SecretBox) -> None:

@@ -42,6 +42,18 @@ def test_put_get_head_list_delete(store: LocalStore) -> None:
         store.get("b1", "b/1")
 
 
+def test_create_writes_once_and_never_replaces(store: LocalStore) -> None:
+    store.create_bucket("b1")
+    assert store.create("b1", "CloudTraces/a/f.json.gz", b"first") is True
+    assert store.create("b1", "CloudTraces/a/f.json.gz", b"second") is False
+    assert store.get("b1", "CloudTraces/a/f.json.gz") == b"first"
+    folder = store.root / "b1/CloudTraces/a"
+    assert sorted(p.name for p in folder.iterdir()) == ["f.json.gz"]  # no temporary file left behind
+    with pytest.raises(StorageError) as caught:
+        store.create("missing", "k", b"")
+    assert caught.value.detail == "noBucket"
+
+
 def test_no_bucket_is_a_storage_error(store: LocalStore) -> None:
     with pytest.raises(StorageError) as caught:
         store.put("missing", "k", b"")

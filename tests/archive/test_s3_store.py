@@ -55,6 +55,16 @@ def test_put_get_head_list_delete(store: S3Store) -> None:
     assert store.head("bkt-1", "c") is None
 
 
+def test_create_is_fenced_by_if_none_match(store: S3Store) -> None:
+    store.create_bucket("fenced")
+    assert store.create("fenced", "k", b"first", metadata={"signature": "ab12"}) is True
+    assert store.create("fenced", "k", b"second") is False  # 412 from the store, not a replacement
+    assert store.get("fenced", "k") == b"first"
+    with pytest.raises(StorageError) as raised:
+        store.create("absent-bucket", "k", b"x")
+    assert raised.value.detail == "noBucket"
+
+
 def test_listing_pages_beyond_a_thousand_keys(store: S3Store) -> None:
     store.create_bucket("many-keys")
     for n in range(1005):

@@ -2,7 +2,8 @@
 
 The project's trackers with a bucket are the only sources, and only files whose name carries the project
 are read (``archive.query.pick_files``). The SQL runs sandboxed: one SELECT, no file or network access,
-at most :data:`MAX_ROWS` rows and :data:`TIMEOUT_SECONDS`; bad SQL is a 400 with DuckDB's message.
+at most :data:`MAX_ROWS` rows and ``OPENCTS_ARCHIVE_QUERY_TIMEOUT`` seconds (loading included; past it a
+408 ``CTS.0408``); bad SQL is a 400 with DuckDB's message.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ router = APIRouter(tags=["archive"])
 
 #: rows one answer holds at most (``truncated`` says when more matched)
 MAX_ROWS = 10_000
-#: how long the SQL itself may run (loading the files is not counted)
-TIMEOUT_SECONDS = 30.0
 #: the range when ``from`` is not given: the 30 days before ``to``
 DEFAULT_DAYS = 30
 
@@ -80,7 +79,7 @@ async def query_archive(project_id: str, request: Request, services: ServicesDep
         late_ms=services.settings.retention_ms + DAY_MS,
         unwrap=unwrap if keys is not None else None,
         limit=body.limit,
-        timeout=TIMEOUT_SECONDS,
+        timeout=services.settings.archive_query_timeout,
     )
     doc: dict[str, Any] = {
         "columns": answer.columns,

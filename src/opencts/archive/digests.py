@@ -322,12 +322,21 @@ class DigestWriter:
             assert ledger is not None  # a leaves key is only claimed with a ledger
             end = p.leaves_first + p.leaves_count
             hashes = await self.db.read(lambda c: ledger.leaf_hashes(c, p.project_id, p.leaves_first, end))
-            await asyncio.to_thread(self.store.put, p.bucket, p.leaves_key, fmt.encode_leaves(list(hashes)))
+            await asyncio.to_thread(self._create, p.bucket, p.leaves_key, fmt.encode_leaves(list(hashes)))
         sig = fmt.Signature(p.signature, p.fingerprint)
-        await asyncio.to_thread(self.store.put, p.bucket, p.object_key, p.body, fmt.signature_metadata(sig))
+        await asyncio.to_thread(self._create, p.bucket, p.object_key, p.body, fmt.signature_metadata(sig))
         await asyncio.to_thread(
-            self.store.put, p.bucket, layout.signature_key(p.object_key), fmt.encode_signature(sig)
+            self._create, p.bucket, layout.signature_key(p.object_key), fmt.encode_signature(sig)
         )
+
+    def _create(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        """Create-only, like the trace files: a repeat (a crash after the PUT, a claim taken over) finds
+        the same bytes, fixed in the digest's row, and moves on. Different bytes under the key are never
+        replaced: the verifier names them."""
+        if self.store.create(bucket, key, data, metadata):
+            return
+        if self.store.get(bucket, key) != data:
+            log.error("%s in bucket %s holds other bytes than this digest's: left as found", key, bucket)
 
     # -- the periodic task ---------------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ Steps, the same for the CLI (``opencts archive query``, local and trusted) and t
    DuckDB converts only the fields the query names.
 4. **Run**: the caller's SQL, one statement. Sandboxed, after loading: external access off (no files but
    that temporary folder, no network), configuration locked, only a single SELECT (``WITH`` included), a
-   row cap and a timeout.
+   row cap and a deadline (``OPENCTS_ARCHIVE_QUERY_TIMEOUT``, counted from the request, loading included):
+   past it the query is interrupted and the answer is :class:`QueryTimeout` (408 ``CTS.0408``).
 
 Writing NDJSON from Python or handing DuckDB Arrow tables both parse every trace in Python first;
 handing it the stored array bytes as they are costs nothing beyond the read, the decryption and the
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 from pathlib import Path
+from time import monotonic
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +50,7 @@ from opencts.archive.envelope import EnvelopeError, EnvelopeHeader, open_envelop
 from opencts.archive.planner import Target
 from opencts.archive.storage import NoSuchObject, ObjectStore, StorageError
 from opencts.clock import MINUTE_MS
-from opencts.errors import BadRequest, OpenCTSError
+from opencts.errors import BadRequest, OpenCTSError, RequestTimeout
 
 #: how far after its recording a trace's ``time`` may be (ingest's future limit)
 FUTURE_MS = 15 * MINUTE_MS
@@ -112,6 +114,10 @@ Progress = Callable[[int], None]
 
 class QueryError(BadRequest):
     """The query cannot run: bad SQL (DuckDB's message), a file that does not open, a refused statement."""
+
+
+class QueryTimeout(RequestTimeout):
+    """The query (with its loading) ran past its deadline and was stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +301,7 @@ class ArchiveQuery:
         except duckdb.Error as exc:
             if timer is not None:
                 timer.cancel()
-            raise QueryError(_message(exc, timeout)) from None
+            raise _error(exc, timeout) from None
         columns = [d[0] for d in cursor.description or []]
         return Result(columns, _stream(cursor, batch, timer, timeout))
 
@@ -356,13 +362,20 @@ def _stream(
             try:
                 rows = cursor.fetchmany(batch)
             except duckdb.Error as exc:
-                raise QueryError(_message(exc, timeout)) from None
+                raise _error(exc, timeout) from None
             if not rows:
                 return
             yield from rows
     finally:
         if timer is not None:
             timer.cancel()
+
+
+def _error(exc: duckdb.Error, timeout: float | None) -> OpenCTSError:
+    """A stop by the deadline's timer is a timeout (408); anything else, bad SQL (400)."""
+    if isinstance(exc, duckdb.InterruptException):
+        return QueryTimeout(_message(exc, timeout))
+    return QueryError(_message(exc, timeout))
 
 
 def _message(exc: duckdb.Error, timeout: float | None) -> str:
@@ -397,16 +410,24 @@ def answer(
     limit: int,
     timeout: float,
 ) -> Answer:
-    """The sandboxed run: pick, load, lock DuckDB down, run ``sql`` with a row cap and a timeout.
+    """The sandboxed run: pick, load, lock DuckDB down, run ``sql`` with a row cap and a deadline.
 
-    The statement is checked before any file is read, so a refused query costs nothing.
+    The statement is checked before any file is read, so a refused query costs nothing. ``timeout``
+    counts from here: what loading the files took is taken off what the SQL may run, and a load that
+    used it all up is already a :class:`QueryTimeout`.
     """
+    deadline = monotonic() + timeout
     with ArchiveQuery() as query:
         query.check(sql)
         picked = pick_files(store, sources, region=region, start_ms=start_ms, end_ms=end_ms, late_ms=late_ms)
         query.load(store, picked, start_ms=start_ms, end_ms=end_ms, unwrap=unwrap)
+        left = deadline - monotonic()
+        if left <= 0:
+            raise QueryTimeout(
+                f"loading {len(picked)} files took longer than {timeout:g} s; narrow the range"
+            )
         query.sandbox()
-        result = query.run(sql, timeout=timeout)
+        result = query.run(sql, timeout=left)
         rows = [[jsonable(v) for v in row] for row in islice(result.rows, limit + 1)]
         result.rows.close()
     return Answer(result.columns, rows[:limit], len(rows) > limit, len(picked))

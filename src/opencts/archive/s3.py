@@ -17,9 +17,15 @@ Why boto3, of the three well-kept clients that could do this job:
 
 Errors become :class:`StorageError` with the ``detail`` a tracker shows: ``NoSuchBucket`` -> ``noBucket``;
 ``AccessDenied`` and any 403 -> ``bucketPolicyError``; a connection that fails, times out or a 5xx ->
-``unavailable``. A missing object is :class:`NoSuchObject`. Retries are kept short (3 attempts, 5 s to
-connect), so an outage surfaces as ``unavailable`` within seconds and the transfer retries the whole
-file later instead of a thread hanging in the client.
+``unavailable``. A missing object is :class:`NoSuchObject`. Retries are kept short: two attempts, each
+waiting at most ``OPENCTS_S3_TIMEOUT`` (5 s) to connect and as long for every answer, so a store that is
+down or hangs surfaces as ``unavailable`` in about twice that (botocore's defaults, 60 s and 3 or more
+attempts, took 86 to 175 s) and the transfer retries the whole file later instead of a thread hanging in
+the client.
+
+Archive objects are created, never replaced: :meth:`S3Store.create` sends ``If-None-Match: *`` (S3's
+conditional write; OBS, MinIO and moto 5 answer 412 when the key exists), so two nodes can never
+overwrite each other's file.
 """
 
 from __future__ import annotations
@@ -73,8 +79,8 @@ class S3Store:
         access_key: str | None,
         secret_key: str | None,
         region: str,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        timeout: float = 5.0,
+        attempts: int = 2,
     ) -> None:
         self.url = endpoint or f"https://s3.{region}.amazonaws.com"
         self.region = region
@@ -82,9 +88,9 @@ class S3Store:
             region_name=region,
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            connect_timeout=timeout,
+            read_timeout=timeout,
         )
         self._client: S3Client = boto3.session.Session().client(
             "s3",
@@ -155,6 +161,25 @@ class S3Store:
             self._client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {})
         except (ClientError, BotoCoreError) as exc:
             self._fail(exc, f"cannot write {key!r}", bucket)
+
+    def create(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
+        """PUT with ``If-None-Match: *``: the store refuses (412) when the key exists.
+
+        A retry of a PUT whose answer was lost also gets 412: the object is then this call's own bytes,
+        which the caller reads back like anyone else's.
+        """
+        try:
+            self._client.put_object(
+                Bucket=bucket, Key=key, Body=data, Metadata=metadata or {}, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status == 412 or _code(exc) == "PreconditionFailed":
+                return False
+            self._fail(exc, f"cannot write {key!r}", bucket)
+        except BotoCoreError as exc:
+            self._fail(exc, f"cannot write {key!r}", bucket)
+        return True
 
     def get(self, bucket: str, key: str) -> bytes:
         try:

@@ -61,6 +61,12 @@ class ObjectStore(Protocol):
         """Write the whole object at once, replacing any earlier one of that key."""
         ...
 
+    def create(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
+        """Write the object only if no object has that key yet: True when this call wrote it, False when
+        one was there (left untouched). The archive writes through this, so two nodes, or a writer whose
+        lease ran out, can never replace a file another one wrote and recorded."""
+        ...
+
     def get(self, bucket: str, key: str) -> bytes: ...
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
@@ -142,6 +148,28 @@ class LocalStore:
                 raise
         except PermissionError as exc:
             raise StorageError("bucketPolicyError", f"cannot write {key!r} to {bucket!r}: {exc}") from None
+
+    def create(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
+        """A temporary file, flushed, then hard-linked to the key: ``link`` fails when the name exists,
+        where a rename would replace it, so the first writer's bytes stay."""
+        self._existing_bucket(bucket)
+        target = self._path(bucket, key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        except PermissionError as exc:
+            raise StorageError("bucketPolicyError", f"cannot write {key!r} to {bucket!r}: {exc}") from None
+        return True
 
     def get(self, bucket: str, key: str) -> bytes:
         self._existing_bucket(bucket)
@@ -264,5 +292,6 @@ def open_store(settings: Settings) -> ObjectStore:
             access_key=settings.s3_access_key,
             secret_key=secret,
             region=settings.s3_region or settings.region,
+            timeout=settings.s3_timeout,
         )
     raise StorageError("unavailable", f"OPENCTS_STORAGE_URL {url!r}: use file://DIR or s3://")

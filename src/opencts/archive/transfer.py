@@ -11,7 +11,10 @@ Two steps, each safe to repeat and to run on several nodes at once:
 
 Why each trace lands in exactly one file: the plan is the only place a trace is assigned, and it happens
 once (the CAS). Writing may repeat (a crash after the PUT, a lease that ran out), but the object key is
-fixed in the plan and gzip runs with ``mtime=0``, so a repeat rewrites the same bytes under the same name.
+fixed in the plan and the write is fenced: the store creates an object only where none is
+(:meth:`~opencts.archive.storage.ObjectStore.create`), so a repeat finds the first writer's object and
+records its hash and size instead of replacing it. That matters for encrypted files, whose bytes differ on
+every try (a fresh data key): a late writer can never swap the bytes under a hash already recorded.
 A failing store (``noBucket``, ``bucketPolicyError``, a disabled key) leaves the file planned and due
 again later; the tracker shows the failure; nothing is lost and the catch-up writes the same files.
 """
@@ -260,8 +263,7 @@ class TransferWorker(QueueWorker[list[Job], list[Outcome]]):
                 "file %s: %d traces planned, %d in the log", job.object_key, job.trace_count, len(bodies)
             )
         try:
-            blob = self._encode(job, bodies)
-            self._put(job, blob)
+            blob = self._put(job, self._encode(job, bodies))
         except StorageError as exc:
             return Outcome(job.id, job.claim, job.tracker_id, detail=exc.detail, message=str(exc))
         except Exception as exc:
@@ -282,14 +284,20 @@ class TransferWorker(QueueWorker[list[Job], list[Outcome]]):
             data = self.seal(job.project_id, job.kms_id, data)
         return data
 
-    def _put(self, job: Job, blob: bytes) -> None:
+    def _put(self, job: Job, blob: bytes) -> bytes:
+        """Create the file's object; the bytes the store holds under its key (an earlier writer's when one
+        got there first, which are what the digest must name)."""
         try:
-            self.store.put(job.bucket, job.object_key, blob)
+            created = self.store.create(job.bucket, job.object_key, blob)
         except StorageError as exc:
             if exc.detail != "noBucket" or not job.create_bucket:
                 raise
             self.store.create_bucket(job.bucket, self.region)
-            self.store.put(job.bucket, job.object_key, blob)
+            created = self.store.create(job.bucket, job.object_key, blob)
+        if created:
+            return blob
+        log.info("file %s was already written (an earlier attempt): keeping it", job.object_key)
+        return self.store.get(job.bucket, job.object_key)
 
 
 def lease_ms(settings: Settings) -> int:

@@ -187,6 +187,7 @@ class Verification:
             files = self._read_files(pool)
         for chain_id, chain in self.chains.items():
             self._check_chain(chain_id, chain)
+            self._check_tail(chain)
             self._check_files(chain, files)
             if self.options.proofs or self.options.checkpoint_note:
                 self._rebuild_tree(chain)
@@ -338,6 +339,17 @@ class Verification:
             self.fail("chain broken", key, hour, detail="previous digest's hash value doesn't match")
         elif digest.previous_digest_signature != prev.signature:
             self.fail("chain broken", key, hour, detail="previous digest's signature doesn't match")
+
+    def _check_tail(self, chain: _Chain) -> None:
+        """With an end (``--until``), every hour after the chain's last digest that is over by then is a
+        gap, unless that digest ended the chain. Between two digests a gap shows in the chain; after the
+        last one there is nothing to compare with, so deleting the newest digests would go unseen."""
+        end = self.options.end_ms
+        digests = [d.digest for d in chain.digests if d.digest is not None]
+        if end is None or not digests or digests[-1].digest_end:
+            return
+        for ms in range(digests[-1].end_ms, end - HOUR_MS + 1, HOUR_MS):
+            self.fail(f"gap: no digest for hour {_hour_of(ms)}", None, _hour_of(ms))
 
     # -- trace files ------------------------------------------------------------------------------------
 

@@ -340,3 +340,13 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _register_verify() -> None:
+    """``opencts archive verify`` is ``opencts verify``, beside the archive's other commands."""
+    from opencts.cli.verify import verify
+
+    app.command("verify")(verify)
+
+
+_register_verify()

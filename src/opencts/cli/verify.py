@@ -48,7 +48,15 @@ def verify(
         Path | None, typer.Option("--checkpoint", help="An older saved checkpoint note the tree must extend.")
     ] = None,
     start: Annotated[str | None, typer.Option("--start", help="Only hours from this time (UTC).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Only hours before this time (UTC).")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end",
+            "--until",
+            help="Only hours before this time (UTC); every hour over by then must have a digest (a"
+            " missing one is a gap).",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parallel reads.")] = 4,
     processes: Annotated[
         int | None,
