@@ -48,6 +48,7 @@ from opencts.opening import open_store
 from opencts.smn.service import SmnService
 from opencts.sources.cadf_consumer import start_cadf
 from opencts.traces.retention import RetentionConsumer
+from opencts.traces.retention_hold import ArchiveHold
 from opencts.traces.workers import PreparePool, default_workers
 from opencts.traces.writer import TraceWriter
 from opencts.trackers.catalogue import CatalogueConsumer
@@ -97,7 +98,12 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         runners = [
             ConsumerRunner(
                 db,
-                RetentionConsumer(db, retention_ms=settings.retention_ms, hold=planner.retention_hold),
+                RetentionConsumer(
+                    db,
+                    retention_ms=settings.retention_ms,
+                    hold=planner.retention_hold,
+                    gate=ArchiveHold.hours(settings.archive_max_hold_hours),
+                ),
                 services.signal,
             ),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),

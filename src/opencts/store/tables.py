@@ -21,6 +21,7 @@ Which migration brings which table:
 - 0016: ``trace_files``, ``transfer_state`` (and the ``transfer`` row of ``consumer_cursors``)
 - 0017: ``signing_keys``, ``ledger_trees``, ``ledger_tiles``, ``ledger_checkpoints``
 - 0018: ``digest_chains``, ``digests``
+- 0022: ``retention_state``
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
 """
@@ -660,4 +661,17 @@ source_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),  # NULL while it works
     Index("ix_source_tokens_project", "project_id", "name"),
+)
+
+#: migration 0022: per tracker, retention deleting traces its archive had not taken yet because they were
+#: held longer than ``OPENCTS_ARCHIVE_MAX_HOLD_HOURS`` (``traces.retention_hold``); the row stays, the
+#: tracker shows ``archiveHoldExpired`` until its archive is past the deleted range
+retention_state = Table(
+    "retention_state",
+    metadata,
+    Column("tracker_id", String(36), primary_key=True),
+    Column("expired_from", BigInteger, nullable=False),  # the first seq the archive still needed
+    Column("expired_through", BigInteger, nullable=False),  # the last seq retention deleted anyway
+    Column("expired_at", BigInteger, nullable=False),
+    Column("cleared_at", BigInteger),  # when the archive got past expired_through; NULL while behind
 )

@@ -19,6 +19,7 @@ from opencts.clock import now_ms
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 from opencts.iam.projects import lock_project
 from opencts.store.tables import projects, resource_tags, trackers
+from opencts.traces import retention_hold
 from opencts.trackers.model import (
     MAX_DATA_TRACKERS,
     MAX_SYSTEM_TRACKERS,
@@ -196,6 +197,8 @@ def list_trackers(
         stmt = stmt.where(trackers.c.tracker_type == tracker_type)
     rows = sorted(conn.execute(stmt), key=lambda r: (r.tracker_type != "system", r.create_time, r.name))
     failing = transfer_state.details(conn, [r.id for r in rows])
+    # traces deleted before the archive took them outrank the transfer failure that held them
+    failing = {**failing, **retention_hold.expired(conn, [r.id for r in rows])}
     return [render(r, r.domain_id, listing=True, transfer_detail=failing.get(r.id)) for r in rows]
 
 
