@@ -7,12 +7,13 @@ the content limit, and retention waiting for traces that are not in a written fi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from archive.archive_world import OTHER, PROJECT
 from cts_helpers import trace_row
@@ -21,7 +22,7 @@ from opencts.archive.storage import LocalStore
 from opencts.archive.transfer import Transfer
 from opencts.config import Settings
 from opencts.store import Database, trace_log
-from opencts.store.tables import traces
+from opencts.store.tables import trace_files, traces
 from opencts.traces.retention import RetentionConsumer
 from opencts.trackers import repository
 from opencts.trackers.model import CreateTrackerRequestBody, UpdateTrackerRequestBody
@@ -236,3 +237,30 @@ async def test_retention_waits_for_traces_not_in_a_written_file(
     await Transfer(db, store, settings(tmp_path), clock=lambda: 2**50).drain()
     await retention.process(first)
     assert db.read_sync(trace_log.count) == 1  # the newest row always stays
+
+
+async def test_a_late_writer_keeps_the_file_another_wrote_first(
+    db: Database, store: LocalStore, tmp_path: Path
+) -> None:
+    """A writer whose record was lost (its lease ran out) and whose retry produces other bytes (an
+    encrypted file has a fresh data key each time) must not replace the first object: it records that
+    object's hash, so the digest names what the bucket holds."""
+    store.create_bucket("mgmt-bucket")
+    system_obs(db, bucket_name="mgmt-bucket", is_sort_by_service=False)
+    append(db, 4)
+    transfer = Transfer(db, store, settings(tmp_path), clock=lambda: BASE_MS)
+    await transfer.drain()
+    (key,) = [info.key for info in store.list("mgmt-bucket")]
+    first = store.get("mgmt-bucket", key)
+    db.write_sync(  # as if the first write's outcome had never been recorded
+        lambda c: c.execute(
+            update(trace_files).values(status=files.PLANNED, sha256=None, size=None, next_attempt_at=0)
+        )
+    )
+    store.delete("mgmt-bucket", key)
+    assert store.create("mgmt-bucket", key, b"another writer's bytes")
+    await transfer.drain()
+    assert store.get("mgmt-bucket", key) == b"another writer's bytes"
+    (row,) = db.read_sync(lambda c: c.execute(select(trace_files.c.status, trace_files.c.sha256)).all())
+    assert row == (files.WRITTEN, hashlib.sha256(b"another writer's bytes").hexdigest())
+    assert first != b"another writer's bytes"

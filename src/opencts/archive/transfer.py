@@ -236,8 +236,8 @@ class TransferWorker(QueueWorker[list[Job], list[Outcome]]):
                     .values(status=WRITTEN, sha256=r.sha256, size=r.size, written_at=now, claim=None)
                     .returning(f.id)
                 ).first()
-                if done is not None:
-                    transfer_state.succeeded(conn, r.tracker_id, now)
+                if done is not None and transfer_state.succeeded(conn, r.tracker_id, now):
+                    self._due_now(conn, r.tracker_id, now)
                 continue
             attempts = conn.execute(select(f.attempts).where(*mine)).scalar()
             if attempts is None:
@@ -247,6 +247,18 @@ class TransferWorker(QueueWorker[list[Job], list[Outcome]]):
             backoff = min(self.lease_ms, 1000 * 2 ** min(int(attempts), 16))
             conn.execute(update(trace_files).where(*mine).values(claim=None, next_attempt_at=now + backoff))
             transfer_state.failed(conn, r.tracker_id, r.detail or "unavailable", r.message, now)
+
+    def _due_now(self, conn: Connection, tracker_id: str, now: int) -> None:
+        """The tracker's store is back (a file of it was just written after failures): its other files
+        backed off are due now, so the catch-up starts at once instead of up to a lease later."""
+        f = trace_files.c
+        conn.execute(
+            update(trace_files)
+            .where(
+                f.tracker_id == tracker_id, f.status == PLANNED, f.claim.is_(None), f.next_attempt_at > now
+            )
+            .values(next_attempt_at=now)
+        )  # claimed in this same transaction (``QueueWorker.step`` records, then claims)
 
     async def attempt(self, job: list[Job]) -> list[Outcome]:
         try:

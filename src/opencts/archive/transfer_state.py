@@ -26,13 +26,17 @@ def failed(conn: Connection, tracker_id: str, detail: str, message: str, now: in
     conn.execute(update(transfer_state).where(s.tracker_id == tracker_id).values(**values))
 
 
-def succeeded(conn: Connection, tracker_id: str, now: int) -> None:
+def succeeded(conn: Connection, tracker_id: str, now: int) -> bool:
+    """Clear the tracker's failure; True when it was failing (the store is back)."""
     _ensure(conn, tracker_id, now)
+    s = transfer_state.c
+    was = conn.execute(select(s.detail).where(s.tracker_id == tracker_id)).scalar() is not None
     conn.execute(
         update(transfer_state)
         .where(transfer_state.c.tracker_id == tracker_id)
         .values(detail=None, message=None, error_since=None, last_success=now, updated_at=now)
     )
+    return was
 
 
 def details(conn: Connection, tracker_ids: list[str]) -> dict[str, str]:
