@@ -37,6 +37,8 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        elif record.exc_text:  # a traceback MaskSecrets already rendered (and masked)
+            out["exception"] = record.exc_text.rstrip()
         return orjson.dumps(out, default=str).decode()
 
 
