@@ -170,6 +170,7 @@ PUBLIC_ROUTES = frozenset(
         "docs_page",
         "docs_init",
         "health",
+        "ready",
         "login",
         "getSigningCert",
         "confirmSubscription",

@@ -241,6 +241,32 @@ class Settings(BaseSettings):
         description="CADF messages written (and acknowledged) together; prefetch is four times this.",
     )
 
+    # -- Operations: Prometheus metrics, readiness and logs ------------------------------------------------
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a scraper sends to /metrics (never logged); without one, /metrics needs"
+        " an administrator's signed request or token.",
+    )
+    metrics_address: str | None = Field(
+        None,
+        description="HOST:PORT of a separate listener that serves only /metrics (then not served on BIND);"
+        " unset = on BIND.",
+    )
+    ready_stuck_intervals: int = Field(
+        5,
+        ge=1,
+        le=10000,
+        description="A consumer that completed no step in this many of its poll intervals (each at least"
+        " 1 s) is stuck, and /ready answers 503.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text (one human line per record) or json (one JSON object per line)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of the records logged; --log-level overrides it."
+    )
+
     @field_validator("bind")
     @classmethod
     def _bind_has_port(cls, value: str) -> str:
@@ -248,6 +274,16 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("bind must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_address_has_port(cls, value: str | None) -> str | None:
+        return None if value is None else cls._bind_has_port(value)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod

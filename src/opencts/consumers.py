@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, select, update
@@ -78,6 +79,12 @@ class ConsumerRunner:
         self.consumer = consumer
         self.signal = signal if consumer.wake_on_append else None
         self.position: int | None = None
+        #: when a step last completed (monotonic): the heartbeat readiness checks (``api.ready``)
+        self.beat = time.monotonic()
+
+    def stuck(self, intervals: int) -> bool:
+        """No step completed in ``intervals`` poll intervals (each counted as at least a second)."""
+        return time.monotonic() - self.beat > intervals * max(self.consumer.poll_seconds, 1.0)
 
     async def step(self) -> tuple[int, bool]:
         """One batch: returns (rows finished, whether the consumer wants to be called again at once)."""
@@ -114,6 +121,7 @@ class ConsumerRunner:
         while True:
             try:
                 _, more = await self.step()
+                self.beat = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -12,6 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from opencts import __version__
 from opencts.api import (
+    access_log,
     archive_query,
     archive_status,
     audit,
@@ -27,9 +28,11 @@ from opencts.api import (
     kms,
     ledger,
     notifications,
+    ready,
     source_tokens,
     traces,
 )
+from opencts.api import metrics as metrics_api
 from opencts.api import smn as smn_api
 from opencts.api import sources as sources_api
 from opencts.api.deps import Services
@@ -43,6 +46,7 @@ from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
+from opencts.metrics import listener as metrics_listener
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -124,6 +128,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             if start_consumers
             else []
         )
+        app.state.consumer_runners = runners if start_consumers else []  # what /ready watches
+        app.state.consumer_tasks = tasks
         if start_consumers:  # the Merkle ledger and its checkpoints; the archive's transfer and digests
             tasks += start_ledger(db, settings, opened.box)
             tasks += start_cadf(settings, services.writer, db)  # when OPENCTS_CADF_AMQP_URL is set
@@ -133,9 +139,11 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             services.smn.start()
         if start_consumers and services.functions is not None:
             services.functions.start()
+        listener = metrics_listener.start(settings, db)  # OPENCTS_METRICS_ADDRESS: /metrics apart
         try:
             yield
         finally:
+            metrics_listener.stop(listener)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -159,6 +167,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     )
     app.add_middleware(audit.AuditMiddleware)
     app.add_middleware(errors.RequestIdMiddleware)
+    app.add_middleware(access_log.AccessLogMiddleware)  # outside the request id: it logs the id sent
     app.add_middleware(headers.SecurityHeadersMiddleware)
     if settings.trusted_proxies:  # outermost, so every layer below sees the forwarded client address
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
@@ -179,4 +188,6 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(source_tokens.router)
     app.include_router(sources_api.router)
     app.include_router(archive_status.router)
+    app.include_router(ready.router)
+    app.include_router(metrics_api.router)
     return app

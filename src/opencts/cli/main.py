@@ -16,6 +16,7 @@ from rich.panel import Panel
 
 from opencts.cli import (
     archive,
+    config,
     functions,
     iam,
     imports,
@@ -56,6 +57,7 @@ app.add_typer(archive.app, name="archive")
 iam.app.add_typer(sources.tokens_app, name="source-tokens")
 app.add_typer(sources.app, name="sources")
 app.add_typer(imports.app, name="import")
+app.add_typer(config.app, name="config")
 console = err
 
 
@@ -105,20 +107,22 @@ def serve(
     bind: Annotated[
         str | None, typer.Option(help="HOST:PORT (OPENCTS_BIND, default 127.0.0.1:8080).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning, error (OPENCTS_LOG_LEVEL, default info).")
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log each schema migration step (Alembic).")
     ] = False,
 ) -> None:
     """Start the service; on first start it creates the account and writes credentials.json."""
     import uvicorn
-    from pydantic import ValidationError
 
     from opencts.api.app import create_app
     from opencts.api.server import uvicorn_options
-    from opencts.config import Settings
+    from opencts.config_check import ConfigError, load_settings, unknown_variables
     from opencts.iam.bootstrap import read_credentials
     from opencts.iam.secrets import MasterKeyError
+    from opencts.logs import configure as configure_logging
     from opencts.opening import open_store
 
     overrides: dict[str, object] = {}
@@ -127,18 +131,16 @@ def serve(
     if bind is not None:
         overrides["bind"] = bind
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-        settings.port  # noqa: B018 - a bind without a numeric port fails here, with the setting named
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise CliError(f"invalid setting: {problems}") from None
-    except ValueError as exc:
-        raise CliError(f"invalid setting: {exc}") from None
-    level = log_level.upper()
+        settings = load_settings(overrides)  # one line naming the variable when a value is not allowed
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    level = (log_level or settings.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise CliError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
     ensure_port_free(settings)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, level)  # OPENCTS_LOG_FORMAT: text or JSON lines, secrets masked
+    for name in unknown_variables():
+        logging.getLogger("opencts").warning("%s is set but is no OpenCTS setting (a typo?)", name)
     # Alembic logs its context and every step at INFO on each start; they are asked for, not shown.
     logging.getLogger("alembic").setLevel(logging.INFO if verbose or level == "DEBUG" else logging.WARNING)
     try:
@@ -161,7 +163,8 @@ def serve(
         app_,
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        log_level=level.lower(),
+        log_config=None,  # uvicorn's records go through the handler configure_logging installed
         access_log=False,
         **uvicorn_options(settings),
     )

@@ -34,6 +34,7 @@ from opencts.functions.process import (
     release_uids,
 )
 from opencts.functions.unpack import UnsafeArchive, unpack
+from opencts.metrics.instruments import FUNCTION_INVOCATIONS, FUNCTION_SECONDS
 
 Status = Literal["success", "error", "timeout", "crashed", "oom"]
 
@@ -189,6 +190,8 @@ class FunctionPool:
             result, keep = await self._run(worker, spec, event, request_id, credentials, started)
         finally:
             self._release(worker, keep)
+        FUNCTION_INVOCATIONS.labels(result.status).inc()
+        FUNCTION_SECONDS.observe(result.duration_ms / 1000)
         return result
 
     def forget(self, func_id: str) -> None:

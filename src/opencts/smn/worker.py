@@ -29,6 +29,7 @@ import orjson
 from sqlalchemy import Connection, delete, exists, func, select, update
 
 from opencts.clock import DAY_MS, now_ms
+from opencts.metrics.instruments import SMN_ATTEMPTS
 from opencts.smn.statuses import CONFIRMED, DEAD, DELIVERED, DELIVERING, PENDING, UNCONFIRMED
 from opencts.store import Database
 from opencts.store.tables import smn_deliveries, smn_messages, smn_subscriptions, smn_topics
@@ -310,4 +311,6 @@ class DeliveryWorker(QueueWorker[Job, Outcome]):
         except Exception as exc:
             log.warning("delivery %s to %s failed unexpectedly: %r", job.id, job.protocol, exc)
             error = f"{type(exc).__name__}: {exc}"
+        outcome = "delivered" if error is None else "refused" if permanent else "failed"
+        SMN_ATTEMPTS.labels(job.protocol, outcome).inc()
         return Outcome(job.id, job.claim, error, permanent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from opencts.clock import now_ms
 from opencts.consumers import LogSignal
 from opencts.errors import Overloaded
+from opencts.metrics import instruments as metrics
 from opencts.store import Database
 from opencts.store.trace_log import TraceRow, append_keys, feed_index
 from opencts.traces.ingest import PreparedBatch, TraceResult, prepare, settle
@@ -53,6 +55,7 @@ class GroupCommit:
     def refuse_if_full(self) -> None:
         """429 while the queue is full: checked before a batch is parsed as well as before it queues."""
         if len(self._queue) >= self.max_pending:
+            metrics.INGEST_OVERLOADED.inc()
             raise Overloaded("too many trace batches are waiting to be written; retry shortly", retry_after=1)
 
     async def append(self, rows: Sequence[TraceRow], *, shed: bool) -> set[str]:
@@ -61,6 +64,7 @@ class GroupCommit:
             self.refuse_if_full()
         future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
         self._queue.append((rows, future))
+        metrics.WRITE_QUEUE.set(len(self._queue))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -78,7 +82,10 @@ class GroupCommit:
             writing: asyncio.Future[dict[tuple[str, str], int]] | None = None
             if self._queue:
                 group, rows = self._take()
+                metrics.WRITE_QUEUE.set(len(self._queue))
+                metrics.COMMIT_ROWS.observe(len(rows))
                 writing = asyncio.ensure_future(self.db.write(partial(append_keys, rows=rows)))
+                started = time.perf_counter()
             if written is not None:
                 self._answer(*written)
                 written = None
@@ -86,6 +93,7 @@ class GroupCommit:
                 continue
             try:
                 written = (group, rows, await writing)
+                metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
             except Exception as exc:  # every waiting caller learns of the failure; nothing is half-done
                 for _, future in group:
                     if not future.done():
@@ -174,4 +182,21 @@ class TraceWriter:
             inserted = await self.commits.append(rows, shed=shed)
             if inserted:
                 self.signal.notify()
-        return settle(batch, inserted)
+        results = settle(batch, inserted)
+        _count(results, len(inserted))
+        return results
+
+
+def _count(results: Sequence[TraceResult], accepted: int) -> None:
+    """The batch's verdicts in the ingest metrics; rejections are classed only when there are any."""
+    metrics.INGEST_BATCH.observe(len(results))
+    metrics.INGEST_TRACES.labels("accepted").inc(accepted)
+    if len(results) == accepted:
+        return
+    rejected = 0
+    for result in results:
+        if result.reason is not None:
+            rejected += 1
+            metrics.INGEST_REJECTIONS.labels(metrics.rejection_reason(result.reason)).inc()
+    metrics.INGEST_TRACES.labels("rejected").inc(rejected)
+    metrics.INGEST_TRACES.labels("duplicate").inc(len(results) - accepted - rejected)

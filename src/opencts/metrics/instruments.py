@@ -1,0 +1,88 @@
+"""The metrics the code moves, one module-level object each, created at import.
+
+``prometheus_client`` picks its value store when a metric is created: in-memory, or, when the environment
+names ``PROMETHEUS_MULTIPROC_DIR``, memory-mapped files one per process that a scrape adds up. Gauges say
+how they are combined over processes (``multiprocess_mode``): a queue depth is summed over live
+processes. Labels are few and bounded: a rejection's reason is a class, never its message, and a route is
+its template, never a path holding ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+#: traces per ingest batch as received, and rows per group commit
+_SIZE_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+INGEST_TRACES = Counter("opencts_ingest_traces", "Traces handed to the writer, by verdict.", ["outcome"])
+INGEST_REJECTIONS = Counter(
+    "opencts_ingest_rejections", "Traces rejected at ingest, by class of reason.", ["reason"]
+)
+INGEST_BATCH = Histogram(
+    "opencts_ingest_batch_traces", "Traces per ingest batch, as received.", buckets=_SIZE_BUCKETS
+)
+INGEST_OVERLOADED = Counter(
+    "opencts_ingest_overloaded", "Ingest batches refused with 429 because the write queue was full."
+)
+COMMIT_SECONDS = Histogram(
+    "opencts_commit_seconds",
+    "Time from handing a group of batches to the writer until it is durable.",
+    buckets=_LATENCY_BUCKETS,
+)
+COMMIT_ROWS = Histogram("opencts_commit_rows", "Rows appended per group commit.", buckets=_SIZE_BUCKETS)
+WRITE_QUEUE = Gauge(
+    "opencts_write_queue_batches",
+    "Ingest batches waiting for the next group commit.",
+    multiprocess_mode="livesum",
+)
+LIST_SECONDS = Histogram(
+    "opencts_list_traces_seconds",
+    "ListTraces latency, by the filters given (sorted names joined by '+', 'none', or 'trace_id').",
+    ["filters"],
+    buckets=_LATENCY_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "opencts_http_requests", "Requests answered, by route name and status.", ["route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "opencts_http_request_seconds",
+    "Time to answer a request, by route name.",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+SMN_ATTEMPTS = Counter(
+    "opencts_smn_delivery_attempts",
+    "SMN delivery attempts, by channel (email, sms, http, https, functiongraph) and outcome.",
+    ["channel", "outcome"],
+)
+FUNCTION_INVOCATIONS = Counter(
+    "opencts_function_invocations", "Function invocations run, by result status.", ["status"]
+)
+FUNCTION_SECONDS = Histogram(
+    "opencts_function_duration_seconds",
+    "Run time of one function invocation.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0),
+)
+
+
+def rejection_reason(message: str) -> str:
+    """The bounded class of an ingest rejection message (the message itself names fields and values)."""
+    if "tracker" in message:
+        return "tracker_policy"
+    if "retention window" in message:
+        return "too_old"
+    if "in the future" in message:
+        return "future"
+    if "NUL" in message:
+        return "nul_character"
+    if "JSON object" in message or "stored as JSON" in message:
+        return "not_json"
+    return "invalid"
+
+
+def filter_mix(trace_id: str | None, filters: dict[str, str]) -> str:
+    """The ``filters`` label of a ListTraces call: which filters, never their values."""
+    if trace_id is not None:
+        return "trace_id"
+    return "+".join(sorted(filters)) or "none"
