@@ -21,6 +21,7 @@ from opencts.cli import (
     imports,
     kms,
     ledger,
+    maintenance,
     notifications,
     smn,
     sources,
@@ -56,6 +57,9 @@ app.add_typer(archive.app, name="archive")
 iam.app.add_typer(sources.tokens_app, name="source-tokens")
 app.add_typer(sources.app, name="sources")
 app.add_typer(imports.app, name="import")
+app.command("migrate")(maintenance.migrate)
+app.command("backup")(maintenance.backup)
+app.command("restore")(maintenance.restore)
 console = err
 
 
@@ -120,6 +124,7 @@ def serve(
     from opencts.iam.bootstrap import read_credentials
     from opencts.iam.secrets import MasterKeyError
     from opencts.opening import open_store
+    from opencts.store.revisions import SchemaRevisionError
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -144,6 +149,8 @@ def serve(
     try:
         open_store(settings).db.close()  # migrate and bootstrap now, so the banner can say how to log in
     except MasterKeyError as exc:
+        raise CliError(str(exc)) from None
+    except SchemaRevisionError as exc:
         raise CliError(str(exc)) from None
     if settings.credentials_path.exists():
         _banner(settings, read_credentials(settings.credentials_path))
