@@ -22,6 +22,7 @@ from opencts.cli import (
     imports,
     kms,
     ledger,
+    maintenance,
     notifications,
     smn,
     sources,
@@ -58,6 +59,9 @@ iam.app.add_typer(sources.tokens_app, name="source-tokens")
 app.add_typer(sources.app, name="sources")
 app.add_typer(imports.app, name="import")
 app.add_typer(config.app, name="config")
+app.command("migrate")(maintenance.migrate)
+app.command("backup")(maintenance.backup)
+app.command("restore")(maintenance.restore)
 console = err
 
 
@@ -124,6 +128,7 @@ def serve(
     from opencts.iam.secrets import MasterKeyError
     from opencts.logs import configure as configure_logging
     from opencts.opening import open_store
+    from opencts.store.revisions import SchemaRevisionError
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -146,6 +151,8 @@ def serve(
     try:
         open_store(settings).db.close()  # migrate and bootstrap now, so the banner can say how to log in
     except MasterKeyError as exc:
+        raise CliError(str(exc)) from None
+    except SchemaRevisionError as exc:
         raise CliError(str(exc)) from None
     if settings.credentials_path.exists():
         _banner(settings, read_credentials(settings.credentials_path))

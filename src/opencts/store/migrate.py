@@ -29,6 +29,10 @@ def upgrade(db: Database, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             # held until this transaction ends; the next node then finds the schema at head
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
+        # an unknown revision (a newer OpenCTS's) or a downgrade ends here with a sentence, not in Alembic
+        from opencts.store.revisions import pending
+
+        pending(conn, revision)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

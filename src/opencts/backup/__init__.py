@@ -1,0 +1,1 @@
+"""Backups of a node's data dir (``opencts backup``) and their restore (``opencts restore``)."""
