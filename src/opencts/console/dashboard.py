@@ -30,13 +30,13 @@ def figures(conn: Connection, project_id: str, *, now: int) -> Figures:
     first_hour = now // HOUR_MS - HOURS + 1
     since = first_hour * HOUR_MS
     where = (traces.c.project_id == project_id, traces.c.kind == "system", traces.c.time >= since)
-    hour = (traces.c.time / HOUR_MS).label("hour")
+    hour = (traces.c.time // HOUR_MS).label("hour")
     counts: dict[int, dict[str, int]] = {first_hour + i: {} for i in range(HOURS)}
     for h, rating, n in conn.execute(
         select(hour, traces.c.trace_rating, func.count()).where(*where).group_by(hour, traces.c.trace_rating)
     ):
         if int(h) in counts:
-            counts[int(h)][rating] = int(n)
+            counts[int(h)][rating] = counts[int(h)].get(rating, 0) + int(n)
     per_hour = [
         (datetime.fromtimestamp(h * 3600, UTC).strftime("%H:00"), values) for h, values in counts.items()
     ]

@@ -101,7 +101,7 @@ async def signed_in(request: Request, action: str | None = None) -> tuple[Servic
     if action is not None and not user.principal.can(action):
         raise Forbidden(
             f"your roles do not allow {action} in project {user.project.name}; ask an administrator of"
-            " the account for a role that does (cts_viewer reads traces, cts_admin changes trackers)"
+            " the account for a role that does (CTS ReadOnlyAccess reads, CTS FullAccess also changes)"
         )
     return services, user
 
