@@ -17,6 +17,7 @@ trace, rendered by Jinja2 from the log's columns; the stored JSON is never parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import re
 import sqlite3
@@ -148,7 +149,8 @@ def measure(
         table.add_column(col, justify="right")
     table.add_column(f"page p95 ≤ {FLOOR_P95_MS:.0f} ms")
     load = load_note()
-    with log_in(server.url, creds) as browser, server.client() as api:
+    browser = log_in(server.url, creds)  # closed by contextlib.closing
+    with contextlib.closing(browser), server.client() as api:
         for case, page_params, api_params in cases:
             page_params = {**page_params, "limit": str(PAGE)}
             for _ in range(5):  # warm-up: caches, the term index's first use of a column
