@@ -105,7 +105,9 @@ async def test_log_in_filter_open_export_and_log_out(
         await context.close()
 
 
-async def test_the_dashboard_and_trackers_fit_a_phone_screen(server: RunningServer, browser: Browser) -> None:
+async def test_the_dashboard_and_trackers_fit_a_phone_screen(
+    server: RunningServer, browser: Browser, tmp_path: Path
+) -> None:
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = await context.new_page()
     try:
@@ -122,7 +124,7 @@ async def test_the_dashboard_and_trackers_fit_a_phone_screen(server: RunningServ
         await page.get_by_role("button", name="Save").click()
         await expect(page.get_by_role("status")).to_contain_text("Tracker system saved.")
     except BaseException:
-        await page.screenshot(path=str(Path(server.app.state.services.settings.data_dir) / "failure.png"))
+        await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise
     finally:
         await context.close()

@@ -4,12 +4,14 @@ expiry, logout, lockout, and the IAM traces logins and logouts leave."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from sqlalchemy import update
 
 from console_helpers import browser, csrf_of, log_in_form, log_in_password, logged_in
-from cts_helpers import Api
+from cts_helpers import Api, in_process_api
 from opencts.clock import now_ms
+from opencts.config import Settings
 from opencts.store.tables import console_sessions
 
 
@@ -133,9 +135,10 @@ async def test_an_idle_session_expires(api: Api) -> None:
         assert resp.status_code == 303 and resp.headers["location"].startswith("/console/login")
 
 
-async def test_wrong_passwords_lock_the_console_login_like_the_api(api: Api) -> None:
-    async with browser(api.app) as client:
-        for _ in range(api.settings.login_max_failures):
+async def test_wrong_passwords_lock_the_console_login_like_the_api(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", ingest_workers=0, login_max_failures=2)
+    async with in_process_api(settings) as api, browser(api.app) as client:
+        for _ in range(settings.login_max_failures):
             resp = await log_in_form(
                 client, account=api.creds.domain_name, user_name=api.creds.user_name, password="wrong"
             )
