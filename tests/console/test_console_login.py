@@ -78,6 +78,14 @@ async def test_aksk_login_and_wrong_secrets_say_what_to_fix(api: Api) -> None:
         assert wrong.status_code == 401
         assert "access key or secret key is wrong" in wrong.text
         assert api.creds.secret_key not in wrong.text
+        for _ in range(50):  # the refusal is a warning trace in the key owner's trail
+            listed = (await api.list(service_type="IAM", trace_rating="warning")).json()["traces"]
+            if listed:
+                break
+            await asyncio.sleep(0.05)
+        assert (
+            listed[0]["trace_name"] == "login" and listed[0]["user"]["access_key_id"] == api.creds.access_key
+        )
         right = await log_in_form(
             client, method="aksk", access_key=api.creds.access_key, secret_key=api.creds.secret_key
         )
@@ -146,3 +154,4 @@ async def test_wrong_passwords_lock_the_console_login_like_the_api(tmp_path: Pat
         locked = await log_in_password(client, api.creds)
         assert locked.status_code == 429
         assert "try again in" in locked.text
+        assert int(locked.headers["retry-after"]) > 0

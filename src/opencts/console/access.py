@@ -136,6 +136,8 @@ async def log_in(request: Request, services: Services, typed: Typed) -> tuple[st
         else:
             identity, project, attempt = await _check_password(services, typed, ip, policy, now)
     except (Unauthorized, TooManyAttempts) as refused:
+        if typed.method == "aksk":
+            user = await _key_owner(services, typed.access_key) or user
         await _audit(request, services, "login", refused.status, user, None)
         raise
     idle_ms = services.settings.console_idle_minutes * MINUTE_MS
@@ -203,6 +205,20 @@ async def _check_aksk(
     if project is None:
         raise Unauthorized("the requested project is not in your account")
     return identity, project, attempt
+
+
+async def _key_owner(services: Services, access_key: str) -> dict[str, Any] | None:
+    """Whose key a refused AK/SK login named, so the refusal lands in that account's trail."""
+    cred = await services.authenticator.credential(access_key) if access_key else None
+    if cred is None:
+        return None
+    ident = cred.identity
+    return {
+        "id": ident.user_id,
+        "name": ident.user_name,
+        "domain": {"id": ident.domain_id, "name": ident.domain_name},
+        "access_key_id": access_key,
+    }
 
 
 async def log_out(request: Request, services: Services, user: ConsoleUser) -> None:

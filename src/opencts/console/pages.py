@@ -183,7 +183,10 @@ async def login_submit(request: Request) -> Response:
         cookie, _ = await access.log_in(request, services, typed)
     except (Unauthorized, TooManyAttempts) as refused:
         context = {"login_csrf": token, "next": target, "error": refused.message, "typed": typed}
-        return render(request, "login.html", context, status=refused.status)
+        page = render(request, "login.html", context, status=refused.status)
+        if isinstance(refused, TooManyAttempts):
+            page.headers["Retry-After"] = str(refused.retry_after)
+        return page
     response = RedirectResponse(target, status_code=303)
     _set_cookie(request, response, access.COOKIE, cookie, max_age=None)
     response.delete_cookie(access.LOGIN_CSRF_COOKIE, path="/console")
