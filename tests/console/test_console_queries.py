@@ -6,12 +6,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 
 from cts_helpers import trace_row
-from opencts.clock import HOUR_MS
+from opencts.clock import DAY_MS, HOUR_MS
 from opencts.console import dashboard, trace_list
 from opencts.store import Database, trace_log
+from opencts.store.tables import trace_resources, trace_users
 from opencts.store.term_index import TermIndex
 from opencts.traces.query import TraceQuery, parse_query
 
@@ -75,3 +76,32 @@ def test_pages_read_columns_follow_markers_and_find_one_trace(database: Database
         )
         is None
     )
+
+
+def test_suggestions_come_from_the_project_alone(database: Database) -> None:
+    def fill(conn: Connection) -> None:
+        conn.execute(
+            insert(trace_resources),
+            [
+                {"project_id": "p1", "service_type": "ECS", "resource_type": "ecs", "last_seen": NOW},
+                {"project_id": "p1", "service_type": "OBS", "resource_type": "bucket", "last_seen": NOW},
+                {
+                    "project_id": "p1",
+                    "service_type": "OLD",
+                    "resource_type": "x",
+                    "last_seen": NOW - 8 * DAY_MS,
+                },
+                {"project_id": "p2", "service_type": "KMS", "resource_type": "key", "last_seen": NOW},
+            ],
+        )
+        conn.execute(
+            insert(trace_users),
+            [
+                {"project_id": "p1", "user_name": "alice", "last_seen": NOW},
+                {"project_id": "p2", "user_name": "mallory", "last_seen": NOW},
+            ],
+        )
+
+    database.write_sync(fill)
+    hints = database.read_sync(lambda conn: trace_list.suggestions(conn, project_id="p1", now=NOW))
+    assert hints == trace_list.Suggestions(["ECS", "OBS"], ["bucket", "ecs"], ["alice"])

@@ -24,13 +24,16 @@ from pydantic import ValidationError
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer
+from sqlalchemy import Connection
 
 from opencts.api.deps import Services, get_services, read_body
 from opencts.clock import iso_ms, now_ms
 from opencts.console import access, charts, dashboard, trace_list, trackers_form
 from opencts.console.access import ConsoleUser
+from opencts.console.trace_list import Suggestions
 from opencts.errors import BadRequest, Forbidden, NotFound, OpenCTSError, TooManyAttempts, Unauthorized
 from opencts.traces.export import export_csv
+from opencts.traces.query import TraceQuery
 from opencts.trackers import repository
 
 MAX_FORM_BYTES = 64 * 1024
@@ -250,15 +253,19 @@ async def traces_page(request: Request) -> Response:
     error = None
     rows: list[dict[str, Any]] = []
     marker = None
+    index = services.db.term_index
+
+    def read(conn: Connection, query: TraceQuery) -> tuple[list[dict[str, Any]], str | None, Suggestions]:
+        found, after = trace_list.page(conn, project_id=user.project_id, query=query, index=index)
+        return found, after, trace_list.suggestions(conn, project_id=user.project_id, now=now)
+
     try:
         form, query = trace_list.read_form(params, now=now, retention_ms=services.settings.retention_ms)
-        index = services.db.term_index
-        rows, marker = await services.db.read(
-            lambda conn: trace_list.page(conn, project_id=user.project_id, query=query, index=index)
-        )
+        rows, marker, hints = await services.db.read(lambda conn: read(conn, query))
     except BadRequest as exc:
         error = exc.message
         form = trace_list.Form("1h", "", "", "system", "resource_id", "", {}, "20")
+        hints = trace_list.Suggestions([], [], [])
     keep = trace_list.export_params(form)
     context = {
         "form": form,
@@ -271,6 +278,7 @@ async def traces_page(request: Request) -> Response:
         "next_query": urllib.parse.urlencode({**keep, "next": marker}) if marker else None,
         "first_query": urllib.parse.urlencode(keep) if params.get("next") else None,
         "now_text": trace_list.local_text(now),
+        "hints": hints,
     }
     status = 400 if error else 200
     return render(request, "traces.html", context, status=status)

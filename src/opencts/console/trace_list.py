@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from opencts.clock import DAY_MS, HOUR_MS
 from opencts.errors import BadRequest
 from opencts.store import trace_log
+from opencts.store.tables import trace_resources, trace_users
 from opencts.store.term_index import TermIndex
 from opencts.traces.query import TraceQuery, parse_query
+from opencts.trackers.catalogue import RESOURCES_WINDOW_MS, USERS_WINDOW_MS
 
 RANGES: dict[str, int] = {"1h": HOUR_MS, "1d": DAY_MS, "7d": 7 * DAY_MS}
 #: what the search box can match: ListTraces parameter -> label
@@ -181,3 +183,38 @@ def find_trace(
         return None
     trace: dict[str, Any] = orjson.loads(found[0].body)
     return trace
+
+
+#: suggestions offered per field: enough for any real account, bounded for a page
+MAX_SUGGESTIONS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestions:
+    """What the filter fields suggest as one types: the project's own services, resource types and users
+    from the catalogue the CatalogueConsumer keeps (ListTraceResources' and ListUserResources' tables),
+    read for this project only, never the account's other projects."""
+
+    services: list[str]
+    resource_types: list[str]
+    users: list[str]
+
+
+def suggestions(conn: Connection, *, project_id: str, now: int) -> Suggestions:
+    resources = conn.execute(
+        select(trace_resources.c.service_type, trace_resources.c.resource_type)
+        .where(
+            trace_resources.c.project_id == project_id,
+            trace_resources.c.last_seen >= now - RESOURCES_WINDOW_MS,
+        )
+        .limit(MAX_SUGGESTIONS * 4)
+    ).all()
+    users = conn.execute(
+        select(trace_users.c.user_name)
+        .where(trace_users.c.project_id == project_id, trace_users.c.last_seen >= now - USERS_WINDOW_MS)
+        .order_by(trace_users.c.user_name)
+        .limit(MAX_SUGGESTIONS)
+    ).scalars()
+    services = sorted({s for s, _ in resources})[:MAX_SUGGESTIONS]
+    types = sorted({t for _, t in resources if t})[:MAX_SUGGESTIONS]
+    return Suggestions(services, types, list(users))
