@@ -240,6 +240,12 @@ class Settings(BaseSettings):
         le=5000,
         description="CADF messages written (and acknowledged) together; prefetch is four times this.",
     )
+    console_idle_minutes: int = Field(
+        30,
+        ge=1,
+        le=24 * 60,
+        description="Web console sessions end after this many minutes without a page load.",
+    )
 
     # -- Operations: Prometheus metrics, readiness and logs ------------------------------------------------
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")

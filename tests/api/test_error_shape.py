@@ -56,7 +56,8 @@ async def call(client: httpx.AsyncClient, route: APIRoute, method: str, path: st
 
 @pytest.fixture
 def routes(api: Api) -> list[APIRoute]:
-    found = list(api_routes(api.app.routes))
+    # the console's pages answer HTML and redirect to their login form: tests/console checks them
+    found = [r for r in api_routes(api.app.routes) if not r.path.startswith("/console")]
     assert len(found) >= 60, f"the walk over app.routes found only {len(found)} routes"
     return found
 

@@ -116,7 +116,8 @@ async def test_a_source_token_is_refused_on_every_other_route(api: Api) -> None:
         for kind in ("kubernetes", "s3", "generic")
     }
     own = {"kubernetes": "putKubernetesAudit", "s3": "putBucketEvents"}
-    routes = list(api_routes(api.app.routes))
+    # the console's pages answer HTML and redirect to their login form: tests/console checks them
+    routes = [r for r in api_routes(api.app.routes) if not r.path.startswith("/console")]
     assert len(routes) >= 60
     fill = {"project_id": api.project, "domain_id": api.creds.domain_id, "notification_type": "smn"}
     checked = 0

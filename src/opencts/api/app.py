@@ -40,6 +40,7 @@ from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
+from opencts.console import pages as console_pages
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.service import FunctionService
@@ -190,4 +191,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(archive_status.router)
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
+    app.include_router(console_pages.router)  # the web console, /console
     return app

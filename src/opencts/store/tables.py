@@ -675,3 +675,19 @@ retention_state = Table(
     Column("expired_at", BigInteger, nullable=False),
     Column("cleared_at", BigInteger),  # when the archive got past expired_through; NULL while behind
 )
+
+#: web console logins (``opencts.console.sessions``): the cookie is never stored, only its SHA-256
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),  # the forms' token, compared in constant time
+    Column("method", String(8), nullable=False),  # password | aksk
+    Column("access_key", String(64)),  # the key an AK/SK login used
+    Column("source_ip", String(64)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),  # idle expiry counts from here
+    Index("ix_console_sessions_last_seen", "last_seen_at"),
+)

@@ -89,6 +89,8 @@ class AuditedCall:
     resource_id: str | None = None
     resource_name: str | None = None
     trace_type: str = "ApiCall"
+    #: the service the trace is filed under when the path does not say (console logins are IAM's)
+    service_type: str | None = None
 
 
 def audit_trace(call: AuditedCall) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def audit_trace(call: AuditedCall) -> dict[str, Any]:
         "trace_name": call.operation,
         "trace_type": call.trace_type,
         "trace_rating": rating_of(call.status),
-        "service_type": service_of(call.path),
+        "service_type": call.service_type or service_of(call.path),
         "resource_type": resource_type_of(call.operation),
         "time": call.time,
         "code": str(call.status),

@@ -1,0 +1,99 @@
+"""Screenshots of the web console for the README: ``docs/screenshots/*.png``.
+
+Not a benchmark; it lives beside them for their scaffolding. It serves OpenCTS in a scratch data dir,
+posts the demo week (``opencts.traces.demo``), logs in through the login form in headless Chromium
+(Debian's ``/usr/bin/chromium``, driven by Playwright) and photographs each page at laptop size, plus the
+Trace List at phone size.
+
+    .venv/bin/python benchmarks/console_screenshots.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from _measure import console
+from _server import scratch_space
+from playwright.async_api import Page, async_playwright
+
+from opencts.clock import now_ms
+from opencts.testing.server import RunningServer, running_server
+from opencts.traces.demo import demo_week
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    p.add_argument("--traces", type=int, default=3000, help="demo traces posted first (default 3,000)")
+    return p.parse_args()
+
+
+async def post_demo(server: RunningServer, count: int) -> None:
+    creds = server.creds
+    week = demo_week(
+        project_id=creds.project_id,
+        domain_id=creds.domain_id,
+        domain_name=creds.domain_name,
+        end_ms=now_ms(),
+        count=count,
+    )
+    for first in range(0, len(week), 500):
+        resp = await server.client.post(
+            f"/v3/{server.project}/traces", json={"traces": week[first : first + 500]}
+        )
+        resp.raise_for_status()
+
+
+async def shoot(page: Page, out: Path, name: str) -> None:
+    path = out / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=False)
+    console.print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+async def photograph(server: RunningServer, out: Path) -> None:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        laptop = await browser.new_context(viewport={"width": 1366, "height": 860})
+        page = await laptop.new_page()
+        await page.goto(f"{server.url}/console/login")
+        await shoot(page, out, "login")
+        await page.get_by_label("Account", exact=True).fill(server.creds.domain_name)
+        await page.get_by_label("User name", exact=True).fill(server.creds.user_name)
+        await page.get_by_label("Password", exact=True).fill(server.creds.password)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{server.url}/console/")
+        await shoot(page, out, "dashboard")
+        await page.goto(f"{server.url}/console/traces?range=1d&limit=20")
+        await page.locator("button.expand").nth(1).click()
+        await shoot(page, out, "trace-list")
+        await page.get_by_role("link", name="View trace").first.click()
+        await shoot(page, out, "view-trace")
+        await page.goto(f"{server.url}/console/trackers")
+        await shoot(page, out, "trackers")
+        await page.goto(f"{server.url}/console/trackers/system")
+        await shoot(page, out, "configure-tracker")
+        phone = await browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, storage_state=await laptop.storage_state()
+        )
+        small = await phone.new_page()
+        await small.goto(f"{server.url}/console/traces?range=1d&trace_rating=warning")
+        await shoot(small, out, "trace-list-phone")
+        await browser.close()
+
+
+async def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with scratch_space("screenshots-") as scratch:
+        async with running_server(scratch / "data", ingest_workers=0) as server:
+            await post_demo(server, args.traces)
+            await photograph(server, args.out)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
