@@ -26,6 +26,7 @@ from opencts.api import (
     iam_admin,
     kms,
     ledger,
+    lts,
     notifications,
     source_tokens,
     traces,
@@ -43,6 +44,7 @@ from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
+from opencts.lts.writer import LtsConsumer
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 services.signal,
             ),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),
+            ConsumerRunner(db, LtsConsumer(db), services.signal),
             ConsumerRunner(
                 db,
                 NotifierConsumer(
@@ -173,4 +176,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(source_tokens.router)
     app.include_router(sources_api.router)
     app.include_router(archive_status.router)
+    app.include_router(lts.router)
     return app

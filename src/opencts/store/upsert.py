@@ -45,3 +45,16 @@ def upsert_greatest(
     )
     for start in range(0, len(rows), CHUNK):
         conn.execute(stmt, list(rows[start : start + CHUNK]))
+
+
+def insert_ignore_many(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: Sequence[str]
+) -> None:
+    """Insert the rows whose ``key`` is new and skip the others, in the order given.
+
+    For consumers that copy the log elsewhere: a batch seen twice (a crash before the cursor moved) adds
+    nothing the second time. The rows must all name the same columns (one executemany per chunk).
+    """
+    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=list(key))
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(stmt, list(rows[start : start + CHUNK]))
