@@ -21,6 +21,7 @@ from opencts.cli import (
     imports,
     kms,
     ledger,
+    lts,
     notifications,
     smn,
     sources,
@@ -56,6 +57,7 @@ app.add_typer(archive.app, name="archive")
 iam.app.add_typer(sources.tokens_app, name="source-tokens")
 app.add_typer(sources.app, name="sources")
 app.add_typer(imports.app, name="import")
+app.add_typer(lts.app, name="lts")
 console = err
 
 
