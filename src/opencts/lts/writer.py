@@ -39,7 +39,7 @@ def _records(conn: Connection, first: int, last: int, now: int) -> list[dict[str
         select(t.seq, t.project_id, t.kind, t.tracker_name, t.trace_id, t.time, t.body)
         .where(t.seq >= first, t.seq <= last, t.project_id.in_(sorted(found.projects)))
         .order_by(t.seq)
-    )
+    ).all()
     out = []
     for _seq, project_id, kind, tracker, trace_id, at, body in rows:
         sid = found.stream_of(project_id, kind, tracker)

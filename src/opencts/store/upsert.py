@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, case
+from sqlalchemy import Connection, Table, bindparam, case
 from sqlalchemy.dialects import postgresql, sqlite
 
 #: rows per statement: well under SQLite's host-parameter limit for the tables that use it
@@ -53,8 +53,19 @@ def insert_ignore_many(
     """Insert the rows whose ``key`` is new and skip the others, in the order given.
 
     For consumers that copy the log elsewhere: a batch seen twice (a crash before the cursor moved) adds
-    nothing the second time. The rows must all name the same columns (one executemany per chunk).
+    nothing the second time. The rows must all name the same columns. The statement is compiled once and
+    the rows go to the driver's ``executemany`` as they are: SQLAlchemy's per-row parameter processing
+    cost as much as SQLite's insert itself (benchmarks/lts_transfer.py, the backlog drain).
     """
-    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=list(key))
+    if not rows:
+        return
+    columns = list(rows[0])
+    stmt = _insert(conn, table).values({c: bindparam(c) for c in columns})
+    compiled = stmt.on_conflict_do_nothing(index_elements=list(key)).compile(dialect=conn.dialect)
+    positions = compiled.positiontup
     for start in range(0, len(rows), CHUNK):
-        conn.execute(stmt, list(rows[start : start + CHUNK]))
+        chunk = rows[start : start + CHUNK]
+        if positions is not None:  # SQLite's qmark style: tuples in the statement's order
+            conn.exec_driver_sql(str(compiled), [tuple(r[c] for c in positions) for r in chunk])
+        else:
+            conn.exec_driver_sql(str(compiled), [dict(r) for r in chunk])
