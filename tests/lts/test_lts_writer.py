@@ -17,7 +17,7 @@ from opencts.clock import now_ms
 from opencts.consumers import ConsumerRunner
 from opencts.errors import BadRequest, NotFound
 from opencts.lts import query, streams
-from opencts.lts.writer import CURSOR, LtsConsumer, prune, write_range
+from opencts.lts.writer import CURSOR, LtsConsumer, holding, prune, retention_hold, write_range
 from opencts.store import Database, trace_log
 from opencts.store.tables import consumer_cursors, domains, lts_records, projects
 from opencts.trackers import repository
@@ -231,3 +231,16 @@ async def test_records_older_than_the_groups_ttl_are_pruned(db: Database) -> Non
     assert db.write_sync(lambda c: prune(c, now=now_ms(), batch=2)) == 0
     assert db.write_sync(lambda c: prune(c, now=now_ms() + 7 * 86_400_000 + 1000, batch=2)) == 5
     assert db.read_sync(lambda c: c.execute(count).scalar()) == 0
+
+
+async def test_retention_keeps_what_the_lts_consumer_has_not_copied(db: Database) -> None:
+    assert db.read_sync(retention_hold) is None  # no stream: LTS holds nothing back
+    enable_lts(db)
+    append(db, 4)
+    assert db.read_sync(retention_hold) == 0
+    assert db.read_sync(holding(lambda _conn: 3)) == 0  # the lower of the archive's hold and LTS's
+    await drain(db)
+    last = db.read_sync(trace_log.last_seq)
+    assert db.read_sync(retention_hold) == last
+    assert db.read_sync(holding(lambda _conn: 3)) == 3
+    assert db.read_sync(holding(lambda _conn: None)) == last

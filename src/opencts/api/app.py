@@ -44,7 +44,7 @@ from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
-from opencts.lts.writer import LtsConsumer
+from opencts.lts.writer import LtsConsumer, holding
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -99,7 +99,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         runners = [
             ConsumerRunner(
                 db,
-                RetentionConsumer(db, retention_ms=settings.retention_ms, hold=planner.retention_hold),
+                RetentionConsumer(
+                    db, retention_ms=settings.retention_ms, hold=holding(planner.retention_hold)
+                ),
                 services.signal,
             ),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from opencts.clock import DAY_MS, now_ms
+from opencts.consumers import get_cursor
 from opencts.lts import streams
 from opencts.store import Database
 from opencts.store.tables import lts_records, traces
@@ -90,6 +91,25 @@ def prune(conn: Connection, *, now: int, ttl_days: int = streams.GROUP_TTL_DAYS,
         deleted += conn.execute(delete(lts_records).where(r.id <= through)).rowcount or 0
         if through != oldest[-1].id:
             return deleted
+
+
+def retention_hold(conn: Connection) -> int | None:
+    """The last seq retention may delete while any tracker feeds a stream (None: no limit): traces the
+    ``lts`` consumer has not copied yet stay, so a consumer held up (a database error, a long outage of
+    this node) loses nothing to retention."""
+    if not streams.routes(conn).streams:
+        return None
+    return get_cursor(conn, CURSOR)
+
+
+def holding(other: Callable[[Connection], int | None]) -> Callable[[Connection], int | None]:
+    """Retention's hold: the lower of ``other``'s (the archive's) and :func:`retention_hold`."""
+
+    def hold(conn: Connection) -> int | None:
+        limits = [h for h in (other(conn), retention_hold(conn)) if h is not None]
+        return min(limits) if limits else None
+
+    return hold
 
 
 class LtsConsumer:
