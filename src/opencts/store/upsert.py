@@ -48,24 +48,31 @@ def upsert_greatest(
 
 
 def insert_ignore_many(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: Sequence[str]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    key: Sequence[str],
 ) -> None:
-    """Insert the rows whose ``key`` is new and skip the others, in the order given.
+    """Insert the rows (values in ``columns``' order) whose ``key`` is new and skip the others, in order.
 
     For consumers that copy the log elsewhere: a batch seen twice (a crash before the cursor moved) adds
-    nothing the second time. The rows must all name the same columns. The statement is compiled once and
-    the rows go to the driver's ``executemany`` as they are: SQLAlchemy's per-row parameter processing
-    cost as much as SQLite's insert itself (benchmarks/lts_transfer.py, the backlog drain).
+    nothing the second time. The statement is compiled once and the rows go to the driver's
+    ``executemany`` as plain tuples: SQLAlchemy's per-row parameter processing cost as much as SQLite's
+    insert itself (benchmarks/lts_transfer.py, the backlog drain).
     """
     if not rows:
         return
-    columns = list(rows[0])
     stmt = _insert(conn, table).values({c: bindparam(c) for c in columns})
     compiled = stmt.on_conflict_do_nothing(index_elements=list(key)).compile(dialect=conn.dialect)
-    positions = compiled.positiontup
+    sql, positions = str(compiled), compiled.positiontup
+    if positions is not None and list(positions) != list(columns):  # qmark style, in another order
+        order = [list(columns).index(name) for name in positions]
+        rows = [tuple(r[i] for i in order) for r in rows]
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
-        if positions is not None:  # SQLite's qmark style: tuples in the statement's order
-            conn.exec_driver_sql(str(compiled), [tuple(r[c] for c in positions) for r in chunk])
-        else:
-            conn.exec_driver_sql(str(compiled), [dict(r) for r in chunk])
+        if positions is not None:  # SQLite's qmark style: tuples as they are
+            conn.exec_driver_sql(sql, list(chunk))
+        else:  # named parameters (psycopg)
+            conn.exec_driver_sql(sql, [dict(zip(columns, r, strict=True)) for r in chunk])
