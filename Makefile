@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/smn_latency.py
 	$(BIN)/python benchmarks/query.py --reuse
 	$(BIN)/python benchmarks/archive_transfer.py
+	$(BIN)/python benchmarks/lts_transfer.py
 	$(BIN)/python benchmarks/cadf.py --kill
 	$(BIN)/python benchmarks/archive_pipeline.py
 	$(BIN)/python benchmarks/archive_verify.py

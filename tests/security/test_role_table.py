@@ -81,6 +81,7 @@ CLOUD_ROUTES: dict[str, tuple[str, str, Any]] = {
     "smn write": ("POST", "/v2/{project}/notifications/topics", {}),
     "kms read": ("POST", "/v1.0/{project}/kms/list-keys", {}),
     "kms write": ("POST", "/v1.0/{project}/kms/create-key", {}),
+    "lts read": ("GET", "/v2/{project}/groups", None),
     "projects": ("GET", "/v3/projects", None),  # every user: the SDK looks its project up by name
 }
 
@@ -95,9 +96,9 @@ EVERYONE = frozenset({"projects"})
 
 #: role -> what it may do besides, by the names above
 EXPECTED: dict[str, frozenset[str]] = {
-    TENANT_ADMINISTRATOR: CTS_ALL | SMN_ALL | KMS_ALL,
+    TENANT_ADMINISTRATOR: CTS_ALL | SMN_ALL | KMS_ALL | {"lts read"},
     SECURITY_ADMINISTRATOR: ALL_IAM,
-    TENANT_GUEST: frozenset({"cts read", "smn read", "kms read"}),
+    TENANT_GUEST: frozenset({"cts read", "smn read", "kms read", "lts read"}),
     CTS_ADMINISTRATOR: CTS_ALL,
     CTS_FULL_ACCESS: CTS_ALL,
     CTS_READ_ONLY: frozenset({"cts read"}),

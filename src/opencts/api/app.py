@@ -27,6 +27,7 @@ from opencts.api import (
     iam_admin,
     kms,
     ledger,
+    lts,
     notifications,
     ready,
     source_tokens,
@@ -48,6 +49,7 @@ from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
 from opencts.metrics import listener as metrics_listener
+from opencts.lts.writer import LtsConsumer, holding
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
@@ -106,12 +108,13 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 RetentionConsumer(
                     db,
                     retention_ms=settings.retention_ms,
-                    hold=planner.retention_hold,
+                    hold=holding(planner.retention_hold),  # the archive's and the lts consumer's
                     gate=ArchiveHold.hours(settings.archive_max_hold_hours),
                 ),
                 services.signal,
             ),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),
+            ConsumerRunner(db, LtsConsumer(db), services.signal),
             ConsumerRunner(
                 db,
                 NotifierConsumer(
@@ -192,4 +195,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
+    app.include_router(lts.router)
     return app

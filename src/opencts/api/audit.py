@@ -20,8 +20,9 @@ from opencts.traces.self_audit import AuditedCall, record
 
 log = logging.getLogger("opencts.audit")
 
-#: routes whose successful calls are not audited (the data plane); denials still are
-UNAUDITED = frozenset({"putTraces", "putKubernetesAudit", "putBucketEvents"})
+#: routes whose successful calls are not audited (the data plane, and LTS's log query: a read sent as a
+#: POST); denials still are
+UNAUDITED = frozenset({"putTraces", "putKubernetesAudit", "putBucketEvents", "listLogs"})
 _MAX_CAPTURE = 64 * 1024
 _RESOURCE_PARAMS = (
     "resource_id",

@@ -23,6 +23,7 @@ from opencts.cli import (
     kms,
     ledger,
     maintenance,
+    lts,
     notifications,
     smn,
     sources,
@@ -62,6 +63,7 @@ app.add_typer(config.app, name="config")
 app.command("migrate")(maintenance.migrate)
 app.command("backup")(maintenance.backup)
 app.command("restore")(maintenance.restore)
+app.add_typer(lts.app, name="lts")
 console = err
 
 

@@ -37,7 +37,7 @@ SOURCE_ACTIONS: dict[str, str] = {
 }
 
 #: the cloud services served here, IAM aside: what the Tenant roles span
-CLOUD_SERVICES: tuple[str, ...] = ("cts", "smn", "functiongraph", "kms")
+CLOUD_SERVICES: tuple[str, ...] = ("cts", "smn", "functiongraph", "kms", "lts")
 
 
 def _everything(*services: str) -> tuple[str, ...]:

@@ -691,3 +691,42 @@ console_sessions = Table(
     Column("last_seen_at", BigInteger, nullable=False),  # idle expiry counts from here
     Index("ix_console_sessions_last_seen", "last_seen_at"),
 )
+#: LTS log groups (``lts.streams``): ``CTS``, made when a tracker first turns ``is_lts_enabled`` on
+lts_groups = Table(
+    "lts_groups",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid5 of the project and name: every node agrees
+    Column("project_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("ttl_in_days", Integer, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_lts_groups_name"),
+)
+
+#: LTS log streams: a tracker's (``system-trace``, or a data tracker's name) in group ``CTS``
+lts_streams = Table(
+    "lts_streams",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid5 of the group and name
+    Column("group_id", String(36), nullable=False),
+    Column("project_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    UniqueConstraint("group_id", "name", name="uq_lts_streams_name"),
+)
+
+#: a stream's log records, one per trace (unique per stream and trace id: a replayed batch adds nothing);
+#: ``id`` is the record's line number, in the order the ``lts`` consumer wrote them (the log's order)
+lts_records = Table(
+    "lts_records",
+    metadata,
+    Column("id", SeqType, primary_key=True, autoincrement=True),
+    Column("stream_id", String(36), nullable=False),
+    Column("project_id", String(64), nullable=False),
+    Column("trace_id", String(64), nullable=False),
+    Column("time", BigInteger, nullable=False),  # the trace's time: what queries range over
+    Column("record_time", BigInteger, nullable=False),  # when it was written: LTS's retention counts from it
+    Column("content", Text, nullable=False),  # the trace as JSON, as CTS writes it to LTS
+)
+Index("uq_lts_records_trace", lts_records.c.stream_id, lts_records.c.trace_id, unique=True)
+Index("ix_lts_records_time", lts_records.c.stream_id, lts_records.c.time, lts_records.c.id)

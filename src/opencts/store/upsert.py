@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, case
+from sqlalchemy import Connection, Table, bindparam, case
 from sqlalchemy.dialects import postgresql, sqlite
 
 #: rows per statement: well under SQLite's host-parameter limit for the tables that use it
@@ -45,3 +45,34 @@ def upsert_greatest(
     )
     for start in range(0, len(rows), CHUNK):
         conn.execute(stmt, list(rows[start : start + CHUNK]))
+
+
+def insert_ignore_many(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    key: Sequence[str],
+) -> None:
+    """Insert the rows (values in ``columns``' order) whose ``key`` is new and skip the others, in order.
+
+    For consumers that copy the log elsewhere: a batch seen twice (a crash before the cursor moved) adds
+    nothing the second time. The statement is compiled once and the rows go to the driver's
+    ``executemany`` as plain tuples: SQLAlchemy's per-row parameter processing cost as much as SQLite's
+    insert itself (benchmarks/lts_transfer.py, the backlog drain).
+    """
+    if not rows:
+        return
+    stmt = _insert(conn, table).values({c: bindparam(c) for c in columns})
+    compiled = stmt.on_conflict_do_nothing(index_elements=list(key)).compile(dialect=conn.dialect)
+    sql, positions = str(compiled), compiled.positiontup
+    if positions is not None and list(positions) != list(columns):  # qmark style, in another order
+        order = [list(columns).index(name) for name in positions]
+        rows = [tuple(r[i] for i in order) for r in rows]
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        if positions is not None:  # SQLite's qmark style: tuples as they are
+            conn.exec_driver_sql(sql, list(chunk))
+        else:  # named parameters (psycopg)
+            conn.exec_driver_sql(sql, [dict(zip(columns, r, strict=True)) for r in chunk])

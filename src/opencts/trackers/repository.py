@@ -18,6 +18,7 @@ from opencts.archive import transfer_state
 from opencts.clock import now_ms
 from opencts.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 from opencts.iam.projects import lock_project
+from opencts.lts import streams as lts_streams
 from opencts.store.tables import projects, resource_tags, trackers
 from opencts.traces import retention_hold
 from opencts.trackers.model import (
@@ -32,7 +33,7 @@ from opencts.trackers.model import (
 
 TAG_RESOURCE_TYPE = "cts-tracker"
 MAX_TAGS = 20
-LTS_GROUP = "CTS"
+LTS_GROUP = lts_streams.GROUP_NAME
 #: notifications live elsewhere; their quota is reported here because ListQuotas names it
 SMN_NOTIFICATION_QUOTA = 100
 
@@ -90,6 +91,7 @@ def create_tracker(conn: Connection, *, project_id: str, body: CreateTrackerRequ
         config["data_bucket"].setdefault("data_event", ["READ", "WRITE"])
     name, tracker_type = body.tracker_name, body.tracker_type
     _insert(conn, project_id=project_id, name=name, tracker_type=tracker_type, config=config)
+    _lts_stream(conn, project_id, tracker_type, name, config)
     row = get_row(conn, project_id, body.tracker_name)
     assert row is not None
     return render(row, domain_id)
@@ -140,6 +142,18 @@ def update_tracker(conn: Connection, *, project_id: str, body: UpdateTrackerRequ
     if body.status is not None:
         values["status"] = body.status
     conn.execute(update(trackers).where(trackers.c.id == row.id).values(**values))
+    _lts_stream(conn, project_id, row.tracker_type, row.name, config)
+
+
+def _lts_stream(
+    conn: Connection, project_id: str, tracker_type: str, name: str, config: dict[str, Any]
+) -> None:
+    """With ``is_lts_enabled`` on, group ``CTS`` and the tracker's stream exist (made now, or reused)."""
+    if config.get("is_lts_enabled"):
+        now = now_ms()
+        lts_streams.ensure_stream(
+            conn, project_id=project_id, tracker_type=tracker_type, tracker_name=name, now=now
+        )
 
 
 def delete_trackers(
@@ -203,9 +217,8 @@ def list_trackers(
 
 
 def _lts_ids(project_id: str, stream: str) -> tuple[str, str]:
-    """Stable ids for the (notional) LTS log group and stream, so repeated lists agree."""
-    group = uuid.uuid5(uuid.NAMESPACE_URL, f"opencts:lts:{project_id}:{LTS_GROUP}")
-    return str(group), str(uuid.uuid5(group, stream))
+    """The ids of the tracker's LTS log group and stream (``opencts.lts.streams``: stable, computed)."""
+    return lts_streams.group_id(project_id), lts_streams.stream_id(project_id, stream)
 
 
 def render(
