@@ -1,7 +1,7 @@
 """Console sessions: who is logged in to the web console, in which project, and when they were last seen.
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 """
 
 import sqlalchemy as sa

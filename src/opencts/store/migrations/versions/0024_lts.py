@@ -1,7 +1,7 @@
 """LTS: log groups and streams fed by trackers with ``is_lts_enabled``, and their records.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 """
 
 import sqlalchemy as sa
