@@ -151,3 +151,14 @@ async def test_query_the_archive_over_http_and_from_the_shell(api: Api) -> None:
     assert len(result.stdout.splitlines()) == 3
     result = CliRunner().invoke(cli, ["archive", "query", "SELEC 1", "--data-dir", data_dir])
     assert result.exit_code == 1 and result.stderr.startswith("error: SQL: Parser Error")
+
+
+async def test_a_query_past_its_deadline_is_a_408(api: Api) -> None:
+    project = await archived(api)
+    api.settings.archive_query_timeout = 0.3  # OPENCTS_ARCHIVE_QUERY_TIMEOUT, read at each request
+    slow = "SELECT count(*) FROM traces, range(100000000000) AS r"
+    resp = await api.client.post(f"/v3/{project}/archive/query", json={"sql": slow})
+    assert resp.status_code == 408, resp.text
+    doc = resp.json()
+    assert doc["error_code"] == "CTS.0408" and "0.3 s" in doc["error_msg"], doc
+    assert resp.headers["X-Request-Id"]

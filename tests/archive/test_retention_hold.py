@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from archive.archive_world import PROJECT
 from archive.test_digests import BUCKET, Clock, append, transfer_at, validate, writer
+from opencts.archive.status import RetentionLoss, tracker_statuses
 from opencts.archive.storage import LocalStore
 from opencts.clock import HOUR_MS, MINUTE_MS
 from opencts.iam.secrets import SecretBox
@@ -82,6 +83,8 @@ async def test_a_hold_runs_out_and_the_tracker_shows_it_until_the_archive_is_pas
     assert (tracker["status"], tracker.get("detail")) == ("error", HOLD_EXPIRED)
     state = db.read_sync(lambda c: c.execute(select(retention_state)).one())
     assert (state.expired_through, state.cleared_at) == (3, None)
+    (status,) = db.read_sync(lambda c: tracker_statuses(c, PROJECT, now=clock.now))
+    assert status.retention_loss == RetentionLoss(1, 3, clock.now, None)
 
     store.create_bucket("late-bucket")  # the archive catches up past the deleted range
     await transfer_at(db, store, tmp_path, clock.now)

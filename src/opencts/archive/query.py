@@ -427,8 +427,14 @@ def answer(
                 f"loading {len(picked)} files took longer than {timeout:g} s; narrow the range"
             )
         query.sandbox()
-        result = query.run(sql, timeout=left)
-        rows = [[jsonable(v) for v in row] for row in islice(result.rows, limit + 1)]
+        try:
+            result = query.run(sql, timeout=left)
+            rows = [[jsonable(v) for v in row] for row in islice(result.rows, limit + 1)]
+        except QueryTimeout:
+            raise QueryTimeout(
+                f"the query ran longer than {timeout:g} s (loading its {len(picked)} files included)"
+                " and was stopped; narrow the range or the query"
+            ) from None
         result.rows.close()
     return Answer(result.columns, rows[:limit], len(rows) > limit, len(picked))
 

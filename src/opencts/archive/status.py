@@ -2,7 +2,8 @@
 
 Nothing here is stored: every figure is read from the tables the transfer, the ledger and the digests keep
 (``trace_files``, ``transfer_state``, the ``transfer`` cursor, ``ledger_trees``/``ledger_checkpoints``,
-``digests``), so the status cannot drift from what happened. The definitions an operator alarms on:
+``digests``, ``retention_state``), so the status cannot drift from what happened. The definitions an
+operator alarms on:
 
 - ``transferred_seq``: every trace of the tracker with a seq up to it is in a written file (the planner's
   cursor, or just before the first file still waiting to be written).
@@ -28,7 +29,7 @@ from opencts.archive import files, planner
 from opencts.archive.files import PLANNED, WRITTEN
 from opencts.clock import DAY_MS
 from opencts.ledger import repository as ledger
-from opencts.store.tables import digests, trace_files, traces, transfer_state
+from opencts.store.tables import digests, retention_state, trace_files, traces, transfer_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,17 @@ class LedgerStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionLoss:
+    """Traces retention deleted before this tracker's archive took them, its hold having run out
+    (``traces.retention_hold``): the seq range, when, and when the archive got past it (None: not yet)."""
+
+    from_seq: int
+    through_seq: int
+    at_ms: int
+    cleared_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class TrackerStatus:
     tracker_name: str
     tracker_type: str
@@ -80,6 +92,7 @@ class TrackerStatus:
     bytes_written: int
     ledger: LedgerStatus
     digest_head: DigestHead | None
+    retention_loss: RetentionLoss | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,7 +219,15 @@ def _status(conn: Connection, target: planner.Target, cursor: int, now: int) -> 
         bytes_written=int(written[2]),
         ledger=_ledger(conn, target.project_id),
         digest_head=_digest_head(conn, target.tracker_id),
+        retention_loss=_retention_loss(conn, target.tracker_id),
     )
+
+
+def _retention_loss(conn: Connection, tracker_id: str) -> RetentionLoss | None:
+    r = conn.execute(select(retention_state).where(retention_state.c.tracker_id == tracker_id)).first()
+    if r is None:
+        return None
+    return RetentionLoss(int(r.expired_from), int(r.expired_through), int(r.expired_at), r.cleared_at)
 
 
 def tracker_statuses(
