@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -19,6 +20,7 @@ from opencts.consumers import ConsumerRunner
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.permissions import CTS_READ_ONLY
 from opencts.metrics.exposition import render, scrape_registry
+from opencts.metrics.instruments import INGEST_TRACES, set_enabled
 from opencts.testing.ports import free_port
 from opencts.trackers.catalogue import CatalogueConsumer
 
@@ -117,12 +119,20 @@ async def test_who_may_scrape(tmp_path: Path) -> None:
         assert denied.json()["error_code"] == "CTS.0403"
 
 
-async def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
+async def test_metrics_can_be_turned_off(tmp_path: Path, make_trace: TraceFactory) -> None:
+    """Off, there is no /metrics and the instruments do nothing (they cost nothing on the ingest path)."""
+    accepted = {"outcome": "accepted"}
+    before = REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) or 0.0
     settings = Settings(data_dir=tmp_path / "data", ingest_workers=0, metrics_enabled=False)
     async with in_process_api(settings) as api:
         resp = await api.client.get("/metrics")
+        assert (await api.put([make_trace()])).status_code == 200
     assert resp.status_code == 404
     assert resp.json()["error_code"] == "CTS.0404"
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before
+    set_enabled(True)  # as the next app with metrics on does at its start
+    INGEST_TRACES.labels("accepted").inc()
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 1
 
 
 async def test_separate_listener(tmp_path: Path) -> None:
