@@ -3,12 +3,14 @@ that the figures move when traces flow; the separate listener; multiprocess sums
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -176,3 +178,16 @@ async def test_worker_processes_are_summed(api: Api, tmp_path: Path, monkeypatch
     assert value(samples, "opencts_ingest_traces_total", outcome="accepted") == 12
     assert value(samples, "opencts_commit_seconds_count") == 2
     assert ("opencts_trace_log_head_seq", ()) in samples  # the database's figures ride along
+
+
+async def test_the_dashboard_uses_metrics_that_exist(api: Api) -> None:
+    resp = await api.client.get("/metrics")
+    families = {family.name for family in text_string_to_metric_families(resp.text)}
+    dashboard = orjson.loads((Path(__file__).parents[2] / "docs" / "grafana-opencts.json").read_bytes())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {
+        re.sub(r"_(total|bucket|sum|count)$", "", name)
+        for e in exprs
+        for name in re.findall(r"opencts_\w+", e)
+    }
+    assert used and used <= families, used - families
