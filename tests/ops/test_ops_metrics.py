@@ -3,13 +3,16 @@ that the figures move when traces flow; the separate listener; multiprocess sums
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -19,6 +22,7 @@ from opencts.consumers import ConsumerRunner
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.permissions import CTS_READ_ONLY
 from opencts.metrics.exposition import render, scrape_registry
+from opencts.metrics.instruments import INGEST_TRACES, set_enabled
 from opencts.testing.ports import free_port
 from opencts.trackers.catalogue import CatalogueConsumer
 
@@ -117,12 +121,20 @@ async def test_who_may_scrape(tmp_path: Path) -> None:
         assert denied.json()["error_code"] == "CTS.0403"
 
 
-async def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
+async def test_metrics_can_be_turned_off(tmp_path: Path, make_trace: TraceFactory) -> None:
+    """Off, there is no /metrics and the instruments do nothing (they cost nothing on the ingest path)."""
+    accepted = {"outcome": "accepted"}
+    before = REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) or 0.0
     settings = Settings(data_dir=tmp_path / "data", ingest_workers=0, metrics_enabled=False)
     async with in_process_api(settings) as api:
         resp = await api.client.get("/metrics")
+        assert (await api.put([make_trace()])).status_code == 200
     assert resp.status_code == 404
     assert resp.json()["error_code"] == "CTS.0404"
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before
+    set_enabled(True)  # as the next app with metrics on does at its start
+    INGEST_TRACES.labels("accepted").inc()
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 1
 
 
 async def test_separate_listener(tmp_path: Path) -> None:
@@ -166,3 +178,16 @@ async def test_worker_processes_are_summed(api: Api, tmp_path: Path, monkeypatch
     assert value(samples, "opencts_ingest_traces_total", outcome="accepted") == 12
     assert value(samples, "opencts_commit_seconds_count") == 2
     assert ("opencts_trace_log_head_seq", ()) in samples  # the database's figures ride along
+
+
+async def test_the_dashboard_uses_metrics_that_exist(api: Api) -> None:
+    resp = await api.client.get("/metrics")
+    families = {family.name for family in text_string_to_metric_families(resp.text)}
+    dashboard = orjson.loads((Path(__file__).parents[2] / "docs" / "grafana-opencts.json").read_bytes())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {
+        re.sub(r"_(total|bucket|sum|count)$", "", name)
+        for e in exprs
+        for name in re.findall(r"opencts_\w+", e)
+    }
+    assert used and used <= families, used - families

@@ -72,10 +72,11 @@ async def test_ready_checks_schema_and_consumers(tmp_path: Path) -> None:
         runners: list[ConsumerRunner] = app.state.consumer_runners
         assert {r.consumer.name for r in runners} >= {"retention", "catalogue", "notifier"}
 
-        notifier = next(r for r in runners if r.consumer.name == "notifier")
-        notifier.beat -= 3600  # as if its last step finished an hour ago
+        # retention sleeps a minute between steps: nothing refreshes its heartbeat during the test
+        retention = next(r for r in runners if r.consumer.name == "retention")
+        retention.beat -= 3600  # as if its last step finished an hour ago
         assert await ready_status(client) == (503, ["consumers"])
-        notifier.beat = time.monotonic()
+        retention.beat = time.monotonic()
         assert await ready_status(client) == (200, [])
 
         task = next(t for t in app.state.consumer_tasks if t.get_name() == "catalogue")

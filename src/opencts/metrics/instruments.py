@@ -86,3 +86,52 @@ def filter_mix(trace_id: str | None, filters: dict[str, str]) -> str:
     if trace_id is not None:
         return "trace_id"
     return "+".join(sorted(filters)) or "none"
+
+
+class _Off:
+    """What an instrument becomes with metrics off: every call returns at once."""
+
+    def labels(self, *values: str, **named: str) -> _Off:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+
+_OFF = _Off()
+_METHODS = ("labels", "inc", "observe", "set")
+ALL = (
+    INGEST_TRACES,
+    INGEST_REJECTIONS,
+    INGEST_BATCH,
+    INGEST_OVERLOADED,
+    COMMIT_SECONDS,
+    COMMIT_ROWS,
+    WRITE_QUEUE,
+    LIST_SECONDS,
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    SMN_ATTEMPTS,
+    FUNCTION_INVOCATIONS,
+    FUNCTION_SECONDS,
+)
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn every instrument of this process on or off (``OPENCTS_METRICS_ENABLED``).
+
+    Off, an instrument's methods are shadowed on the instance by ones that do nothing, so the code that
+    moves it needs no flag of its own; on again, the shadows go and the class's methods are back.
+    """
+    for metric in ALL:
+        for method in _METHODS:
+            if enabled:
+                metric.__dict__.pop(method, None)
+            elif hasattr(type(metric), method):
+                setattr(metric, method, getattr(_OFF, method))

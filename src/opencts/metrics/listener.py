@@ -20,6 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry
 
 from opencts.config import Settings
+from opencts.metrics import instruments
 from opencts.metrics.exposition import CONTENT_TYPE, multiprocess_dir, render, scrape_registry
 from opencts.store import Database
 
@@ -81,9 +82,11 @@ class MetricsListener:
 def start(settings: Settings, db: Database) -> MetricsListener | None:
     """The listener of ``OPENCTS_METRICS_ADDRESS``, started; None when metrics are served on BIND or off.
 
-    In multiprocess mode every worker process tries the address and one gets it; the others' scrapes
-    would have shown the same sums, so they go without.
+    It first turns this process's instruments on or off as ``OPENCTS_METRICS_ENABLED`` says (off, they
+    cost nothing). In multiprocess mode every worker process tries the address and one gets it; the
+    others' scrapes would have shown the same sums, so they go without.
     """
+    instruments.set_enabled(settings.metrics_enabled)
     if not settings.metrics_enabled or settings.metrics_address is None:
         return None
     host, _, port = settings.metrics_address.rpartition(":")
