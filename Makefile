@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/archive_pipeline.py
 	$(BIN)/python benchmarks/archive_verify.py
 	$(BIN)/python benchmarks/backup.py
+	$(BIN)/python benchmarks/console_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 from _dataset import build_dataset, retention_days_for
-from _measure import console, db_size, human_bytes, load_note, percentile, verdict
+from _measure import console, db_size, human_bytes, load_note, percentile, verdict, wait_until_idle
 from _server import bench_server, scratch_space
 from rich.table import Table
 
@@ -53,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="row-generating processes during the build")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument("--catch-up-timeout", type=float, default=1800.0,
+                   help="seconds to wait for the server's consumers to catch up with the log")  # fmt: skip
     return p.parse_args()
 
 
@@ -128,6 +130,10 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         scratch, {"OPENCTS_RETENTION_DAYS": str(retention)} if retention != 7 else {}
     )
     try:
+        with server.client() as client:  # one small request first: the server's lazy start-up costs
+            client.get(f"/v3/{creds.project_id}/traces", params={"limit": "1"}).raise_for_status()
+        waited = wait_until_idle(server, timeout=args.catch_up_timeout)
+        console.print(f"server idle (consumers caught up with the log) after {waited:,.0f}s")
         measure(args, server, creds, cases)
     finally:
         server.stop()

@@ -120,6 +120,7 @@ async def test_dashboard_draws_the_charts_on_the_server(api: Api, make_trace: Tr
     assert page.text.count("<svg") == 3
     assert "RDS 3" in page.text  # the services chart's description
     assert "incident 3" in page.text
+    assert page.text.count('?trace_type=system">') == 3  # the recent incidents, each linked to its trace
 
 
 async def test_trackers_are_listed_configured_disabled_and_enabled(api: Api) -> None:

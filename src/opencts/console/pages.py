@@ -27,7 +27,7 @@ from pygments.lexers import JsonLexer
 from sqlalchemy import Connection
 
 from opencts.api.deps import Services, get_services, read_body
-from opencts.clock import iso_ms, now_ms
+from opencts.clock import DAY_MS, iso_ms, now_ms
 from opencts.console import access, charts, dashboard, trace_list, trackers_form
 from opencts.console.access import ConsoleUser
 from opencts.console.trace_list import Suggestions
@@ -230,7 +230,16 @@ async def root() -> Response:
 async def dashboard_page(request: Request) -> Response:
     services, user = await signed_in(request, "cts:traces:list")
     now = now_ms()
-    found = await services.db.read(lambda conn: dashboard.figures(conn, user.project_id, now=now))
+    incidents = TraceQuery(
+        time_from=now - DAY_MS, time_to=now + 1, limit=10, filters={"trace_rating": "incident"}
+    )
+    index = services.db.term_index
+
+    def read(conn: Connection) -> tuple[dashboard.Figures, list[dict[str, Any]]]:
+        rows, _ = trace_list.page(conn, project_id=user.project_id, query=incidents, index=index)
+        return dashboard.figures(conn, user.project_id, now=now), rows
+
+    found, recent = await services.db.read(read)
     context = {
         "figures": found,
         "per_hour": charts.stacked_columns(
@@ -238,6 +247,7 @@ async def dashboard_page(request: Request) -> Response:
         ),
         "by_rating": charts.bars("By rating", found.by_rating, charts.RATING_COLOURS),
         "by_service": charts.bars("Top services", found.by_service),
+        "incidents": recent,
     }
     return render(request, "dashboard.html", context)
 
