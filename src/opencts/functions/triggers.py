@@ -13,7 +13,9 @@ goes with the trigger, and a function's deletion takes its triggers' notificatio
 Limits: at most :data:`MAX_CTS_TRIGGERS` CTS triggers (``fun`` notifications) per project, each with
 at most :data:`MAX_SERVICES` services and :data:`MAX_OPERATIONS` operations, within the CTS notification
 limits of :mod:`opencts.notifications.model` (100 notifications per project, the name rule).
-Other trigger types are refused with a message naming the supported one.
+LTS triggers (batches of a log stream's new records) are :mod:`opencts.functions.lts_triggers`; the
+functions here hand them over by ``trigger_type_code``. Other trigger types are refused with a message
+naming the supported ones.
 """
 
 from __future__ import annotations
