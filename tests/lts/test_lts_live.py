@@ -173,6 +173,8 @@ def test_the_cli_lists_tails_and_searches(server: ServerProcess, fed: dict[str, 
     assert code == 0, out
     tailed = [json.loads(line)["trace_id"] for line in out.splitlines()]
     assert [t for t in tailed if t.startswith("lts-")] == fed["ids"]
+    code, out = run(server, "tail", "system-trace", "-n", "3", "--since", "2h")
+    assert code == 0 and len(out.splitlines()) == 3, out
     code, out = run(server, "tail", "no-such-stream")
     assert code == 1 and "no log stream 'no-such-stream'" in out, out
 

@@ -3,6 +3,7 @@ queued invocations of the function with FunctionGraph's LTS event; each batch is
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import uuid
@@ -202,3 +203,17 @@ async def test_a_trigger_needs_a_stream_of_the_project_and_sane_settings(
 ) -> None:
     with pytest.raises(error, match=complaint):
         create(db, **event_data)
+
+
+async def test_two_nodes_feeding_the_same_trigger_queue_each_batch_once(db: Database) -> None:
+    create(db, batch_size=5)
+    ids = await record(db, 23)
+    other = Database(db.url)  # a second node: its own engines on the same database
+    try:
+        feeders = [lts_triggers.LtsTriggerFeeder(d, wake=lambda: None) for d in (db, other, db, other)]
+        for _ in range(8):
+            await asyncio.gather(*(f.step() for f in feeders))
+    finally:
+        other.close()
+    handed = [orjson.loads(log["message"])["trace_id"] for e in events(db) for log in e["logs"]]
+    assert sorted(handed) == ids and len(handed) == len(set(handed))

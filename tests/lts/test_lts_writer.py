@@ -6,6 +6,7 @@ and the consumer driven by the same runner the server uses.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -244,3 +245,14 @@ async def test_retention_keeps_what_the_lts_consumer_has_not_copied(db: Database
     assert db.read_sync(retention_hold) == last
     assert db.read_sync(holding(lambda _conn: 3)) == 3
     assert db.read_sync(holding(lambda _conn: None)) == last
+
+
+async def test_two_nodes_draining_the_same_log_write_each_record_once(db: Database) -> None:
+    enable_lts(db)
+    ids = append(db, 3000)
+    other = Database(db.url)  # a second node: its own engines on the same database
+    try:
+        await asyncio.gather(drain(db), ConsumerRunner(other, LtsConsumer(other)).drain())
+    finally:
+        other.close()
+    assert records(db, SYSTEM) == ids
