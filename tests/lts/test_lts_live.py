@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -23,11 +27,14 @@ from huaweicloudsdklts.v2 import (
     LtsClient,
     QueryLtsLogParams,
 )
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cts_helpers import admin_sdk_client
 from opencts.cli.main import app
 from opencts.clock import now_ms
+from opencts.store import Database
+from opencts.store.tables import function_invocations
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
@@ -166,6 +173,8 @@ def test_the_cli_lists_tails_and_searches(server: ServerProcess, fed: dict[str, 
     assert code == 0, out
     tailed = [json.loads(line)["trace_id"] for line in out.splitlines()]
     assert [t for t in tailed if t.startswith("lts-")] == fed["ids"]
+    code, out = run(server, "tail", "system-trace", "-n", "3", "--since", "2h")
+    assert code == 0 and len(out.splitlines()) == 3, out
     code, out = run(server, "tail", "no-such-stream")
     assert code == 1 and "no log stream 'no-such-stream'" in out, out
 
@@ -178,3 +187,78 @@ def test_the_log_query_is_a_read_the_self_audit_leaves_out(
         listed = client.get(f"/v3/{server.creds.project_id}/traces", params={"trace_name": "listLogs"})
     assert listed.status_code == 200 and listed.json()["traces"] == [], listed.text
     assert query(server, fed, keywords="listLogs").logs == []
+
+
+HANDLER = """
+import base64, json
+
+def handler(event, context):
+    text = json.loads(base64.b64decode(event["lts"]["data"]))
+    alarms = [log for log in text["logs"] if "WARN" in json.dumps(log).upper()]
+    ids = [json.loads(log["message"]).get("trace_id") for log in text["logs"]]
+    found = {"ids": ids, "alarms": len(alarms), "topic": text["log_topic_id"], "owner": text["owner"]}
+    return json.dumps(found)
+"""
+
+
+def test_an_lts_trigger_runs_the_function_on_batches_of_new_records(
+    server: ServerProcess, fed: dict[str, Any]
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", HANDLER)
+    project = server.creds.project_id
+    function = {
+        "func_name": "lts_alarms",
+        "package": "default",
+        "runtime": "Python3.10",
+        "handler": "index.handler",
+        "memory_size": 128,
+        "timeout": 30,
+        "code_type": "zip",
+        "func_code": {"file": base64.b64encode(buffer.getvalue()).decode()},
+    }
+    with server.client() as client:
+        made = client.post(f"/v2/{project}/fgs/functions", json=function)
+        assert made.status_code < 300, made.text
+        urn = made.json()["func_urn"]
+        event_data = {"log_group_id": fed["group"], "log_topic_id": fed["stream"], "batch_size": 4}
+        trigger = {"trigger_type_code": "LTS", "event_data": event_data}
+        resp = client.post(f"/v2/{project}/fgs/triggers/{quote(urn, safe='')}", json=trigger)
+        assert resp.status_code == 201, resp.text
+        listed = client.get(f"/v2/{project}/fgs/triggers/{quote(urn, safe='')}").json()
+        assert [t["trigger_type_code"] for t in listed] == ["LTS"]
+        traces = [
+            {
+                "trace_id": f"trg-{i}",
+                "trace_name": "deleteServer",
+                "trace_type": "ApiCall",
+                "trace_rating": "warning" if i % 2 else "normal",
+                "service_type": "ECS",
+                "resource_type": "ecs",
+                "time": now_ms() - 1000,
+                "user": {"id": "u" * 32, "name": "alice", "domain": {"id": "d" * 32, "name": "acme"}},
+            }
+            for i in range(6)
+        ]
+        assert client.post(f"/v3/{project}/traces", json={"traces": traces}).status_code == 200
+    db = Database(f"sqlite:///{server.data_dir / 'opencts.db'}")
+    try:
+
+        def results() -> list[dict[str, Any]]:
+            stmt = select(function_invocations.c.status, function_invocations.c.result).where(
+                function_invocations.c.source == "trigger"
+            )
+            rows = db.read_sync(lambda c: c.execute(stmt.order_by(function_invocations.c.id)).all())
+            done = [json.loads(json.loads(r.result)) for r in rows if r.status == "SUCCESS" and r.result]
+            ids = [i for r in done for i in r["ids"]]
+            return done if [i for i in ids if i.startswith("trg-")] == [f"trg-{i}" for i in range(6)] else []
+
+        done = wait_for(results, 60, "the trigger's invocations")
+    finally:
+        db.close()
+    assert all(len(r["ids"]) <= 4 for r in done)  # batches of at most batch_size
+    assert {r["topic"] for r in done} == {fed["stream"]} and {r["owner"] for r in done} == {
+        server.creds.domain_id
+    }
+    assert sum(r["alarms"] for r in done) >= 3  # the warning-rated traces

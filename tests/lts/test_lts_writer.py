@@ -6,6 +6,7 @@ and the consumer driven by the same runner the server uses.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -175,13 +176,20 @@ def ids_of(page: dict[str, Any]) -> list[str]:
     return [orjson.loads(log["content"])["trace_id"] for log in page["logs"]]
 
 
+def receive_one_a_second(db: Database) -> None:
+    """Copy the log into the stream a trace at a time, the i-th received at T0 + i seconds."""
+    last = db.read_sync(trace_log.last_seq)
+    for i, seq in enumerate(range(1, last + 1)):
+        db.write_sync(lambda c, s=seq, n=T0 + i * 1000: write_range(c, s, s, now=n))  # type: ignore[misc]
+
+
 async def test_query_by_time_range_keywords_labels_and_pages(db: Database) -> None:
     enable_lts(db)
     ids = append(db, 30)
-    await drain(db)
-    page = search(db, start_time=str(T0 + 5000), end_time=str(T0 + 9000))
+    receive_one_a_second(db)
+    page = search(db, start_time=str(T0 + 5000), end_time=str(T0 + 9000))  # by receipt
     assert ids_of(page) == ids[5:10]
-    assert page["logs"][0]["labels"]["__time__"] == str(T0 + 5000)
+    assert page["logs"][0]["labels"]["__time__"] == str(T0 + 5000)  # the trace's own time
     assert page["logs"][0]["labels"]["trace_name"] == "login"
     errors = [t for i, t in enumerate(ids) if i % 3 == 0]
     assert ids_of(search(db, keywords="error")) == errors  # whole words, any case
@@ -244,3 +252,25 @@ async def test_retention_keeps_what_the_lts_consumer_has_not_copied(db: Database
     assert db.read_sync(retention_hold) == last
     assert db.read_sync(holding(lambda _conn: 3)) == 3
     assert db.read_sync(holding(lambda _conn: None)) == last
+
+
+async def test_two_nodes_draining_the_same_log_write_each_record_once(db: Database) -> None:
+    enable_lts(db)
+    ids = append(db, 3000)
+    other = Database(db.url)  # a second node: its own engines on the same database
+    try:
+        await asyncio.gather(drain(db), ConsumerRunner(other, LtsConsumer(other)).drain())
+    finally:
+        other.close()
+    assert records(db, SYSTEM) == ids
+
+
+async def test_records_sort_by_receipt_whatever_their_traces_time(db: Database) -> None:
+    enable_lts(db)
+    late = append(db, 1, start=50)  # a trace of T0 + 50 s ...
+    early = append(db, 1, start=1)  # ... and one of T0 + 1 s that arrives after it
+    receive_one_a_second(db)
+    assert ids_of(search(db)) == late + early
+    first = search(db, limit=1)
+    after = search(db, search_type="forwards", line_num=first["logs"][0]["line_num"])
+    assert ids_of(after) == early  # following by line number misses nothing

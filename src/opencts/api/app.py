@@ -44,6 +44,7 @@ from opencts.config import Settings
 from opencts.console import pages as console_pages
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
+from opencts.functions.lts_triggers import LtsTriggerFeeder
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
@@ -143,6 +144,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             services.smn.start()
         if start_consumers and services.functions is not None:
             services.functions.start()
+            # batches of LTS streams to the functions their LTS triggers name
+            feeder = LtsTriggerFeeder(db, wake=services.functions.wake)
+            tasks.append(asyncio.create_task(feeder.run_forever(), name="lts-triggers"))
         listener = metrics_listener.start(settings, db)  # OPENCTS_METRICS_ADDRESS: /metrics apart
         try:
             yield

@@ -13,7 +13,9 @@ goes with the trigger, and a function's deletion takes its triggers' notificatio
 Limits: at most :data:`MAX_CTS_TRIGGERS` CTS triggers (``fun`` notifications) per project, each with
 at most :data:`MAX_SERVICES` services and :data:`MAX_OPERATIONS` operations, within the CTS notification
 limits of :mod:`opencts.notifications.model` (100 notifications per project, the name rule).
-Other trigger types are refused with a message naming the supported one.
+LTS triggers (batches of a log stream's new records) are :mod:`opencts.functions.lts_triggers`; the
+functions here hand them over by ``trigger_type_code``. Other trigger types are refused with a message
+naming the supported ones.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from opencts.clock import iso_ms
 from opencts.errors import BadRequest, NotFound, QuotaExceeded
+from opencts.functions import lts_triggers
 from opencts.functions.repository import FunctionRecord, parse_urn
 from opencts.iam.projects import lock_project
 from opencts.notifications import repository as notifications_repository
@@ -39,7 +42,7 @@ from opencts.notifications.model import (
 from opencts.store.tables import function_triggers, notifications
 from opencts.validation import describe
 
-SUPPORTED_TYPES = ("CTS",)
+SUPPORTED_TYPES = ("CTS", "LTS")
 MAX_CTS_TRIGGERS = MAX_FUN_NOTIFICATIONS
 MAX_SERVICES = 10
 MAX_OPERATIONS = 100
@@ -53,8 +56,9 @@ TriggerStatus = Literal["ACTIVE", "DISABLED"]
 def check_type(trigger_type_code: str) -> None:
     if trigger_type_code not in SUPPORTED_TYPES:
         raise BadRequest(
-            f"trigger_type_code {trigger_type_code[:40]!r} is not supported: OpenCTS implements"
-            f" {', '.join(SUPPORTED_TYPES)} triggers (key event notifications that invoke the function)"
+            f"trigger_type_code {trigger_type_code[:40]!r} is not supported: OpenCTS implements CTS triggers"
+            " (key event notifications that invoke the function) and LTS triggers (batches of a log"
+            " stream's records)"
         )
 
 
@@ -195,6 +199,10 @@ def create(
 ) -> dict[str, Any]:
     """CreateFunctionTrigger: the notification and the ``function_triggers`` row, in one transaction."""
     check_type(body.trigger_type_code)
+    if body.trigger_type_code == lts_triggers.TYPE:
+        return lts_triggers.create(
+            conn, function=function, status=body.trigger_status, event_data=body.event_data, now=now
+        )
     data = parse_event_data(body.event_data)
     project_id = function.project_id
     lock_project(conn, project_id)  # two concurrent creates cannot both pass the count
@@ -231,13 +239,15 @@ def create(
 
 
 def list_triggers(conn: Connection, *, function: FunctionRecord) -> list[dict[str, Any]]:
-    """ListFunctionTriggers: every CTS trigger of the function, oldest first."""
-    return [render(r) for r in _rows_of(conn, function)]
+    """ListFunctionTriggers: every CTS trigger of the function, oldest first, then its LTS triggers."""
+    return [render(r) for r in _rows_of(conn, function)] + lts_triggers.list_triggers(conn, function=function)
 
 
 def show(
     conn: Connection, *, function: FunctionRecord, trigger_type_code: str, trigger_id: str
 ) -> dict[str, Any]:
+    if trigger_type_code == lts_triggers.TYPE:
+        return lts_triggers.show(conn, function=function, trigger_id=trigger_id)
     return render(_find(conn, function, trigger_type_code, trigger_id))
 
 
@@ -251,6 +261,15 @@ def update_trigger(
     now: int,
 ) -> dict[str, Any]:
     """UpdateTrigger: a new status and/or new ``event_data`` (name, operations); the rest is kept."""
+    if trigger_type_code == lts_triggers.TYPE:
+        return lts_triggers.update_trigger(
+            conn,
+            function=function,
+            trigger_id=trigger_id,
+            status=body.trigger_status,
+            event_data=body.event_data,
+            now=now,
+        )
     row = _find(conn, function, trigger_type_code, trigger_id)
     config: dict[str, Any] = orjson.loads(row.config)
     status = _TO_NOTIFICATION[body.trigger_status] if body.trigger_status else row.status
@@ -283,16 +302,21 @@ def update_trigger(
 def delete_trigger(
     conn: Connection, *, function: FunctionRecord, trigger_type_code: str, trigger_id: str
 ) -> None:
+    if trigger_type_code == lts_triggers.TYPE:
+        lts_triggers.delete_trigger(conn, function=function, trigger_id=trigger_id)
+        return
     row = _find(conn, function, trigger_type_code, trigger_id)
     _delete(conn, function.project_id, [row.notification_id])
 
 
 def delete_all(conn: Connection, *, function: FunctionRecord) -> int:
     """BatchDeleteFunctionTriggers: every trigger of the function; how many there were."""
+    lts = lts_triggers.list_triggers(conn, function=function)
     ids = [r.notification_id for r in _rows_of(conn, function)]
     _delete(conn, function.project_id, ids)
+    lts_triggers.forget_cursors(conn, function)
     conn.execute(delete(function_triggers).where(function_triggers.c.func_id == function.func_id))
-    return len(ids)
+    return len(ids) + len(lts)
 
 
 def delete_for_function(conn: Connection, function: FunctionRecord) -> int:

@@ -10,9 +10,13 @@ and ``"a phrase"`` matches those characters anywhere. SQL narrows the candidates
 required word; each candidate is then checked word by word here, so a word inside a longer one
 (``error`` in ``errors``) never matches.
 
-Records come in time order (then line number), oldest first unless ``is_desc``. A page ends at ``limit``;
-the next page passes the last record's ``line_num`` with ``search_type: forwards`` (``backwards`` pages
-towards the start).
+The time range and the order are those of receipt, as LTS's are of collection: ``record_time``, when the
+``lts`` consumer wrote the record (then the line number), oldest first unless ``is_desc``. So a record
+that arrives later always sorts after the ones before it, whatever its trace's own ``time`` (an import, a
+skewed clock), and following a stream by line number misses nothing; the trace's time is the label
+``__time__``, LTS's custom time. A page ends at ``limit``; the next page passes the last record's
+``line_num`` with ``search_type: forwards`` (``backwards`` pages towards the start). Keywords are not
+highlighted (``highlight`` is accepted and ignored).
 """
 
 from __future__ import annotations
@@ -226,30 +230,32 @@ def labels_of(content: str) -> dict[str, str]:
 
 
 def _candidates(conn: Connection, stream_id: str, q: LogQuery, descending: bool) -> Iterator[Any]:
-    """The stream's records in the range, in (time, line) order, narrowed by SQL, a round at a time."""
+    """The stream's records received in the range, in (receipt, line) order, narrowed by SQL, a round at a
+    time."""
     r = lts_records.c
-    conds = [r.stream_id == stream_id, r.time >= q.start_time, r.time <= q.end_time]
+    conds = [r.stream_id == stream_id, r.record_time >= q.start_time, r.record_time <= q.end_time]
     conds += [r.content.ilike(f"%{_escape(w)}%", escape="\\") for w in q.keywords.required()]
     after: tuple[int, int] | None = None
     if q.line_num is not None:
-        at = conn.execute(select(r.time).where(r.stream_id == stream_id, r.id == q.line_num)).scalar()
+        at = conn.execute(select(r.record_time).where(r.stream_id == stream_id, r.id == q.line_num)).scalar()
         if at is None:
             raise BadRequest(f"line_num {q.line_num} is not a record of this stream")
         after = (int(at), q.line_num)
-    order = (r.time.desc(), r.id.desc()) if descending else (r.time, r.id)
+    order = (r.record_time.desc(), r.id.desc()) if descending else (r.record_time, r.id)
     while True:
-        stmt = select(r.id, r.time, r.content).where(*conds)
+        stmt = select(r.id, r.time, r.record_time, r.content).where(*conds)
         if after is not None:
             t, i = after
+            at = r.record_time
             if descending:
-                stmt = stmt.where(r.time <= t, or_(r.time < t, and_(r.time == t, r.id < i)))
+                stmt = stmt.where(at <= t, or_(at < t, and_(at == t, r.id < i)))
             else:
-                stmt = stmt.where(r.time >= t, or_(r.time > t, and_(r.time == t, r.id > i)))
+                stmt = stmt.where(at >= t, or_(at > t, and_(at == t, r.id > i)))
         rows = conn.execute(stmt.order_by(*order).limit(_SCAN)).all()
         yield from rows
         if len(rows) < _SCAN:
             return
-        after = (int(rows[-1].time), int(rows[-1].id))
+        after = (int(rows[-1].record_time), int(rows[-1].id))
 
 
 def _escape(word: str) -> str:

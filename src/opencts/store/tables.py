@@ -724,9 +724,11 @@ lts_records = Table(
     Column("stream_id", String(36), nullable=False),
     Column("project_id", String(64), nullable=False),
     Column("trace_id", String(64), nullable=False),
-    Column("time", BigInteger, nullable=False),  # the trace's time: what queries range over
-    Column("record_time", BigInteger, nullable=False),  # when it was written: LTS's retention counts from it
+    Column("time", BigInteger, nullable=False),  # the trace's own time (LTS's custom time, a label)
+    # when it was written (LTS's collection time): what queries range over and order by, and what
+    # retention counts from
+    Column("record_time", BigInteger, nullable=False),
     Column("content", Text, nullable=False),  # the trace as JSON, as CTS writes it to LTS
 )
 Index("uq_lts_records_trace", lts_records.c.stream_id, lts_records.c.trace_id, unique=True)
-Index("ix_lts_records_time", lts_records.c.stream_id, lts_records.c.time, lts_records.c.id)
+Index("ix_lts_records_time", lts_records.c.stream_id, lts_records.c.record_time, lts_records.c.id)

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("content", sa.Text, nullable=False),
     )
     op.create_index("uq_lts_records_trace", "lts_records", ["stream_id", "trace_id"], unique=True)
-    op.create_index("ix_lts_records_time", "lts_records", ["stream_id", "time", "id"])
+    op.create_index("ix_lts_records_time", "lts_records", ["stream_id", "record_time", "id"])
 
 
 def downgrade() -> None:
