@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cadf.py --kill
 	$(BIN)/python benchmarks/archive_pipeline.py
 	$(BIN)/python benchmarks/archive_verify.py
+	$(BIN)/python benchmarks/client_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
