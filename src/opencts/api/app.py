@@ -49,8 +49,8 @@ from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
-from opencts.metrics import listener as metrics_listener
 from opencts.lts.writer import LtsConsumer, holding
+from opencts.metrics import listener as metrics_listener
 from opencts.notifications.notifier import NotifierConsumer
 from opencts.opening import open_store
 from opencts.smn.service import SmnService
