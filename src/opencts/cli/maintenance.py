@@ -125,7 +125,13 @@ def restore(
 
 def migrate(
     data_dir: DataDir = None,
-    check: Annotated[bool, typer.Option("--check", help="Only say what would run; change nothing.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Only say what would run; change nothing. Exits 3 when migrations are pending.",
+        ),
+    ] = False,
 ) -> None:
     """Bring the database's schema to this version's (the server also does it on start)."""
     from opencts.store import migrate as migrating
@@ -149,8 +155,9 @@ def migrate(
         console.print(f"schema revision {at or '(empty)'} -> {head()}: {verb} {len(steps)}", markup=False)
         for step in steps:
             console.print(f"  {step.revision}  {step.summary}", markup=False, highlight=False)
-        if not check:
-            migrating.upgrade(db)
-            console.print(f"schema revision {db.read_sync(current)}", markup=False)
+        if check:  # a deployment script can gate on it: 0 up to date, 3 pending, 1 refused
+            raise typer.Exit(3)
+        migrating.upgrade(db)
+        console.print(f"schema revision {db.read_sync(current)}", markup=False)
     finally:
         db.close()
