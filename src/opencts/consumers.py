@@ -81,6 +81,8 @@ class ConsumerRunner:
         self.position: int | None = None
         #: when a step last completed (monotonic): the heartbeat readiness checks (``api.ready``)
         self.beat = time.monotonic()
+        #: steps completed by ``run_forever`` (a probe can tell the first step from the start)
+        self.steps = 0
 
     def stuck(self, intervals: int) -> bool:
         """No step completed in ``intervals`` poll intervals (each counted as at least a second)."""
@@ -122,6 +124,7 @@ class ConsumerRunner:
             try:
                 _, more = await self.step()
                 self.beat = time.monotonic()
+                self.steps += 1
             except asyncio.CancelledError:
                 raise
             except Exception:

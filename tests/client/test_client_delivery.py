@@ -30,7 +30,8 @@ def test_traces_arrive_in_batches_once(live_server: ServerProcess, tmp_path: Pat
         assert client.flush(30)
         stats = client.stats()
     assert stats.recorded == stats.accepted == 1_200
-    assert stats.batches_sent == 3 and stats.dropped == 0 and stats.pending_batches == 0
+    # 500 a batch: three, or more when the flusher sealed while traces were still being recorded
+    assert stats.batches_sent >= 3 and stats.dropped == 0 and stats.pending_batches == 0
     assert stored(live_server, settings.service_type) == 1_200
     trace = traces(live_server, settings.service_type, limit=1)[0]
     assert trace["trace_name"] == "createThing" and trace["user"]["name"] == "alice"

@@ -41,10 +41,6 @@ class AsyncClient(BaseClient):
         self._task: asyncio.Task[None] | None = None
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._flush_requested = False
-        self._stopping = False
-        self._deadline = 0.0
-        self._retry_at = 0.0
         self._closed = False
         self._started = False
 
@@ -92,10 +88,8 @@ class AsyncClient(BaseClient):
             stopping = self._stopping
             try:
                 await asyncio.to_thread(self.seal)
-                if self._flush_requested:
-                    self._flush_requested = False
-                    self._retry_at = 0.0
-                if time.monotonic() >= self._retry_at:
+                self._take_flush_request()
+                if self._due():
                     await self._deliver()
             except asyncio.CancelledError:
                 raise
@@ -107,7 +101,7 @@ class AsyncClient(BaseClient):
     async def _deliver(self) -> None:
         assert self._http is not None
         for key in await asyncio.to_thread(self.outbox.waiting):
-            if self._stopping and time.monotonic() > self._deadline:
+            if self._past_deadline():
                 return
             claim = await asyncio.to_thread(self.outbox.claim, key)
             if claim is None:
@@ -123,10 +117,8 @@ class AsyncClient(BaseClient):
             except BaseException:
                 self.outbox.release(claim)
                 raise
-            delay = await asyncio.to_thread(self.settle, claim, outcome)
-            if delay is not None:
-                self._retry_at = time.monotonic() + delay
-                return
+            if await asyncio.to_thread(self.settle, claim, outcome) is not None:
+                return  # the rest waits for the next due time
 
     # -- control -----------------------------------------------------------------------------------------
 
@@ -146,9 +138,8 @@ class AsyncClient(BaseClient):
                 continue  # the flusher has not taken the request yet
             if self.idle():
                 return True
-            if time.monotonic() >= self._retry_at:
-                self._flush_requested = True
-                self._event.set()
+            if self._due():
+                self._event.set()  # the flusher checks the due time itself
         return self.idle()
 
     async def aclose(self, timeout: float | None = None) -> None:
@@ -160,9 +151,7 @@ class AsyncClient(BaseClient):
         task = self._task
         wait = self.settings.shutdown_timeout if timeout is None else timeout
         if task is not None and not task.done() and self._event is not None:
-            self._deadline = time.monotonic() + wait
-            self._retry_at = 0.0
-            self._stopping = True
+            self._begin_stop(wait)
             self._event.set()
             try:
                 await asyncio.wait_for(asyncio.shield(task), wait + self.settings.timeout + 1)

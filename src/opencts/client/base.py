@@ -83,6 +83,15 @@ class BaseClient:
         self._started = True
         self._last_warning: dict[str, float] = {}
         self.backoff = Backoff(s.retry_base, s.retry_max)
+        #: when the flusher may send next (monotonic); a flush or a close brings it forward to ...
+        self._retry_at = 0.0
+        #: ... the time the server named with ``Retry-After``, which nothing brings forward: sending
+        #: earlier only earns another 429 and tells a rate limiter the client does not listen
+        self._not_before = 0.0
+        self._flush_requested = False
+        self._sealing = 0
+        self._stopping = False
+        self._deadline = 0.0
         self.outbox: Outbox = self._open_outbox()
         #: the project's own signer (``opencts.client.signing``): what the server verifies, as the SDK signs
         self._signer = HmacAuth(s.access_key, s.secret_key.get_secret_value())
@@ -150,6 +159,14 @@ class BaseClient:
     def seal(self) -> int:
         """Move everything buffered into the outbox as batches; returns the batches put. Blocking I/O."""
         s = self.settings
+        self._sealing += 1  # traces in hand are neither buffered nor in the outbox: not idle
+        try:
+            put = self._seal(s)
+        finally:
+            self._sealing -= 1
+        return put
+
+    def _seal(self, s: ClientSettings) -> int:
         encoded: list[bytes] = []
         size = _ENVELOPE
         put = 0
@@ -186,27 +203,50 @@ class BaseClient:
             self.outbox.release(claim)
             self._stats.send_failures += 1
             delay = self.backoff.next_delay(outcome.retry_after)
+            now = time.monotonic()
+            self._retry_at = now + delay
+            self._not_before = now + delay if outcome.retry_after is not None else 0.0
             self._warn(
                 f"retry{outcome.status}",
                 f"OpenCTS unavailable ({outcome.error}); batches wait in the outbox,"
                 f" next try in {delay:.1f}s",
             )
             return delay
-        self.outbox.done(claim)
         self.backoff.reset()
-        st = self._stats
+        st = self._stats  # counted before the batch leaves the outbox, so an idle client's stats are whole
         st.batches_sent += 1
         st.accepted += outcome.accepted
         st.duplicates += outcome.duplicates
         st.rejected += outcome.rejected
+        self.outbox.done(claim)
         if outcome.rejected:
             why = outcome.error or "; ".join(sorted(set(outcome.reasons))[:3])
             log.warning("OpenCTS rejected %d traces of batch %s: %s", outcome.rejected, batch.batch_id, why)
         return None
 
+    def _take_flush_request(self) -> None:
+        """In the flusher: a pending ``flush()`` skips the backoff, not a server's ``Retry-After``."""
+        if self._flush_requested:
+            self._flush_requested = False
+            self._retry_at = self._not_before
+
+    def _due(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    def _begin_stop(self, wait: float) -> None:
+        """Send what is waiting for up to ``wait`` seconds, then stop (the flusher is woken by the caller)."""
+        self._deadline = time.monotonic() + wait
+        self._retry_at = self._not_before
+        self._stopping = True
+
+    def _past_deadline(self) -> bool:
+        return self._stopping and time.monotonic() > self._deadline
+
     def idle(self) -> bool:
         """Nothing buffered and nothing waiting in this process's view of the outbox."""
-        return not self._buffer and self.outbox.pending()[0] == 0
+        # in this order: a seal takes traces from the buffer only after raising ``_sealing``, and puts
+        # them in the outbox before lowering it
+        return not self._buffer and not self._sealing and self.outbox.pending()[0] == 0
 
     def stats(self) -> Stats:
         """A snapshot of the counters."""

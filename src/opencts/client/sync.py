@@ -39,13 +39,9 @@ class Client(BaseClient):
         self._http = http or httpx.Client(timeout=self.settings.timeout)
         self._owns_http = http is None
         self._event = threading.Event()
-        self._flush_requested = False
-        self._stopping = False
-        self._retry_at = 0.0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._deadline = 0.0
         #: a weak reference for the fork hook, which must not keep a discarded client alive
         self._ref = weakref.ref(self)
         if self.settings.enabled:
@@ -70,10 +66,8 @@ class Client(BaseClient):
             stopping = self._stopping
             try:
                 self.seal()
-                if self._flush_requested:
-                    self._flush_requested = False
-                    self._retry_at = 0.0
-                if time.monotonic() >= self._retry_at:
+                self._take_flush_request()
+                if self._due():
                     self._deliver()
             except Exception:  # the flusher must outlive any surprise; the batches stay in the outbox
                 log.exception("OpenCTS client flusher error")
@@ -82,7 +76,7 @@ class Client(BaseClient):
 
     def _deliver(self) -> None:
         for key in self.outbox.waiting():
-            if self._stopping and time.monotonic() > self._deadline:
+            if self._past_deadline():
                 return
             claim = self.outbox.claim(key)
             if claim is None:
@@ -98,10 +92,8 @@ class Client(BaseClient):
             except BaseException:
                 self.outbox.release(claim)
                 raise
-            delay = self.settle(claim, outcome)
-            if delay is not None:
-                self._retry_at = time.monotonic() + delay
-                return
+            if self.settle(claim, outcome) is not None:
+                return  # the rest waits for the next due time
 
     # -- control -----------------------------------------------------------------------------------------
 
@@ -119,9 +111,8 @@ class Client(BaseClient):
                 continue  # the flusher has not taken the request yet
             if self.idle():
                 return True
-            if time.monotonic() >= self._retry_at:
-                self._flush_requested = True
-                self._event.set()
+            if self._due():
+                self._event.set()  # the flusher checks the due time itself
         return self.idle()
 
     def close(self, timeout: float | None = None) -> None:
@@ -134,9 +125,7 @@ class Client(BaseClient):
         thread = self._thread
         if thread is not None and thread.is_alive():
             wait = self.settings.shutdown_timeout if timeout is None else timeout
-            self._deadline = time.monotonic() + wait
-            self._retry_at = 0.0
-            self._stopping = True
+            self._begin_stop(wait)
             self._event.set()
             thread.join(wait + self.settings.timeout + 1)
         else:
