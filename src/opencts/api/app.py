@@ -41,7 +41,9 @@ from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
+from opencts.console import notify_pages as console_notify_pages
 from opencts.console import pages as console_pages
+from opencts.console import topic_pages as console_topic_pages
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.lts_triggers import LtsTriggerFeeder
@@ -199,5 +201,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
+    app.include_router(console_notify_pages.router)  # the console's Key Event Notifications
+    app.include_router(console_topic_pages.router)  # the console's SMN topics and subscriptions
     app.include_router(lts.router)
     return app
