@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from opencts.testing.peers import SmtpSink, links_in
+from opencts.testing.peers import HttpReceiver, SmtpSink, links_in
 from opencts.testing.server import RunningServer, running_server
 from opencts.testing.waiting import until
 
@@ -36,6 +36,7 @@ async def server(tmp_path: Path, smtp: SmtpSink) -> AsyncIterator[RunningServer]
         smtp_port=smtp.port,
         smtp_security="none",
         smtp_from="cts@example.com",
+        allow_private_endpoints=True,  # the webhook of the dead-letter test listens on 127.0.0.1
     ) as live:
         yield live
 
@@ -191,6 +192,48 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
                 "trace_names": ["createTracker", "deleteTracker"],
             }
         ]
+    except BaseException:
+        await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
+    finally:
+        await context.close()
+
+
+async def test_a_dead_letter_is_shown_with_its_error_and_retried_from_the_topic_page(
+    server: RunningServer, chromium: Browser, hook: HttpReceiver, tmp_path: Path
+) -> None:
+    topic = await server.topic("webhooks")
+    sub = await server.subscribe(topic, "http", hook.url)
+    await server.wait_status(sub, 1)
+    hook.down = True
+    message_id = await server.publish(topic, message="short-lived", time_to_live="1")
+    await until(
+        lambda: server.deliveries(status="dead", message_id=message_id), 30, "the delivery to go dead"
+    )
+    hook.down = False
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await log_in(page, server)
+        await page.get_by_role("link", name="Topics", exact=True).click()
+        await page.get_by_role("link", name="webhooks").click()
+        await page.get_by_role("link", name="Dead letters (1)").click()
+        dead = page.locator("tr.delivery.dead")
+        await expect(dead).to_have_count(1)
+        await expect(dead).to_contain_text(message_id)
+        await expect(dead).to_contain_text("HTTP 503")
+        await dead.get_by_role("button", name="Retry").click()
+        await expect(page.get_by_role("status")).to_contain_text("Delivery queued again.")
+        await until(lambda: bool(hook.docs("Notification")), 30, "the retried message")
+        await page.get_by_role("link", name="Delivered").click()
+        delivered = page.locator("tr.delivery.delivered").filter(has_text=message_id)
+
+        async def recorded() -> bool:
+            await page.reload()
+            return await delivered.count() == 1
+
+        await until(recorded, 30, "the page to show the retried delivery as delivered")
+        await expect(page.get_by_role("link", name="Dead letters (0)")).to_be_visible()
     except BaseException:
         await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise
