@@ -115,6 +115,7 @@ async def test_a_notification_made_in_the_console_fires_on_the_next_login(
         row = page.get_by_role("row").filter(has_text="console_logins")
         await expect(row).to_contain_text("IAM / user: login")
         await expect(row).to_contain_text("code = 200")
+        await expect(row).to_contain_text("none yet")
         assert alarms(smtp) == []
 
         # someone logs in: the notification fires
@@ -128,7 +129,9 @@ async def test_a_notification_made_in_the_console_fires_on_the_next_login(
         mail = [m for m in smtp.to(MAILBOX) if m.text == alarm][0]
         assert mail.subject.startswith("[CTS][normal] login on IAM user")
 
-        # and the topic page shows the delivery
+        # the list counts the alarm, and the topic page shows its delivery
+        await page.reload()
+        await expect(page.get_by_role("row").filter(has_text="console_logins")).to_contain_text("1, last 20")
         await (
             page.get_by_role("row")
             .filter(has_text="console_logins")

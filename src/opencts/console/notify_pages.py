@@ -72,12 +72,16 @@ async def picker_styles() -> Response:
 @router.get("/notifications", name="consoleNotifications")
 async def list_page(request: Request) -> Response:
     services, user = await signed_in(request, "cts:notification:list")
-    found = await services.db.read(
-        lambda conn: repository.list_notifications(conn, project_id=user.project_id, notification_type="smn")
-    )
-    names = await services.db.read(lambda conn: _topic_names(conn, user.project_id))
+
+    def read(conn: Connection) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]], dict[str, str]]:
+        found = repository.list_notifications(conn, project_id=user.project_id, notification_type="smn")
+        alarms = repository.alarm_counts(conn, [n["notification_id"] for n in found])
+        return found, alarms, _topic_names(conn, user.project_id)
+
+    found, alarms, names = await services.db.read(read)
     context = {
         "notifications": found,
+        "alarms": alarms,
         "topic_names": names,
         "notice": notify_form.notice(request.query_params.get("done")),
         "error": None,
