@@ -184,6 +184,15 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
         await page.get_by_role("button", name="Create", exact=True).focus()
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("status")).to_contain_text("Notification keyboard_only created.")
+        # the same session, a form posted without the page's CSRF token (as another site's form would be)
+        forged = await page.request.post(
+            f"{server.url}/console/notifications/new",
+            form={"notification_name": "forged", "operation_type": "complete", "topic_id": topic},
+            max_redirects=0,
+        )
+        assert forged.status == 403 and "security token is missing or stale" in await forged.text()
+        await page.goto(f"{server.url}/console/notifications")
+        await expect(page.get_by_role("row").filter(has_text="forged")).to_have_count(0)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the notification list scrolls sideways on a phone ({width} px wide)"
         listed = (await server.client.get(f"/v3/{server.project}/notifications/smn")).json()

@@ -287,3 +287,33 @@ async def test_another_project_sees_none_of_this_one(api: Api) -> None:
             resp = await client.post(action, data={"csrf_token": token})
             assert resp.status_code == 404, action
     assert [n["notification_name"] for n in await listed(api)] == ["mine"]
+
+
+async def test_a_read_only_user_sees_the_pages_but_changes_nothing(api: Api) -> None:
+    topic = await make_topic(api)
+    services = api.app.state.services
+    await services.db.write(
+        lambda conn: create_member(
+            conn, services.box, api.creds.domain_id, "auditor", "CTS ReadOnlyAccess", "SMN ReadOnlyAccess"
+        )
+    )
+    async with browser(api.app) as client:
+        resp = await log_in_form(
+            client, account=api.creds.domain_name, user_name="auditor", password=MEMBER_PASSWORD
+        )
+        assert resp.status_code == 303
+        assert (await client.get("/console/notifications")).status_code == 200
+        assert (await client.get("/console/topics")).status_code == 200
+        assert (await client.get("/console/notifications/new")).status_code == 403
+        token = csrf_of((await client.get("/console/notifications")).text)
+        fields = {
+            "csrf_token": token,
+            "notification_name": "n",
+            "operation_type": "complete",
+            "topic_id": topic,
+        }
+        refused = await client.post("/console/notifications/new", data=fields)
+        assert refused.status_code == 403 and "cts:notification:create" in refused.text
+        refused = await client.post("/console/topics", data={"csrf_token": token, "name": "t2"})
+        assert refused.status_code == 403 and "smn:topic:create" in refused.text
+    assert await listed(api) == []
