@@ -179,6 +179,13 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
         await page.get_by_role("button", name="Add selected operations").focus()
         await page.keyboard.press("Enter")
         await expect(page.locator("#picked_list li")).to_have_count(2)
+        await page.get_by_label("Resource type", exact=True).select_option("notification")
+        await page.get_by_role("button", name="Tick all").focus()
+        await page.keyboard.press("Enter")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Enter")  # Add selected operations: all three of notification
+        await expect(page.locator("#picked_list li")).to_have_count(5)
+        await page.locator("#picked_list").get_by_label("CTS / notification / updateNotification").uncheck()
         await expect(page.locator("#picked_list")).to_contain_text("CTS / tracker / deleteTracker")
         await page.get_by_label("SMN topic that receives the alarms").select_option(topic)
         await page.get_by_role("button", name="Create", exact=True).focus()
@@ -202,7 +209,12 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
                 "service_type": "CTS",
                 "resource_type": "tracker",
                 "trace_names": ["createTracker", "deleteTracker"],
-            }
+            },
+            {
+                "service_type": "CTS",
+                "resource_type": "notification",
+                "trace_names": ["createNotification", "deleteNotification"],
+            },
         ]
     except BaseException:
         await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)

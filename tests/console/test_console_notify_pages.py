@@ -227,6 +227,18 @@ async def test_topics_subscriptions_and_deliveries(api: Api, smtp: SmtpSink) -> 
             "subscriptions"
         ]
         [sub] = subs
+        assert "Confirm again" in page
+        again = await post_form(
+            client, here, f"{here}/subscriptions", {"protocol": "email", "endpoint": "ops@example.com"}
+        )
+        assert again.status_code == 303
+        queued = (
+            await api.client.get(
+                f"/v2/{api.project}/notifications/deliveries",
+                params={"subscription_urn": sub["subscription_urn"]},
+            )
+        ).json()["deliveries"]
+        assert [d["kind"] for d in queued] == ["confirmation", "confirmation"]
         resp = await post_form(
             client, here, f"{here}/subscriptions/remove", {"subscription_urn": sub["subscription_urn"]}
         )

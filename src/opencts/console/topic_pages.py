@@ -175,6 +175,8 @@ async def _topic_page(
     view = request.query_params.get("deliveries", "")
     if view not in DELIVERY_VIEWS:
         view = ""
+    given = request.query_params.get("offset", "0")
+    offset = min(int(given), 10_000_000) if given.isdigit() else 0
 
     def read(conn: Connection) -> dict[str, Any]:
         topic = topics.render(topics.get(conn, user.project_id, topic_urn))
@@ -182,7 +184,7 @@ async def _topic_page(
             conn, user.project_id, offset=0, limit=100, topic_urn=topic_urn
         )
         total, sent = deliveries.list_deliveries(
-            conn, user.project_id, status=view or None, offset=0, limit=PAGE, topic_urn=topic_urn
+            conn, user.project_id, status=view or None, offset=offset, limit=PAGE, topic_urn=topic_urn
         )
         dead, _ = deliveries.list_deliveries(
             conn, user.project_id, status="dead", offset=0, limit=1, topic_urn=topic_urn
@@ -207,6 +209,7 @@ async def _topic_page(
         here=_here(topic_urn),
         notice=_topic_notice(request.query_params.get("done")),
         page=PAGE,
+        offset=offset,
     )
     return render(request, "topic.html", context, status=status if error else 200)
 
@@ -214,7 +217,8 @@ async def _topic_page(
 def _topic_notice(done: str | None) -> str | None:
     return {
         "created": "Topic created. Add a subscription: it receives messages once its endpoint confirms.",
-        "subscribed": "Subscription added. A confirmation was sent; messages go out once it is confirmed.",
+        "subscribed": "Subscription added. A confirmation was sent (unless it was confirmed already);"
+        " messages go out once it is confirmed.",
         "removed": "Subscription removed.",
         "retried": "Delivery queued again.",
     }.get(done or "")

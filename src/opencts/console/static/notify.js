@@ -3,6 +3,9 @@
 // one a line, and the ones already picked stay as ticked boxes.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
+  // a refused form: the list of what to fix takes the focus, so a screen reader reads it first
+  const errors = document.getElementById("form-errors");
+  if (errors) errors.focus();
   const picker = document.querySelector("[data-picker]");
   const data = document.getElementById("catalogue");
   if (!picker || !data) return;
@@ -55,6 +58,9 @@ document.addEventListener("DOMContentLoaded", () => {
       label.append(box, ` ${name}`);
       ops.append(label);
     });
+  });
+  document.getElementById("pick_all").addEventListener("click", () => {
+    for (const box of ops.querySelectorAll("input[type=checkbox]")) box.checked = true;
   });
   const picked = () => new Set([...list.querySelectorAll("input[name=op]")].map((b) => b.value));
   document.getElementById("pick_add").addEventListener("click", () => {
