@@ -201,7 +201,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
+    app.include_router(lts.router)
     app.include_router(console_notify_pages.router)  # the console's Key Event Notifications
     app.include_router(console_topic_pages.router)  # the console's SMN topics and subscriptions
-    app.include_router(lts.router)
     return app
