@@ -41,9 +41,9 @@ from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
-from opencts.console import notify_pages as console_notify_pages
 from opencts.console import pages as console_pages
-from opencts.console import topic_pages as console_topic_pages
+from opencts.console.notify_pages import router as console_notify_router
+from opencts.console.topic_pages import router as console_topic_router
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.lts_triggers import LtsTriggerFeeder
@@ -190,6 +190,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(cts.router)
     app.include_router(notifications.router)
     app.include_router(smn_api.router)
+    app.include_router(console_notify_router)  # the console's Key Event Notifications
+    app.include_router(console_topic_router)  # the console's SMN topics and subscriptions
     app.include_router(function_triggers.router)
     app.include_router(functions.router)
     app.include_router(kms.router)
@@ -202,6 +204,4 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
     app.include_router(lts.router)
-    app.include_router(console_notify_pages.router)  # the console's Key Event Notifications
-    app.include_router(console_topic_pages.router)  # the console's SMN topics and subscriptions
     return app
