@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Connection, insert
 
 from console_helpers import browser, csrf_of, log_in_form, logged_in
-from cts_helpers import MEMBER_PASSWORD, Api, create_member, in_process_api
+from cts_helpers import MEMBER_PASSWORD, Api, create_member, database_url, in_process_api
 from opencts.config import Settings
 from opencts.iam import projects
 from opencts.iam.secrets import new_id
@@ -24,11 +24,14 @@ from opencts.store.tables import domains
 from opencts.testing.peers import SmtpSink
 
 
-@pytest.fixture
-async def api(tmp_path: Path, smtp: SmtpSink) -> AsyncIterator[Api]:
-    """The app with email configured (an aiosmtpd sink), so email subscriptions can be added."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def api(request: pytest.FixtureRequest, tmp_path: Path, smtp: SmtpSink) -> AsyncIterator[Api]:
+    """The app on each backend, with email configured (an aiosmtpd sink) so email subscriptions can be
+    added."""
+    url = database_url(request, tmp_path)
     settings = Settings(
         data_dir=tmp_path / "data",
+        database_url=None if url.startswith("sqlite") else url,
         bind="127.0.0.1:8080",
         ingest_workers=0,
         smtp_host="127.0.0.1",
