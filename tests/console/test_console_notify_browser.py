@@ -7,6 +7,7 @@ mailbox while the topic page shows its delivery. A failing step leaves a screens
 from __future__ import annotations
 
 import shutil
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -160,6 +161,7 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
     server: RunningServer, chromium: Browser, tmp_path: Path
 ) -> None:
     topic = await server.topic("kbd")
+    topic_page = f"/console/topics/{urllib.parse.quote(topic, safe='')}"
     context = await chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = await context.new_page()
     try:
@@ -200,8 +202,10 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
         assert forged.status == 403 and "security token is missing or stale" in await forged.text()
         await page.goto(f"{server.url}/console/notifications")
         await expect(page.get_by_role("row").filter(has_text="forged")).to_have_count(0)
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"the notification list scrolls sideways on a phone ({width} px wide)"
+        for where in ("/console/notifications", "/console/notifications/new", "/console/topics", topic_page):
+            await page.goto(f"{server.url}{where}")
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{where} scrolls sideways on a phone ({width} px wide)"
         listed = (await server.client.get(f"/v3/{server.project}/notifications/smn")).json()
         [made] = listed["notifications"]
         assert made["operations"] == [

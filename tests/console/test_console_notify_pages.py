@@ -251,6 +251,10 @@ async def test_topics_subscriptions_and_deliveries(api: Api, smtp: SmtpSink) -> 
         resp = await post_form(client, here, f"{here}/delete", {})
         assert resp.status_code == 303
         assert "Topic alerts deleted." in (await client.get(resp.headers["location"])).text
+    smn = (await api.list(service_type="SMN")).json()["traces"]
+    done = {(t["trace_name"], t["trace_type"]) for t in smn}
+    for name in ("createTopic", "addSubscription", "deleteSubscription", "deleteTopic"):
+        assert (name, "ConsoleAction") in done, name
 
 
 async def test_a_topic_in_use_is_not_deleted_and_the_page_says_why(api: Api) -> None:
