@@ -88,6 +88,9 @@ async def _topics_page(
                 conn, user.project_id, offset=0, limit=1, topic_urn=topic["topic_urn"]
             )
             topic["used_by"] = topics.users(conn, topic["topic_urn"])
+            topic["dead_count"], _ = deliveries.list_deliveries(
+                conn, user.project_id, status="dead", offset=0, limit=1, topic_urn=topic["topic_urn"]
+            )
         return found
 
     found = await services.db.read(read)
