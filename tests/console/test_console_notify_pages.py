@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Connection, insert
 
 from console_helpers import browser, csrf_of, log_in_form, logged_in
-from cts_helpers import MEMBER_PASSWORD, Api, create_member, database_url, in_process_api
+from cts_helpers import MEMBER_PASSWORD, Api, create_member, in_process_api
 from opencts.config import Settings
 from opencts.iam import projects
 from opencts.iam.secrets import new_id
@@ -24,21 +24,29 @@ from opencts.store.tables import domains
 from opencts.testing.peers import SmtpSink
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def api(request: pytest.FixtureRequest, tmp_path: Path, smtp: SmtpSink) -> AsyncIterator[Api]:
-    """The app on each backend, with email configured (an aiosmtpd sink) so email subscriptions can be
-    added."""
-    url = database_url(request, tmp_path)
-    settings = Settings(
+def email_settings(tmp_path: Path, smtp: SmtpSink, database_url: str | None = None) -> Settings:
+    """Email configured (an aiosmtpd sink), so email subscriptions can be added."""
+    return Settings(
         data_dir=tmp_path / "data",
-        database_url=None if url.startswith("sqlite") else url,
         bind="127.0.0.1:8080",
         ingest_workers=0,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
         smtp_security="none",
+        database_url=database_url,
     )
-    async with in_process_api(settings) as found:
+
+
+@pytest.fixture
+async def api(tmp_path: Path, smtp: SmtpSink) -> AsyncIterator[Api]:
+    async with in_process_api(email_settings(tmp_path, smtp)) as found:
+        yield found
+
+
+@pytest.fixture
+async def pg_api(tmp_path: Path, smtp: SmtpSink, postgres_url: str) -> AsyncIterator[Api]:
+    """The same on PostgreSQL: the flows whose SQL differs run again there (tests at the end)."""
+    async with in_process_api(email_settings(tmp_path, smtp, postgres_url)) as found:
         yield found
 
 
@@ -336,3 +344,18 @@ async def test_a_read_only_user_sees_the_pages_but_changes_nothing(api: Api) -> 
         refused = await client.post("/console/topics", data={"csrf_token": token, "name": "t2"})
         assert refused.status_code == 403 and "smn:topic:create" in refused.text
     assert await listed(api) == []
+
+
+@pytest.mark.postgres
+async def test_the_notification_flow_on_postgres(pg_api: Api) -> None:
+    await test_create_modify_disable_enable_and_delete_through_the_form(pg_api)
+
+
+@pytest.mark.postgres
+async def test_topics_and_deliveries_on_postgres(pg_api: Api, smtp: SmtpSink) -> None:
+    await test_topics_subscriptions_and_deliveries(pg_api, smtp)
+
+
+@pytest.mark.postgres
+async def test_isolation_on_postgres(pg_api: Api) -> None:
+    await test_another_project_sees_none_of_this_one(pg_api)
