@@ -42,6 +42,8 @@ from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.console import pages as console_pages
+from opencts.console.notify_pages import router as console_notify_router
+from opencts.console.topic_pages import router as console_topic_router
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.lts_triggers import LtsTriggerFeeder
@@ -188,6 +190,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(cts.router)
     app.include_router(notifications.router)
     app.include_router(smn_api.router)
+    app.include_router(console_notify_router)  # the console's Key Event Notifications
+    app.include_router(console_topic_router)  # the console's SMN topics and subscriptions
     app.include_router(function_triggers.router)
     app.include_router(functions.router)
     app.include_router(kms.router)
