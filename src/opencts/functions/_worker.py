@@ -89,6 +89,10 @@ class Context:
         self._secret_key: str = credentials.get("secret_key", "")
         self._security_token: str = credentials.get("security_token", "")
         self._auth_token: str = credentials.get("auth_token", "")
+        # the object store's pair when the agency hands one out (functions/agency_storage.py), else the
+        # temporary OpenCTS AK/SK, as before
+        self._storage_access_key: str = credentials.get("storage_access_key") or self._access_key
+        self._storage_secret_key: str = credentials.get("storage_secret_key") or self._secret_key
         self._logger = Logger(self._request_id)
 
     def getRequestID(self) -> str:
@@ -129,10 +133,10 @@ class Context:
         return self._auth_token
 
     def getAccessKey(self) -> str:
-        return self._access_key
+        return self._storage_access_key
 
     def getSecretKey(self) -> str:
-        return self._secret_key
+        return self._storage_secret_key
 
     def getSecurityAccessKey(self) -> str:
         return self._access_key
