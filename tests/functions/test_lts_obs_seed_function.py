@@ -47,7 +47,6 @@ BUCKET = "fn-alarm-logs"
 #: in the worker's /tmp too (the handler downloads the object there): unique per run
 OBJECT = f"ltsfn-alarms-{uuid.uuid4().hex[:12]}.log"
 FIRST_LINE = b"alarm log kept by the seeds' LTS function\n"
-ADMIN_KEY = {"aws_access_key_id": "admin", "aws_secret_access_key": "admin-secret"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,14 @@ class StoreKeys:
 def store(s3_server: str) -> Iterator[tuple[S3Server, StoreKeys]]:
     """The bucket with its first line; a moto IAM user allowed only that bucket; then checks enforced."""
     server = S3Server(int(s3_server.rsplit(":", 1)[1]))
-    iam = boto3.client("iam", endpoint_url=s3_server, region_name="us-east-1", **ADMIN_KEY)
+    # moto checks no credentials until the end of this fixture: any key creates the user and the bucket
+    iam = boto3.client(
+        "iam",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="admin",
+        aws_secret_access_key="admin-secret",
+    )
     iam.create_user(UserName="functions")
     policy = {
         "Version": "2012-10-17",
