@@ -32,7 +32,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from opencts.clock import now_ms
-from opencts.store.tables import function_invocations
+from opencts.functions.lts_triggers import cursor_name
+from opencts.store.tables import consumer_cursors, function_invocations, lts_records
 from opencts.testing.peers import SmtpSink, links_in
 from opencts.testing.s3 import S3Server
 from opencts.testing.server import RunningServer, anonymous, running_server
@@ -177,6 +178,11 @@ class Stack:
         assert all(status != "FAIL" for status, _ in results), results
         return sum(status == "SUCCESS" for status, _ in results) >= count
 
+    async def settled(self) -> bool:
+        """Every trigger invocation queued so far has finished (none waits or runs)."""
+        results = await self.results()
+        return bool(results) and all(status in ("SUCCESS", "FAIL") for status, _ in results)
+
     async def quiet_outbox(self) -> bool:
         pending = await self.api.get(
             f"/v2/{self.project}/notifications/deliveries", params={"status": "pending"}
@@ -224,7 +230,8 @@ def seeds_code(stack: Stack) -> bytes:
     return code.encode()
 
 
-async def deploy(stack: Stack, streams: list[tuple[str, str]]) -> None:
+async def deploy(stack: Stack, streams: list[tuple[str, str]]) -> list[str]:
+    """The function, with an LTS trigger on each stream; the triggers' ids."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("index.py", seeds_code(stack))
@@ -251,6 +258,7 @@ async def deploy(stack: Stack, streams: list[tuple[str, str]]) -> None:
     assert made.status_code < 300, made.text
     urn = str(made.json()["func_urn"])
     assert f":{REGION}:" in urn
+    made_triggers = []
     for group, stream in streams:
         trigger = {
             "trigger_type_code": "LTS",
@@ -258,6 +266,8 @@ async def deploy(stack: Stack, streams: list[tuple[str, str]]) -> None:
         }
         resp = await stack.api.post(f"/v2/{stack.project}/fgs/triggers/{quote(urn, safe='')}", json=trigger)
         assert resp.status_code == 201, resp.text
+        made_triggers.append(str(resp.json()["trigger_id"]))
+    return made_triggers
 
 
 async def test_the_seeds_lts_function_alarms_and_appends_to_the_object(stack: Stack) -> None:
@@ -286,3 +296,56 @@ async def test_the_seeds_lts_function_alarms_and_appends_to_the_object(stack: St
     assert first + b"\n" == FIRST_LINE and rest == [b""]
     assert error_id.encode() in added and b"ERROR disk quota exceeded" in added
     assert b'"path": "loud-app"' in added  # the LTS record, as the handler wrote it
+
+
+async def test_on_the_management_stream_it_never_reads_its_own_alarm(stack: Stack) -> None:
+    """Its SMN publish is a management trace whose recorded body holds the ERROR line: handed back to
+    the function, it would alarm on its own alarm without end. The trigger passes that record over."""
+    system = {"tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True}
+    assert (await stack.api.put(f"/v3/{stack.project}/tracker", json=system)).status_code == 200
+    listed = await stack.api.get(f"/v3/{stack.project}/trackers", params={"tracker_name": "system"})
+    [tracker] = listed.json()["trackers"]
+    [trigger_id] = await deploy(stack, [(tracker["group_id"], tracker["stream_id"])])
+
+    trace_id = str(uuid.uuid4())
+    trace = {
+        "trace_id": trace_id,
+        "trace_name": "deleteVolume",
+        "trace_type": "ConsoleAction",
+        "trace_rating": "incident",
+        "service_type": "EVS",
+        "resource_type": "volume",
+        "resource_name": "db-data",
+        "time": now_ms() - 1_000,
+        "user": {"id": "u" * 32, "name": "alice", "domain": {"id": "d" * 32, "name": "acme"}},
+        "source_ip": "10.1.2.3",
+        "code": 200,
+        "message": "ERROR volume in use",
+    }
+    resp = await stack.api.post(f"/v3/{stack.project}/traces", json={"traces": [trace]})
+    assert resp.status_code < 300 and resp.json()["accepted"] == 1, resp.text
+    [mail] = await until(stack.alarm_mails, 45, "the SMN alarm mail")
+    assert trace_id in mail
+
+    db = stack.server.app.state.services.db
+
+    def own_publish_passed(conn: Any) -> bool:
+        """The function's own publish is in the stream, and the trigger's cursor is past it."""
+        rows = conn.execute(lts_records.select().where(lts_records.c.stream_id == tracker["stream_id"])).all()
+        own = [
+            r.id
+            for r in rows
+            if '"AssumedAgency"' in r.content and "publish" in r.content and trace_id in r.content
+        ]
+        position = conn.execute(
+            consumer_cursors.select().where(consumer_cursors.c.name == cursor_name(trigger_id))
+        ).first()
+        return bool(own) and position is not None and int(position.position) >= max(own)
+
+    await until(lambda: db.read(own_publish_passed), 45, "the trigger to pass the function's own publish")
+    await until(stack.settled, 30, "every invocation queued to finish")
+    assert await until(stack.quiet_outbox, 10, "an empty outbox")
+    results = await stack.results()
+    assert [value for _, value in results].count("log store success") == 1, results
+    assert len(stack.alarm_mails()) == 1
+    assert stack.stored().count(b"\n") == 2  # the first line and the one alarm line
