@@ -330,6 +330,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "OPENCTS_FUNCTIONS_STORAGE_ACCESS_KEY and OPENCTS_FUNCTIONS_STORAGE_SECRET_KEY go together"
             )
+        # The archive's key writes trace files: in a handler's hands it could rewrite the trail.
+        if self.functions_storage_access_key and self.functions_storage_access_key == self.s3_access_key:
+            raise ValueError(
+                "OPENCTS_FUNCTIONS_STORAGE_ACCESS_KEY is the archive's OPENCTS_S3_ACCESS_KEY: a handler could"
+                " rewrite trace files; give functions a key of their own"
+            )
         return self
 
     @property

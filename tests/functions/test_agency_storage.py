@@ -73,8 +73,16 @@ def test_the_settings_take_the_pair_whole_and_never_show_the_secret(tmp_path: Pa
         Settings(data_dir=tmp_path, functions_storage_access_key=STORE_KEY)
     with pytest.raises(ValidationError, match="go together"):
         Settings(data_dir=tmp_path, functions_storage_secret_key=STORE_SECRET)
+    with pytest.raises(ValidationError, match="rewrite trace files"):
+        Settings(
+            data_dir=tmp_path,
+            s3_access_key=STORE_KEY,
+            functions_storage_access_key=STORE_KEY,
+            functions_storage_secret_key=STORE_SECRET,
+        )
     settings = Settings(
         data_dir=tmp_path,
+        s3_access_key="archive-key",
         functions_storage_access_key=STORE_KEY,
         functions_storage_secret_key=STORE_SECRET,
         functions_storage_agencies="ops",
