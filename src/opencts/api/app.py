@@ -45,6 +45,7 @@ from opencts.console import pages as console_pages
 from opencts.console.notify_pages import router as console_notify_router
 from opencts.console.topic_pages import router as console_topic_router
 from opencts.consumers import ConsumerRunner, LogSignal
+from opencts.functions import agency_storage
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.lts_triggers import LtsTriggerFeeder
 from opencts.functions.service import FunctionService
@@ -99,7 +100,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             functions=FunctionService(db, settings, opened.box),
         )
         if services.functions is not None:
-            services.functions.credentials = AgencyCredentials(db, opened.box)
+            services.functions.credentials = AgencyCredentials(
+                db, opened.box, storage=agency_storage.grant_from(settings)
+            )
         kms = services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings, opened.box))
         objects = services.storage = await asyncio.to_thread(storage.open_store, settings)
         transfer = services.transfer = Transfer(db, objects, settings, seal=sealer(kms))
