@@ -1,0 +1,231 @@
+"""LTS sinks forwarding to real receivers, on SQLite and PostgreSQL: order, outages, filters, two nodes.
+
+Streams are fed as the server feeds them (trackers through their repository, traces appended to the log,
+the ``lts`` consumer drained); sinks are made through the repository as the API makes them, and forwarded
+by :class:`SinkForwarder` to an HTTP server on a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import Connection, insert, select
+
+from cts_helpers import trace_row
+from opencts.consumers import ConsumerRunner
+from opencts.iam.secrets import SecretBox
+from opencts.lts import streams
+from opencts.lts.sinks import repository
+from opencts.lts.sinks.forwarder import SinkForwarder
+from opencts.lts.sinks.model import CreateSinkBody
+from opencts.lts.sinks.ndjson import verify_batch
+from opencts.lts.writer import LtsConsumer
+from opencts.smn.signing import Signer
+from opencts.store import Database, trace_log
+from opencts.store.tables import domains, lts_sinks, projects
+from opencts.testing.sink_peers import SinkReceiver
+from opencts.trackers import repository as trackers
+from opencts.trackers.model import UpdateTrackerRequestBody
+
+DOMAIN, PROJECT = "d" * 32, "p" * 32
+T0 = 1_700_000_000_000
+BOX = SecretBox(os.urandom(32))
+SIGNER = Signer.from_private_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    def setup(conn: Connection) -> None:
+        conn.execute(insert(domains).values(id=DOMAIN, name="acme", created_at=1))
+        conn.execute(insert(projects).values(id=PROJECT, domain_id=DOMAIN, name="r1", created_at=1))
+        trackers.create_system_tracker(conn, project_id=PROJECT, domain_id=DOMAIN)
+        body = UpdateTrackerRequestBody.model_validate(
+            {"tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True}
+        )
+        trackers.update_tracker(conn, project_id=PROJECT, body=body)
+
+    database.write_sync(setup)
+    return database
+
+
+@pytest.fixture
+def receiver() -> Any:
+    with SinkReceiver("ndjson") as r:
+        yield r
+
+
+def stream_ids() -> tuple[str, str]:
+    return streams.group_id(PROJECT), streams.stream_id(PROJECT, streams.SYSTEM_STREAM)
+
+
+async def feed(db: Database, n: int, *, start: int = 0, **fields: Any) -> list[str]:
+    """Append ``n`` traces and copy them into the stream, as the server's ``lts`` consumer does."""
+    ids = [f"t-{start + i:05d}" for i in range(n)]
+    rows = []
+    for i, trace_id in enumerate(ids):
+        body = {
+            "trace_id": trace_id,
+            "trace_name": fields.get("trace_name", "login"),
+            "trace_rating": fields.get("trace_rating", "normal"),
+            "service_type": fields.get("service_type", "IAM"),
+            "resource_type": "user",
+            "user": {"name": fields.get("user", "alice")},
+            "code": "200",
+        }
+        rows.append(trace_row(trace_id, time=T0 + start + i, project_id=PROJECT, body=orjson.dumps(body)))
+    db.write_sync(lambda c: trace_log.append(c, rows))
+    await ConsumerRunner(db, LtsConsumer(db)).drain()
+    return ids
+
+
+def add_sink(db: Database, url: str, **extra: Any) -> dict[str, Any]:
+    group, stream = stream_ids()
+    body = CreateSinkBody.model_validate(
+        {"sink_name": extra.pop("sink_name", "siem"), "sink_type": "ndjson", "endpoint": url, **extra}
+    )
+    return db.write_sync(
+        lambda c: repository.create(
+            c, project_id=PROJECT, group_id=group, stream_id=stream, body=body, box=BOX, now=T0
+        )
+    )
+
+
+def forwarder(db: Database, owner: str = "node-a:1") -> SinkForwarder:
+    f = SinkForwarder(
+        db,
+        BOX,
+        SIGNER,
+        cert_url="http://x/cert.pem",
+        timeout=5,
+        retry_max_seconds=0.2,
+        allow_private=True,
+        owner=owner,
+    )
+    f.settle_ms = 0  # the tests write the stream themselves, in one transaction each
+    return f
+
+
+def listing(db: Database) -> list[dict[str, Any]]:
+    return db.read_sync(lambda c: repository.list_sinks(c, project_id=PROJECT, now=T0))
+
+
+async def test_records_are_forwarded_in_order_as_signed_ndjson_batches(db: Database, receiver: Any) -> None:
+    await feed(db, 3)  # before the sink: not forwarded (a new sink starts at the stream's end)
+    add_sink(db, receiver.url, batch_size=7, headers={"Authorization": "Bearer s3cret-token"})
+    ids = await feed(db, 20, start=100)
+    sent = await forwarder(db).drain()
+    assert sent == 20
+    assert receiver.trace_ids(dedupe=False) == ids
+    arrivals = receiver.arrivals()
+    assert [len(a.items) for a in arrivals] == [7, 7, 6]
+    for a in arrivals:
+        assert a.headers["Authorization"] == "Bearer s3cret-token"
+        assert verify_batch(a.headers, a.body, SIGNER.cert_pem)
+        assert not verify_batch(a.headers, a.body + b"{}\n", SIGNER.cert_pem)
+    [shown] = listing(db)
+    assert shown["state"] == "ok" and shown["delivered"] == 20 and shown["lag_records"] == 0
+    assert shown["header_names"] == ["Authorization"] and "s3cret" not in orjson.dumps(shown).decode()
+    stored = db.read_sync(lambda c: c.execute(select(lts_sinks.c.secrets)).scalar_one())
+    assert stored.startswith("sealed:v1:") and "s3cret" not in stored
+
+
+async def test_an_outage_shows_as_error_and_lag_then_everything_arrives_once_in_order(
+    db: Database, receiver: Any
+) -> None:
+    add_sink(db, receiver.url, batch_size=5)
+    f = forwarder(db)
+    first = await feed(db, 4)
+    await f.drain()
+    receiver.stop()  # connections refused
+    later = await feed(db, 12, start=10)
+    await f.step()
+    [shown] = listing(db)
+    assert shown["state"] == "error" and shown["lag_records"] == 12
+    assert "POST" in shown["last_error"] and shown["failures_in_a_row"] == 1
+    receiver.start()
+    receiver.down = True  # up again, but answering 503 for a while
+    await asyncio.sleep(0.3)
+    await f.step()
+    assert listing(db)[0]["failures_in_a_row"] == 2 and receiver.refused == 1
+    receiver.down = False
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        await f.drain()
+        if listing(db)[0]["lag_records"] == 0:
+            break
+    assert receiver.trace_ids(dedupe=False) == first + later
+    [shown] = listing(db)
+    assert shown["state"] == "ok" and shown["delivered"] == 16 and shown["failures_in_a_row"] == 0
+
+
+async def test_the_filter_is_the_key_event_notification_model(db: Database, receiver: Any) -> None:
+    add_sink(
+        db,
+        receiver.url,
+        records_filter={
+            "operation_type": "customized",
+            "operations": [{"service_type": "ECS", "resource_type": "user", "trace_names": ["deleteServer"]}],
+            "filter": {"condition": "AND", "is_support_filter": True, "rule": ["code != 500"]},
+        },
+    )
+    await feed(db, 3, trace_name="login")
+    wanted = await feed(db, 2, start=10, trace_name="deleteServer", service_type="ECS")
+    await feed(db, 2, start=20, trace_name="createServer", service_type="ECS")
+    await forwarder(db).drain()
+    assert receiver.trace_ids() == wanted
+    [shown] = listing(db)
+    assert shown["lag_records"] == 0 and shown["delivered"] == 2
+
+
+def test_a_bad_sink_body_names_the_field() -> None:
+    cases = [
+        ({"endpoint": "ftp://x/"}, "http(s) URL"),
+        ({"sink_type": "syslog", "endpoint": "siem.example.com"}, "host:port"),
+        ({"headers": {"Content-Type": "text/plain"}}, "set by OpenCTS"),
+        ({"client_cert": "x"}, "go together"),
+        ({"records_filter": {"operation_type": "customized"}}, "at least one"),
+        (
+            {
+                "records_filter": {
+                    "filter": {"condition": "AND", "is_support_filter": True, "rule": ["x = 1"]}
+                }
+            },
+            "x",
+        ),
+    ]
+    for extra, words in cases:
+        body = {"sink_name": "s", "sink_type": "ndjson", "endpoint": "http://siem.example.com/in", **extra}
+        with pytest.raises(ValueError, match=None) as info:
+            CreateSinkBody.model_validate(body)
+        assert words in str(info.value), (extra, str(info.value))
+
+
+async def test_two_forwarders_on_one_database_deliver_each_record_once(db: Database, receiver: Any) -> None:
+    add_sink(db, receiver.url, batch_size=10)
+    a, b = forwarder(db, "host-a:1"), forwarder(db, "host-b:2")
+    ids: list[str] = []
+
+    async def run(f: SinkForwarder, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await f.step()
+            await asyncio.sleep(0.01)
+
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run(f, stop)) for f in (a, b)]
+    for i in range(10):
+        ids += await feed(db, 15, start=i * 100)
+        await asyncio.sleep(0.02)
+    for _ in range(100):
+        if listing(db)[0]["lag_records"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert receiver.trace_ids(dedupe=False) == ids
+    await a.aclose()
+    await b.aclose()
