@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     )
     lts_sink_timeout_seconds: float = Field(10.0, gt=0, description="How long one LTS sink batch may take.")
     lts_sink_retry_max_seconds: float = Field(
-        60.0, gt=0, description="Longest delay between two attempts of a failing LTS sink (doubles from 0.5 s)."
+        60.0, gt=0, description="Longest wait between two attempts of a failing LTS sink."
     )
     smn_lease_seconds: float = Field(
         30.0, gt=0, description="A delivery left in flight this long (a crash) is attempted again."
