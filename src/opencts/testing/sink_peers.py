@@ -286,12 +286,12 @@ ruleset(name="sink") {{
         binary = rsyslogd()
         assert binary, "rsyslogd is not installed (apt-get install rsyslog rsyslog-openssl)"
         conf = self._config()
-        log = open(self.dir / "rsyslogd.out", "ab")
-        self._process = subprocess.Popen(
-            [binary, "-n", "-f", str(conf), "-i", str(self.dir / "rsyslogd.pid")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.dir / "rsyslogd.out", "ab") as log:
+            self._process = subprocess.Popen(
+                [binary, "-n", "-f", str(conf), "-i", str(self.dir / "rsyslogd.pid")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         import socket
 
         deadline = time.monotonic() + timeout

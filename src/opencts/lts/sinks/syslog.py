@@ -29,6 +29,8 @@ from opencts.lts.sinks.model import host_port, tls_context
 
 #: the private enterprise number RFC 5424 uses in its examples; SD-IDs with "@" are the sender's own
 SD_ID = "opencts@32473"
+#: how long a new TLS connection waits for the server to refuse the client certificate (see ``_settled``)
+VERDICT_SECONDS = 0.2
 SEVERITY = {"normal": 6, "warning": 4, "incident": 2}
 _NOT_PRINTABLE = re.compile(r"[^!-~]")
 
@@ -88,7 +90,31 @@ class SyslogSender:
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise SinkError(f"syslog {sink.endpoint}: connect: {type(exc).__name__}: {exc}"[:500]) from None
+        if use_tls:
+            await self._settled(sink.endpoint)
         return self._writer
+
+    async def _settled(self, endpoint: str) -> None:
+        """Wait :data:`VERDICT_SECONDS` for the server's verdict on a new TLS connection.
+
+        With TLS 1.3 the server checks the client certificate after the client's handshake has finished,
+        and refuses it with an alert the client sees only when it reads: without this wait the first batch
+        would be written into a connection already refused. A syslog server never writes, so anything but
+        a timeout here is a refusal.
+        """
+        assert self._reader is not None
+        try:
+            async with asyncio.timeout(VERDICT_SECONDS):
+                got = await self._reader.read(1)
+        except TimeoutError:
+            return
+        except (OSError, ssl.SSLError) as exc:
+            await self.aclose()
+            raise SinkError(f"syslog {endpoint}: refused: {type(exc).__name__}: {exc}"[:500]) from None
+        await self.aclose()
+        raise SinkError(
+            f"syslog {endpoint}: refused: the server " + ("wrote" if got else "closed the connection")
+        )
 
     async def send(self, batch: Batch) -> None:
         sink = batch.sink
