@@ -14,14 +14,19 @@ from typing import Any
 
 import pytest
 
-from opencts.lts.sinks.syslog import frame, message
+from lts_sinks_helpers import add_sink, feed, forwarder, listing, setup_project
 from opencts.lts.sinks.batch import Record
+from opencts.lts.sinks.syslog import frame, message
 from opencts.store import Database
 from opencts.testing.sink_peers import Pki, Rsyslog, make_pki, rsyslogd
-from test_lts_sinks_forwarding import add_sink, db, feed, forwarder, listing  # noqa: F401 (db: a fixture)
 
 pytestmark = pytest.mark.skipif(rsyslogd() is None, reason="rsyslogd is not installed (.ci/run installs it)")
 PKI = make_pki() if rsyslogd() else None
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    return setup_project(database)
 
 
 @pytest.fixture
