@@ -52,6 +52,8 @@ class SinkReceiver:
     kind: str = "ndjson"
     port: int = field(default_factory=free_port)
     down: bool = False
+    #: seconds each answer is held back after the batch is recorded (a slow receiver)
+    delay: float = 0.0
     batches: list[Arrival] = field(default_factory=list)
     refused: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -130,6 +132,8 @@ class SinkReceiver:
                 )
                 with receiver._lock:
                     receiver.batches.append(arrival)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
