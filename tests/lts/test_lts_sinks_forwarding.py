@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from lts_sinks_helpers import SIGNER, add_sink, feed, forwarder, listing, setup_project
+from opencts.lts.sinks import gauges
 from opencts.lts.sinks.forwarder import SinkForwarder
 from opencts.lts.sinks.model import CreateSinkBody
 from opencts.lts.sinks.ndjson import verify_batch
@@ -67,6 +68,8 @@ async def test_an_outage_shows_as_error_and_lag_then_everything_arrives_once_in_
     [shown] = listing(db)
     assert shown["state"] == "error" and shown["lag_records"] == 12
     assert "POST" in shown["last_error"] and shown["failures_in_a_row"] == 1
+    metrics = {f.name: f.samples[0].value for f in gauges.collect(db)}
+    assert metrics["opencts_lts_sink_failures"] == 1 and metrics["opencts_lts_sink_lag_records"] == 12
     receiver.start()
     receiver.down = True  # up again, but answering 503 for a while
     await asyncio.sleep(0.3)
