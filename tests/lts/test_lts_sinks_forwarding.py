@@ -8,15 +8,17 @@ by :class:`SinkForwarder` to an HTTP server on a socket.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lts_sinks_helpers import SIGNER, add_sink, feed, forwarder, listing, setup_project
+from opencts.clock import now_ms
 from opencts.lts.sinks import gauges
-from opencts.lts.sinks.forwarder import SinkForwarder
+from opencts.lts.sinks.forwarder import SinkForwarder, claim, node_id
 from opencts.lts.sinks.model import CreateSinkBody
 from opencts.lts.sinks.ndjson import verify_batch
 from opencts.store import Database
@@ -152,3 +154,38 @@ async def test_two_forwarders_on_one_database_deliver_each_record_once(db: Datab
     assert receiver.trace_ids(dedupe=False) == ids
     await a.aclose()
     await b.aclose()
+
+
+def test_a_lease_is_taken_when_it_ends_or_its_holder_on_this_host_is_gone(db: Database) -> None:
+    sink_id = add_sink(db, "http://127.0.0.1:9/in")["sink_id"]
+    me = node_id()
+    host = me.rpartition(":")[0]
+    dead = f"{host}:{gone_pid()}"
+
+    def lease(owner: str, until: int) -> None:
+        db.write_sync(
+            lambda c: c.execute(
+                update(lts_sinks)
+                .where(lts_sinks.c.id == sink_id)
+                .values(lease_owner=owner, lease_until=until)
+            )
+        )
+
+    def taken() -> bool:
+        return bool(db.write_sync(lambda c: claim(c, me, now=now_ms())))
+
+    far = now_ms() + 3_600_000
+    lease("other-host:1", far)
+    assert not taken()  # another node's live lease is waited out
+    lease("other-host:1", now_ms() - 1)
+    assert taken()  # ...until it ends
+    lease(dead, far)
+    assert taken()  # a restarted process of this host takes its predecessor's lease at once
+    owner = db.read_sync(lambda c: c.execute(select(lts_sinks.c.lease_owner)).scalar_one())
+    assert owner == me
+
+
+def gone_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

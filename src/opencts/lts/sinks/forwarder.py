@@ -93,19 +93,26 @@ def due_sinks(conn: Connection, *, now: int) -> list[Any]:
     return list(conn.execute(select(lts_sinks).where(s.next_attempt_at <= now).order_by(s.id)))
 
 
+def takeable(row: Any, owner: str, host: str, now: int) -> bool:
+    """Whether this node may (re)take ``row``'s lease: its own, free, expired, or its holder gone."""
+    return bool(
+        row.lease_owner == owner
+        or row.lease_owner is None
+        or row.lease_until < now
+        or holder_gone(row.lease_owner, host)
+    )
+
+
 def claim(conn: Connection, owner: str, *, now: int) -> list[Any]:
     """The sinks due now that this node holds, taking free or expired leases by compare-and-set."""
     s = lts_sinks.c
     host = owner.rpartition(":")[0]
     held = []
     for row in due_sinks(conn, now=now):
-        mine = row.lease_owner == owner
-        if mine and row.lease_until - now > RENEW_MS:
+        if row.lease_owner == owner and row.lease_until - now > RENEW_MS:
             held.append(row)
             continue
-        if not (
-            mine or row.lease_owner is None or row.lease_until < now or holder_gone(row.lease_owner, host)
-        ):
+        if not takeable(row, owner, host, now):
             continue
         owner_is = s.lease_owner.is_(None) if row.lease_owner is None else s.lease_owner == row.lease_owner
         taken = conn.execute(
@@ -236,10 +243,12 @@ class SinkForwarder:
         """One round: returns (records sent, whether a sink has more waiting at once)."""
         now = now_ms()
         due = await self.db.read(lambda conn: due_sinks(conn, now=now))
-        if any(r.lease_owner != self.owner or r.lease_until - now <= RENEW_MS for r in due):
+        host = self.owner.rpartition(":")[0]
+        fresh = [r for r in due if r.lease_owner == self.owner and r.lease_until - now > RENEW_MS]
+        if len(fresh) < len(due) and any(takeable(r, self.owner, host, now) for r in due):
             held = await self.db.write(lambda conn: claim(conn, self.owner, now=now))
-        else:  # every due sink is held here under a fresh lease: no write this round
-            held = due
+        else:  # nothing to take: no write this round (a second node does not write while the first holds)
+            held = fresh
         # sinks removed, waiting out a backoff or held by another node: close their connections
         await self._forget({r.id for r in held})
         results = await asyncio.gather(*(self._forward(row) for row in held))
