@@ -80,7 +80,7 @@ def ingest(server: ServerProcess, start: int, n: int) -> list[str]:
     with server.client() as client:
         resp = client.post(f"/v3/{server.creds.project_id}/traces", json={"traces": traces})
         assert resp.status_code == 200, resp.text
-    return [t["trace_id"] for t in traces]
+    return [str(t["trace_id"]) for t in traces]
 
 
 def sinks(server: ServerProcess) -> list[dict[str, Any]]:
