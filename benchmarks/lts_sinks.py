@@ -231,7 +231,7 @@ def main() -> None:
                         endpoint=f"127.0.0.1:{rs.port}",
                         ca_cert=pki.ca_cert,
                         client_cert=pki.client_cert,
-                        client_key=pki.client_key,
+                        client_private_key=pki.client_key,
                     )
                 for kind, sink_id in ids.items():
                     only(db, sink_id)

@@ -24,6 +24,7 @@ from opencts.lts.sinks.ndjson import verify_batch
 from opencts.store import Database
 from opencts.store.tables import lts_sinks
 from opencts.testing.sink_peers import SinkReceiver
+from opencts.traces import self_audit
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def receiver() -> Any:
 
 async def test_records_are_forwarded_in_order_as_signed_ndjson_batches(db: Database, receiver: Any) -> None:
     await feed(db, 3)  # before the sink: not forwarded (a new sink starts at the stream's end)
-    add_sink(db, receiver.url, batch_size=7, headers={"Authorization": "Bearer s3cret-token"})
+    add_sink(db, receiver.url, batch_size=7, secret_headers={"Authorization": "Bearer s3cret-token"})
     ids = await feed(db, 20, start=100)
     sent = await forwarder(db).drain()
     assert sent == 20
@@ -111,7 +112,7 @@ def test_a_bad_sink_body_names_the_field() -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"endpoint": "ftp://x/"}, "http(s) URL"),
         ({"sink_type": "syslog", "endpoint": "siem.example.com"}, "host:port"),
-        ({"headers": {"Content-Type": "text/plain"}}, "set by OpenCTS"),
+        ({"secret_headers": {"Content-Type": "text/plain"}}, "set by OpenCTS"),
         ({"client_cert": "x"}, "go together"),
         ({"records_filter": {"operation_type": "customized"}}, "at least one"),
         (
@@ -194,3 +195,19 @@ def gone_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_the_self_audit_keeps_a_sinks_secrets_out_of_the_trail() -> None:
+    """The create call is itself a trace (and goes to the stream and its sinks): its body is redacted."""
+    pki_key = "-----BEGIN PRIVATE KEY-----\nMIIBnot-a-real-key\n-----END PRIVATE KEY-----\n"
+    body = {
+        "sink_name": "s",
+        "sink_type": "otlp",
+        "endpoint": "https://otel.example.com/v1/logs",
+        "secret_headers": {"X-Api-Key": "k-9z9z9z"},
+        "client_cert": "CERT",
+        "client_private_key": pki_key,
+    }
+    stored = self_audit.body_text(orjson.dumps(body)) or ""
+    assert "k-9z9z9z" not in stored and "not-a-real-key" not in stored
+    assert "otel.example.com" in stored

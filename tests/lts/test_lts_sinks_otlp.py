@@ -28,7 +28,7 @@ def collector() -> Any:
 async def test_records_arrive_as_otlp_log_records_with_semconv_attributes(
     db: Database, collector: SinkReceiver
 ) -> None:
-    add_sink(db, collector.url, sink_type="otlp", headers={"X-Api-Key": "k-123"})
+    add_sink(db, collector.url, sink_type="otlp", secret_headers={"X-Api-Key": "k-123"})
     ids = await feed(
         db, 5, trace_rating="incident", trace_name="deleteServer", service_type="ECS", user="bob"
     )

@@ -42,7 +42,7 @@ def syslog_sink(db: Database, rsyslog: Rsyslog, pki: Pki, **extra: Any) -> dict[
         "endpoint": f"127.0.0.1:{rsyslog.port}",
         "ca_cert": pki.ca_cert,
         "client_cert": pki.client_cert,
-        "client_key": pki.client_key,
+        "client_private_key": pki.client_key,
         "hostname": "cts-node-1",
         "batch_size": 4,
         **extra,
@@ -111,7 +111,7 @@ async def test_an_untrusted_server_or_a_missing_client_certificate_delivers_noth
     assert PKI is not None
     other = make_pki()
     syslog_sink(db, rsyslog, PKI, sink_name="wrong-ca", ca_cert=other.ca_cert)
-    syslog_sink(db, rsyslog, PKI, sink_name="no-client-cert", client_cert=None, client_key=None)
+    syslog_sink(db, rsyslog, PKI, sink_name="no-client-cert", client_cert=None, client_private_key=None)
     await feed(db, 3)
     f = forwarder(db)
     await f.step()

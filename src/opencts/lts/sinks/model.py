@@ -89,8 +89,9 @@ class CreateSinkBody(_Body):
     sink_name: SinkName
     sink_type: SinkType
     endpoint: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    #: sent with every request (ndjson, otlp); sealed, since they usually carry an API key
-    headers: dict[HeaderName, HeaderValue] | None = Field(None, max_length=16)
+    #: sent with every request (ndjson, otlp); sealed, since they usually carry an API key. The names of
+    #: this and ``client_private_key`` say "secret"/"private", so the self-audit redacts them from the trail
+    secret_headers: dict[HeaderName, HeaderValue] | None = Field(None, max_length=16)
     #: syslog: TLS on (the default) or plain TCP; http(s) sinks follow their URL's scheme
     tls: bool = True
     #: PEM CA certificate(s) the receiver's certificate must chain to (default: the system's)
@@ -99,7 +100,7 @@ class CreateSinkBody(_Body):
     server_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,253}$")] | None = None
     #: a client certificate (PEM) and its private key (PEM, sealed), for receivers that ask for one
     client_cert: Pem | None = None
-    client_key: Pem | None = None
+    client_private_key: Pem | None = None
     #: syslog's HOSTNAME and APP-NAME fields, and its facility (13 = log audit)
     hostname: Annotated[str, StringConstraints(pattern=r"^[!-~]{1,255}$")] | None = None
     app_name: Annotated[str, StringConstraints(pattern=r"^[!-~]{1,48}$")] = "opencts"
@@ -111,19 +112,21 @@ class CreateSinkBody(_Body):
     def _endpoint(self) -> CreateSinkBody:
         if self.sink_type == "syslog":
             host_port(self.endpoint)
-            if self.headers:
-                raise ValueError("headers apply to ndjson and otlp sinks, not syslog")
+            if self.secret_headers:
+                raise ValueError("secret_headers apply to ndjson and otlp sinks, not syslog")
         else:
             parts = urlsplit(self.endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"endpoint of an {self.sink_type} sink is an http(s) URL")
             if parts.username or parts.password:
-                raise ValueError("endpoint may not carry credentials; put them in headers, which are sealed")
-        _check_headers(self.headers or {})
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("client_cert and client_key go together")
-        if self.client_cert is not None and self.client_key is not None:
-            check_client_pair(self.client_cert, self.client_key)
+                raise ValueError(
+                    "endpoint may not carry credentials; put them in secret_headers, which are sealed"
+                )
+        _check_headers(self.secret_headers or {})
+        if (self.client_cert is None) != (self.client_private_key is None):
+            raise ValueError("client_cert and client_private_key go together")
+        if self.client_cert is not None and self.client_private_key is not None:
+            check_client_pair(self.client_cert, self.client_private_key)
         if self.ca_cert is not None:
             try:
                 x509.load_pem_x509_certificates(self.ca_cert.encode())
@@ -142,12 +145,12 @@ class CreateSinkBody(_Body):
             "app_name": self.app_name,
             "facility": self.facility,
             "batch_size": self.batch_size,
-            "header_names": sorted(self.headers or {}),
+            "header_names": sorted(self.secret_headers or {}),
         }
 
     def secrets(self) -> dict[str, Any] | None:
-        found = {"headers": dict(self.headers or {}), "client_key": self.client_key}
-        return found if self.headers or self.client_key else None
+        found = {"headers": dict(self.secret_headers or {}), "client_key": self.client_private_key}
+        return found if self.secret_headers or self.client_private_key else None
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:
@@ -173,10 +176,12 @@ def check_client_pair(cert_pem: str, key_pem: str) -> None:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     except (ValueError, TypeError):
-        raise ValueError("client_cert/client_key: not a PEM certificate and unencrypted PEM key") from None
+        raise ValueError(
+            "client_cert/client_private_key: not a PEM certificate and unencrypted PEM key"
+        ) from None
     raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*raw) != key.public_key().public_bytes(*raw):
-        raise ValueError("client_key is not the key of client_cert")
+        raise ValueError("client_private_key is not the key of client_cert")
 
 
 def tls_context(settings: Mapping[str, Any], secrets: Mapping[str, Any]) -> ssl.SSLContext:
