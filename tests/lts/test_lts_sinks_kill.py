@@ -37,12 +37,15 @@ def test_kill_9_while_forwarding_loses_nothing_and_resends_only_whole_batches(
         server, "add", "siem", "--type", "ndjson", "--to", receiver.url, "--batch-size", "5", *ONLY
     )
     assert code == 0, out
-    receiver.delay = 0.05  # about 100 records a second: forwarding is under way at every kill
+    receiver.delay = 0.1  # each answer held back: a kill right after a batch arrives beats its answer
     ids = ingest(server, 0, 200)
     for round_ in range(KILLS):
-        time.sleep(0.4 + 0.15 * round_)
+        # kill as soon as this run of the server has sent a batch: forwarding is under way
+        before = len(receiver.arrivals())
+        wait_for(lambda: len(receiver.arrivals()) > before, 30, "a batch from this run")  # noqa: B023
         server.kill()
-        ids += ingest_after_restart(server, 1000 * (round_ + 1))
+        server.start()
+        ids += ingest(server, 1000 * (round_ + 1), 20)
     wait_for(lambda: len(receiver.trace_ids()) >= len(ids), 40, "every trace after the kills")
     time.sleep(0.3)
     assert receiver.trace_ids() == ids  # once each, in order, by batch id
@@ -51,8 +54,3 @@ def test_kill_9_while_forwarding_loses_nothing_and_resends_only_whole_batches(
         assert seen.setdefault(arrival.batch_id, arrival.body) == arrival.body
     raw = receiver.trace_ids(dedupe=False)
     assert len(raw) - len(ids) <= 5 * KILLS, "at most the one batch in flight per kill is sent again"
-
-
-def ingest_after_restart(server: ServerProcess, start: int) -> list[str]:
-    server.start()
-    return ingest(server, start, 20)
