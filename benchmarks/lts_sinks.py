@@ -2,10 +2,10 @@
 
 1. Forwarding: N traces appended to the log with LTS on and copied into the ``system-trace`` stream; then
    one sink of each type, its cursor at the stream's start, is drained by ``SinkForwarder`` (batches of
-   1,000) to a real receiver on 127.0.0.1: the HTTP NDJSON receiver, the OTLP/HTTP receiver (which parses
-   the protobuf) and rsyslog over TLS (when installed). Records/s. The physical bound next to each: the
-   same bytes written to a TCP socket that only reads them (what the wire alone allows), and for NDJSON
-   gzip of the body alone (what a compressing sink would pay at least).
+   1,000) to a real receiver on 127.0.0.1, each in a process of its own: the HTTP NDJSON receiver, the
+   OTLP/HTTP receiver (which parses the protobuf) and rsyslog over TLS (when installed). Records/s. The
+   physical bound next to each: the same bytes written to a TCP socket that only reads them (what the
+   wire alone allows), and for NDJSON gzip of the body alone (what a compressing sink would pay at least).
 2. Ingest through ``POST /v3/{project_id}/traces`` (batches of 1,000, two client threads) with LTS on, on
    a server with no sink, then on a fresh one with an NDJSON and an OTLP sink forwarding meanwhile.
    Floor: two sinks keep half the ingest rate.
@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import multiprocessing
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -85,6 +88,34 @@ def add(db: Database, project: str, name: str, **body: object) -> str:
         lambda c: c.execute(update(lts_sinks).where(lts_sinks.c.id == shown["sink_id"]).values(position=0))
     )
     return str(shown["sink_id"])
+
+
+def _serve(kind: str, port: int) -> None:
+    SinkReceiver(kind, port=port).start()
+    while True:
+        time.sleep(3600)
+
+
+@contextmanager
+def receiver_process(kind: str) -> Iterator[str]:
+    """A receiver in a process of its own (not sharing the forwarder's interpreter); yields its URL."""
+    receiver = SinkReceiver(kind)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(kind, receiver.port), daemon=True
+    )
+    proc.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", receiver.port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield receiver.url
+    finally:
+        proc.kill()
+        proc.join()
 
 
 def forward_rate(db: Database, signer: Signer, count: int) -> float:
@@ -216,9 +247,9 @@ def main() -> None:
             db.read_sync(lambda c: c.execute(select(func.count()).select_from(lts_records)).scalar_one())
         )
         wire = payloads(db, project, count)
-        with SinkReceiver("ndjson") as nd, SinkReceiver("otlp") as ot:
-            ids = {"ndjson": add(db, project, "nd", sink_type="ndjson", endpoint=nd.url)}
-            ids["otlp"] = add(db, project, "ot", sink_type="otlp", endpoint=ot.url)
+        with receiver_process("ndjson") as nd, receiver_process("otlp") as ot:
+            ids = {"ndjson": add(db, project, "nd", sink_type="ndjson", endpoint=nd)}
+            ids["otlp"] = add(db, project, "ot", sink_type="otlp", endpoint=ot)
             pki = make_pki() if rsyslogd() else None
             rs = Rsyslog(root / "rsyslog", pki).start() if pki else None
             try:
