@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -199,38 +199,37 @@ def payloads(db: Database, project: str, count: int) -> dict[str, list[bytes]]:
 def ingest_rate(root: Path, count: int, *, sinks: bool) -> float:
     data_dir = root / ("ingest-sinks" if sinks else "ingest-plain")
     server = bench_server(data_dir, {"OPENCTS_LTS_SINK_ALLOW_PRIVATE_ENDPOINTS": "1"})
-    receivers = [SinkReceiver("ndjson").start(), SinkReceiver("otlp").start()] if sinks else []
-    try:
-        creds = server.creds
-        auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
-        with httpx.Client(base_url=server.url, auth=auth) as client:
-            body = {"tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True}
-            client.put(f"/v3/{creds.project_id}/tracker", json=body).raise_for_status()
-            group, stream = (
-                streams.group_id(creds.project_id),
-                streams.stream_id(creds.project_id, streams.SYSTEM_STREAM),
+    with ExitStack() as stack:
+        urls = {k: stack.enter_context(receiver_process(k)) for k in ("ndjson", "otlp")} if sinks else {}
+        try:
+            creds = server.creds
+            auth = HmacAuth(creds.access_key, creds.secret_key, project_id=creds.project_id)
+            with httpx.Client(base_url=server.url, auth=auth) as client:
+                body = {"tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True}
+                client.put(f"/v3/{creds.project_id}/tracker", json=body).raise_for_status()
+                group, stream = (
+                    streams.group_id(creds.project_id),
+                    streams.stream_id(creds.project_id, streams.SYSTEM_STREAM),
+                )
+                for kind, url in urls.items():
+                    sink = {"sink_name": kind, "sink_type": kind, "endpoint": url, "batch_size": BATCH}
+                    path = f"/v3/{creds.project_id}/lts/groups/{group}/streams/{stream}/sinks"
+                    client.post(path, json=sink).raise_for_status()
+            factory = TraceFactory(
+                Universe(domain_id=creds.domain_id, domain_name=creds.domain_name),
+                creds.project_id,
+                data_share=0.0,
             )
-            for r in receivers:
-                sink = {"sink_name": r.kind, "sink_type": r.kind, "endpoint": r.url, "batch_size": BATCH}
-                path = f"/v3/{creds.project_id}/lts/groups/{group}/streams/{stream}/sinks"
-                client.post(path, json=sink).raise_for_status()
-        factory = TraceFactory(
-            Universe(domain_id=creds.domain_id, domain_name=creds.domain_name),
-            creds.project_id,
-            data_share=0.0,
-        )
-        now = now_ms()
-        batches = [
-            encode_batch([factory.input_trace(now - 60_000 + i) for i in range(BATCH)])
-            for _ in range(count // BATCH)
-        ]
-        started = time.perf_counter()
-        post_all(server.url, auth, creds.project_id, batches)
-        return len(batches) * BATCH / (time.perf_counter() - started)
-    finally:
-        server.stop()
-        for r in receivers:
-            r.stop()
+            now = now_ms()
+            batches = [
+                encode_batch([factory.input_trace(now - 60_000 + i) for i in range(BATCH)])
+                for _ in range(count // BATCH)
+            ]
+            started = time.perf_counter()
+            post_all(server.url, auth, creds.project_id, batches)
+            return len(batches) * BATCH / (time.perf_counter() - started)
+        finally:
+            server.stop()
 
 
 def main() -> None:
