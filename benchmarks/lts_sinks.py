@@ -91,7 +91,7 @@ def add(db: Database, project: str, name: str, **body: object) -> str:
 
 
 def _serve(kind: str, port: int) -> None:
-    SinkReceiver(kind, port=port).start()
+    SinkReceiver(kind, port=port, keep=False).start()
     while True:
         time.sleep(3600)
 
