@@ -43,6 +43,7 @@ class Record:
     time: int
     record_time: int
     content: str
+    #: the content parsed; empty for an unfiltered NDJSON sink, which sends ``content`` as it is
     trace: dict[str, Any]
 
 

@@ -174,6 +174,14 @@ def record_failure(
     )
 
 
+def _trace(content: str) -> dict[str, Any]:
+    try:
+        trace = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return {}
+    return trace if isinstance(trace, dict) else {}
+
+
 @dataclass
 class _Loaded:
     sink: Sink
@@ -266,13 +274,10 @@ class SinkForwarder:
         if not found:
             return 0, False
         records = []
+        # an NDJSON sink without a filter sends the stored text as it is: no record needs parsing
+        parse = loaded.matcher is not None or loaded.sink.sink_type != "ndjson"
         for r in found:
-            try:
-                trace = orjson.loads(r.content)
-            except orjson.JSONDecodeError:
-                trace = {}
-            if not isinstance(trace, dict):
-                trace = {}
+            trace = _trace(r.content) if parse else {}
             if loaded.matcher is None or loaded.matcher.match(trace):
                 records.append(
                     Record(int(r.id), r.trace_id, int(r.time), int(r.record_time), r.content, trace)
