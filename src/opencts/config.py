@@ -111,6 +111,15 @@ class Settings(BaseSettings):
         1.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
     )
     smn_retry_max_seconds: float = Field(60.0, gt=0, description="Longest delay between two attempts.")
+    lts_sink_allow_private_endpoints: bool = Field(
+        False,
+        description="Allow LTS sinks (syslog, OTLP, NDJSON) to loopback/private addresses, where SIEMs and"
+        " collectors usually live; off, a sink may only reach public addresses (as SMN subscriptions).",
+    )
+    lts_sink_timeout_seconds: float = Field(10.0, gt=0, description="How long one LTS sink batch may take.")
+    lts_sink_retry_max_seconds: float = Field(
+        60.0, gt=0, description="Longest wait between two attempts of a failing LTS sink."
+    )
     smn_lease_seconds: float = Field(
         30.0, gt=0, description="A delivery left in flight this long (a crash) is attempted again."
     )

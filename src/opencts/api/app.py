@@ -33,6 +33,7 @@ from opencts.api import (
     source_tokens,
     traces,
 )
+from opencts.api import lts_sinks as lts_sinks_api
 from opencts.api import metrics as metrics_api
 from opencts.api import smn as smn_api
 from opencts.api import sources as sources_api
@@ -52,6 +53,7 @@ from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
+from opencts.lts.sinks.forwarder import start_sinks
 from opencts.lts.writer import LtsConsumer, holding
 from opencts.metrics import listener as metrics_listener
 from opencts.notifications.notifier import NotifierConsumer
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         if start_consumers:  # the Merkle ledger and its checkpoints; the archive's transfer and digests
             tasks += start_ledger(db, settings, opened.box)
             tasks += start_cadf(settings, services.writer, db)  # when OPENCTS_CADF_AMQP_URL is set
+            tasks += start_sinks(db, settings, opened.box, opened.signer)  # LTS streams to their receivers
             transfer.start()
             digest_writer.start()
         if start_consumers and services.smn is not None:
@@ -207,4 +210,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
     app.include_router(lts.router)
+    app.include_router(lts_sinks_api.router)
     return app
