@@ -22,7 +22,7 @@ from opencts.consumers import ConsumerRunner
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.permissions import CTS_READ_ONLY
 from opencts.metrics.exposition import render, scrape_registry
-from opencts.metrics.instruments import INGEST_TRACES, set_enabled
+from opencts.metrics.instruments import INGEST_TRACES, INGEST_TRACES_BY, set_enabled
 from opencts.testing.ports import free_port
 from opencts.trackers.catalogue import CatalogueConsumer
 
@@ -131,10 +131,19 @@ async def test_metrics_can_be_turned_off(tmp_path: Path, make_trace: TraceFactor
         assert (await api.put([make_trace()])).status_code == 200
     assert resp.status_code == 404
     assert resp.json()["error_code"] == "CTS.0404"
-    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before
+    assert (REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) or 0.0) == before
     set_enabled(True)  # as the next app with metrics on does at its start
     INGEST_TRACES.labels("accepted").inc()
     assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 1
+    # the children the hot paths keep: the no-op kept while off is not served once on, nor the reverse
+    INGEST_TRACES_BY("accepted").inc()
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 2
+    set_enabled(False)
+    INGEST_TRACES_BY("accepted").inc()
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 2
+    set_enabled(True)
+    INGEST_TRACES_BY("accepted").inc(2)
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 4
 
 
 async def test_separate_listener(tmp_path: Path) -> None:
