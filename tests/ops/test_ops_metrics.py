@@ -170,8 +170,12 @@ async def test_separate_listener(tmp_path: Path) -> None:
 
 _WORKER = """
 from opencts.metrics import instruments as m
+from opencts.metrics.exposition import retire_process
 m.INGEST_TRACES.labels("accepted").inc({n})
 m.COMMIT_SECONDS.observe(0.01)
+m.WRITE_QUEUE.set({n})
+if {retire}:
+    retire_process()
 """
 
 
@@ -180,12 +184,14 @@ async def test_worker_processes_are_summed(api: Api, tmp_path: Path, monkeypatch
     shared = tmp_path / "prom"
     shared.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(shared), "PATH": "/usr/bin:/bin"}
-    for n in (5, 7):
-        subprocess.run([sys.executable, "-c", _WORKER.format(n=n)], env=env, check=True, timeout=60)
+    for n, retire in ((5, True), (7, False)):  # one stopped cleanly, one is still running (or crashed)
+        worker = _WORKER.format(n=n, retire=retire)
+        subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=60)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
     samples = parse(render(scrape_registry(api.app.state.services.db)).decode())
     assert value(samples, "opencts_ingest_traces_total", outcome="accepted") == 12
     assert value(samples, "opencts_commit_seconds_count") == 2
+    assert value(samples, "opencts_write_queue_batches") == 7  # a stopped worker's queue is no queue
     assert ("opencts_trace_log_head_seq", ()) in samples  # the database's figures ride along
 
 
