@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
+
+# No ``*_created`` series beside every counter and histogram child: a third of the page and of a scrape's
+# work, for a start time no dashboard reads (Prometheus sees a restart as a counter reset anyway).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
