@@ -54,9 +54,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
     p.add_argument("--pairs", type=int, default=6, help='"on" runs, each between two "off" runs (default 6)')
     p.add_argument("--scrape-interval", type=float, default=1.0, help="seconds between scrapes (default 1)")
-    p.add_argument(
-        "--side-by-side", type=int, default=6, help="rounds loading both servers at once (default 6; 0: none)"
-    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     return p.parse_args()
@@ -130,59 +127,6 @@ def one_run(side: Side, bodies: queue.Queue[bytes], args: argparse.Namespace) ->
         raise RuntimeError(f"accepted {result.accepted:,} of {expected:,}: {result.errors[:3]}")
     wait_until_idle(server, timeout=300, window=1.0)
     return expected / elapsed, cpu / expected * 1e6, len(scrapes)
-
-
-def side_by_side(sides: dict[bool, Side], seed: int, args: argparse.Namespace) -> tuple[float, float]:
-    """Load both servers at once, each from its own client threads; on/off throughput and CPU per trace.
-
-    Both then share whatever else the machine does at that very moment. The figures are taken when the
-    first server has been handed its last batch (both still loaded, each with its threads' batches in
-    flight): traces acknowledged by then over the time taken, and CPU used by then per trace.
-    """
-    runs = []
-    for side in sides.values():
-        bodies = encode(side, seed, args)
-        result = IngestResult()
-        workers = [
-            threading.Thread(target=ingest_worker, args=(side.server, side.server.creds, bodies, result))
-            for _ in range(args.concurrency)
-        ]
-        runs.append((side, bodies, result, workers))
-    stop, scrapes = threading.Event(), list[int]()
-    on_url = sides[True].server.url
-    scraping = threading.Thread(target=scraper, args=(on_url, args.scrape_interval, stop, scrapes))
-    cpu_before = {side.metrics: cpu_seconds(side.server.pid) for side in sides.values()}
-    started = time.perf_counter()
-    scraping.start()
-    for *_, workers in runs:
-        for w in workers:
-            w.start()
-    while not any(bodies.empty() for _, bodies, _, _ in runs):
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    figures: dict[bool, tuple[float, float]] = {}
-    for side, _, result, _ in runs:
-        with result.lock:
-            acked = result.accepted
-        cpu = cpu_seconds(side.server.pid) - cpu_before[side.metrics]
-        figures[side.metrics] = (acked / elapsed, cpu / max(acked, 1) * 1e6)
-    for side, _, result, workers in runs:
-        for w in workers:
-            w.join()
-        if result.errors or result.accepted != args.traces:
-            raise RuntimeError(
-                f"{side.label}: accepted {result.accepted:,} of {args.traces:,}: {result.errors[:3]}"
-            )
-    stop.set()
-    scraping.join()
-    for side in sides.values():
-        wait_until_idle(side.server, timeout=300, window=1.0)
-    (off_rate, off_cpu), (on_rate, on_cpu) = figures[False], figures[True]
-    console.print(
-        f"side by side: off {off_rate:,.0f}, on {on_rate:,.0f} traces/s ({on_rate / off_rate - 1:+.1%}); "
-        f"CPU off {off_cpu:.1f}, on {on_cpu:.1f} µs/trace ({on_cpu / off_cpu - 1:+.1%}); {load_note()}"
-    )
-    return on_rate / off_rate - 1, on_cpu / off_cpu - 1
 
 
 def paired(on: Side, off: Side, pair: int) -> tuple[float, float]:
@@ -273,9 +217,6 @@ def main() -> None:
                     f"pair {pair + 1}: off {rates} traces/s ({rate_delta:+.1%}); CPU off {costs} µs/trace "
                     f"({cpu_delta:+.1%}); {load_note()}"
                 )
-            together = [
-                side_by_side(sides, args.seed + 5000 + 10 * i, args) for i in range(args.side_by_side)
-            ]
             scrape_ms, page = scrape_cost(sides[True].server)
         finally:
             for side in sides.values():
@@ -304,14 +245,6 @@ def main() -> None:
         f"server CPU per trace on vs off, median of the pairs: {cpu_delta:+.1%} "
         f"{verdict(cpu_delta <= FLOOR_APART)} (no more than +3 %)"
     )
-    if together:
-        rate_together = statistics.median(rate for rate, _ in together)
-        cpu_together = statistics.median(cpu for _, cpu in together)
-        console.print(
-            f"side by side, median of {len(together)} rounds: throughput on vs off {rate_together:+.1%} "
-            f"{verdict(rate_together >= -FLOOR_APART)}, server CPU per trace {cpu_together:+.1%} "
-            f"{verdict(cpu_together <= FLOOR_APART)}"
-        )
     calls = instrument_cost()
     extra = calls[True] - calls[False]
     console.print(
