@@ -22,7 +22,7 @@ from opencts.consumers import ConsumerRunner
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.permissions import CTS_READ_ONLY
 from opencts.metrics.exposition import render, scrape_registry
-from opencts.metrics.instruments import INGEST_TRACES, set_enabled
+from opencts.metrics.instruments import INGEST_TRACES, INGEST_TRACES_BY, set_enabled
 from opencts.testing.ports import free_port
 from opencts.trackers.catalogue import CatalogueConsumer
 
@@ -131,10 +131,19 @@ async def test_metrics_can_be_turned_off(tmp_path: Path, make_trace: TraceFactor
         assert (await api.put([make_trace()])).status_code == 200
     assert resp.status_code == 404
     assert resp.json()["error_code"] == "CTS.0404"
-    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before
+    assert (REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) or 0.0) == before
     set_enabled(True)  # as the next app with metrics on does at its start
     INGEST_TRACES.labels("accepted").inc()
     assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 1
+    # the children the hot paths keep: the no-op kept while off is not served once on, nor the reverse
+    INGEST_TRACES_BY("accepted").inc()
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 2
+    set_enabled(False)
+    INGEST_TRACES_BY("accepted").inc()
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 2
+    set_enabled(True)
+    INGEST_TRACES_BY("accepted").inc(2)
+    assert REGISTRY.get_sample_value("opencts_ingest_traces_total", accepted) == before + 4
 
 
 async def test_separate_listener(tmp_path: Path) -> None:
@@ -170,8 +179,12 @@ async def test_separate_listener_on_ipv6(tmp_path: Path) -> None:
 
 _WORKER = """
 from opencts.metrics import instruments as m
+from opencts.metrics.exposition import retire_process
 m.INGEST_TRACES.labels("accepted").inc({n})
 m.COMMIT_SECONDS.observe(0.01)
+m.WRITE_QUEUE.set({n})
+if {retire}:
+    retire_process()
 """
 
 
@@ -180,12 +193,14 @@ async def test_worker_processes_are_summed(api: Api, tmp_path: Path, monkeypatch
     shared = tmp_path / "prom"
     shared.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(shared), "PATH": "/usr/bin:/bin"}
-    for n in (5, 7):
-        subprocess.run([sys.executable, "-c", _WORKER.format(n=n)], env=env, check=True, timeout=60)
+    for n, retire in ((5, True), (7, False)):  # one stopped cleanly, one is still running (or crashed)
+        worker = _WORKER.format(n=n, retire=retire)
+        subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=60)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
     samples = parse(render(scrape_registry(api.app.state.services.db)).decode())
     assert value(samples, "opencts_ingest_traces_total", outcome="accepted") == 12
     assert value(samples, "opencts_commit_seconds_count") == 2
+    assert value(samples, "opencts_write_queue_batches") == 7  # a stopped worker's queue is no queue
     assert ("opencts_trace_log_head_seq", ()) in samples  # the database's figures ride along
 
 

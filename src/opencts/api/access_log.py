@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencts.iam.principal import Principal
-from opencts.metrics.instruments import HTTP_REQUESTS, HTTP_SECONDS
+from opencts.metrics.instruments import HTTP_REQUESTS_BY, HTTP_SECONDS_BY
 
 log = logging.getLogger("opencts.access")
 
@@ -38,14 +38,16 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
         request_id = ""
+        logged = log.isEnabledFor(logging.INFO)  # the id sent is looked for only when a line is written
 
         async def watch(message: Message) -> None:
             nonlocal status, request_id
             if message["type"] == "http.response.start":
                 status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"x-request-id":
-                        request_id = value.decode("latin-1")
+                if logged:
+                    for name, value in message.get("headers", ()):
+                        if name == b"x-request-id":
+                            request_id = value.decode("latin-1")
             await send(message)
 
         try:
@@ -57,12 +59,12 @@ class AccessLogMiddleware:
     def _done(scope: Scope, status: int, request_id: str, seconds: float) -> None:
         route = scope.get("route")
         name = getattr(route, "name", None) or "unmatched"
-        template = getattr(route, "path", None) or "-"
-        state = scope.get("state") or {}
-        HTTP_REQUESTS.labels(name, str(status)).inc()
-        HTTP_SECONDS.labels(name).observe(seconds)
+        HTTP_REQUESTS_BY(name, status).inc()
+        HTTP_SECONDS_BY(name).observe(seconds)
         if not log.isEnabledFor(logging.INFO):
             return
+        template = getattr(route, "path", None) or "-"
+        state = scope.get("state") or {}
         fields = {
             "request_id": request_id or state.get("request_id", ""),
             "principal": _principal(state),

@@ -14,7 +14,7 @@ from opencts.api.deps import ServicesDep, read_body, require_json
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
-from opencts.metrics.instruments import LIST_SECONDS, filter_mix
+from opencts.metrics.instruments import LIST_SECONDS_BY, filter_mix
 from opencts.store import trace_log
 from opencts.traces.export import export_csv, export_ndjson
 from opencts.traces.ingest import MAX_BATCH_BYTES, summary
@@ -78,7 +78,7 @@ async def get_traces(project_id: str, request: Request, services: ServicesDep, c
     rows, marker = await services.db.read(
         lambda conn: list_traces(conn, project_id=project_id, query=query, index=services.db.term_index)
     )
-    LIST_SECONDS.labels(filter_mix(query.trace_id, query.filters)).observe(time.perf_counter() - started)
+    LIST_SECONDS_BY(filter_mix(query.trace_id, query.filters)).observe(time.perf_counter() - started)
     return Response(render(rows, marker), media_type="application/json")
 
 

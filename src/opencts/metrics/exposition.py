@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from opencts.metrics.database import DatabaseCollector
@@ -40,6 +40,18 @@ class _Forward(Collector):
 def multiprocess_dir() -> str | None:
     """The directory of multiprocess mode, when the environment names one."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+
+
+def retire_process() -> None:
+    """In multiprocess mode, remove this process's files of "live" gauges as it stops.
+
+    A scrape sums every file in the directory, whoever wrote it: without this, the write queue's depth
+    a stopped worker last saw would be added to the live workers' for ever (prometheus-client's
+    ``mark_process_dead``; its counters and histograms stay, as they should).
+    """
+    path = multiprocess_dir()
+    if path is not None:
+        mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
 
 
 def scrape_registry(db: Database) -> CollectorRegistry:

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from opencts.config import Settings
 from opencts.metrics import instruments
-from opencts.metrics.exposition import CONTENT_TYPE, multiprocess_dir, render, scrape_registry
+from opencts.metrics.exposition import CONTENT_TYPE, multiprocess_dir, render, retire_process, scrape_registry
 from opencts.store import Database
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ def start(settings: Settings, db: Database) -> MetricsListener | None:
 
 
 def stop(listener: MetricsListener | None) -> None:
-    """Close ``listener`` if :func:`start` started one."""
+    """Close ``listener`` if :func:`start` started one; in multiprocess mode, retire this process's live
+    gauges (the app's lifespan calls this on the way out, in every worker process)."""
     if listener is not None:
         listener.close()
+    retire_process()

@@ -190,13 +190,13 @@ class TraceWriter:
 def _count(results: Sequence[TraceResult], accepted: int) -> None:
     """The batch's verdicts in the ingest metrics; rejections are classed only when there are any."""
     metrics.INGEST_BATCH.observe(len(results))
-    metrics.INGEST_TRACES.labels("accepted").inc(accepted)
+    metrics.INGEST_TRACES_BY("accepted").inc(accepted)
     if len(results) == accepted:
         return
     rejected = 0
     for result in results:
         if result.reason is not None:
             rejected += 1
-            metrics.INGEST_REJECTIONS.labels(metrics.rejection_reason(result.reason)).inc()
-    metrics.INGEST_TRACES.labels("rejected").inc(rejected)
-    metrics.INGEST_TRACES.labels("duplicate").inc(len(results) - accepted - rejected)
+            metrics.INGEST_REJECTIONS_BY(metrics.rejection_reason(result.reason)).inc()
+    metrics.INGEST_TRACES_BY("rejected").inc(rejected)
+    metrics.INGEST_TRACES_BY("duplicate").inc(len(results) - accepted - rejected)
