@@ -40,6 +40,19 @@ def sealed_context(func_id: str) -> str:
     return f"functions:{func_id}:encrypted_user_data"
 
 
+def private_paths(settings: Settings) -> tuple[Path, ...]:
+    """The server's files that no function may read: the data dir, the key files, a SQLite database.
+
+    The workers' Landlock rules leave them out even when they lie inside a tree a handler reads.
+    """
+    paths = [settings.data_dir, settings.credentials_path]
+    paths += [path for path in (settings.master_key_file, settings.kms_master_key_file) if path is not None]
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///"):
+        paths.append(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
+    return tuple(path.absolute() for path in paths)
+
+
 class FunctionService:
     """One per process: opens the pool, runs the queue worker, invokes on behalf of the API."""
 
@@ -60,6 +73,7 @@ class FunctionService:
             concurrency=settings.functions_concurrency,
             queue_limit=settings.functions_queue_limit,
             idle_seconds=settings.functions_idle_seconds,
+            hidden=private_paths(settings),
         )
         #: set by the app once credentials can be issued (``functions.credentials``)
         self.credentials: CredentialIssuer | None = None
