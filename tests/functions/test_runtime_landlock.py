@@ -25,8 +25,7 @@ from typing import Any
 import pytest
 
 from opencts.functions import landlock
-
-NOBODY = 65534
+from opencts.testing.unprivileged import NOBODY, as_user
 
 pytestmark = pytest.mark.skipif(landlock.abi_version() == 0, reason="this kernel has no Landlock")
 
@@ -117,35 +116,6 @@ asyncio.run(main())
 """
 
 
-def _as_nobody(argv: list[str]) -> list[str]:
-    """``argv`` run as ``nobody``; when the interpreter lies under a directory nobody cannot traverse
-    (pyenv in root's home), in a mount namespace where only that interpreter's tree is bound in view."""
-    if os.geteuid() != 0:
-        return argv
-    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
-    if os.access(sys.base_prefix, os.X_OK, effective_ids=False) and _traversable(sys.base_prefix):
-        return drop + argv
-    base = Path(sys.base_prefix).resolve()
-    top = Path(*base.parts[:2])  # e.g. /root
-    script = (
-        'set -e; keep=$(mktemp -d); mount --bind "$1" "$keep"; '
-        'mount -t tmpfs -o mode=755 tmpfs "$2"; mkdir -p "$1"; mount --move "$keep" "$1"; '
-        'shift 2; exec "$@"'
-    )
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"] + [
-        str(base),
-        str(top),
-        *drop,
-        *argv,
-    ]
-
-
-def _traversable(path: str) -> bool:
-    """Whether ``nobody`` may walk down to ``path`` (every directory on the way has the other-x bit)."""
-    current = Path(path).resolve()
-    return all(os.stat(parent).st_mode & 0o001 for parent in [current, *current.parents])
-
-
 class _Hello(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"hello from the network"
@@ -178,8 +148,9 @@ def _data_dir(parent: Path) -> Path:
     (directory / "kms-master.key").write_text("a21zIGtleQ==\n")
     with sqlite3.connect(directory / "opencts.db") as database:
         database.execute("create table secrets (value text)")
-    for path in (directory, *directory.iterdir()):
-        os.chown(path, NOBODY, NOBODY) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        for path in (directory, *directory.iterdir()):
+            os.chown(path, NOBODY, NOBODY)
     return directory
 
 
@@ -211,7 +182,7 @@ def _run(data_dirs: list[Path], url: str, *, confine: bool) -> dict[str, Any]:
     }
     try:
         done = subprocess.run(
-            _as_nobody([sys.executable, "-c", SERVER, json.dumps(config)]),
+            as_user([sys.executable, "-c", SERVER, json.dumps(config)]),
             capture_output=True,
             text=True,
             timeout=50,

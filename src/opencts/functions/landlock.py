@@ -154,9 +154,10 @@ def plan(grants: Iterable[tuple[str, int]], hidden: Iterable[str]) -> list[tuple
 
     A granted path inside a hidden one is dropped; a granted tree holding a hidden path is replaced by
     its other entries, level by level (symlinks there are skipped: their target is granted, or not, by
-    its own tree). Paths are compared resolved, so a symlinked data dir is hidden all the same.
+    its own tree). Paths are compared resolved, so a symlinked data dir is hidden all the same; a hidden
+    path that does not exist splits nothing.
     """
-    hidden_real = [os.path.realpath(path) for path in hidden]
+    hidden_real = [os.path.realpath(path) for path in hidden if os.path.lexists(path)]
     rules: dict[str, int] = {}
     for path, access in grants:
         real = os.path.realpath(path)

@@ -40,12 +40,17 @@ def sealed_context(func_id: str) -> str:
     return f"functions:{func_id}:encrypted_user_data"
 
 
+CONFIG_DIR = Path("/etc/opencts")
+"""Where the deployment guide keeps the environment file, with the secrets in settings (docs/deploy.md)."""
+
+
 def private_paths(settings: Settings) -> tuple[Path, ...]:
-    """The server's files that no function may read: the data dir, the key files, a SQLite database.
+    """The server's files that no function may read: the data dir, the key files, a SQLite database, and
+    the configuration directory (/etc, which handlers read for certificates, holds the settings' secrets).
 
     The workers' Landlock rules leave them out even when they lie inside a tree a handler reads.
     """
-    paths = [settings.data_dir, settings.credentials_path]
+    paths = [settings.data_dir, settings.credentials_path, CONFIG_DIR]
     paths += [path for path in (settings.master_key_file, settings.kms_master_key_file) if path is not None]
     url = settings.resolved_database_url
     if url.startswith("sqlite:///"):
