@@ -36,7 +36,7 @@ def _zip(source: str) -> bytes:
     return buffer.getvalue()
 
 
-async def _child(code_dir: Path, confine: bool, count: int) -> dict[str, float]:
+async def _child(code_dir: Path, confine: bool, count: int) -> dict[str, list[float]]:
     from opencts.functions.runtime import FunctionPool, FunctionSpec
 
     zips = {name: _zip(source) for name, source in (("trivial", TRIVIAL), ("requests", WITH_REQUESTS))}
@@ -56,7 +56,7 @@ async def _child(code_dir: Path, confine: bool, count: int) -> dict[str, float]:
         hidden=(code_dir.parent / "data",),
         confine=confine,
     )
-    figures: dict[str, float] = {}
+    figures: dict[str, list[float]] = {}
     try:
         for name, data in zips.items():
             digest = hashlib.sha512(data).hexdigest()
@@ -84,7 +84,7 @@ async def _child(code_dir: Path, confine: bool, count: int) -> dict[str, float]:
                 pool.forget(spec.func_id)
                 if i:  # the first one also unpacks the code
                     times.append(elapsed)
-            figures[name] = statistics.median(times)
+            figures[name] = times
     finally:
         await pool.close()
     return figures
@@ -99,7 +99,7 @@ def _floor(statement: str, count: int) -> float:
     return statistics.median(times)
 
 
-def _configuration(user: str, confine: bool, count: int) -> dict[str, float]:
+def _configuration(user: str, confine: bool, count: int) -> dict[str, list[float]]:
     from opencts.testing.unprivileged import NOBODY, as_user
 
     root = Path(tempfile.mkdtemp(prefix="opencts-bench-confine-"))
@@ -114,15 +114,61 @@ def _configuration(user: str, confine: bool, count: int) -> dict[str, float]:
                 os.chown(path, NOBODY, NOBODY)
             argv = as_user(argv)
         done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd="/")
-        figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+        figures: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
         return figures
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
+STEPS = """
+import importlib.util, json, os, sys, time
+location = sys.argv[1]
+module_spec = importlib.util.spec_from_file_location("opencts_worker", location)
+worker = importlib.util.module_from_spec(module_spec)
+module_spec.loader.exec_module(worker)
+code_fd = os.open(sys.argv[2], os.O_RDONLY | os.O_DIRECTORY)
+spec = {"landlock": int(sys.argv[3]), "hidden": [sys.argv[4]], "code_fd": code_fd, "uid": None}
+started = time.perf_counter()
+ruleset = worker._ruleset(spec)
+ruled = time.perf_counter()
+worker._hold_import_directories()
+private = worker._private_tmp_unprivileged(512 * 1024 * 1024)
+mounted = time.perf_counter()
+worker._grant_tmp(ruleset, private, "/tmp")
+ruleset.restrict_self()
+done = time.perf_counter()
+print(json.dumps({"rules": (ruled - started) * 1000, "namespace": (mounted - ruled) * 1000,
+                  "restrict": (done - mounted) * 1000, "private": private}))
+"""
+
+
+def _steps(count: int) -> dict[str, list[float]]:
+    """The confinement's own steps as an unprivileged worker takes them, each timed inside the process."""
+    from opencts.functions import _worker
+    from opencts.functions.landlock import abi_version
+    from opencts.testing.unprivileged import as_user
+
+    root = Path(tempfile.mkdtemp(prefix="opencts-bench-steps-"))
+    os.chmod(root, 0o755)
+    steps: dict[str, list[float]] = {"rules": [], "namespace": [], "restrict": []}
+    try:
+        argv = [sys.executable, "-I", "-c", STEPS, _worker.__file__, str(root), str(abi_version()), "/x"]
+        for _ in range(count):
+            done = subprocess.run(as_user(argv), capture_output=True, text=True, check=True, cwd="/")
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            for name in steps:
+                steps[name].append(figures[name])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=20, help="cold starts per configuration")
+    parser.add_argument("--count", type=int, default=10, help="cold starts per configuration and round")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds, configurations interleaved (load noise)"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--confine", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -134,7 +180,8 @@ def main() -> None:
 
     from opencts.functions.landlock import abi_version
 
-    table = Table(title=f"function cold start, median of {args.count} (Landlock ABI {abi_version()})")
+    title = f"function cold start, median of {args.count * args.rounds} (Landlock ABI {abi_version()})"
+    table = Table(title=title)
     for column in ("server runs as", "confined", "trivial handler", "handler importing requests"):
         table.add_column(column, justify="right")
     table.add_row(
@@ -144,16 +191,28 @@ def main() -> None:
         f"{_floor('import requests', args.count):.1f} ms",
     )
     users = ["root", "nobody"] if os.geteuid() == 0 else [str(os.geteuid())]
-    for user in users:
-        for confine in (False, True):
-            figures = _configuration(user, confine, args.count)
-            table.add_row(
-                user,
-                "yes" if confine else "no",
-                f"{figures['trivial']:.1f} ms",
-                f"{figures['requests']:.1f} ms",
-            )
+    configurations = [(user, confine) for user in users for confine in (False, True)]
+    times: dict[tuple[str, bool], dict[str, list[float]]] = {
+        c: {"trivial": [], "requests": []} for c in configurations
+    }
+    for _ in range(args.rounds):
+        for user, confine in configurations:
+            for name, values in _configuration(user, confine, args.count).items():
+                times[(user, confine)][name] += values
+    for (user, confine), figures in times.items():
+        table.add_row(
+            user,
+            "yes" if confine else "no",
+            f"{statistics.median(figures['trivial']):.1f} ms",
+            f"{statistics.median(figures['requests']):.1f} ms",
+        )
+    steps = _steps(args.count)
     console.print(table)
+    console.print(
+        "confinement steps in an unprivileged worker, median: "
+        + ", ".join(f"{name} {statistics.median(values):.2f} ms" for name, values in steps.items())
+        + " (rules: load landlock.py, plan, open and add each rule; namespace: unshare, uid map, two tmpfs)"
+    )
 
 
 if __name__ == "__main__":

@@ -293,14 +293,15 @@ def _ruleset(spec: dict[str, Any]) -> Any:
     The function's own code is granted through its descriptor; the server's data dir, keys, database
     and the other functions' code are ``hidden``, even where they lie inside a granted tree.
     """
-    import importlib.util
+    import importlib.machinery
+    import types
 
+    # loaded by path, without importlib.util (which pulls contextlib and more into every cold start)
     location = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py")
-    module_spec = importlib.util.spec_from_file_location("opencts_landlock", location)
-    assert module_spec is not None and module_spec.loader is not None
-    landlock = importlib.util.module_from_spec(module_spec)
+    landlock = types.ModuleType("opencts_landlock")
+    landlock.__file__ = location
     sys.modules["opencts_landlock"] = landlock
-    module_spec.loader.exec_module(landlock)
+    importlib.machinery.SourceFileLoader("opencts_landlock", location).exec_module(landlock)
     executable = sys.executable
     reads = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     reads += [os.path.dirname(executable), os.path.dirname(os.path.realpath(executable))]
