@@ -4,7 +4,8 @@ The test runs the pool in a subprocess as ``nobody`` (the systemd unit runs Open
 every worker keeps that uid and only Landlock (``functions/landlock.py``) and the private /tmp of an
 unprivileged namespace stand between a handler and the server's files. One data dir lies inside the
 interpreter's prefix, a tree handlers must read (the rules go around it); another lies in /tmp (the
-worker's own /tmp covers it). The same probe run unconfined reads both: the test can fail.
+worker's own /tmp covers it). The same probe run unconfined reads both: the test can fail. Where no
+namespace can be had, the worker writes only the directory the pool made for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -241,3 +243,69 @@ def test_the_plan_goes_around_a_hidden_directory(tmp_path: Path) -> None:
     ]
     inside = landlock.plan([(str(tmp_path / "lib" / "data" / "keys"), landlock.READ)], hidden)
     assert inside == [], "a tree inside a hidden one is not granted at all"
+
+
+FALLBACK = """
+import importlib.machinery, json, os, sys, types
+worker = types.ModuleType("opencts_worker")
+worker.__file__ = sys.argv[1]
+importlib.machinery.SourceFileLoader("opencts_worker", sys.argv[1]).exec_module(worker)
+config = json.loads(sys.argv[2])
+spec = {"address_space_bytes": 2 << 30, "max_file_bytes": 1 << 30, "uid": None, "landlock": config["abi"],
+        "hidden": [config["data_dir"]], "code_fd": os.open(config["code_dir"], os.O_RDONLY | os.O_DIRECTORY),
+        "tmp_dir": config["tmp_dir"], "tmp_bytes": 0}
+worker._confine(spec)  # tmp_bytes 0: no namespace, as where the kernel refuses one
+
+def attempt(action):
+    try:
+        action()
+        return "done"
+    except OSError as error:
+        return type(error).__name__
+
+import tempfile
+handle, name = tempfile.mkstemp()
+print(json.dumps({
+    "tmp_write": attempt(lambda: open("/tmp/opencts-fallback-probe", "w").close()),
+    "tmp_list": attempt(lambda: os.listdir("/tmp")),
+    "key": attempt(lambda: open(os.path.join(config["data_dir"], "master.key")).read()),
+    "tempfile": os.path.dirname(name),
+    "tmpdir": os.environ["TMPDIR"],
+    "import": attempt(lambda: __import__("requests")),
+}))
+"""
+
+
+def test_without_a_namespace_the_worker_writes_only_its_own_directory(data_dirs: list[Path]) -> None:
+    from opencts.functions import _worker
+
+    own = Path(tempfile.mkdtemp(prefix="opencts-worker-"))
+    code = Path(tempfile.mkdtemp(prefix="opencts-test-code-"))
+    if os.geteuid() == 0:
+        os.chown(own, NOBODY, NOBODY)
+        code.chmod(0o755)
+    config = {
+        "abi": landlock.abi_version(),
+        "data_dir": str(data_dirs[1]),
+        "code_dir": str(code),
+        "tmp_dir": str(own),
+    }
+    try:
+        done = subprocess.run(
+            as_user([sys.executable, "-I", "-c", FALLBACK, _worker.__file__, json.dumps(config)]),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd="/",
+        )
+        assert done.returncode == 0, done.stderr
+        value = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(own)
+        shutil.rmtree(code)
+    assert value["tmp_write"] == "PermissionError", "the host's /tmp is out of reach"
+    assert value["tmp_list"] == "PermissionError"
+    assert value["key"] == "PermissionError", "a data dir in /tmp stays closed without a private /tmp too"
+    assert value["tempfile"] == value["tmpdir"] == str(own)
+    assert value["import"] == "done"
+    assert not Path("/tmp/opencts-fallback-probe").exists()
