@@ -215,11 +215,12 @@ def _reopened(path: str, reopened: dict[str, str]) -> str:
 
 
 def _confine(spec: dict[str, Any]) -> None:
-    """Apply the limits, then give up root before any of the function's code runs.
+    """Apply the limits and the filesystem confinement, then give up root, before any function code runs.
 
     Import directories are reopened through descriptors first: the interpreter may live under a directory
-    (such as root's home) that the unprivileged uid cannot traverse, and a path through ``/proc/self/fd``
-    reaches the directory without that traversal.
+    (such as root's home) that the unprivileged uid cannot traverse, or under /tmp, which the private
+    /tmp then covers; a path through ``/proc/self/fd`` reaches the directory without either.
+    The Landlock rules are taken before /tmp is covered, while the host's paths are still in view.
     """
     import resource
 
@@ -229,8 +230,27 @@ def _confine(spec: dict[str, Any]) -> None:
     file_size = int(spec["max_file_bytes"])
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
     uid = spec.get("uid")
-    if uid is None:
+    ruleset = _ruleset(spec) if int(spec.get("landlock", 0)) > 0 else None
+    if uid is None and ruleset is None:
         return
+    _hold_import_directories()
+    size = int(spec.get("tmp_bytes", 0))
+    private = _private_tmp(size) if uid is not None else _private_tmp_unprivileged(size)
+    if ruleset is not None:
+        _grant_tmp(ruleset, private, str(spec["tmp_dir"]))
+    if uid is not None:
+        processes = int(spec["max_processes"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+        os.setgroups([])
+        os.setgid(int(spec["gid"]))
+    if ruleset is not None:
+        ruleset.restrict_self()
+    if uid is not None:
+        os.setuid(int(uid))
+
+
+def _hold_import_directories() -> None:
+    """Reach every import directory through a descriptor, for the uid drop and the private /tmp."""
     reopened: dict[str, str] = {}
     for entry in sys.path:
         if os.path.isdir(entry):
@@ -243,12 +263,59 @@ def _confine(spec: dict[str, Any]) -> None:
             package_path[:] = [_reopened(path, reopened) for path in package_path]
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
-    _private_tmp(int(spec.get("tmp_bytes", 0)))
-    processes = int(spec["max_processes"])
-    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-    os.setgroups([])
-    os.setgid(int(spec["gid"]))
-    os.setuid(int(uid))
+
+
+def _grant_tmp(ruleset: Any, private: bool, own: str) -> None:
+    """Write access to the worker's private /tmp (and /dev/shm), or else to a directory of its own."""
+    from opencts_landlock import WRITE  # type: ignore[import-not-found]
+
+    if private:
+        ruleset.allow("/tmp", WRITE)
+        if _own_shm:
+            ruleset.allow("/dev/shm", WRITE)
+        return
+    # no /tmp of its own: the host's /tmp stays out of reach, and TMPDIR names the worker's directory
+    ruleset.allow(own, WRITE)
+    os.environ["TMPDIR"] = os.environ["HOME"] = own
+
+
+_own_shm = False
+"""Whether this worker has a /dev/shm of its own (unprivileged namespace)."""
+_READ_TREES = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc", "/run/systemd/resolve")
+"""System trees a handler reads: libraries, executables, certificates, the resolver's files, zoneinfo."""
+_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+_PROC = ("/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu")
+
+
+def _ruleset(spec: dict[str, Any]) -> Any:
+    """The Landlock ruleset of this worker: read what a handler needs, and nothing of the server's data.
+
+    The function's own code is granted through its descriptor; the server's data dir, keys, database
+    and the other functions' code are ``hidden``, even where they lie inside a granted tree.
+    """
+    import importlib.machinery
+    import types
+
+    # loaded by path, without importlib.util (which pulls contextlib and more into every cold start)
+    location = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py")
+    landlock = types.ModuleType("opencts_landlock")
+    landlock.__file__ = location
+    sys.modules["opencts_landlock"] = landlock
+    importlib.machinery.SourceFileLoader("opencts_landlock", location).exec_module(landlock)
+    executable = sys.executable
+    reads = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    reads += [os.path.dirname(executable), os.path.dirname(os.path.realpath(executable))]
+    reads += [entry for entry in sys.path if entry]
+    reads += _READ_TREES + _PROC
+    grants = [(path, landlock.READ) for path in reads]
+    grants += [(path, landlock.DEVICE) for path in _DEVICES]
+    if spec.get("uid") is not None:
+        grants.append(("/dev/shm", landlock.WRITE))  # shared, but each uid's files are its own
+    ruleset = landlock.Ruleset(int(spec["landlock"]))
+    for path, access in landlock.plan(grants, spec.get("hidden") or ()):
+        ruleset.allow(path, access)
+    ruleset.allow_fd(int(spec["code_fd"]), landlock.READ)
+    return ruleset
 
 
 def _private_tmp(size: int) -> bool:
@@ -274,6 +341,46 @@ def _private_tmp(size: int) -> bool:
         return False
     options = f"size={size},mode=1777".encode()
     return bool(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, options) == 0)
+
+
+def _private_tmp_unprivileged(size: int) -> bool:
+    """Without root: a /tmp and a /dev/shm of its own, in a user namespace that maps only this uid.
+
+    The namespace's capabilities serve only to mount the two tmpfs; Landlock then forbids any change
+    of mounts, so a handler cannot uncover the host's /tmp. Where the kernel refuses unprivileged user
+    namespaces, the worker gets a directory of its own instead (``tmp_dir``).
+    """
+    if size <= 0:
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newuser, clone_newns = 0x10000000, 0x20000
+    ms_rec, ms_private, ms_nosuid, ms_nodev = 0x4000, 0x40000, 0x2, 0x4
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(clone_newuser | clone_newns) != 0:
+        return False
+    try:
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+    except OSError:
+        return False
+    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
+        return False
+    options = f"size={size},mode=1777".encode()
+    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, options) != 0:
+        return False
+    global _own_shm
+    _own_shm = libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", ms_nosuid | ms_nodev, options) == 0
+    return True
 
 
 def _watch_lifeline(fd: int, own_uid: bool) -> None:

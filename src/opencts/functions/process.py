@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ INTERPRETER_ALLOWANCE_MB = 256
 MAX_PROCESSES = 128
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 TMP_BYTES = 512 * 1024 * 1024
-"""A worker run as its own uid gets a private /tmp of this size (FunctionGraph's 512 MB)."""
+"""A worker run as its own uid, or confined by Landlock, gets a private /tmp of this size (FunctionGraph's
+512 MB)."""
 UID_BASE = 0x40000000
 UIDS_PER_PROCESS = 512
 """Each server process has its own block of worker uids (from its pid), far above any account on the
@@ -190,6 +193,8 @@ class WorkerProcess:
         self._reader = reader
         self._writer = writer
         self.killed_by_pool = False
+        self.tmp_dir: str | None = None
+        """The worker's own directory when it has no private /tmp; removed with the worker."""
         self.log_in_sync = True
         self._lifeline: int | None = lifeline
         self._drain_task = asyncio.create_task(self._drain())
@@ -203,8 +208,19 @@ class WorkerProcess:
         spec: dict[str, Any],
         address_space_mb: int,
         uid: int | None,
+        landlock_abi: int = 0,
+        hidden: tuple[str, ...] = (),
     ) -> WorkerProcess:
-        """Start the interpreter on the worker script, confined; it imports the handler next."""
+        """Start the interpreter on the worker script, confined; it imports the handler next.
+
+        With ``landlock_abi`` the worker confines its own filesystem view (``landlock.py``) and never
+        reaches a ``hidden`` path; without a private /tmp it works in a directory of its own, made here.
+        """
+        tmp_dir = None
+        if landlock_abi:
+            tmp_dir = tempfile.mkdtemp(prefix="opencts-worker-")
+            if uid is not None:
+                os.chown(tmp_dir, uid, uid)
         parent_end, child_end = socket.socketpair()
         lifeline_read, lifeline_write = os.pipe()
         code_fd = os.open(code_path, os.O_RDONLY | os.O_DIRECTORY)
@@ -228,6 +244,8 @@ class WorkerProcess:
         except BaseException:
             parent_end.close()
             os.close(lifeline_write)
+            if tmp_dir is not None:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
         finally:
             child_end.close()
@@ -235,6 +253,7 @@ class WorkerProcess:
             os.close(lifeline_read)
         reader, writer = await asyncio.open_connection(sock=parent_end)
         worker = cls(process, reader, writer, LogCapture(marker), uid, lifeline_write)
+        worker.tmp_dir = tmp_dir
         init = dict(spec)
         init.update(
             marker=marker.decode("ascii"),
@@ -244,7 +263,10 @@ class WorkerProcess:
             gid=uid,
             max_processes=MAX_PROCESSES,
             max_file_bytes=MAX_FILE_BYTES,
-            tmp_bytes=TMP_BYTES if uid is not None else 0,
+            tmp_bytes=TMP_BYTES if uid is not None or landlock_abi else 0,
+            landlock=landlock_abi,
+            hidden=list(hidden),
+            tmp_dir=tmp_dir,
             address_space_bytes=address_space_mb * 1024 * 1024,
         )
         await worker.send(init)
@@ -303,6 +325,9 @@ class WorkerProcess:
             os.close(self._lifeline)
             self._lifeline = None
         self._writer.close()
+        if self.tmp_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self.tmp_dir, True)
+            self.tmp_dir = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain_task, 1.0)
         self._drain_task.cancel()

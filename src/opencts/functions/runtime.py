@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from opencts.functions.landlock import abi_version as landlock_abi
 from opencts.functions.process import (
     INTERPRETER_ALLOWANCE_MB,
     WorkerGone,
@@ -37,6 +39,24 @@ from opencts.functions.unpack import UnsafeArchive, unpack
 from opencts.metrics.instruments import FUNCTION_INVOCATIONS, FUNCTION_SECONDS
 
 Status = Literal["success", "error", "timeout", "crashed", "oom"]
+
+log = logging.getLogger(__name__)
+_warned_unconfined = False
+
+
+def _warn_unconfined() -> None:
+    """Once per process: without Landlock a function reads whatever the worker's uid may read."""
+    global _warned_unconfined
+    if _warned_unconfined:
+        return
+    _warned_unconfined = True
+    who = "its own uid (files of other users only)" if os.geteuid() == 0 else "the server's uid"
+    log.warning(
+        "this kernel has no Landlock (Linux 5.13+ with lsm=landlock): functions run as %s and can read"
+        " any file that uid can, the server's data dir included when the server is not root",
+        who,
+    )
+
 
 _DIGEST = re.compile(r"[0-9a-f]{128}")
 _LOG_MARKER_WAIT_S = 5.0
@@ -157,8 +177,15 @@ class FunctionPool:
         concurrency: int,
         queue_limit: int,
         idle_seconds: float,
+        hidden: tuple[Path, ...] = (),
+        confine: bool = True,
     ) -> None:
         self._code_dir = code_dir
+        # what no handler may read, even inside a tree it may: the data dir, keys, the other functions' code
+        self._hidden = tuple(str(path) for path in (code_dir, *hidden))
+        self._landlock_abi = landlock_abi() if confine else 0
+        if confine and not self._landlock_abi:
+            _warn_unconfined()
         self._load_code = load_code
         self._max_memory_mb = max_memory_mb
         self._concurrency = concurrency
@@ -369,6 +396,8 @@ class FunctionPool:
                 spec=self._worker_spec(spec),
                 address_space_mb=min(spec.memory_mb, self._max_memory_mb) + INTERPRETER_ALLOWANCE_MB,
                 uid=self._uids[slot] if self._as_root else None,
+                landlock_abi=self._landlock_abi,
+                hidden=self._hidden,
             )
         except _CodeUnavailable as error:
             self._free_slots.append(slot)

@@ -40,6 +40,24 @@ def sealed_context(func_id: str) -> str:
     return f"functions:{func_id}:encrypted_user_data"
 
 
+CONFIG_DIR = Path("/etc/opencts")
+"""Where the deployment guide keeps the environment file, with the secrets in settings (docs/deploy.md)."""
+
+
+def private_paths(settings: Settings) -> tuple[Path, ...]:
+    """The server's files that no function may read: the data dir, the key files, a SQLite database, and
+    the configuration directory (/etc, which handlers read for certificates, holds the settings' secrets).
+
+    The workers' Landlock rules leave them out even when they lie inside a tree a handler reads.
+    """
+    paths = [settings.data_dir, settings.credentials_path, CONFIG_DIR]
+    paths += [path for path in (settings.master_key_file, settings.kms_master_key_file) if path is not None]
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///"):
+        paths.append(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
+    return tuple(path.absolute() for path in paths)
+
+
 class FunctionService:
     """One per process: opens the pool, runs the queue worker, invokes on behalf of the API."""
 
@@ -60,6 +78,7 @@ class FunctionService:
             concurrency=settings.functions_concurrency,
             queue_limit=settings.functions_queue_limit,
             idle_seconds=settings.functions_idle_seconds,
+            hidden=private_paths(settings),
         )
         #: set by the app once credentials can be issued (``functions.credentials``)
         self.credentials: CredentialIssuer | None = None
