@@ -226,6 +226,13 @@ class Settings(BaseSettings):
         description="Seconds the S3 client waits to connect and for each answer; a request is tried twice,"
         " so a store that never answers is found out in about twice this.",
     )
+    lts_max_hold_hours: int = Field(
+        72,
+        ge=1,
+        le=87600,
+        description="Hours LTS keeps records past their group's ttl_in_days while a sink or LTS trigger has"
+        " not read them; after that they are deleted (a warning in the log).",
+    )
     archive_max_hold_hours: int = Field(
         72,
         ge=1,

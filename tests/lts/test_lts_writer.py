@@ -18,7 +18,15 @@ from opencts.clock import now_ms
 from opencts.consumers import ConsumerRunner
 from opencts.errors import BadRequest, NotFound
 from opencts.lts import query, streams
-from opencts.lts.writer import CURSOR, LtsConsumer, holding, prune, retention_hold, write_range
+from opencts.lts.writer import (
+    CURSOR,
+    TRIGGER_CURSORS,
+    LtsConsumer,
+    holding,
+    prune,
+    retention_hold,
+    write_range,
+)
 from opencts.store import Database, trace_log
 from opencts.store.tables import consumer_cursors, domains, lts_records, projects
 from opencts.trackers import repository
@@ -238,6 +246,28 @@ async def test_records_older_than_the_groups_ttl_are_pruned(db: Database) -> Non
     count = select(func.count()).select_from(lts_records)
     assert db.write_sync(lambda c: prune(c, now=now_ms(), batch=2)) == 0
     assert db.write_sync(lambda c: prune(c, now=now_ms() + 7 * 86_400_000 + 1000, batch=2)) == 5
+    assert db.read_sync(lambda c: c.execute(count).scalar()) == 0
+
+
+async def test_records_unread_by_a_trigger_outlive_their_time_up_to_the_hold(db: Database) -> None:
+    enable_lts(db)
+    append(db, 5)
+    await drain(db)
+    ids = db.read_sync(
+        lambda c: [r[0] for r in c.execute(select(lts_records.c.id).order_by(lts_records.c.id))]
+    )
+    # a reader (an LTS trigger's cursor) that has read the first two records only
+    db.write_sync(
+        lambda c: c.execute(
+            insert(consumer_cursors).values(name=f"{TRIGGER_CURSORS}t1", position=ids[1], updated_at=0)
+        )
+    )
+    count = select(func.count()).select_from(lts_records)
+    week = 7 * 86_400_000
+    assert db.write_sync(lambda c: prune(c, now=now_ms() + week + 1000, max_hold_hours=72)) == 2
+    assert db.read_sync(lambda c: c.execute(count).scalar()) == 3  # the unread three are held
+    past_hold = now_ms() + week + 72 * 3_600_000 + 1000
+    assert db.write_sync(lambda c: prune(c, now=past_hold, max_hold_hours=72)) == 3
     assert db.read_sync(lambda c: c.execute(count).scalar()) == 0
 
 

@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
                 services.signal,
             ),
             ConsumerRunner(db, CatalogueConsumer(db), services.signal),
-            ConsumerRunner(db, LtsConsumer(db), services.signal),
+            ConsumerRunner(db, LtsConsumer(db, max_hold_hours=settings.lts_max_hold_hours), services.signal),
             ConsumerRunner(
                 db,
                 NotifierConsumer(

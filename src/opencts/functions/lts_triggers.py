@@ -35,6 +35,7 @@ from opencts.clock import iso_ms, now_ms
 from opencts.errors import BadRequest, NotFound
 from opencts.functions import invocations
 from opencts.functions.repository import FunctionRecord
+from opencts.lts.writer import TRIGGER_CURSORS
 from opencts.store import Database
 from opencts.store.tables import (
     consumer_cursors,
@@ -77,7 +78,7 @@ def parse_event_data(data: dict[str, Any]) -> LtsEventData:
 
 
 def cursor_name(trigger_id: str) -> str:
-    return f"lts-trigger:{trigger_id}"
+    return f"{TRIGGER_CURSORS}{trigger_id}"
 
 
 def _check_stream(conn: Connection, project_id: str, data: LtsEventData) -> None:

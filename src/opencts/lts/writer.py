@@ -12,20 +12,25 @@ that have a stream, so a deployment without LTS pays one small query of the trac
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
-from opencts.clock import DAY_MS, now_ms
+from opencts.clock import DAY_MS, HOUR_MS, now_ms
 from opencts.consumers import get_cursor
 from opencts.lts import streams
 from opencts.store import Database
-from opencts.store.tables import lts_records, traces
+from opencts.store.tables import consumer_cursors, lts_records, lts_sinks, traces
 from opencts.store.upsert import insert_ignore_many
 
+log = logging.getLogger(__name__)
+
 CURSOR = "lts"
+#: the cursors of LTS triggers (``functions.lts_triggers.cursor_name``), which retention waits for
+TRIGGER_CURSORS = "lts-trigger:"
 #: how often records older than the group's ``ttl_in_days`` are deleted
 PRUNE_SECONDS = 600.0
 
@@ -70,14 +75,40 @@ def write_range(conn: Connection, first: int, last: int, *, now: int) -> int:
     return len(found)
 
 
-def prune(conn: Connection, *, now: int, ttl_days: int = streams.GROUP_TTL_DAYS, batch: int = 10_000) -> int:
-    """Delete the records written more than ``ttl_days`` ago (LTS keeps a group's records that long).
+def readers_position(conn: Connection) -> int | None:
+    """The last record id that every reader of the streams has done (None: no reader).
+
+    Sinks (``lts_sinks.position``) and LTS triggers (``lts-trigger:*`` cursors) read the records after
+    them; a record they have not read yet must outlive its time, or a receiver's outage longer than the
+    group's ``ttl_in_days`` would lose it. Record ids rise across streams, so one lowest position is a
+    safe, if broad, bound for all of them.
+    """
+    sinks = conn.execute(select(func.min(lts_sinks.c.position))).scalar()
+    triggers = conn.execute(
+        select(func.min(consumer_cursors.c.position)).where(consumer_cursors.c.name.like(f"{TRIGGER_CURSORS}%"))
+    ).scalar()
+    held = [int(p) for p in (sinks, triggers) if p is not None]
+    return min(held) if held else None
+
+
+def prune(
+    conn: Connection,
+    *,
+    now: int,
+    ttl_days: int = streams.GROUP_TTL_DAYS,
+    max_hold_hours: int = 72,
+    batch: int = 10_000,
+) -> int:
+    """Delete the records written more than ``ttl_days`` ago (LTS keeps a group's records that long),
+    except those a sink or trigger has not read yet, which stay up to ``max_hold_hours`` longer.
 
     Records are written in log order, so the expired ones are the first line numbers: the walk goes up
     the primary key from the oldest and stops at the first record still kept. The trace's own ``time``
     plays no part (an imported trace from last year is kept as long as any other).
     """
     cutoff = now - ttl_days * DAY_MS
+    hard_cutoff = cutoff - max_hold_hours * HOUR_MS
+    read_through = readers_position(conn)
     r = lts_records.c
     deleted = 0
     while True:
@@ -86,9 +117,18 @@ def prune(conn: Connection, *, now: int, ttl_days: int = streams.GROUP_TTL_DAYS,
         for record_id, written in oldest:
             if written >= cutoff:
                 break
+            if read_through is not None and record_id > read_through and written >= hard_cutoff:
+                break  # unread by a sink or trigger, and still within the hold
             through = record_id
         if through is None:
             return deleted
+        if read_through is not None and through > read_through:
+            log.warning(
+                "LTS retention: records up to %d deleted unread by a sink or trigger (held %d h past their"
+                " time; see each sink's lag)",
+                through,
+                max_hold_hours,
+            )
         deleted += conn.execute(delete(lts_records).where(r.id <= through)).rowcount or 0
         if through != oldest[-1].id:
             return deleted
@@ -125,8 +165,11 @@ class LtsConsumer:
     with_body = False
     poll_seconds = 0.5
 
-    def __init__(self, db: Database, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, db: Database, *, max_hold_hours: int = 72, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.db = db
+        self.max_hold_hours = max_hold_hours
         self._clock = clock
         self._pruned_at: float | None = None
 
@@ -139,5 +182,5 @@ class LtsConsumer:
         moment = self._clock()
         if self._pruned_at is None or moment - self._pruned_at >= PRUNE_SECONDS:
             self._pruned_at = moment
-            await self.db.write(lambda conn: prune(conn, now=now))
+            await self.db.write(lambda conn: prune(conn, now=now, max_hold_hours=self.max_hold_hours))
         return None
