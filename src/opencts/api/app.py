@@ -41,6 +41,8 @@ from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
+from opencts.console import archive_pages as console_archive
+from opencts.console import functions_pages as console_functions
 from opencts.console import pages as console_pages
 from opencts.consumers import ConsumerRunner, LogSignal
 from opencts.functions.credentials import AgencyCredentials
@@ -199,5 +201,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
+    app.include_router(console_functions.router)  # the console's Functions pages
+    app.include_router(console_archive.router)  # the console's Archive page
     app.include_router(lts.router)
     return app

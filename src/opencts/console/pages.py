@@ -40,6 +40,7 @@ MAX_FORM_BYTES = 64 * 1024
 _STATIC = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "functions.js": "text/javascript; charset=utf-8",
 }
 _HIGHLIGHT = HtmlFormatter(cssclass="highlight")
 _HIGHLIGHT_CSS: str = _HIGHLIGHT.get_style_defs(".highlight")  # type: ignore[no-untyped-call]
@@ -109,12 +110,12 @@ async def signed_in(request: Request, action: str | None = None) -> tuple[Servic
     return services, user
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form, bounded; the last value of a repeated field wins."""
+async def read_form(request: Request, *, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """An urlencoded form of at most ``limit`` bytes; the last value of a repeated field wins."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise BadRequest("send the form from the console page (application/x-www-form-urlencoded)")
-    raw = await read_body(request, MAX_FORM_BYTES)
+    raw = await read_body(request, limit)
     try:
         pairs = urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
