@@ -8,8 +8,9 @@ import re
 
 import httpx
 
-from console_helpers import csrf_of, logged_in
+from console_helpers import browser, csrf_of, log_in_form, logged_in
 from cts_helpers import Api
+from opencts.iam import projects
 
 BASE = "/console/functions/default/guard"
 
@@ -145,3 +146,29 @@ async def test_a_form_without_the_csrf_token_changes_nothing(api: Api) -> None:
         resp = await client.post(f"{BASE}/delete", data={"confirm": "yes"})
         assert resp.status_code == 403 and "security token" in resp.text
         assert (await client.get(BASE)).status_code == 200
+
+
+async def test_another_project_neither_lists_nor_opens_the_function(api: Api) -> None:
+    async with logged_in(api.app, api.creds) as client:
+        assert (await create_guard(client)).status_code == 303
+    services = api.app.state.services
+    second = await services.db.write(
+        lambda conn: projects.create_project(conn, domain_id=api.creds.domain_id, name="r-2")
+    )
+    async with browser(api.app) as client:
+        resp = await log_in_form(
+            client,
+            method="aksk",
+            access_key=api.creds.access_key,
+            secret_key=api.creds.secret_key,
+            project=second.name,
+        )
+        assert resp.status_code == 303
+        listed = await client.get("/console/functions")
+        assert listed.status_code == 200 and "guard" not in listed.text
+        for tab in ("", "/test", "/logs", "/triggers", "/monitoring"):
+            page = await client.get(BASE + tab)
+            assert page.status_code == 404 and "does not exist in project r-2" in page.text
+        test = await client.get("/console/functions")
+        ran = await client.post(f"{BASE}/test", data={"csrf_token": csrf_of(test.text), "event": "{}"})
+        assert ran.status_code == 404
