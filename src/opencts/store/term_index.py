@@ -447,6 +447,53 @@ class TermIndex:
             found = hits if found is None else found & hits
         return found if found is not None else BitMap64()
 
+    def top_values(
+        self,
+        project_id: str,
+        kind: str,
+        column: str,
+        *,
+        first_bucket: int,
+        last_bucket: int,
+        limit: int,
+        split_by: str | None = None,
+    ) -> list[tuple[tuple[str, ...], int]]:
+        """The ``limit`` values of ``column`` that most seqs of the time buckets ``first_bucket`` to
+        ``last_bucket`` carry (a dashboard's "top users"), as ((value,), count), most first.
+
+        With ``split_by`` (another term column) each of the top values is split by that column's values,
+        and the ``limit`` largest (value, other value) pairs come back: the top operations are trace
+        names split by service. Counts may include a seq whose row is gone but not yet pruned (retention,
+        a rolled-back append), never miss one. Terms are visited largest first, and stop once a term
+        holds fewer seqs in all than the smallest count kept, so many rare values cost little.
+        """
+        if column not in TERM_COLUMNS or (split_by is not None and split_by not in TERM_COLUMNS):
+            raise ValueError(f"{column} is not a term column of the index")
+        with self._lock:
+            parts = [b for key, b in self._buckets.items() if first_bucket <= key <= last_bucket]
+            if not parts:
+                return []
+            window = BitMap64.union(*parts) if len(parts) > 1 else BitMap64(parts[0])
+            terms = sorted(
+                ((term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, column)),
+                key=lambda item: len(item[1]),
+                reverse=True,
+            )
+            found = _largest(terms, window, limit)
+            if split_by is None:
+                return [((value,), n) for value, n in found]
+            others = sorted(
+                ((term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, split_by)),
+                key=lambda item: len(item[1]),
+                reverse=True,
+            )
+            pairs: list[tuple[tuple[str, ...], int]] = []
+            for value, _ in found:
+                inside = window & self._terms[(project_id, kind, column, value)]
+                pairs += [((value, other), n) for other, n in _largest(others, inside, limit)]
+        pairs.sort(key=lambda item: (-item[1], item[0]))
+        return pairs[:limit]
+
     def tidy(self) -> None:
         """Sort the value hashes of the resource columns, once enough have come since the last sort.
 
@@ -471,6 +518,23 @@ class TermIndex:
     @property
     def terms(self) -> int:
         return len(self._terms)
+
+
+def _largest(terms: list[tuple[str, BitMap64]], window: BitMap64, limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` terms with the most seqs inside ``window``; ``terms`` come largest first, so the walk
+    stops at the first term smaller than the smallest count kept."""
+    kept: list[tuple[int, str]] = []
+    for value, bitmap in terms:
+        if len(kept) >= limit and len(bitmap) <= kept[-1][0]:
+            if len(bitmap) < kept[-1][0]:
+                break
+            continue
+        n = bitmap.intersection_cardinality(window)
+        if n:
+            kept.append((n, value))
+            kept.sort(key=lambda item: (-item[0], item[1]))
+            del kept[limit:]
+    return [(value, n) for n, value in kept]
 
 
 def _grown(column: np.ndarray[Any, Any], size: int) -> np.ndarray[Any, Any]:
