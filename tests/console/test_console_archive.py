@@ -6,12 +6,52 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
-from api.test_archive_query_api import ATTACKER, archived
+from sqlalchemy import Connection
+
 from console_helpers import browser, csrf_of, log_in_form, logged_in
 from cts_helpers import Api
+from opencts.api.deps import Services
+from opencts.archive.storage import LocalStore
 from opencts.clock import now_ms
 from opencts.iam import projects
+from opencts.trackers import repository
+from opencts.trackers.model import UpdateTrackerRequestBody
+
+ATTACKER = "203.0.113.7"
+
+
+async def archived(api: Api) -> None:
+    """Twenty logins of the admin's project, in the bucket ``audit-archive`` through the real transfer."""
+    services: Services = api.app.state.services
+    assert isinstance(services.storage, LocalStore)
+    services.storage.create_bucket("audit-archive")
+    body = UpdateTrackerRequestBody.model_validate(
+        {"tracker_type": "system", "tracker_name": "system", "obs_info": {"bucket_name": "audit-archive"}}
+    )
+
+    def to_bucket(conn: Connection) -> None:
+        repository.update_tracker(conn, project_id=api.creds.project_id, body=body)
+
+    await services.db.write(to_bucket)
+    now = now_ms()
+    traces: list[dict[str, Any]] = [
+        {
+            "trace_name": "login",
+            "trace_type": "ConsoleAction",
+            "service_type": "IAM",
+            "resource_type": "user",
+            "time": now - i * 60_000,
+            "user": {"name": "alice" if i % 2 else "bob"},
+            "source_ip": ATTACKER if i % 4 == 0 else "198.51.100.9",
+        }
+        for i in range(20)
+    ]
+    resp = await api.client.post(f"/v3/{api.creds.project_id}/traces", json={"traces": traces})
+    assert resp.json()["accepted"] == 20, resp.text
+    assert services.transfer is not None
+    await services.transfer.drain()
 
 
 def today() -> str:
