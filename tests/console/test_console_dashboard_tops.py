@@ -10,7 +10,7 @@ from sqlalchemy import insert
 from console_helpers import logged_in
 from cts_helpers import Api, TraceFactory
 from opencts.clock import DAY_MS, now_ms
-from opencts.console import dashboard_tops
+from opencts.console import dashboard, dashboard_tops
 from opencts.store import Database
 from opencts.store.tables import notification_alarms
 
@@ -53,6 +53,12 @@ async def test_the_index_counts_what_sql_counts(api: Api, make_trace: TraceFacto
     assert "dave" not in dict(indexed.users)
     assert dict(indexed.source_ips)["203.0.113.7"] == 3
     assert dict(indexed.source_ips)["10.1.2.3"] == 6
+
+    # the dashboard's charts too: hours by rating and the services, from the index as from SQL
+    charts_indexed = await db.read(lambda c: dashboard.figures(c, project, now=now, index=db.term_index))
+    charts_sql = await db.read(lambda c: dashboard.figures(c, project, now=now))
+    assert charts_indexed == charts_sql
+    assert charts_indexed.total == 9 and ("ECS", 5) in charts_indexed.by_service
 
 
 async def test_the_dashboard_draws_the_tops_and_lists_the_alarms(api: Api, make_trace: TraceFactory) -> None:

@@ -23,7 +23,7 @@ from opencts.store.term_index import TermIndex
 HOURS = 24
 TOP = 10
 #: the newest traces of the window whose source addresses are counted
-IP_SAMPLE = 20_000
+IP_SAMPLE = 5_000
 ALARMS = 10
 
 

@@ -239,7 +239,7 @@ async def dashboard_page(request: Request) -> Response:
     def read(conn: Connection) -> tuple[dashboard.Figures, list[dict[str, Any]], dashboard_tops.Tops]:
         rows, _ = trace_list.page(conn, project_id=user.project_id, query=incidents, index=index)
         tops = dashboard_tops.tops(conn, user.project_id, now=now, index=index)
-        return dashboard.figures(conn, user.project_id, now=now), rows, tops
+        return dashboard.figures(conn, user.project_id, now=now, index=index), rows, tops
 
     found, recent, tops = await services.db.read(read)
     context = {

@@ -447,6 +447,25 @@ class TermIndex:
             found = hits if found is None else found & hits
         return found if found is not None else BitMap64()
 
+    def bucket_counts(
+        self, project_id: str, kind: str, column: str, *, first_bucket: int, last_bucket: int
+    ) -> dict[int, dict[str, int]]:
+        """Per time bucket from ``first_bucket`` to ``last_bucket``, how many seqs carry each value of
+        ``column`` (a dashboard's traces per hour by rating): a bucket's bitmap intersected with each
+        value's. Counts may include a seq whose row is gone but not yet pruned, as in :meth:`top_values`."""
+        if column not in TERM_COLUMNS:
+            raise ValueError(f"{column} is not a term column of the index")
+        with self._lock:
+            values = [
+                (term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, column)
+            ]
+            found: dict[int, dict[str, int]] = {}
+            for key in range(first_bucket, last_bucket + 1):
+                bucket = self._buckets.get(key)
+                counts = {v: b.intersection_cardinality(bucket) for v, b in values} if bucket else {}
+                found[key] = {v: n for v, n in counts.items() if n}
+        return found
+
     def top_values(
         self,
         project_id: str,
