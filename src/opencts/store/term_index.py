@@ -482,9 +482,11 @@ class TermIndex:
 
         With ``split_by`` (another term column) each of the top values is split by that column's values,
         and the ``limit`` largest (value, other value) pairs come back: the top operations are trace
-        names split by service. Counts may include a seq whose row is gone but not yet pruned (retention,
-        a rolled-back append), never miss one. Terms are visited largest first, and stop once a term
-        holds fewer seqs in all than the smallest count kept, so many rare values cost little.
+        names split by service. Values are split most first until one holds no more seqs than the
+        smallest pair kept, so a value whose seqs spread over many others costs no pair its place.
+        Counts may include a seq whose row is gone but not yet pruned (retention, a rolled-back append),
+        never miss one. Terms are visited largest first, and stop once a term holds fewer seqs in all
+        than the smallest count kept, so many rare values cost little.
         """
         if column not in TERM_COLUMNS or (split_by is not None and split_by not in TERM_COLUMNS):
             raise ValueError(f"{column} is not a term column of the index")
@@ -498,18 +500,23 @@ class TermIndex:
                 key=lambda item: len(item[1]),
                 reverse=True,
             )
-            found = _largest(terms, window, limit)
             if split_by is None:
-                return [((value,), n) for value, n in found]
+                return [((value,), n) for value, n in _largest(terms, window, limit)]
             others = sorted(
                 ((term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, split_by)),
                 key=lambda item: len(item[1]),
                 reverse=True,
             )
+            # every value, most first; a pair never outnumbers its value, so the walk stops at the first
+            # value with no more seqs than the smallest pair kept
             pairs: list[tuple[tuple[str, ...], int]] = []
-            for value, _ in found:
+            for value, n in _largest(terms, window, len(terms)):
+                if len(pairs) >= limit and n <= pairs[-1][1]:
+                    break
                 inside = window & self._terms[(project_id, kind, column, value)]
-                pairs += [((value, other), n) for other, n in _largest(others, inside, limit)]
+                pairs += [((value, other), m) for other, m in _largest(others, inside, limit)]
+                pairs.sort(key=lambda item: (-item[1], item[0]))
+                del pairs[limit:]
         pairs.sort(key=lambda item: (-item[1], item[0]))
         return pairs[:limit]
 
@@ -543,6 +550,8 @@ def _largest(terms: list[tuple[str, BitMap64]], window: BitMap64, limit: int) ->
     """The ``limit`` terms with the most seqs inside ``window``; ``terms`` come largest first, so the walk
     stops at the first term smaller than the smallest count kept."""
     kept: list[tuple[int, str]] = []
+    if limit <= 0:
+        return []
     for value, bitmap in terms:
         if len(kept) >= limit and len(bitmap) <= kept[-1][0]:
             if len(bitmap) < kept[-1][0]:
