@@ -9,7 +9,7 @@ import re
 import httpx
 
 from console_helpers import browser, csrf_of, log_in_form, logged_in
-from cts_helpers import Api
+from cts_helpers import MEMBER_PASSWORD, Api, create_member
 from opencts.iam import projects
 
 BASE = "/console/functions/default/guard"
@@ -172,3 +172,35 @@ async def test_another_project_neither_lists_nor_opens_the_function(api: Api) ->
         test = await client.get("/console/functions")
         ran = await client.post(f"{BASE}/test", data={"csrf_token": csrf_of(test.text), "event": "{}"})
         assert ran.status_code == 404
+
+
+async def test_roles_decide_who_reads_and_who_changes_functions(api: Api) -> None:
+    async with logged_in(api.app, api.creds) as client:
+        assert (await create_guard(client)).status_code == 303
+    services = api.app.state.services
+    domain = api.creds.domain_id
+
+    def members(conn: object) -> None:
+        create_member(conn, services.box, domain, "auditor", "CTS ReadOnlyAccess")  # type: ignore[arg-type]
+        create_member(conn, services.box, domain, "viewer", "FunctionGraph ReadOnlyAccess")  # type: ignore[arg-type]
+
+    await services.db.write(members)
+    async with browser(api.app) as client:
+        resp = await log_in_form(
+            client, account=api.creds.domain_name, user_name="auditor", password=MEMBER_PASSWORD
+        )
+        assert resp.status_code == 303
+        page = await client.get("/console/functions")
+        assert page.status_code == 403 and "FunctionGraph ReadOnlyAccess" in page.text
+    async with browser(api.app) as client:
+        resp = await log_in_form(
+            client, account=api.creds.domain_name, user_name="viewer", password=MEMBER_PASSWORD
+        )
+        assert resp.status_code == 303
+        listed = await client.get("/console/functions")
+        assert listed.status_code == 200 and "guard" in listed.text
+        assert "Create function" not in listed.text
+        assert (await client.get(f"{BASE}/logs")).status_code == 200
+        refused = await client.post(f"{BASE}/delete", data={"csrf_token": csrf_of(listed.text)})
+        assert refused.status_code == 403 and "FunctionGraph FullAccess" in refused.text
+        assert (await client.get(BASE)).status_code == 200

@@ -26,7 +26,7 @@ from opencts.clock import MINUTE_MS, now_ms
 from opencts.console import access, function_charts, functions_form
 from opencts.console.access import ConsoleUser
 from opencts.console.pages import ConsoleRoute, check_csrf, read_form, render, signed_in
-from opencts.errors import BadRequest, MalformedJSON, NotFound, Overloaded
+from opencts.errors import BadRequest, Forbidden, MalformedJSON, NotFound, Overloaded
 from opencts.functions import code as code_mod
 from opencts.functions import invocations, repository, triggers
 from opencts.functions.model import function_urn
@@ -34,6 +34,7 @@ from opencts.functions.repository import FunctionRecord
 from opencts.functions.runtime import TooBusy
 from opencts.functions.service import FunctionService
 from opencts.functions.templates import TEMPLATES
+from opencts.iam.permissions import FUNCTIONGRAPH_FULL_ACCESS, FUNCTIONGRAPH_READ_ONLY
 from opencts.lts import query as lts_query
 from opencts.trackers.operations import full_catalogue
 
@@ -44,6 +45,19 @@ MAX_EVENT_CHARS = 32 * 1024
 #: Monitoring's periods: the last N minutes
 PERIODS = {"60": "Last hour", "1440": "Last day", "10080": "Last week"}
 TABS = ("code", "configuration", "triggers", "test", "logs", "monitoring")
+
+
+async def _signed_in(request: Request, action: str) -> tuple[Services, ConsoleUser]:
+    """``pages.signed_in``, with the FunctionGraph roles named when the user's roles fall short."""
+    try:
+        return await signed_in(request, action)
+    except Forbidden:
+        user = request.state.console_user
+        raise Forbidden(
+            f"your roles do not allow {action} in project {user.project.name}; ask an administrator of the"
+            f" account for {FUNCTIONGRAPH_READ_ONLY} (to read functions and their logs) or"
+            f" {FUNCTIONGRAPH_FULL_ACCESS} (also to create, change, invoke and delete them)"
+        ) from None
 
 
 def _service(services: Services) -> FunctionService:
@@ -100,7 +114,7 @@ def _notice(request: Request) -> str | None:
 
 @router.get("/functions", name="consoleFunctions")
 async def functions_page(request: Request) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:list")
+    services, user = await _signed_in(request, "functiongraph:function:list")
     found, _, count = await services.db.read(
         lambda conn: repository.list_functions(conn, user.project_id, limit=400)
     )
@@ -117,7 +131,7 @@ async def functions_page(request: Request) -> Response:
 
 @router.get("/functions/new", name="consoleNewFunction")
 async def new_function_page(request: Request) -> Response:
-    await signed_in(request, "functiongraph:function:create")
+    await _signed_in(request, "functiongraph:function:create")
     template = request.query_params.get("template") or ""
     form = functions_form.from_template(template) if template else functions_form.FunctionForm()
     return _create_page(request, form, [])
@@ -139,7 +153,7 @@ def _create_page(
 
 @router.post("/functions/new", name="consoleCreateFunction")
 async def create_function(request: Request) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:create")
+    services, user = await _signed_in(request, "functiongraph:function:create")
     raw = await read_form(request, limit=code_mod.MAX_INLINE_SOURCE)
     check_csrf(user, raw)
     _service(services)
@@ -173,7 +187,7 @@ async def create_function(request: Request) -> Response:
 
 @router.get("/functions/{package}/{name}", name="consoleFunction")
 async def function_page(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:get")
+    services, user = await _signed_in(request, "functiongraph:function:get")
     record = await _function(services, user, package, name)
     source = await services.db.read(lambda conn: _source(conn, record))
     return _page(
@@ -195,7 +209,7 @@ def _source(conn: Connection, record: FunctionRecord) -> str | None:
 
 @router.post("/functions/{package}/{name}/code", name="consoleUpdateFunctionCode")
 async def update_code(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:update")
+    services, user = await _signed_in(request, "functiongraph:function:update")
     raw = await read_form(request, limit=code_mod.MAX_INLINE_SOURCE)
     check_csrf(user, raw)
     service = _service(services)
@@ -221,7 +235,7 @@ async def update_code(request: Request, package: str, name: str) -> Response:
 
 @router.get("/functions/{package}/{name}/configuration", name="consoleFunctionConfig")
 async def config_page(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:get")
+    services, user = await _signed_in(request, "functiongraph:function:get")
     record = await _function(services, user, package, name)
     return _config_page(request, record, _form_of(record), [], _notice(request))
 
@@ -261,7 +275,7 @@ def _config_page(
 
 @router.post("/functions/{package}/{name}/configuration", name="consoleUpdateFunctionConfig")
 async def update_config(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:update")
+    services, user = await _signed_in(request, "functiongraph:function:update")
     raw = await read_form(request)
     check_csrf(user, raw)
     service = _service(services)
@@ -290,7 +304,7 @@ async def update_config(request: Request, package: str, name: str) -> Response:
 
 @router.post("/functions/{package}/{name}/delete", name="consoleDeleteFunction")
 async def delete_function(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:delete")
+    services, user = await _signed_in(request, "functiongraph:function:delete")
     check_csrf(user, await read_form(request))
     service = _service(services)
     record = await _function(services, user, package, name)
@@ -312,7 +326,7 @@ async def delete_function(request: Request, package: str, name: str) -> Response
 
 @router.get("/functions/{package}/{name}/triggers", name="consoleFunctionTriggers")
 async def triggers_page(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:trigger:list")
+    services, user = await _signed_in(request, "functiongraph:trigger:list")
     record = await _function(services, user, package, name)
     opened = request.query_params.get("create") == "1"
     return await _triggers_page(request, services, user, record, functions_form.TriggerForm(), [], opened)
@@ -362,7 +376,7 @@ def _triggers_changed(services: Services, project_id: str) -> None:
 
 @router.post("/functions/{package}/{name}/triggers", name="consoleCreateFunctionTrigger")
 async def create_trigger(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:trigger:create")
+    services, user = await _signed_in(request, "functiongraph:trigger:create")
     raw = await read_form(request)
     check_csrf(user, raw)
     record = await _function(services, user, package, name)
@@ -383,7 +397,7 @@ async def create_trigger(request: Request, package: str, name: str) -> Response:
 
 @router.post("/functions/{package}/{name}/triggers/{kind}/{trigger_id}/status", name="consoleTriggerStatus")
 async def trigger_status(request: Request, package: str, name: str, kind: str, trigger_id: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:trigger:update")
+    services, user = await _signed_in(request, "functiongraph:trigger:update")
     raw = await read_form(request)
     check_csrf(user, raw)
     record = await _function(services, user, package, name)
@@ -405,7 +419,7 @@ async def trigger_status(request: Request, package: str, name: str, kind: str, t
 
 @router.post("/functions/{package}/{name}/triggers/{kind}/{trigger_id}/delete", name="consoleDeleteTrigger")
 async def trigger_delete(request: Request, package: str, name: str, kind: str, trigger_id: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:trigger:delete")
+    services, user = await _signed_in(request, "functiongraph:trigger:delete")
     check_csrf(user, await read_form(request))
     record = await _function(services, user, package, name)
     await services.db.write(
@@ -423,7 +437,7 @@ async def trigger_delete(request: Request, package: str, name: str, kind: str, t
 
 @router.get("/functions/{package}/{name}/test", name="consoleFunctionTest")
 async def test_page(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:invoke")
+    services, user = await _signed_in(request, "functiongraph:function:invoke")
     record = await _function(services, user, package, name)
     event = functions_form.login_event(
         project_id=user.project_id,
@@ -454,7 +468,7 @@ def _event_bytes(text: str) -> bytes:
 
 @router.post("/functions/{package}/{name}/test", name="consoleInvokeFunction")
 async def invoke(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:invoke")
+    services, user = await _signed_in(request, "functiongraph:function:invoke")
     raw = await read_form(request)
     check_csrf(user, raw)
     service = _service(services)
@@ -509,7 +523,7 @@ async def invoke(request: Request, package: str, name: str) -> Response:
 
 @router.get("/functions/{package}/{name}/logs", name="consoleFunctionLogs")
 async def logs_page(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:get")
+    services, user = await _signed_in(request, "functiongraph:function:get")
     record = await _function(services, user, package, name)
     status = request.query_params.get("status") or None
     if status is not None and status not in ("WAIT", "RUNNING", "SUCCESS", "FAIL", "DISCARD"):
@@ -539,7 +553,7 @@ async def logs_page(request: Request, package: str, name: str) -> Response:
 
 @router.get("/functions/{package}/{name}/logs/{request_id}", name="consoleFunctionInvocation")
 async def invocation_page(request: Request, package: str, name: str, request_id: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:get")
+    services, user = await _signed_in(request, "functiongraph:function:get")
     record = await _function(services, user, package, name)
     row = await services.db.read(
         lambda conn: invocations.get_invocation(
@@ -554,7 +568,7 @@ async def invocation_page(request: Request, package: str, name: str, request_id:
 
 @router.get("/functions/{package}/{name}/monitoring", name="consoleFunctionMonitoring")
 async def monitoring_page(request: Request, package: str, name: str) -> Response:
-    services, user = await signed_in(request, "functiongraph:function:get")
+    services, user = await _signed_in(request, "functiongraph:function:get")
     record = await _function(services, user, package, name)
     period = request.query_params.get("period", "60")
     if period not in PERIODS:
