@@ -131,6 +131,20 @@ async def test_a_function_from_the_login_whitelist_template_runs_and_logs(
         await page.get_by_role("link", name="Monitoring").click()
         await expect(page.locator("figure.chart svg")).to_have_count(3)
         await expect(page.locator("figure.chart").first).to_contain_text("2 invocations in")
+
+        phone = await browser.new_context(
+            viewport={"width": 390, "height": 844},
+            is_mobile=True,
+            storage_state=await context.storage_state(),
+        )
+        small = await phone.new_page()
+        for tab in ("", "/configuration", "/triggers?create=1", "/test", "/logs", "/monitoring"):
+            await small.goto(f"{server.url}/console/functions/default/guard{tab}")
+            width = await small.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (
+                f"the function's {tab or 'code'} tab scrolls sideways on a phone ({width} px)"
+            )
+        await phone.close()
     except BaseException:
         await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise
