@@ -11,6 +11,8 @@ import httpx
 from console_helpers import browser, csrf_of, log_in_form, logged_in
 from cts_helpers import MEMBER_PASSWORD, Api, create_member
 from opencts.iam import projects
+from opencts.trackers import repository
+from opencts.trackers.model import UpdateTrackerRequestBody
 
 BASE = "/console/functions/default/guard"
 
@@ -204,3 +206,33 @@ async def test_roles_decide_who_reads_and_who_changes_functions(api: Api) -> Non
         refused = await client.post(f"{BASE}/delete", data={"csrf_token": csrf_of(listed.text)})
         assert refused.status_code == 403 and "FunctionGraph FullAccess" in refused.text
         assert (await client.get(BASE)).status_code == 200
+
+
+async def test_an_lts_trigger_on_the_trackers_log_stream(api: Api) -> None:
+    services = api.app.state.services
+    body = UpdateTrackerRequestBody.model_validate(
+        {"tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True}
+    )
+    await services.db.write(
+        lambda conn: repository.update_tracker(conn, project_id=api.creds.project_id, body=body)
+    )
+    async with logged_in(api.app, api.creds) as client:
+        assert (await create_guard(client)).status_code == 303
+        page = await client.get(f"{BASE}/triggers")
+        stream = re.search(r'<option value="([^"]+/[^"]+)"', page.text)
+        assert stream is not None, "the dialog offers no log stream"
+        form = {
+            "csrf_token": csrf_of(page.text),
+            "trigger_type_code": "LTS",
+            "log_stream": stream[1],
+            "batch_size": "50",
+            "trigger_status": "ACTIVE",
+        }
+        made = await client.post(f"{BASE}/triggers", data=form)
+        assert made.status_code == 303, made.text
+        listed = await client.get(f"{BASE}/triggers")
+        assert "batches of 50 records" in listed.text
+        refused = await client.post(
+            f"{BASE}/triggers", data={**form, "csrf_token": csrf_of(listed.text), "batch_size": "0"}
+        )
+        assert refused.status_code == 400 and "batch_size" in refused.text
