@@ -111,6 +111,15 @@ class Settings(BaseSettings):
         1.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
     )
     smn_retry_max_seconds: float = Field(60.0, gt=0, description="Longest delay between two attempts.")
+    lts_sink_allow_private_endpoints: bool = Field(
+        False,
+        description="Allow LTS sinks (syslog, OTLP, NDJSON) to loopback/private addresses, where SIEMs and"
+        " collectors usually live; off, a sink may only reach public addresses (as SMN subscriptions).",
+    )
+    lts_sink_timeout_seconds: float = Field(10.0, gt=0, description="How long one LTS sink batch may take.")
+    lts_sink_retry_max_seconds: float = Field(
+        60.0, gt=0, description="Longest wait between two attempts of a failing LTS sink."
+    )
     smn_lease_seconds: float = Field(
         30.0, gt=0, description="A delivery left in flight this long (a crash) is attempted again."
     )
@@ -150,6 +159,21 @@ class Settings(BaseSettings):
     )
     functions_keep_days: int = Field(
         7, ge=1, le=3650, description="Days a finished invocation's record (result, log) is kept."
+    )
+    functions_storage_access_key: str | None = Field(
+        None,
+        description="Access key of the S3/OBS-protocol object storage that a function's agency hands its"
+        " handler as `context.getAccessKey()` (the seeds' OBS SDK calls sign with it); a key of its own,"
+        " which the store limits to the buckets functions may use. Unset: the agency's OpenCTS key.",
+    )
+    functions_storage_secret_key: SecretStr | None = Field(
+        None,
+        description="Its secret key, `context.getSecretKey()`; never logged, masked in functions' logs.",
+    )
+    functions_storage_agencies: str = Field(
+        "*",
+        description="Agencies (a function's `xrole`, comma-separated) whose functions get the object"
+        " storage keys; `*` = every agency. A function without an agency gets no keys at all.",
     )
 
     # -- Archive: trace files in object storage, encryption keys, digests and the Merkle ledger ------------
@@ -306,6 +330,21 @@ class Settings(BaseSettings):
         # A lease shorter than one attempt would let a second worker resend a message still being sent.
         if self.smn_lease_seconds <= self.smn_send_timeout_seconds:
             raise ValueError("OPENCTS_SMN_LEASE_SECONDS must be longer than OPENCTS_SMN_SEND_TIMEOUT_SECONDS")
+        return self
+
+    @model_validator(mode="after")
+    def _storage_keys_in_pairs(self) -> Settings:
+        # One half of a key pair would hand functions keys that no store accepts.
+        if (self.functions_storage_access_key is None) != (self.functions_storage_secret_key is None):
+            raise ValueError(
+                "OPENCTS_FUNCTIONS_STORAGE_ACCESS_KEY and OPENCTS_FUNCTIONS_STORAGE_SECRET_KEY go together"
+            )
+        # The archive's key writes trace files: in a handler's hands it could rewrite the trail.
+        if self.functions_storage_access_key and self.functions_storage_access_key == self.s3_access_key:
+            raise ValueError(
+                "OPENCTS_FUNCTIONS_STORAGE_ACCESS_KEY is the archive's OPENCTS_S3_ACCESS_KEY: a handler could"
+                " rewrite trace files; give functions a key of their own"
+            )
         return self
 
     @property

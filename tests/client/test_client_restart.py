@@ -41,8 +41,9 @@ def test_killed_app_restarted_delivers_its_spool(tmp_path: Path) -> None:
             finally:
                 app.kill()  # SIGKILL: no atexit, no close
                 app.wait(10)
-        assert before["recorded"] == 450 and before["pending_batches"] == 5 and before["accepted"] == 0
-        assert len(list((tmp_path / "spool").glob("*.batch"))) == 5
+        # 100 a batch: five, or more when the flusher sealed while the app was still recording
+        assert before["recorded"] == 450 and before["pending_batches"] >= 5 and before["accepted"] == 0
+        assert len(list((tmp_path / "spool").glob("*.batch"))) == before["pending_batches"]
 
         server.start()
         out = subprocess.run(

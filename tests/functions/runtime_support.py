@@ -12,6 +12,10 @@ from pathlib import Path
 
 from opencts.functions.runtime import FunctionPool, FunctionSpec
 
+SHARED_DIR = Path("/dev/shm")
+"""World-writable and seen by the test and its workers alike: a worker run as its own uid has a /tmp of
+its own (``_worker._private_tmp``), so files a test and a handler both touch live here."""
+
 
 def zipped(files: dict[str, str]) -> bytes:
     buffer = io.BytesIO()

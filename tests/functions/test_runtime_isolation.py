@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from runtime_support import CodeStore, alive, make_spec, running_pool, session_members
+from runtime_support import SHARED_DIR, CodeStore, alive, make_spec, running_pool, session_members
 
 from opencts.functions.runtime import FunctionSpec
 from opencts.testing.waiting import until
@@ -240,7 +241,7 @@ asyncio.run(main())
 
 
 async def test_workers_die_with_the_server_that_started_them(tmp_path: Path) -> None:
-    pids_file = Path("/tmp") / f"opencts-pids-{uuid.uuid4().hex}"
+    pids_file = SHARED_DIR / f"opencts-pids-{uuid.uuid4().hex}"
     pids_file.touch()
     pids_file.chmod(0o666)
     server = await asyncio.create_subprocess_exec(
@@ -264,7 +265,8 @@ async def test_workers_die_with_the_server_that_started_them(tmp_path: Path) -> 
     os.geteuid() != 0, reason="a worker drops to a uid of its own only when the server is root"
 )
 async def test_a_handler_cannot_read_the_servers_private_files(tmp_path: Path) -> None:
-    private = tmp_path / "data"
+    # outside /tmp, which the worker does not see at all (it has its own)
+    private = SHARED_DIR / f"opencts-data-{uuid.uuid4().hex}"
     private.mkdir(mode=0o700)
     (private / "credentials.json").write_text("{}")
     store = CodeStore()
@@ -278,8 +280,11 @@ async def test_a_handler_cannot_read_the_servers_private_files(tmp_path: Path) -
         "    return {'uid': os.getuid(), 'read': True}\n"
     )
     payload = json.dumps({"path": str(private / "credentials.json")}).encode()
-    async with running_pool(tmp_path, store) as pool:
-        result = await pool.invoke(make_spec(store, source), payload, request_id="r", credentials=None)
+    try:
+        async with running_pool(tmp_path, store) as pool:
+            result = await pool.invoke(make_spec(store, source), payload, request_id="r", credentials=None)
+    finally:
+        shutil.rmtree(private)
     value = json.loads(result.result)
     assert value["read"] is False
     assert value["uid"] != 0

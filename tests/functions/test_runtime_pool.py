@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from runtime_support import CodeStore, alive, make_spec, running_pool
+from runtime_support import SHARED_DIR, CodeStore, alive, make_spec, running_pool
 
 from opencts.functions.runtime import Credentials, TooBusy
 from opencts.testing.waiting import until
@@ -165,7 +165,7 @@ async def test_a_handler_that_cannot_be_imported_is_an_error(tmp_path: Path) -> 
 
 async def test_excess_invocations_queue_and_past_the_bound_are_refused(tmp_path: Path) -> None:
     store = CodeStore()
-    gate = Path("/tmp") / f"opencts-gate-{uuid.uuid4().hex}"
+    gate = SHARED_DIR / f"opencts-gate-{uuid.uuid4().hex}"
     source = (
         "import os, time\n"
         "def handler(event, context):\n"

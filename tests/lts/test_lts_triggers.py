@@ -217,3 +217,38 @@ async def test_two_nodes_feeding_the_same_trigger_queue_each_batch_once(db: Data
         other.close()
     handed = [orjson.loads(log["message"])["trace_id"] for e in events(db) for log in e["logs"]]
     assert sorted(handed) == ids and len(handed) == len(set(handed))
+
+
+async def test_the_functions_own_calls_are_passed_over(db: Database) -> None:
+    """A trace of a call the function made through its agency never reaches that function; one of
+    another function's calls does. A batch of only its own calls moves the cursor and queues nothing."""
+    create(db, batch_size=10)
+    func_id = db.read_sync(lambda c: function(c).func_id)
+
+    def body(trace_id: str, user_id: str) -> bytes:
+        user = {"id": user_id, "name": "serverless_trust", "type": "AssumedAgency"}
+        return orjson.dumps({"trace_id": trace_id, "user": user, "message": "ERROR disk full"})
+
+    async def append(*users: str, start: int) -> None:
+        rows = [
+            trace_row(
+                f"own-{start + i}",
+                project_id=PROJECT,
+                time=1_700_000_000_000 + start + i,
+                body=body(f"own-{start + i}", user),
+            )
+            for i, user in enumerate(users)
+        ]
+        db.write_sync(lambda c: trace_log.append(c, rows))
+        await ConsumerRunner(db, LtsConsumer(db)).drain()
+
+    feeder = lts_triggers.LtsTriggerFeeder(db, wake=lambda: None, clock=Clock())
+    await append(func_id, "another-function", func_id, start=0)
+    assert await feeder.step() == 3
+    [event] = events(db)
+    assert [orjson.loads(log["message"])["trace_id"] for log in event["logs"]] == ["own-1"]
+    await append(func_id, func_id, start=10)
+    feeder = lts_triggers.LtsTriggerFeeder(db, wake=lambda: None, clock=Clock())
+    assert await feeder.step() == 2  # handed over (the cursor moved) ...
+    assert len(events(db)) == 1  # ... but nothing queued
+    assert await feeder.step() == 0

@@ -159,6 +159,15 @@ async def test_separate_listener(tmp_path: Path) -> None:
         httpx.get(f"http://127.0.0.1:{port}/metrics")
 
 
+async def test_separate_listener_on_ipv6(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(data_dir=tmp_path / "data", ingest_workers=0, metrics_address=f"[::1]:{port}")
+    async with in_process_api(settings):
+        async with httpx.AsyncClient(base_url=f"http://[::1]:{port}") as scraper:
+            resp = await scraper.get("/metrics")
+            assert resp.status_code == 200 and "opencts_trace_log_head_seq" in resp.text
+
+
 _WORKER = """
 from opencts.metrics import instruments as m
 m.INGEST_TRACES.labels("accepted").inc({n})

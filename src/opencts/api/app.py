@@ -33,6 +33,7 @@ from opencts.api import (
     source_tokens,
     traces,
 )
+from opencts.api import lts_sinks as lts_sinks_api
 from opencts.api import metrics as metrics_api
 from opencts.api import smn as smn_api
 from opencts.api import sources as sources_api
@@ -44,13 +45,17 @@ from opencts.config import Settings
 from opencts.console import archive_pages as console_archive
 from opencts.console import functions_pages as console_functions
 from opencts.console import pages as console_pages
+from opencts.console.notify_pages import router as console_notify_router
+from opencts.console.topic_pages import router as console_topic_router
 from opencts.consumers import ConsumerRunner, LogSignal
+from opencts.functions import agency_storage
 from opencts.functions.credentials import AgencyCredentials
 from opencts.functions.lts_triggers import LtsTriggerFeeder
 from opencts.functions.service import FunctionService
 from opencts.iam.authenticate import Authenticator
 from opencts.kms.service import KeyService, open_box
 from opencts.ledger.consumer import start_ledger
+from opencts.lts.sinks.forwarder import start_sinks
 from opencts.lts.writer import LtsConsumer, holding
 from opencts.metrics import listener as metrics_listener
 from opencts.notifications.notifier import NotifierConsumer
@@ -99,7 +104,9 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             functions=FunctionService(db, settings, opened.box),
         )
         if services.functions is not None:
-            services.functions.credentials = AgencyCredentials(db, opened.box)
+            services.functions.credentials = AgencyCredentials(
+                db, opened.box, storage=agency_storage.grant_from(settings)
+            )
         kms = services.kms = KeyService(db, await asyncio.to_thread(open_box, db, settings, opened.box))
         objects = services.storage = await asyncio.to_thread(storage.open_store, settings)
         transfer = services.transfer = Transfer(db, objects, settings, seal=sealer(kms))
@@ -140,6 +147,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         if start_consumers:  # the Merkle ledger and its checkpoints; the archive's transfer and digests
             tasks += start_ledger(db, settings, opened.box)
             tasks += start_cadf(settings, services.writer, db)  # when OPENCTS_CADF_AMQP_URL is set
+            tasks += start_sinks(db, settings, opened.box, opened.signer)  # LTS streams to their receivers
             transfer.start()
             digest_writer.start()
         if start_consumers and services.smn is not None:
@@ -190,6 +198,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(cts.router)
     app.include_router(notifications.router)
     app.include_router(smn_api.router)
+    app.include_router(console_notify_router)  # the console's Key Event Notifications
+    app.include_router(console_topic_router)  # the console's SMN topics and subscriptions
     app.include_router(function_triggers.router)
     app.include_router(functions.router)
     app.include_router(kms.router)
@@ -204,4 +214,5 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(console_functions.router)  # the console's Functions pages
     app.include_router(console_archive.router)  # the console's Archive page
     app.include_router(lts.router)
+    app.include_router(lts_sinks_api.router)
     return app

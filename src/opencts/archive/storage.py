@@ -132,26 +132,15 @@ class LocalStore:
         return self._bucket(bucket)
 
     def put(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
-        self._existing_bucket(bucket)
-        target = self._path(bucket, key)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except PermissionError as exc:
-            raise StorageError("bucketPolicyError", f"cannot write {key!r} to {bucket!r}: {exc}") from None
+        self._write(bucket, key, data, replace=True)
 
     def create(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> bool:
-        """A temporary file, flushed, then hard-linked to the key: ``link`` fails when the name exists,
-        where a rename would replace it, so the first writer's bytes stay."""
+        return self._write(bucket, key, data, replace=False)
+
+    def _write(self, bucket: str, key: str, data: bytes, *, replace: bool) -> bool:
+        """A temporary file, flushed, then renamed over the key (``put``) or hard-linked to it (``create``):
+        ``link`` fails when the name exists, where a rename would replace it, so the first writer's bytes
+        stay. Either way a reader never sees half a file."""
         self._existing_bucket(bucket)
         target = self._path(bucket, key)
         try:
@@ -162,7 +151,10 @@ class LocalStore:
                     out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
-                os.link(tmp, target)
+                if replace:
+                    os.replace(tmp, target)
+                else:
+                    os.link(tmp, target)
             except FileExistsError:
                 return False
             finally:

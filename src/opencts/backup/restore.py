@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from opencts.backup.manifest import BackupError, Manifest, Progress, verify
-from opencts.backup.snapshot import DATABASE, copy_file, sqlite_path
+from opencts.backup.snapshot import DATABASE, copy_file, postgres_revision, sqlite_path
 from opencts.config import Settings
 from opencts.store.files import private_dir
 
@@ -27,6 +27,20 @@ def _check_revision(revision: str | None) -> None:
 
     if revision is not None and not known(revision):
         raise BackupError(unknown_message(revision))
+
+
+def _check_restored_database(settings: Settings) -> None:
+    """The files of a PostgreSQL node go with its pg_dump: keys and cursors without the database they
+    belong to would start a node that cannot read its own secrets, so the dump must be restored first."""
+    try:
+        revision = postgres_revision(settings)
+    except Exception as exc:  # unreachable, refused, no such database: the operator's to fix
+        raise BackupError(f"cannot read the database named by OPENCTS_DATABASE_URL: {exc}") from None
+    if revision is None:
+        raise BackupError(
+            "the database named by OPENCTS_DATABASE_URL is empty: restore the backup's pg_dump into it first"
+            " (pg_restore, docs/backup.md), then run this restore again"
+        )
 
 
 def _check_database(path: Path) -> None:
@@ -56,6 +70,8 @@ def check(source: Path, settings: Settings, progress: Progress | None = None) ->
             "this backup was taken on PostgreSQL: restore its pg_dump first (docs/backup.md), then run"
             " the restore with OPENCTS_DATABASE_URL naming that database"
         )
+    if manifest.database == "postgresql":
+        _check_restored_database(settings)
     if manifest.database == "sqlite" and not any(e.path == DATABASE for e in manifest.files):
         raise BackupError(f"the backup is incomplete: its manifest names no {DATABASE}")
     _check_revision(manifest.schema_revision)

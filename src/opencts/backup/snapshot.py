@@ -207,7 +207,7 @@ def take(settings: Settings, target: Path, progress: Progress | None = None) -> 
             manifest.files.append(Entry(DATABASE, size, sha256_file(target / DATABASE, hashing)))
             synced.result()
     else:
-        manifest.schema_revision = _postgres_revision(settings)
+        manifest.schema_revision = postgres_revision(settings)
         taken_at = time.time()
         manifest.notes.append(
             "the PostgreSQL database is not in this backup: take it with pg_dump (docs/backup.md)"
@@ -231,7 +231,8 @@ def take(settings: Settings, target: Path, progress: Progress | None = None) -> 
     return manifest
 
 
-def _postgres_revision(settings: Settings) -> str | None:
+def postgres_revision(settings: Settings) -> str | None:
+    """The schema revision of the PostgreSQL database the settings name; None when it has no schema."""
     from opencts.store.database import Database
     from opencts.store.revisions import current
 

@@ -253,3 +253,13 @@ def search(
     rows = [_row(log) for log in found]
     shown = f"{len(rows)} of {total}" if total > len(rows) else str(len(rows))
     console.print(fit_table(RECORD_COLUMNS, rows, title=f"{shown} record(s) matching {escape(keywords)}"))
+
+
+def _add_sinks() -> None:
+    """``opencts lts sinks ...`` (:mod:`opencts.cli.lts_sinks`), imported late: it builds on this module."""
+    from opencts.cli.lts_sinks import app as sinks_app
+
+    app.add_typer(sinks_app, name="sinks")
+
+
+_add_sinks()

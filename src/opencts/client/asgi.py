@@ -7,31 +7,21 @@ wait in the client's outbox). An error inside the middleware's own recording is 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 
-from opencts.client.recording import Resource, new_trace_id, trace_name_for
+from opencts.client.hooks import STATE_CHANGING, Recorder, RequestHooks
+from opencts.client.recording import Resource, trace_name_for
 
 __all__ = ["OpenCTSMiddleware", "Recorder"]
-
-log = logging.getLogger("opencts.client")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-class Recorder(Protocol):
-    """What the middleware needs of a client (``Client`` or ``AsyncClient``)."""
-
-    def record(self, trace_name: str, **fields: Any) -> str | None: ...
 
 
 def _default_user(request: Request) -> str | None:
@@ -69,15 +59,12 @@ class OpenCTSMiddleware:
         trust_forwarded: bool = False,
     ) -> None:
         self.app = app
-        self.client = client
-        self.user = user
-        self.resource = resource
-        self.name = name
-        self.methods = frozenset(m.upper() for m in methods)
-        self.trust_forwarded = trust_forwarded
+        self.hooks = RequestHooks(
+            client, user=user, resource=resource, name=name, methods=methods, trust_forwarded=trust_forwarded
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in self.methods:
+        if scope["type"] != "http" or scope["method"] not in self.hooks.methods:
             await self.app(scope, receive, send)
             return
         status = 500
@@ -94,19 +81,12 @@ class OpenCTSMiddleware:
             self._record(scope, status)
 
     def _record(self, scope: Scope, status: int) -> None:
-        try:
-            request = Request(scope)
-            headers = request.headers
-            ip = request.client.host if request.client else None
-            if self.trust_forwarded and (forwarded := headers.get("x-forwarded-for")):
-                ip = forwarded.split(",")[0].strip()
-            self.client.record(
-                self.name(request),
-                user=self.user(request),
-                resource=self.resource(request) if self.resource else None,
-                status=status,
-                source_ip=ip,
-                request_id=headers.get("x-request-id") or new_trace_id(),
-            )
-        except Exception:  # auditing must never break the app's request
-            log.exception("OpenCTS middleware could not record a request")
+        request = Request(scope)
+        headers = request.headers
+        self.hooks.record(
+            request,
+            status,
+            peer=request.client.host if request.client else None,
+            forwarded=headers.get("x-forwarded-for"),
+            request_id=headers.get("x-request-id"),
+        )

@@ -10,7 +10,6 @@ request never waits on OpenCTS, and an error while recording is logged, never ra
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +17,11 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from opencts.client.asgi import STATE_CHANGING, Recorder
-from opencts.client.recording import new_trace_id, trace_name_for
+from opencts.client.hooks import STATE_CHANGING, Recorder, RequestHooks
+from opencts.client.recording import trace_name_for
 
 __all__ = ["OpenCTSMiddleware", "set_client"]
 
-log = logging.getLogger("opencts.client")
 _client: list[Recorder] = []
 _lock = threading.Lock()
 
@@ -43,17 +41,41 @@ def _get_client() -> Recorder:
         return _client[0]
 
 
+class _SharedClient:
+    """The process's client, built at the first request that is recorded (not when Django imports us)."""
+
+    def record(self, trace_name: str, **fields: Any) -> str | None:
+        return _get_client().record(trace_name, **fields)
+
+
+def _user(request: Any) -> str | None:
+    user = getattr(request, "user", None)
+    return (user.get_username() or None) if user is not None and user.is_authenticated else None
+
+
+def _name(request: Any) -> str:
+    match = getattr(request, "resolver_match", None)
+    label = (match.url_name or match.view_name) if match is not None else request.method.lower()
+    return trace_name_for(str(label))
+
+
 class OpenCTSMiddleware:
     """Records POST, PUT, PATCH and DELETE requests of a Django project."""
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
         path = getattr(settings, "OPENCTS_RESOURCE", None)
-        self.resource: Callable[[Any], Any] | None = import_string(path) if path else None
-        self.trust_forwarded = bool(getattr(settings, "OPENCTS_TRUST_FORWARDED", False))
+        self.hooks: RequestHooks[Any] = RequestHooks(
+            _SharedClient(),
+            user=_user,
+            resource=import_string(path) if path else None,
+            name=_name,
+            methods=STATE_CHANGING,
+            trust_forwarded=bool(getattr(settings, "OPENCTS_TRUST_FORWARDED", False)),
+        )
 
     def __call__(self, request: Any) -> Any:
-        if request.method not in STATE_CHANGING:
+        if request.method not in self.hooks.methods:
             return self.get_response(request)
         status = 500
         try:
@@ -64,21 +86,11 @@ class OpenCTSMiddleware:
             self._record(request, status)
 
     def _record(self, request: Any, status: int) -> None:
-        try:
-            user = getattr(request, "user", None)
-            name = user.get_username() if user is not None and user.is_authenticated else None
-            match = getattr(request, "resolver_match", None)
-            label = (match.url_name or match.view_name) if match is not None else request.method.lower()
-            ip = request.META.get("REMOTE_ADDR")
-            if self.trust_forwarded and (forwarded := request.META.get("HTTP_X_FORWARDED_FOR")):
-                ip = str(forwarded).split(",")[0].strip()
-            _get_client().record(
-                trace_name_for(str(label)),
-                user=name or None,
-                resource=self.resource(request) if self.resource else None,
-                status=status,
-                source_ip=ip,
-                request_id=request.META.get("HTTP_X_REQUEST_ID") or new_trace_id(),
-            )
-        except Exception:  # auditing must never break the app's request
-            log.exception("OpenCTS middleware could not record a request")
+        meta = request.META
+        self.hooks.record(
+            request,
+            status,
+            peer=meta.get("REMOTE_ADDR"),
+            forwarded=meta.get("HTTP_X_FORWARDED_FOR"),
+            request_id=meta.get("HTTP_X_REQUEST_ID"),
+        )

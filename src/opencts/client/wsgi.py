@@ -7,16 +7,13 @@ on OpenCTS and an OpenCTS that is down changes nothing for the app.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from opencts.client.asgi import STATE_CHANGING, Recorder
-from opencts.client.recording import Resource, new_trace_id, trace_name_for
+from opencts.client.hooks import STATE_CHANGING, Recorder, RequestHooks
+from opencts.client.recording import Resource, trace_name_for
 
 __all__ = ["OpenCTSMiddleware"]
-
-log = logging.getLogger("opencts.client")
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -53,15 +50,12 @@ class OpenCTSMiddleware:
         trust_forwarded: bool = False,
     ) -> None:
         self.app = app
-        self.client = client
-        self.user = user
-        self.resource = resource
-        self.name = name
-        self.methods = frozenset(m.upper() for m in methods)
-        self.trust_forwarded = trust_forwarded
+        self.hooks = RequestHooks(
+            client, user=user, resource=resource, name=name, methods=methods, trust_forwarded=trust_forwarded
+        )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in self.methods:
+        if environ.get("REQUEST_METHOD") not in self.hooks.methods:
             return self.app(environ, start_response)
         recorded = False
 
@@ -80,17 +74,10 @@ class OpenCTSMiddleware:
             raise
 
     def _record(self, environ: Environ, status: int) -> None:
-        try:
-            ip = environ.get("REMOTE_ADDR")
-            if self.trust_forwarded and (forwarded := environ.get("HTTP_X_FORWARDED_FOR")):
-                ip = str(forwarded).split(",")[0].strip()
-            self.client.record(
-                self.name(environ),
-                user=self.user(environ),
-                resource=self.resource(environ) if self.resource else None,
-                status=status,
-                source_ip=ip,
-                request_id=environ.get("HTTP_X_REQUEST_ID") or new_trace_id(),
-            )
-        except Exception:  # auditing must never break the app's request
-            log.exception("OpenCTS middleware could not record a request")
+        self.hooks.record(
+            environ,
+            status,
+            peer=environ.get("REMOTE_ADDR"),
+            forwarded=environ.get("HTTP_X_FORWARDED_FOR"),
+            request_id=environ.get("HTTP_X_REQUEST_ID"),
+        )

@@ -24,6 +24,7 @@ from opencts.errors import BadRequest
 from opencts.store import trace_log
 from opencts.store.tables import trace_resources, trace_users
 from opencts.store.term_index import TermIndex
+from opencts.traces.listing import list_traces
 from opencts.traces.query import TraceQuery, parse_query
 from opencts.trackers.catalogue import RESOURCES_WINDOW_MS, USERS_WINDOW_MS
 
@@ -135,32 +136,9 @@ def page(
     conn: Connection, *, project_id: str, query: TraceQuery, index: TermIndex | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of rows (as dicts of :data:`LIST_COLUMNS`) and the marker of the next (None at the end)."""
+    rows, marker = list_traces(conn, project_id=project_id, query=query, index=index, columns=LIST_COLUMNS)
     if query.trace_id is not None:
-        found = trace_log.by_trace_id(
-            conn, project_id=project_id, kind=query.kind, trace_id=query.trace_id, not_before=query.time_from
-        )
-        return [_from_body(r.time, r.body) for r in found], None
-    after = None
-    if query.next is not None:
-        after = trace_log.position_of(conn, project_id, query.next)
-        if after is None:
-            raise BadRequest("the next-page marker is not in this trace list (older than the retention?)")
-    rows = trace_log.page(
-        conn,
-        project_id=project_id,
-        kind=query.kind,
-        time_from=query.time_from,
-        time_to=query.time_to,
-        filters=query.filters,
-        after=after,
-        limit=query.limit + 1,
-        index=index,
-        columns=LIST_COLUMNS,
-    )
-    marker = None
-    if len(rows) > query.limit:
-        rows = rows[: query.limit]
-        marker = rows[-1].trace_id
+        return [_from_body(r.time, r.body) for r in rows], None
     return [dict(zip(LIST_COLUMNS, r, strict=False)) for r in rows], marker
 
 

@@ -89,6 +89,10 @@ class Context:
         self._secret_key: str = credentials.get("secret_key", "")
         self._security_token: str = credentials.get("security_token", "")
         self._auth_token: str = credentials.get("auth_token", "")
+        # the object store's pair when the agency hands one out (functions/agency_storage.py), else the
+        # temporary OpenCTS AK/SK, as before
+        self._storage_access_key: str = credentials.get("storage_access_key") or self._access_key
+        self._storage_secret_key: str = credentials.get("storage_secret_key") or self._secret_key
         self._logger = Logger(self._request_id)
 
     def getRequestID(self) -> str:
@@ -129,10 +133,10 @@ class Context:
         return self._auth_token
 
     def getAccessKey(self) -> str:
-        return self._access_key
+        return self._storage_access_key
 
     def getSecretKey(self) -> str:
-        return self._secret_key
+        return self._storage_secret_key
 
     def getSecurityAccessKey(self) -> str:
         return self._access_key
@@ -239,11 +243,37 @@ def _confine(spec: dict[str, Any]) -> None:
             package_path[:] = [_reopened(path, reopened) for path in package_path]
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
+    _private_tmp(int(spec.get("tmp_bytes", 0)))
     processes = int(spec["max_processes"])
     resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     os.setgroups([])
     os.setgid(int(spec["gid"]))
     os.setuid(int(uid))
+
+
+def _private_tmp(size: int) -> bool:
+    """Give this worker a /tmp of its own: an empty tmpfs of ``size`` bytes in a mount namespace of its own.
+
+    Handlers write fixed paths under /tmp (the seeds' LTS function downloads its object to /tmp/NAME and
+    appends to it). On the shared /tmp a file one worker's uid left would be unwritable by the next
+    worker's uid (every server start and every idle sweep brings new ones), and readable by every other
+    function. Runs as root before the uid drop, after the import directories are held by descriptors
+    (so an interpreter or code under /tmp still imports). Where the kernel refuses a namespace, /tmp
+    stays shared, as without root.
+    """
+    if size <= 0:
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rec, ms_private, ms_nosuid, ms_nodev = 0x20000, 0x4000, 0x40000, 0x2, 0x4
+    if libc.unshare(clone_newns) != 0:
+        return False
+    # nothing mounted here may leak back into the host's namespace
+    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
+        return False
+    options = f"size={size},mode=1777".encode()
+    return bool(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", ms_nosuid | ms_nodev, options) == 0)
 
 
 def _watch_lifeline(fd: int, own_uid: bool) -> None:

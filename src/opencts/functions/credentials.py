@@ -4,12 +4,15 @@
 invocation with the function and how long the invocation may take, it issues temporary credentials
 (:mod:`opencts.iam.temporary`) that expire then, never later than the function's timeout plus
 :data:`MARGIN_MS` after issue. A function without an agency (``xrole``) gets none, as on FunctionGraph,
-where ``getToken()`` is empty unless the function has an agency. Nothing here logs a credential.
+where ``getToken()`` is empty unless the function has an agency. An agency that the object-storage
+grant covers (:mod:`opencts.functions.agency_storage`) hands out the store's key pair too. Nothing here
+logs a credential.
 """
 
 from __future__ import annotations
 
 from opencts.clock import now_ms
+from opencts.functions.agency_storage import StorageGrant
 from opencts.functions.repository import FunctionRecord
 from opencts.functions.runtime import Credentials
 from opencts.iam import temporary
@@ -25,20 +28,25 @@ MIN_TTL_MS = 1_000
 class AgencyCredentials:
     """``CredentialIssuer``: ``await issuer(record, seconds)`` → the runtime's ``Credentials`` or None."""
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    def __init__(self, db: Database, box: SecretBox, *, storage: StorageGrant | None = None) -> None:
         self.db = db
         self.box = box
+        #: the object store's keys the agencies it covers hand out (``agency_storage``)
+        self.storage = storage
 
     async def __call__(self, record: FunctionRecord, seconds: int) -> Credentials | None:
         issued = await self.issue(record, seconds * 1000 + MARGIN_MS)
         if issued is None:
             return None
+        storage = self.storage if self.storage is not None and self.storage.covers(record.xrole) else None
         return Credentials(
             access_key=issued.access_key,
             secret_key=issued.secret_key,
             security_token=issued.security_token,
             auth_token=issued.auth_token,
             expires_at_ms=issued.expires_at_ms,
+            storage_access_key=storage.access_key if storage else "",
+            storage_secret_key=storage.secret_key.get_secret_value() if storage else "",
         )
 
     async def issue(self, record: FunctionRecord, ttl_ms: int) -> temporary.Issued | None:

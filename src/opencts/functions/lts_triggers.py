@@ -9,7 +9,9 @@ number) handed over. A new trigger starts at the stream's end (records from now 
 Handing over is one transaction: the cursor moves by compare-and-set and the invocation is queued in
 ``function_invocations``. So a batch is queued once (a second node whose compare-and-set fails queues
 nothing), and from there runs at least once with the invocation queue's retries and dead letters, as a CTS
-trigger's invocations do. The function receives what FunctionGraph hands an LTS-triggered function:
+trigger's invocations do. Records of the function's own calls (``made_by``) are passed over, so a
+handler that alarms on what it reads never reads its own alarm. The function receives what FunctionGraph
+hands an LTS-triggered function:
 ``{"lts": {"data": base64(JSON)}}``, the JSON holding ``logs`` (each ``message``, ``time``, ``host_name``,
 ``ip``, ``path``, ``log_uid``, ``line_no``), ``owner``, ``log_group_id`` and ``log_topic_id``.
 """
@@ -229,12 +231,30 @@ def active(conn: Connection) -> list[Active]:
     ]
 
 
-def _log(record: Any, path: str) -> dict[str, Any]:
+def _trace(record: Any) -> dict[str, Any]:
     try:
         trace = orjson.loads(record.content)
     except orjson.JSONDecodeError:
-        trace = {}
-    ip = trace.get("source_ip") if isinstance(trace, dict) else None
+        return {}
+    return trace if isinstance(trace, dict) else {}
+
+
+def made_by(trace: dict[str, Any], func_id: str) -> bool:
+    """Whether ``trace`` records a call the function made itself, through its agency's credentials.
+
+    Such traces are never handed to that function: a handler that alarms through SMN on what it reads
+    (the seeds' LTS function, on the management stream) would read its own publish, whose recorded body
+    holds the alarm, and alarm again, without end. ``api.audit`` writes such a call's user as
+    ``AssumedAgency`` with the function's id.
+    """
+    user = trace.get("user")
+    return isinstance(user, dict) and user.get("type") == "AssumedAgency" and user.get("id") == func_id
+
+
+def _log(record: Any, path: str, trace: dict[str, Any] | None = None) -> dict[str, Any]:
+    if trace is None:
+        trace = _trace(record)
+    ip = trace.get("source_ip")
     return {
         "message": record.content,
         "time": int(record.time),
@@ -246,10 +266,18 @@ def _log(record: Any, path: str) -> dict[str, Any]:
     }
 
 
-def lts_event(trigger: Active, records: list[Any], path: str) -> bytes:
-    """The event an LTS-triggered function receives for ``records``."""
+def lts_event(trigger: Active, records: list[Any], path: str) -> bytes | None:
+    """The event an LTS-triggered function receives for ``records``; None when every one of them records
+    the function's own calls (:func:`made_by`), which it is not handed."""
+    logs = []
+    for record in records:
+        trace = _trace(record)
+        if not made_by(trace, trigger.func_id):
+            logs.append(_log(record, path, trace))
+    if not logs:
+        return None
     data = {
-        "logs": [_log(r, path) for r in records],
+        "logs": logs,
         "owner": trigger.domain_id,
         "log_group_id": trigger.data.log_group_id,
         "log_topic_id": trigger.data.log_topic_id,
@@ -288,15 +316,17 @@ def hand_over(conn: Connection, trigger: Active, *, now: int) -> int:
     stream = conn.execute(
         select(lts_streams.c.name).where(lts_streams.c.id == trigger.data.log_topic_id)
     ).scalar()
-    invocations.enqueue(
-        conn,
-        project_id=trigger.project_id,
-        func_id=trigger.func_id,
-        source="trigger",
-        event=lts_event(trigger, list(found), str(stream or "")),
-        now=now,
-        trigger_id=trigger.trigger_id,
-    )
+    event = lts_event(trigger, list(found), str(stream or ""))
+    if event is not None:
+        invocations.enqueue(
+            conn,
+            project_id=trigger.project_id,
+            func_id=trigger.func_id,
+            source="trigger",
+            event=event,
+            now=now,
+            trigger_id=trigger.trigger_id,
+        )
     return len(found)
 
 

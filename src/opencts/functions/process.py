@@ -25,6 +25,8 @@ LOG_LIMIT_BYTES = 1024 * 1024
 INTERPRETER_ALLOWANCE_MB = 256
 MAX_PROCESSES = 128
 MAX_FILE_BYTES = 1024 * 1024 * 1024
+TMP_BYTES = 512 * 1024 * 1024
+"""A worker run as its own uid gets a private /tmp of this size (FunctionGraph's 512 MB)."""
 UID_BASE = 0x40000000
 UIDS_PER_PROCESS = 512
 """Each server process has its own block of worker uids (from its pid), far above any account on the
@@ -242,6 +244,7 @@ class WorkerProcess:
             gid=uid,
             max_processes=MAX_PROCESSES,
             max_file_bytes=MAX_FILE_BYTES,
+            tmp_bytes=TMP_BYTES if uid is not None else 0,
             address_space_bytes=address_space_mb * 1024 * 1024,
         )
         await worker.send(init)

@@ -45,13 +45,20 @@ _SECRET_MASK = "******"
 
 @dataclass(frozen=True)
 class Credentials:
-    """Short-lived credentials of the function's agency, handed to the handler through its context."""
+    """Short-lived credentials of the function's agency, handed to the handler through its context.
+
+    ``storage_*`` is the object store's key pair when the agency may hand it out
+    (:mod:`opencts.functions.agency_storage`): then ``getAccessKey()``/``getSecretKey()`` return it.
+    Secrets stay out of ``repr``.
+    """
 
     access_key: str
-    secret_key: str
-    security_token: str
-    auth_token: str
+    secret_key: str = field(repr=False)
+    security_token: str = field(repr=False)
+    auth_token: str = field(repr=False)
     expires_at_ms: int
+    storage_access_key: str = ""
+    storage_secret_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -510,6 +517,9 @@ class FunctionPool:
                 "security_token": credentials.security_token,
                 "auth_token": credentials.auth_token,
             }
+            if credentials.storage_access_key:
+                message["credentials"]["storage_access_key"] = credentials.storage_access_key
+                message["credentials"]["storage_secret_key"] = credentials.storage_secret_key
         try:
             await process.send(message)
             reply = await asyncio.wait_for(process.receive(), max(0.0, remaining))
@@ -587,7 +597,13 @@ class FunctionPool:
         """The log as text, with the invocation's secrets masked wherever the handler printed them."""
         text = log.decode("utf-8", "replace")
         if credentials is not None:
-            for secret in (credentials.secret_key, credentials.security_token, credentials.auth_token):
+            secrets = (
+                credentials.secret_key,
+                credentials.security_token,
+                credentials.auth_token,
+                credentials.storage_secret_key,
+            )
+            for secret in secrets:
                 if len(secret) >= 8:
                     text = text.replace(secret, _SECRET_MASK)
         return text

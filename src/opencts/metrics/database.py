@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select, text
 
 from opencts.clock import now_ms
+from opencts.lts.sinks.gauges import collect as lts_sink_gauges
 from opencts.store import Database, trace_log
 from opencts.store.tables import consumer_cursors, function_invocations, smn_deliveries, traces
 
@@ -133,6 +134,7 @@ class DatabaseCollector(Collector):
         for status, n in sorted(snap.functions.items()):
             fn.add_metric([status], n)
         yield fn
+        yield from lts_sink_gauges(self.db)  # each LTS sink's lag and failures
         if snap.size_bytes is not None:
             yield GaugeMetricFamily(
                 "opencts_database_size_bytes", "Size of the database (SQLite file and WAL).", snap.size_bytes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hmac
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -31,6 +32,12 @@ StartResponse = Callable[..., Any]
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+
+
+class _Server6(_Server):
+    """For an IPv6 address (``[::1]:9100``, ``[::]:9100``): the standard library's server is IPv4 only."""
+
+    address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -61,11 +68,12 @@ class MetricsListener:
     """A running listener; :meth:`close` stops it."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, token: str | None) -> None:
+        address = host.strip("[]")
         self.server = make_server(
-            host.strip("[]"),
+            address,
             port,
             metrics_wsgi(registry, token),
-            server_class=_Server,
+            server_class=_Server6 if ":" in address else _Server,
             handler_class=_QuietHandler,
         )
         self.port = self.server.server_port

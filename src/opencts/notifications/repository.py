@@ -327,3 +327,20 @@ def settle_alarm(
 def prune_alarms(conn: Connection, before: int) -> None:
     """Forget alarm records created before ``before`` (ms): their traces have left the log by then."""
     conn.execute(delete(notification_alarms).where(notification_alarms.c.created_at < before))
+
+
+def alarm_counts(conn: Connection, notification_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Each notification's alarms still on record (they are pruned with their traces) and the newest's time
+    (ms), so the console can show that a notification fires; notifications without one are left out."""
+    if not notification_ids:
+        return {}
+    rows = conn.execute(
+        select(
+            notification_alarms.c.notification_id,
+            func.count(),
+            func.max(notification_alarms.c.created_at),
+        )
+        .where(notification_alarms.c.notification_id.in_(notification_ids))
+        .group_by(notification_alarms.c.notification_id)
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}

@@ -44,8 +44,9 @@ def list_deliveries(
     limit: int,
     message_id: str | None = None,
     subscription_urn: str | None = None,
+    topic_urn: str | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    d = smn_deliveries
+    d, m = smn_deliveries, smn_messages
     conds = [d.c.project_id == project_id]
     if status:
         conds.append(d.c.status == status)
@@ -53,7 +54,12 @@ def list_deliveries(
         conds.append(d.c.message_id == message_id)
     if subscription_urn:
         conds.append(d.c.subscription_urn == subscription_urn)
-    total = conn.execute(select(func.count()).select_from(d).where(*conds)).scalar_one()
+    source: Any = d
+    if topic_urn:
+        # a delivery names its message, the message its topic (the console's topic page)
+        conds.append(m.c.topic_urn == topic_urn)
+        source = d.join(m, m.c.message_id == d.c.message_id)
+    total = conn.execute(select(func.count()).select_from(source).where(*conds)).scalar_one()
     rows = conn.execute(_select().where(*conds).order_by(d.c.id.desc()).offset(offset).limit(limit))
     return int(total), [render(r) for r in rows]
 

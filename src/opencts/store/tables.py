@@ -732,3 +732,34 @@ lts_records = Table(
 )
 Index("uq_lts_records_trace", lts_records.c.stream_id, lts_records.c.trace_id, unique=True)
 Index("ix_lts_records_time", lts_records.c.stream_id, lts_records.c.record_time, lts_records.c.id)
+
+# forwarding sinks of LTS streams (opencts.lts.sinks): each a cursor over its stream's records (``position``,
+# the last record id done) held by one node at a time under a lease
+lts_sinks = Table(
+    "lts_sinks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("group_id", String(36), nullable=False),
+    Column("stream_id", String(36), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("sink_type", String(16), nullable=False),  # ndjson | syslog | otlp
+    Column("endpoint", Text, nullable=False),
+    Column("settings", Text, nullable=False),  # JSON, nothing secret
+    Column("secrets", Text, nullable=True),  # sealed JSON (headers, client key) or NULL
+    Column("filter", Text, nullable=False),  # JSON: the key event notification filter model
+    Column("position", BigInteger, nullable=False),
+    Column("delivered", BigInteger, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),  # failures in a row (the backoff counts from them)
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", BigInteger, nullable=True),
+    Column("last_delivered_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("stream_id", "name", name="uq_lts_sinks_name"),
+)
+Index("ix_lts_sinks_project", lts_sinks.c.project_id, lts_sinks.c.stream_id)
+Index("ix_lts_records_stream_id", lts_records.c.stream_id, lts_records.c.id)

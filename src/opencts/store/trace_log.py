@@ -198,6 +198,10 @@ def position_of(conn: Connection, project_id: str, trace_id: str) -> Position | 
     return Position(row.time, row.seq) if row else None
 
 
+#: what a page row holds unless the caller picks its columns: enough to page on and answer ListTraces
+PAGE_COLUMNS: tuple[str, ...] = ("seq", "time", "trace_id", "body")
+
+
 def page(
     conn: Connection,
     *,
@@ -209,7 +213,7 @@ def page(
     after: Position | None,
     limit: int,
     index: TermIndex | None,
-    columns: Sequence[str] = ("seq", "time", "trace_id", "body"),
+    columns: Sequence[str] = PAGE_COLUMNS,
 ) -> list[Row[Any]]:
     """Up to ``limit`` traces, newest first, strictly between ``time_from`` and ``time_to``.
 

@@ -5,6 +5,7 @@ Stored bodies are already the wire form, so the answer is spliced from them with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,9 +18,17 @@ from opencts.traces.query import TraceQuery
 
 
 def list_traces(
-    conn: Connection, *, project_id: str, query: TraceQuery, index: TermIndex | None
+    conn: Connection,
+    *,
+    project_id: str,
+    query: TraceQuery,
+    index: TermIndex | None,
+    columns: Sequence[str] = trace_log.PAGE_COLUMNS,
 ) -> tuple[list[Any], str | None]:
-    """The rows of one page and the marker for the next (None at the end); ``index`` is the database's."""
+    """The rows of one page and the marker for the next (None at the end); ``index`` is the database's.
+
+    ``columns`` picks what a page row holds (the console reads columns, the API the stored bodies); a
+    lookup by trace id always gives whole rows, with ``time`` and ``body``."""
     if query.trace_id is not None:
         rows = trace_log.by_trace_id(
             conn,
@@ -44,6 +53,7 @@ def list_traces(
         after=after,
         limit=query.limit + 1,
         index=index,
+        columns=columns,
     )
     if len(rows) > query.limit:
         rows = rows[: query.limit]
