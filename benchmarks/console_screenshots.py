@@ -3,7 +3,8 @@
 Not a benchmark; it lives beside them for their scaffolding. It serves OpenCTS in a scratch data dir,
 posts the demo week (``opencts.traces.demo``), logs in through the login form in headless Chromium
 (Debian's ``/usr/bin/chromium``, driven by Playwright) and photographs each page at laptop size, plus the
-Trace List at phone size.
+Trace List at phone size; then makes a function from the login-whitelist template and photographs the
+Functions pages, and transfers the traces to a bucket and photographs the Archive page with a query.
 
     .venv/bin/python benchmarks/console_screenshots.py [--out docs/screenshots]
 """
@@ -68,6 +69,10 @@ async def photograph(server: RunningServer, out: Path) -> None:
         await page.get_by_role("button", name="Log in").click()
         await page.wait_for_url(f"{server.url}/console/")
         await shoot(page, out, "dashboard")
+        await page.get_by_role("heading", name="Tops of the last 24 hours").evaluate(
+            "e => e.scrollIntoView()"
+        )
+        await shoot(page, out, "dashboard-tops")
         await page.goto(f"{server.url}/console/traces?range=1d&limit=20")
         await page.locator("button.expand").nth(1).click()
         await shoot(page, out, "trace-list")
@@ -83,7 +88,67 @@ async def photograph(server: RunningServer, out: Path) -> None:
         small = await phone.new_page()
         await small.goto(f"{server.url}/console/traces?range=1d&trace_rating=warning")
         await shoot(small, out, "trace-list-phone")
+        await photograph_functions_and_archive(server, page, out)
         await browser.close()
+
+
+async def photograph_functions_and_archive(server: RunningServer, page: Page, out: Path) -> None:
+    """The Functions pages (a function from the login-whitelist template, its CTS trigger, a test run, its
+    logs and monitoring) and the Archive page after a transfer, with a query's answer."""
+    await server.client.post(f"/v2/{server.project}/notifications/topics", json={"name": "cts_test"})
+    services = server.app.state.services
+    await page.goto(f"{server.url}/console/functions/new?template=login-whitelist")
+    await page.get_by_label("Function name").fill("login_guard")
+    await page.locator("#env_value_0").fill("cts_test")
+    await page.locator("#env_value_1").fill(services.settings.region)
+    await page.locator("#env_value_2").fill("10.0.0.0/8, 192.168.1.2")
+    await page.locator("#env_key_3").fill("SMN_ENDPOINT")
+    await page.locator("#env_value_3").fill(server.url)
+    await shoot(page, out, "function-create")
+    await page.get_by_role("button", name="Create function").click()
+    await page.wait_for_url("**/console/functions/default/login_guard?**")
+    await page.goto(f"{server.url}/console/functions/default/login_guard/triggers")
+    await page.get_by_role("link", name="Create Trigger").click()
+    await page.get_by_label("Notification Name").fill("cts_test")
+    await page.get_by_label("Operation 1 service type").fill("IAM")
+    await page.get_by_label("Operation 1 resource type").fill("user")
+    await page.get_by_label("Operation 1 operation name").fill("login")
+    await page.get_by_label("Operation 2 service type").fill("IAM")
+    await page.get_by_label("Operation 2 resource type").fill("user")
+    await page.get_by_label("Operation 2 operation name").fill("logout")
+    await shoot(page, out, "function-create-trigger")
+    await page.get_by_role("button", name="OK").click()
+    await page.wait_for_url("**/triggers?**")
+    await page.goto(f"{server.url}/console/functions/default/login_guard/test")
+    for _ in range(3):
+        await page.get_by_role("button", name="Test").click()
+        await page.wait_for_load_state()
+    await page.locator("#outcome-title").evaluate("e => e.scrollIntoView()")
+    await shoot(page, out, "function-test")
+    await page.goto(f"{server.url}/console/functions/default/login_guard/logs")
+    await shoot(page, out, "function-logs")
+    await page.goto(f"{server.url}/console/functions/default/login_guard/monitoring")
+    await shoot(page, out, "function-monitoring")
+    await page.goto(f"{server.url}/console/functions")
+    await shoot(page, out, "functions")
+
+    services.storage.create_bucket("audit-archive")
+    await page.goto(f"{server.url}/console/trackers/system")
+    await page.get_by_label("Bucket").fill("audit-archive")
+    await page.get_by_label("Verify trace files (digest files)").check()
+    await page.get_by_role("button", name="Save").click()
+    await page.wait_for_url("**/console/trackers?**")
+    await services.transfer.drain()
+    await page.goto(f"{server.url}/console/archive")
+    await page.locator("a[href*='day=']").first.click()
+    await page.get_by_role("textbox", name="SQL").fill(
+        "SELECT source_ip, count(*) AS logins\nFROM traces\nWHERE trace_name = 'login'\n"
+        "GROUP BY source_ip\nORDER BY logins DESC\nLIMIT 5"
+    )
+    await page.get_by_role("button", name="Run query").click()
+    await shoot(page, out, "archive")
+    await page.get_by_role("heading", name="Query the archive (SQL)").evaluate("e => e.scrollIntoView()")
+    await shoot(page, out, "archive-query")
 
 
 async def main() -> None:

@@ -114,7 +114,7 @@ async def test_the_dashboard_and_trackers_fit_a_phone_screen(
         await page.goto(f"{server.url}/console/")
         await log_in(page, server)
         await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-        await expect(page.locator("figure.chart svg")).to_have_count(3)
+        await expect(page.locator("figure.chart svg")).to_have_count(6)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the dashboard scrolls sideways on a phone ({width} px wide)"
         await page.get_by_role("link", name="Trackers").click()

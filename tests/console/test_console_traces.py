@@ -117,7 +117,7 @@ async def test_dashboard_draws_the_charts_on_the_server(api: Api, make_trace: Tr
     async with logged_in(api.app, api.creds) as client:
         page = await client.get("/console/")
     assert page.status_code == 200
-    assert page.text.count("<svg") == 3
+    assert page.text.count("<svg") == 6  # per hour, by rating, services; operations, users, source IPs
     assert "RDS 3" in page.text  # the services chart's description
     assert "incident 3" in page.text
     assert page.text.count('?trace_type=system">') == 3  # the recent incidents, each linked to its trace

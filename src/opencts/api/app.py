@@ -42,6 +42,8 @@ from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
 from opencts.clock import DAY_MS
 from opencts.config import Settings
+from opencts.console import archive_pages as console_archive
+from opencts.console import functions_pages as console_functions
 from opencts.console import pages as console_pages
 from opencts.console.notify_pages import router as console_notify_router
 from opencts.console.topic_pages import router as console_topic_router
@@ -209,6 +211,8 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console
+    app.include_router(console_functions.router)  # the console's Functions pages
+    app.include_router(console_archive.router)  # the console's Archive page
     app.include_router(lts.router)
     app.include_router(lts_sinks_api.router)
     return app

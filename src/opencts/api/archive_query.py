@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opencts.api.auth import require
 from opencts.api.bodies import json_body, json_response
-from opencts.api.deps import ServicesDep
+from opencts.api.deps import Services, ServicesDep
 from opencts.archive import planner, query
 from opencts.archive.envelope import EnvelopeHeader
 from opencts.clock import DAY_MS, now_ms
@@ -51,6 +51,18 @@ class ArchiveQueryBody(BaseModel):
 )
 async def query_archive(project_id: str, request: Request, services: ServicesDep, caller: Reader) -> Response:
     body = await json_body(request, ArchiveQueryBody)
+    answer = await run_query(services, project_id, body)
+    doc: dict[str, Any] = {
+        "columns": answer.columns,
+        "rows": answer.rows,
+        "truncated": answer.truncated,
+        "files": answer.files,
+    }
+    return json_response(doc)
+
+
+async def run_query(services: Services, project_id: str, body: ArchiveQueryBody) -> query.Answer:
+    """The query of ``body`` over the project's archive, sandboxed; the API and the console run it here."""
     end = body.to if body.to is not None else now_ms() + 1
     start = body.from_ if body.from_ is not None else end - DEFAULT_DAYS * DAY_MS
     if start >= end:
@@ -68,7 +80,7 @@ async def query_archive(project_id: str, request: Request, services: ServicesDep
         assert keys is not None
         return keys.unwrap(owner, header)
 
-    answer = await asyncio.to_thread(
+    return await asyncio.to_thread(
         query.answer,
         store,
         sources,
@@ -81,10 +93,3 @@ async def query_archive(project_id: str, request: Request, services: ServicesDep
         limit=body.limit,
         timeout=services.settings.archive_query_timeout,
     )
-    doc: dict[str, Any] = {
-        "columns": answer.columns,
-        "rows": answer.rows,
-        "truncated": answer.truncated,
-        "files": answer.files,
-    }
-    return json_response(doc)

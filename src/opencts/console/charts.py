@@ -52,7 +52,12 @@ def _nice_max(value: int) -> int:
 
 
 def stacked_columns(
-    title: str, columns: list[tuple[str, dict[str, int]]], colours: dict[str, str], *, width: int = 720
+    title: str,
+    columns: list[tuple[str, dict[str, int]]],
+    colours: dict[str, str],
+    *,
+    width: int = 720,
+    unit: str = "traces",
 ) -> Chart:
     """Columns (e.g. one an hour), each stacked by series (e.g. ratings) in ``colours``' order."""
     height, left, bottom, top = 220, 48, 28, 12
@@ -72,7 +77,7 @@ def stacked_columns(
         if i % max(len(columns) // 8, 1) == 0:
             texts.append(Text(x + slot / 2, height - 8, label))
     total = sum(sum(v.values()) for _, v in columns)
-    description = f"{total:,} traces in {len(columns)} columns; highest column {peak:,} or less"
+    description = f"{total:,} {unit} in {len(columns)} columns; highest column {peak:,} or less"
     return Chart(title, description, width, height, rects, texts)
 
 

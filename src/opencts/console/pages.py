@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 
 from opencts.api.deps import Services, get_services, read_body
 from opencts.clock import DAY_MS, iso_ms, now_ms
-from opencts.console import access, charts, dashboard, trace_list, trackers_form
+from opencts.console import access, charts, dashboard, dashboard_tops, trace_list, trackers_form
 from opencts.console.access import ConsoleUser
 from opencts.console.trace_list import Suggestions
 from opencts.errors import BadRequest, Forbidden, NotFound, OpenCTSError, TooManyAttempts, Unauthorized
@@ -40,6 +40,7 @@ MAX_FORM_BYTES = 64 * 1024
 _STATIC = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "functions.js": "text/javascript; charset=utf-8",
 }
 _HIGHLIGHT = HtmlFormatter(cssclass="highlight")
 _HIGHLIGHT_CSS: str = _HIGHLIGHT.get_style_defs(".highlight")  # type: ignore[no-untyped-call]
@@ -109,12 +110,12 @@ async def signed_in(request: Request, action: str | None = None) -> tuple[Servic
     return services, user
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form, bounded; the last value of a repeated field wins."""
+async def read_form(request: Request, *, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """An urlencoded form of at most ``limit`` bytes; the last value of a repeated field wins."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise BadRequest("send the form from the console page (application/x-www-form-urlencoded)")
-    raw = await read_body(request, MAX_FORM_BYTES)
+    raw = await read_body(request, limit)
     try:
         pairs = urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
@@ -235,11 +236,12 @@ async def dashboard_page(request: Request) -> Response:
     )
     index = services.db.term_index
 
-    def read(conn: Connection) -> tuple[dashboard.Figures, list[dict[str, Any]]]:
+    def read(conn: Connection) -> tuple[dashboard.Figures, list[dict[str, Any]], dashboard_tops.Tops]:
         rows, _ = trace_list.page(conn, project_id=user.project_id, query=incidents, index=index)
-        return dashboard.figures(conn, user.project_id, now=now), rows
+        tops = dashboard_tops.tops(conn, user.project_id, now=now, index=index)
+        return dashboard.figures(conn, user.project_id, now=now, index=index), rows, tops
 
-    found, recent = await services.db.read(read)
+    found, recent, tops = await services.db.read(read)
     context = {
         "figures": found,
         "per_hour": charts.stacked_columns(
@@ -248,6 +250,10 @@ async def dashboard_page(request: Request) -> Response:
         "by_rating": charts.bars("By rating", found.by_rating, charts.RATING_COLOURS),
         "by_service": charts.bars("Top services", found.by_service),
         "incidents": recent,
+        "tops": tops,
+        "top_operations": charts.bars("Top operations", tops.operations),
+        "top_users": charts.bars("Top users", tops.users),
+        "top_ips": charts.bars("Top source IPs", tops.source_ips),
     }
     return render(request, "dashboard.html", context)
 

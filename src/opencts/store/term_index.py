@@ -447,6 +447,79 @@ class TermIndex:
             found = hits if found is None else found & hits
         return found if found is not None else BitMap64()
 
+    def bucket_counts(
+        self, project_id: str, kind: str, column: str, *, first_bucket: int, last_bucket: int
+    ) -> dict[int, dict[str, int]]:
+        """Per time bucket from ``first_bucket`` to ``last_bucket``, how many seqs carry each value of
+        ``column`` (a dashboard's traces per hour by rating): a bucket's bitmap intersected with each
+        value's. Counts may include a seq whose row is gone but not yet pruned, as in :meth:`top_values`."""
+        if column not in TERM_COLUMNS:
+            raise ValueError(f"{column} is not a term column of the index")
+        with self._lock:
+            values = [
+                (term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, column)
+            ]
+            found: dict[int, dict[str, int]] = {}
+            for key in range(first_bucket, last_bucket + 1):
+                bucket = self._buckets.get(key)
+                counts = {v: b.intersection_cardinality(bucket) for v, b in values} if bucket else {}
+                found[key] = {v: n for v, n in counts.items() if n}
+        return found
+
+    def top_values(
+        self,
+        project_id: str,
+        kind: str,
+        column: str,
+        *,
+        first_bucket: int,
+        last_bucket: int,
+        limit: int,
+        split_by: str | None = None,
+    ) -> list[tuple[tuple[str, ...], int]]:
+        """The ``limit`` values of ``column`` that most seqs of the time buckets ``first_bucket`` to
+        ``last_bucket`` carry (a dashboard's "top users"), as ((value,), count), most first.
+
+        With ``split_by`` (another term column) each of the top values is split by that column's values,
+        and the ``limit`` largest (value, other value) pairs come back: the top operations are trace
+        names split by service. Values are split most first until one holds no more seqs than the
+        smallest pair kept, so a value whose seqs spread over many others costs no pair its place.
+        Counts may include a seq whose row is gone but not yet pruned (retention, a rolled-back append),
+        never miss one. Terms are visited largest first, and stop once a term holds fewer seqs in all
+        than the smallest count kept, so many rare values cost little.
+        """
+        if column not in TERM_COLUMNS or (split_by is not None and split_by not in TERM_COLUMNS):
+            raise ValueError(f"{column} is not a term column of the index")
+        with self._lock:
+            parts = [b for key, b in self._buckets.items() if first_bucket <= key <= last_bucket]
+            if not parts:
+                return []
+            window = BitMap64.union(*parts) if len(parts) > 1 else BitMap64(parts[0])
+            terms = sorted(
+                ((term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, column)),
+                key=lambda item: len(item[1]),
+                reverse=True,
+            )
+            if split_by is None:
+                return [((value,), n) for value, n in _largest(terms, window, limit)]
+            others = sorted(
+                ((term[3], b) for term, b in self._terms.items() if term[:3] == (project_id, kind, split_by)),
+                key=lambda item: len(item[1]),
+                reverse=True,
+            )
+            # every value, most first; a pair never outnumbers its value, so the walk stops at the first
+            # value with no more seqs than the smallest pair kept
+            pairs: list[tuple[tuple[str, ...], int]] = []
+            for value, n in _largest(terms, window, len(terms)):
+                if len(pairs) >= limit and n <= pairs[-1][1]:
+                    break
+                inside = window & self._terms[(project_id, kind, column, value)]
+                pairs += [((value, other), m) for other, m in _largest(others, inside, limit)]
+                pairs.sort(key=lambda item: (-item[1], item[0]))
+                del pairs[limit:]
+        pairs.sort(key=lambda item: (-item[1], item[0]))
+        return pairs[:limit]
+
     def tidy(self) -> None:
         """Sort the value hashes of the resource columns, once enough have come since the last sort.
 
@@ -471,6 +544,25 @@ class TermIndex:
     @property
     def terms(self) -> int:
         return len(self._terms)
+
+
+def _largest(terms: list[tuple[str, BitMap64]], window: BitMap64, limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` terms with the most seqs inside ``window``; ``terms`` come largest first, so the walk
+    stops at the first term smaller than the smallest count kept."""
+    kept: list[tuple[int, str]] = []
+    if limit <= 0:
+        return []
+    for value, bitmap in terms:
+        if len(kept) >= limit and len(bitmap) <= kept[-1][0]:
+            if len(bitmap) < kept[-1][0]:
+                break
+            continue
+        n = bitmap.intersection_cardinality(window)
+        if n:
+            kept.append((n, value))
+            kept.sort(key=lambda item: (-item[0], item[1]))
+            del kept[limit:]
+    return [(value, n) for n, value in kept]
 
 
 def _grown(column: np.ndarray[Any, Any], size: int) -> np.ndarray[Any, Any]:
