@@ -85,7 +85,9 @@ def readers_position(conn: Connection) -> int | None:
     """
     sinks = conn.execute(select(func.min(lts_sinks.c.position))).scalar()
     triggers = conn.execute(
-        select(func.min(consumer_cursors.c.position)).where(consumer_cursors.c.name.like(f"{TRIGGER_CURSORS}%"))
+        select(func.min(consumer_cursors.c.position)).where(
+            consumer_cursors.c.name.like(f"{TRIGGER_CURSORS}%")
+        )
     ).scalar()
     held = [int(p) for p in (sinks, triggers) if p is not None]
     return min(held) if held else None
