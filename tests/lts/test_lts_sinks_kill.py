@@ -3,6 +3,7 @@ again (with the batch id they had, which a receiver drops as seen)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from opencts.testing.sink_peers import SinkReceiver
 from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-KILLS = 3
+#: three in the suite; the issue's ten with OPENCTS_TEST_SINK_KILLS=10 (about 3 min)
+KILLS = int(os.environ.get("OPENCTS_TEST_SINK_KILLS", "3"))
 
 
 @pytest.fixture
