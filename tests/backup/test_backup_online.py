@@ -106,6 +106,22 @@ class Ingest(threading.Thread):
         return {i for at, ids in self.acked if at < moment for i in ids}
 
 
+def alarm_then_ingest(
+    server: ServerProcess, hook: HttpReceiver, make_trace: TraceFactory
+) -> tuple[list[dict[str, Any]], Ingest]:
+    """Alice's logins alarmed (each once, at the webhook), then ingest running: a backup is taken under it."""
+    watch_alice(server, hook)
+    alarms = [login(make_trace, "alice") for _ in range(ALARMS)]
+    with server.client() as api:
+        resp = api.post(f"/v3/{server.creds.project_id}/traces", json={"traces": alarms})
+        assert resp.status_code == 200 and resp.json()["accepted"] == ALARMS, resp.text
+    wait_for(lambda: len(alarmed(hook)) == ALARMS, 30, "the alarms before the backup")
+    ingest = Ingest(server, make_trace)
+    ingest.start()
+    wait_for(lambda: len(ingest.acked) >= 5, 60, "ingest to be under way")
+    return alarms, ingest
+
+
 def stored_ids(data_dir: Path) -> set[str]:
     conn = sqlite3.connect(f"file:{data_dir / 'opencts.db'}?mode=ro", uri=True)
     try:
@@ -124,16 +140,7 @@ def test_backup_while_ingesting_then_restore_resumes_without_resending(
     }
     first = start_server(tmp_path / "a", env)
     try:
-        watch_alice(first, hook)
-        alarms = [login(make_trace, "alice") for _ in range(ALARMS)]
-        with first.client() as api:
-            resp = api.post(f"/v3/{first.creds.project_id}/traces", json={"traces": alarms})
-            assert resp.status_code == 200 and resp.json()["accepted"] == ALARMS, resp.text
-        wait_for(lambda: len(alarmed(hook)) == ALARMS, 30, "the alarms before the backup")
-
-        ingest = Ingest(first, make_trace)
-        ingest.start()
-        wait_for(lambda: len(ingest.acked) >= 5, 60, "ingest to be under way")
+        alarms, ingest = alarm_then_ingest(first, hook, make_trace)
         began = time.time()
         taken = cli("backup", str(tmp_path / "bk"), "--data-dir", str(first.data_dir))
         ended = time.time()

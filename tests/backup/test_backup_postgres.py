@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from test_backup_online import ALARMS, CLI, Ingest, alarmed, login, watch_alice
+from test_backup_online import CLI, alarm_then_ingest, alarmed, login
 
 from conftest import POSTGRES_ADMIN_URL
 from cts_helpers import TraceFactory
@@ -63,16 +63,7 @@ def test_pg_dump_and_files_backup_restore_resumes_without_resending(
     }
     first = start_server(tmp_path / "a", env)
     try:
-        watch_alice(first, hook)
-        alarms = [login(make_trace, "alice") for _ in range(ALARMS)]
-        with first.client() as api:
-            resp = api.post(f"/v3/{first.creds.project_id}/traces", json={"traces": alarms})
-            assert resp.status_code == 200 and resp.json()["accepted"] == ALARMS, resp.text
-        wait_for(lambda: len(alarmed(hook)) == ALARMS, 30, "the alarms before the backup")
-
-        ingest = Ingest(first, make_trace)
-        ingest.start()
-        wait_for(lambda: len(ingest.acked) >= 5, 60, "ingest to be under way")
+        alarms, ingest = alarm_then_ingest(first, hook, make_trace)
         began = time.time()
         dump = tmp_path / "opencts.dump"
         dumped = subprocess.run(
