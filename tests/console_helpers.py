@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from playwright.async_api import Page, expect
 
 from opencts.iam.bootstrap import BootstrapCredentials
+from opencts.testing.server import RunningServer
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -52,3 +54,13 @@ async def logged_in(app: FastAPI, creds: BootstrapCredentials) -> AsyncIterator[
         resp = await log_in_password(client, creds)
         assert resp.status_code == 303, resp.text
         yield client
+
+
+async def log_in_page(page: Page, server: RunningServer) -> None:
+    """Log in through the console's login form in a real browser page, as the bootstrap admin."""
+    await page.goto(f"{server.url}/console/login")
+    await page.get_by_label("Account", exact=True).fill(server.creds.domain_name)
+    await page.get_by_label("User name", exact=True).fill(server.creds.user_name)
+    await page.get_by_label("Password", exact=True).fill(server.creds.password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
+from console.conftest import CHROMIUM
+from console_helpers import log_in_page as log_in
 from cts_helpers import TraceFactory
 from opencts.archive.storage import LocalStore
 from opencts.testing.server import RunningServer, running_server
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -32,25 +33,6 @@ pytestmark = [
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path / "data", ingest_workers=0, functions_workers=2) as live:
         yield live
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def log_in(page: Page, server: RunningServer) -> None:
-    await page.goto(f"{server.url}/console/login")
-    await page.get_by_label("Account", exact=True).fill(server.creds.domain_name)
-    await page.get_by_label("User name", exact=True).fill(server.creds.user_name)
-    await page.get_by_label("Password", exact=True).fill(server.creds.password)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 async def test_a_function_from_the_login_whitelist_template_runs_and_logs(

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
+from console.conftest import CHROMIUM
+from console_helpers import log_in_page as log_in
 from opencts.testing.peers import HttpReceiver, SmtpSink, links_in
 from opencts.testing.server import RunningServer, running_server
 from opencts.testing.waiting import until
 
-CHROMIUM = "/usr/bin/chromium"
 MAILBOX = "secops@example.com"
 pytestmark = [
     pytest.mark.browser,
@@ -42,34 +43,15 @@ async def server(tmp_path: Path, smtp: SmtpSink) -> AsyncIterator[RunningServer]
         yield live
 
 
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def log_in(page: Page, server: RunningServer) -> None:
-    await page.goto(f"{server.url}/console/login")
-    await page.get_by_label("Account", exact=True).fill(server.creds.domain_name)
-    await page.get_by_label("User name", exact=True).fill(server.creds.user_name)
-    await page.get_by_label("Password", exact=True).fill(server.creds.password)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
-
 def alarms(smtp: SmtpSink) -> list[str]:
     """Texts of the emails to the mailbox that are not the subscription's confirmation."""
     return [m.text for m in smtp.to(MAILBOX) if not links_in(m.text, "/confirm?token=")]
 
 
 async def test_a_notification_made_in_the_console_fires_on_the_next_login(
-    server: RunningServer, chromium: Browser, smtp: SmtpSink, tmp_path: Path
+    server: RunningServer, browser: Browser, smtp: SmtpSink, tmp_path: Path
 ) -> None:
-    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     try:
         await log_in(page, server)
@@ -120,7 +102,7 @@ async def test_a_notification_made_in_the_console_fires_on_the_next_login(
         assert alarms(smtp) == []
 
         # someone logs in: the notification fires
-        other = await chromium.new_context()
+        other = await browser.new_context()
         await log_in(await other.new_page(), server)
         await other.close()
         await until(lambda: bool(alarms(smtp)), 30, "the alarm email")
@@ -158,11 +140,11 @@ async def test_a_notification_made_in_the_console_fires_on_the_next_login(
 
 
 async def test_the_picker_and_filter_builder_work_from_the_keyboard(
-    server: RunningServer, chromium: Browser, tmp_path: Path
+    server: RunningServer, browser: Browser, tmp_path: Path
 ) -> None:
     topic = await server.topic("kbd")
     topic_page = f"/console/topics/{urllib.parse.quote(topic, safe='')}"
-    context = await chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = await context.new_page()
     try:
         await log_in(page, server)
@@ -228,7 +210,7 @@ async def test_the_picker_and_filter_builder_work_from_the_keyboard(
 
 
 async def test_a_dead_letter_is_shown_with_its_error_and_retried_from_the_topic_page(
-    server: RunningServer, chromium: Browser, hook: HttpReceiver, tmp_path: Path
+    server: RunningServer, browser: Browser, hook: HttpReceiver, tmp_path: Path
 ) -> None:
     topic = await server.topic("webhooks")
     sub = await server.subscribe(topic, "http", hook.url)
@@ -239,7 +221,7 @@ async def test_a_dead_letter_is_shown_with_its_error_and_retried_from_the_topic_
         lambda: server.deliveries(status="dead", message_id=message_id), 30, "the delivery to go dead"
     )
     hook.down = False
-    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     try:
         await log_in(page, server)
