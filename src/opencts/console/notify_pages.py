@@ -9,6 +9,7 @@ by the API's own body model; a refused form comes back with its input and the re
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -157,26 +158,47 @@ async def new_page(request: Request) -> Response:
 async def create(request: Request) -> Response:
     services, user, form = await posted(request, "cts:notification:create")
     draft, problems = notify_form.read_draft(form)
+
+    def store(conn: Connection) -> str:
+        body = notify_form.create_body(draft)
+        repository.create(conn, project_id=user.project_id, body=body)
+        return body.notification_name
+
+    return await _save(request, services, user, draft, problems, None, store, "createNotification", "created")
+
+
+async def _save(
+    request: Request,
+    services: Services,
+    user: ConsoleUser,
+    draft: Draft,
+    problems: list[str],
+    notification_id: str | None,
+    store: Callable[[Connection], str],
+    operation: str,
+    verb: str,
+) -> Response:
+    """Create or modify: the form's problems, then the API's models and repository judge the draft; a
+    refusal comes back as the form with its input and what to fix."""
     try:
         if problems:
             raise BadRequest("; ".join(problems))
-        body = notify_form.create_body(draft)
-        await services.db.write(lambda conn: repository.create(conn, project_id=user.project_id, body=body))
+        name = await services.db.write(store)
     except ValidationError as exc:
         errors = notify_form.messages(exc)
         return await _form_page(
-            request, services, user, draft, notification_id=None, errors=errors, status=400
+            request, services, user, draft, notification_id=notification_id, errors=errors, status=400
         )
     except OpenCTSError as exc:
         if exc.status >= 500:
             raise
         errors = problems or [exc.message]
         return await _form_page(
-            request, services, user, draft, notification_id=None, errors=errors, status=exc.status
+            request, services, user, draft, notification_id=notification_id, errors=errors, status=exc.status
         )
     changed(services, user.project_id)
-    await access.audit_change(request, services, user, "createNotification", body.notification_name)
-    done = urllib.parse.quote(f"created:{body.notification_name}")
+    await access.audit_change(request, services, user, operation, name)
+    done = urllib.parse.quote(f"{verb}:{name}")
     return RedirectResponse(f"/console/notifications?done={done}", status_code=303)
 
 
@@ -194,27 +216,15 @@ async def modify(request: Request, notification_id: str) -> Response:
     found = await _notification(services, user, notification_id)
     draft, problems = notify_form.read_draft(form)
     draft.status = found["status"]  # Modify changes the configuration; the list's buttons the status
-    try:
-        if problems:
-            raise BadRequest("; ".join(problems))
+
+    def store(conn: Connection) -> str:
         body = notify_form.update_body(draft, notification_id)
-        await services.db.write(lambda conn: repository.update(conn, project_id=user.project_id, body=body))
-    except ValidationError as exc:
-        errors = notify_form.messages(exc)
-        return await _form_page(
-            request, services, user, draft, notification_id=notification_id, errors=errors, status=400
-        )
-    except OpenCTSError as exc:
-        if exc.status >= 500:
-            raise
-        errors = problems or [exc.message]
-        return await _form_page(
-            request, services, user, draft, notification_id=notification_id, errors=errors, status=exc.status
-        )
-    changed(services, user.project_id)
-    await access.audit_change(request, services, user, "updateNotification", body.notification_name)
-    done = urllib.parse.quote(f"saved:{body.notification_name}")
-    return RedirectResponse(f"/console/notifications?done={done}", status_code=303)
+        repository.update(conn, project_id=user.project_id, body=body)
+        return body.notification_name
+
+    return await _save(
+        request, services, user, draft, problems, notification_id, store, "updateNotification", "saved"
+    )
 
 
 @router.post("/notifications/{notification_id}/status", name="consoleNotificationStatus")
