@@ -233,6 +233,13 @@ class Settings(BaseSettings):
         description="Hours LTS keeps records past their group's ttl_in_days while a sink or LTS trigger has"
         " not read them; after that they are deleted (a warning in the log).",
     )
+    archive_verify_interval: float = Field(
+        86400.0,
+        ge=0,
+        le=31 * 86400,
+        description="Seconds between two scheduled verifications of each validating tracker's archive (its"
+        " digests, chain and files, as opencts verify checks them); 0: only when asked for.",
+    )
     archive_max_hold_hours: int = Field(
         72,
         ge=1,

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from archive.test_verify_pipeline import BUCKET, H0, Pipeline
+from archive.archive_pipeline import BUCKET, H0, Pipeline
 from opencts.archive import digest_format as fmt
 from opencts.archive import layout, signing_keys
 from opencts.archive.verify import Options, Result, verify_source

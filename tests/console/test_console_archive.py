@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
 from console_helpers import browser, csrf_of, log_in_form, logged_in
-from cts_helpers import Api
+from cts_helpers import MEMBER_PASSWORD, Api, create_member, in_process_api
 from opencts.api.deps import Services
 from opencts.archive.storage import LocalStore
-from opencts.clock import now_ms
+from opencts.clock import HOUR_MS, now_ms
+from opencts.config import Settings
+from opencts.consumers import ConsumerRunner
 from opencts.iam import projects
+from opencts.iam.permissions import CTS_READ_ONLY
+from opencts.ledger.consumer import LedgerConsumer
 from opencts.trackers import repository
 from opencts.trackers.model import UpdateTrackerRequestBody
 
@@ -124,3 +129,94 @@ async def test_another_project_sees_no_file_and_no_row(api: Api) -> None:
         answer = await client.post("/console/archive", data=form)
         assert answer.status_code == 200, answer.text
         assert "from 0 file(s)" in answer.text and "<td>0</td>" in answer.text
+
+
+async def validated_archive(api: Api) -> LocalStore:
+    """:func:`archived` with validation on, the ledger's leaves and the hour's digest written (its writer's
+    clock two hours on)."""
+    services: Services = api.app.state.services
+    assert isinstance(services.storage, LocalStore) and services.digests is not None
+    body = UpdateTrackerRequestBody.model_validate(
+        {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "obs_info": {"bucket_name": "audit-archive"},
+            "is_support_validate": True,
+        }
+    )
+    services.storage.create_bucket("audit-archive")
+    await services.db.write(
+        lambda conn: repository.update_tracker(conn, project_id=api.creds.project_id, body=body)
+    )
+    start = now_ms()
+    await services.digests.run_once()  # the chain starts this hour
+    await archived(api)
+    await ConsumerRunner(services.db, LedgerConsumer(services.db)).drain()
+    services.digests.clock = lambda: start + 2 * HOUR_MS
+    await services.digests.run_once()
+    return services.storage
+
+
+async def test_verify_now_shows_the_result_and_names_a_changed_file(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0, archive_verify_interval=0
+    )
+    async with in_process_api(settings) as api:
+        store = await validated_archive(api)
+        services: Services = api.app.state.services
+        assert services.verifications is not None
+        async with logged_in(api.app, api.creds) as client:
+            page = await client.get("/console/archive?tracker=system")
+            assert "Not verified yet." in page.text and "Verify now" in page.text
+            form = {"csrf_token": csrf_of(page.text), "tracker": "system"}
+            no_csrf = await client.post("/console/archive/verify", data={"tracker": "system"})
+            assert no_csrf.status_code == 403
+
+            asked = await client.post("/console/archive/verify", data=form)
+            assert asked.status_code == 303 and asked.headers["location"].endswith(
+                "tracker=system#verification"
+            )
+            waiting = await client.get("/console/archive?tracker=system")
+            assert "Queued" in waiting.text and 'http-equiv="refresh"' in waiting.text
+            await services.verifications.drain()
+            clean = await client.get("/console/archive?tracker=system")
+            assert '<strong class="status enabled">Verified</strong>' in clean.text
+            assert 'http-equiv="refresh"' not in clean.text
+            assert re.search(r"\d digest\(s\), \d+ file\(s\), 20 trace\(s\)", clean.text), clean.text
+
+            bucket = store.root / "audit-archive"
+            victim = next(bucket.rglob("CloudTrace_*.json.gz"))
+            victim.write_bytes(victim.read_bytes() + b"\0")
+            assert (await client.post("/console/archive/verify", data=form)).status_code == 303
+            await services.verifications.drain()
+            failed = await client.get("/console/archive?tracker=system")
+            assert '<strong class="status error">Failed</strong>' in failed.text
+            key = victim.relative_to(bucket).as_posix()
+            assert "<td>hash value doesn&#39;t match</td>" in failed.text and key in failed.text
+            assert "Earlier verifications" in failed.text  # the clean run is listed below
+            overview = await client.get("/console/archive")
+            assert re.search(r'class="status error">failed</span></a> [^<]*, 1 failure\(s\)', overview.text)
+
+            unknown = await client.post(
+                "/console/archive/verify?tracker=nope", data={**form, "tracker": "nope"}
+            )
+            assert unknown.status_code == 404 and "tracker nope does not exist" in unknown.text
+
+        await services.db.write(
+            lambda conn: create_member(conn, services.box, api.creds.domain_id, "auditor", CTS_READ_ONLY)
+        )
+        async with browser(api.app) as client:
+            resp = await log_in_form(
+                client,
+                method="password",
+                account=api.creds.domain_name,
+                user_name="auditor",
+                password=MEMBER_PASSWORD,
+            )
+            assert resp.status_code == 303
+            page = await client.get("/console/archive?tracker=system")
+            assert "Failed" in page.text and "Verify now" not in page.text
+            refused = await client.post(
+                "/console/archive/verify", data={"csrf_token": csrf_of(page.text), "tracker": "system"}
+            )
+            assert refused.status_code == 403

@@ -15,6 +15,7 @@ from opencts.api import (
     access_log,
     archive_query,
     archive_status,
+    archive_verifications,
     audit,
     cts,
     docs,
@@ -40,6 +41,7 @@ from opencts.api import sources as sources_api
 from opencts.api.deps import Services
 from opencts.archive import digests, planner, storage
 from opencts.archive.transfer import Transfer, sealer
+from opencts.archive.verification_worker import VerificationWorker, unwrapper
 from opencts.clock import DAY_MS
 from opencts.config import Settings
 from opencts.console import archive_pages as console_archive
@@ -111,6 +113,14 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
         objects = services.storage = await asyncio.to_thread(storage.open_store, settings)
         transfer = services.transfer = Transfer(db, objects, settings, seal=sealer(kms))
         digest_writer = services.digests = digests.open_writer(db, objects, settings, opened.box)
+        verifier = services.verifications = VerificationWorker(
+            db,
+            objects,
+            unwrap=unwrapper(kms),
+            writer=services.writer,
+            interval_s=settings.archive_verify_interval,
+            poll_seconds=min(2.0, settings.transfer_interval),
+        )
         app.state.services = services
         runners = [
             ConsumerRunner(
@@ -150,6 +160,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             tasks += start_sinks(db, settings, opened.box, opened.signer)  # LTS streams to their receivers
             transfer.start()
             digest_writer.start()
+            verifier.start()  # scheduled and asked-for verifications of trackers' archives
         if start_consumers and services.smn is not None:
             services.smn.start()
         if start_consumers and services.functions is not None:
@@ -167,6 +178,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
             await asyncio.gather(*tasks, return_exceptions=True)
             await transfer.close()
             await digest_writer.close()
+            await verifier.stop()
             if services.functions is not None:
                 await services.functions.close()
             if services.smn is not None:
@@ -208,6 +220,7 @@ def create_app(settings: Settings | None = None, *, start_consumers: bool = True
     app.include_router(source_tokens.router)
     app.include_router(sources_api.router)
     app.include_router(archive_status.router)
+    app.include_router(archive_verifications.router)
     app.include_router(ready.router)
     app.include_router(metrics_api.router)
     app.include_router(console_pages.router)  # the web console, /console

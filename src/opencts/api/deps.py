@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opencts.archive.digests import DigestWriter
     from opencts.archive.storage import ObjectStore
     from opencts.archive.transfer import Transfer
+    from opencts.archive.verification_worker import VerificationWorker
     from opencts.functions.service import FunctionService
     from opencts.kms import KeyService
     from opencts.smn.service import SmnService
@@ -49,6 +50,8 @@ class Services:
     storage: ObjectStore | None = None
     #: the hourly digest files of validating trackers
     digests: DigestWriter | None = None
+    #: verifications of trackers' archives, asked for or scheduled (``archive.verifications``)
+    verifications: VerificationWorker | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -108,6 +108,11 @@ class Options:
     processes: int | None = None
     #: opens the key service on the first encrypted file (None: encrypted files cannot be read)
     key_service: Callable[[], Unwrap] | None = None
+    #: only this project's chains: a bucket can hold other projects' trackers of the same name, whose
+    #: files are neither this project's to see nor its failures
+    project_id: str | None = None
+    #: only this tracker's chains
+    tracker: str | None = None
 
 
 def _noop(_: int) -> None:
@@ -216,13 +221,17 @@ class Verification:
         src = self.source
         for info in src.store.list(src.bucket, src.prefix):
             key = parse_key(info.key)
-            if key is None or key.kind in ("signature", "leaves"):
+            if key is None or key.kind in ("signature", "leaves") or not self._wanted(key):
                 continue
             chain = self.chains[(key.region, key.project_id, key.tracker, key.prefix)]
             if key.kind == "digest" and self._in_range(key.stamp_ms - HOUR_MS, key.stamp_ms):
                 chain.digests.append(_DigestRead(key, b"", None, None))
             elif key.kind == "trace" and self._in_range(key.stamp_ms, key.stamp_ms + 1):
                 chain.files.append(key)
+
+    def _wanted(self, key: ArchiveKey) -> bool:
+        project, tracker = self.options.project_id, self.options.tracker
+        return (project is None or key.project_id == project) and (tracker is None or key.tracker == tracker)
 
     def _get(self, key: str) -> bytes | None:
         try:

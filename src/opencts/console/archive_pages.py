@@ -1,8 +1,9 @@
 """``/console/archive``: the Archive page. Per tracker with a bucket: its transfer and verification status
-(``archive.status``, what ``GET /archive/status`` answers), its files per day and the files of a chosen
-day (``archive.status.written_files``, as ``GET /archive/files``), and a form that runs SQL over the
-archived files through the API's own query service (``api.archive_query.run_query``: the same body model,
-the same sandbox, row cap and timeout).
+(``archive.status``, what ``GET /archive/status`` answers), the result of its last verification and a
+"Verify now" form (``archive.verifications``, through the API's own ``ask``), its files per day and the
+files of a chosen day (``archive.status.written_files``, as ``GET /archive/files``), and a form that runs
+SQL over the archived files through the API's own query service (``api.archive_query.run_query``: the same
+body model, the same sandbox, row cap and timeout).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from opencts.api.archive_query import MAX_ROWS, ArchiveQueryBody, run_query
+from opencts.api.archive_verifications import VerificationBody, ask
 from opencts.api.deps import Services
-from opencts.archive import status
+from opencts.archive import status, verifications
 from opencts.clock import DAY_MS, now_ms
 from opencts.console import archive_view
 from opencts.console.access import ConsoleUser
@@ -40,6 +42,8 @@ EXAMPLE_SQL = (
 PAGE_ROWS = 500
 #: files one day lists on the page
 DAY_FILES = 200
+#: a tracker's earlier verifications the page lists
+HISTORY = 10
 
 
 def _day_ms(text: str, what: str) -> int:
@@ -63,11 +67,14 @@ async def _overview(
             chosen = statuses[0].tracker_name
         per_day: list[archive_view.Day] = []
         files = None
+        history: list[verifications.Verification] = []
         if chosen is not None:
             target_id = str(settings[chosen]["id"])
             per_day = archive_view.days(conn, target_id, now=now)
             if day_ms is not None:
                 files = status.written_files(conn, user.project_id, chosen, day_ms=day_ms, limit=DAY_FILES)
+            history = verifications.listing(conn, user.project_id, tracker_name=chosen, limit=HISTORY)
+        last = verifications.latest(conn, user.project_id)
         return {
             "statuses": statuses,
             "settings": settings,
@@ -75,9 +82,23 @@ async def _overview(
             "per_day": per_day,
             "day": day if day_ms is not None else None,
             "files": files,
+            "last_verification": last,
+            "history": history,
+            "verifying": any(not v.done for v in last.values()),
         }
 
     return await services.db.read(read)
+
+
+def _every(seconds: float) -> str:
+    """The schedule's interval in words ("" when off)."""
+    if seconds <= 0:
+        return ""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''}" if n > 1 else unit
+    return f"{seconds:g} seconds"
 
 
 def _form(values: dict[str, str]) -> dict[str, str]:
@@ -99,6 +120,7 @@ async def _page(
     *,
     answer: dict[str, Any] | None = None,
     error: str | None = None,
+    verify_error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     params = request.query_params
@@ -108,6 +130,9 @@ async def _page(
         "form": _form(values),
         "answer": answer,
         "error": error,
+        "verify_error": verify_error,
+        "may_verify": user.principal.can("cts:archive:verify"),
+        "settings_interval": _every(services.settings.archive_verify_interval),
         "max_rows": MAX_ROWS,
         "quote": urllib.parse.quote,
     }
@@ -153,3 +178,26 @@ async def archive_query(request: Request) -> Response:
         "files": answer.files,
     }
     return await _page(request, services, user, form, answer=shown)
+
+
+@router.post("/archive/verify", name="consoleArchiveVerify")
+async def archive_verify(request: Request) -> Response:
+    """ "Verify now": queue a verification of the chosen tracker's archive; the page shows it running, then
+    its result (a second click while one waits or runs shows that one)."""
+    services, user = await signed_in(request, "cts:archive:verify")
+    form = await read_form(request)
+    check_csrf(user, form)
+    tracker = form.get("tracker", "")
+    try:
+        body = VerificationBody.model_validate(
+            {"tracker_name": tracker, "proofs": form.get("proofs") == "on"}
+        )
+        await ask(services, user.project_id, body, user.principal.user_name)
+    except ValidationError as exc:
+        return await _page(request, services, user, {}, verify_error=describe(exc), status_code=400)
+    except OpenCTSError as exc:
+        if exc.status >= 500:
+            raise
+        return await _page(request, services, user, {}, verify_error=exc.message, status_code=exc.status)
+    target = f"/console/archive?tracker={urllib.parse.quote(tracker)}#verification"
+    return RedirectResponse(target, status_code=303)

@@ -22,6 +22,7 @@ Which migration brings which table:
 - 0017: ``signing_keys``, ``ledger_trees``, ``ledger_tiles``, ``ledger_checkpoints``
 - 0018: ``digest_chains``, ``digests``
 - 0022: ``retention_state``
+- 0026: ``archive_verifications``
 
 Apart from 0006's indexes, a database at head has exactly these tables, columns and indexes.
 """
@@ -763,3 +764,40 @@ lts_sinks = Table(
 )
 Index("ix_lts_sinks_project", lts_sinks.c.project_id, lts_sinks.c.stream_id)
 Index("ix_lts_records_stream_id", lts_records.c.stream_id, lts_records.c.id)
+
+#: verifications of a tracker's archive run by the server (``archive.verifications``): asked for by a user
+#: ("Verify now") or on a schedule, queued and leased like the other durable queues, and kept with their
+#: result, so the console and the API can show the last one and what it found
+archive_verifications = Table(
+    "archive_verifications",
+    metadata,
+    Column("id", String(64), primary_key=True),  # scheduled runs: deterministic per tracker and period
+    Column("project_id", String(64), nullable=False),
+    Column("tracker_id", String(36), nullable=False),
+    Column("tracker_name", String(64), nullable=False),
+    Column("bucket_name", String(64), nullable=False),
+    Column("proofs", Integer, nullable=False),
+    Column("requested_by", String(128), nullable=False),  # a user name, or "schedule"
+    Column("status", String(12), nullable=False),  # queued | running | verified | failed | error
+    Column("claim", String(32)),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),  # due, or the running lease's end
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("finished_at", BigInteger),
+    Column("digests", BigInteger),
+    Column("files", BigInteger),
+    Column("traces", BigInteger),
+    Column("leaves", BigInteger),
+    Column("failure_count", BigInteger),
+    Column("note_count", BigInteger),
+    Column("findings", Text),  # JSON: the first findings, failures first
+    Column("error", Text),  # why it could not run at all (status error)
+)
+Index(
+    "ix_archive_verifications_tracker",
+    archive_verifications.c.project_id,
+    archive_verifications.c.tracker_id,
+    archive_verifications.c.created_at,
+)
+Index("ix_archive_verifications_due", archive_verifications.c.status, archive_verifications.c.next_attempt_at)
