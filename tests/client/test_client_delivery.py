@@ -11,6 +11,7 @@ from client_helpers import client_settings, stored, traces, wait_stored
 from opencts.client import Client, Resource
 from opencts.testing.ports import free_port
 from opencts.testing.server import ServerProcess
+from opencts.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,16 @@ def test_traces_arrive_in_batches_once(live_server: ServerProcess, tmp_path: Pat
     assert trace["resource_type"] == "thing" and trace["source_ip"] == "10.0.0.7"
     assert trace["code"] == "201" and trace["trace_rating"] == "normal"
     assert not list((tmp_path / "spool").iterdir())
+
+
+def test_a_lone_trace_is_sent_after_the_flush_interval(live_server: ServerProcess, tmp_path: Path) -> None:
+    """Far fewer traces than a batch, and nobody calls flush: the flusher seals them on its interval."""
+    settings = client_settings(live_server, tmp_path / "spool", flush_interval=0.2)
+    with Client(settings) as client:
+        client.record("createThing", user="alice", status=201)
+        wait_for(lambda: client.stats().accepted == 1, 10, "the interval's batch")
+        assert client.stats().batches_sent == 1
+    assert stored(live_server, settings.service_type) == 1
 
 
 def test_a_batch_sent_again_adds_nothing(live_server: ServerProcess, tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from opencts.client import recording, settings
+from opencts.client.base import BaseClient
 from opencts.client.delivery import Backoff, classify, parse_retry_after
 from opencts.client.outbox import Batch
 from opencts.client.settings import ClientSettings
@@ -90,3 +92,26 @@ def test_full_spool_refuses_new_batches(tmp_path: Path) -> None:
     assert spool.put(batch) and spool.put(batch.__class__("b2", "p1", 1, batch.body))
     assert not spool.put(batch.__class__("b3", "p1", 1, batch.body))
     assert spool.pending()[0] == 2
+
+
+def test_batches_are_sealed_by_count_and_by_size() -> None:
+    """Sealing cuts a batch at ``batch_max_traces`` traces or before ``batch_max_bytes``, whichever
+    comes first; every body stays within its limit and no trace is lost or repeated."""
+    by_count = BaseClient(
+        ClientSettings(project_id="p1", access_key="ak", secret_key="sk", spool=False, batch_max_traces=3)
+    )
+    ids = [by_count.record("createThing", status=201) for _ in range(7)]
+    assert by_count.seal() == 3
+    batches = [by_count.outbox.claim(key) for key in by_count.outbox.waiting()]
+    assert [c.batch.count for c in batches if c is not None] == [3, 3, 1]
+
+    by_size = BaseClient(
+        ClientSettings(project_id="p1", access_key="ak", secret_key="sk", spool=False, batch_max_bytes=4096)
+    )
+    for _ in range(20):
+        by_size.record("createThing", status=201, message="x" * 900)
+    assert by_size.seal() > 1
+    sealed = [c.batch for c in map(by_size.outbox.claim, by_size.outbox.waiting()) if c is not None]
+    assert all(len(b.body) <= 4096 for b in sealed) and sum(b.count for b in sealed) == 20
+    seen = [t["trace_id"] for b in sealed for t in orjson.loads(b.body)["traces"]]
+    assert len(set(seen)) == 20 and None not in ids
