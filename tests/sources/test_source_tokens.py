@@ -15,7 +15,7 @@ import orjson
 from k8s_events import event_list
 from sqlalchemy import select
 
-from cts_helpers import PUBLIC_ROUTES, Api, api_routes
+from cts_helpers import PUBLIC_ROUTES, Api, TraceFactory, api_routes
 from opencts.api.deps import Services
 from opencts.store.tables import source_tokens
 
@@ -115,7 +115,7 @@ async def test_a_source_token_is_refused_on_every_other_route(api: Api) -> None:
         kind: (await create_token(api, f"t-{kind}", kind))["token"]
         for kind in ("kubernetes", "s3", "generic")
     }
-    own = {"kubernetes": "putKubernetesAudit", "s3": "putBucketEvents"}
+    own = {"kubernetes": "putKubernetesAudit", "s3": "putBucketEvents", "generic": "putTraces"}
     # the console's pages answer HTML and redirect to their login form: tests/console checks them
     routes = [r for r in api_routes(api.app.routes) if not r.path.startswith("/console")]
     assert len(routes) >= 60
@@ -133,3 +133,21 @@ async def test_a_source_token_is_refused_on_every_other_route(api: Api) -> None:
                     assert resp.status_code in (401, 403), where
                     checked += 1
     assert checked >= 3 * 60
+
+
+async def test_a_generic_token_posts_cts_traces_to_the_ingest_api_of_its_project(
+    api: Api, make_trace: TraceFactory
+) -> None:
+    token = (await create_token(api, "shipper", "generic"))["token"]
+    async with bearer(api, token) as shipper:
+        ok = await shipper.post(f"/v3/{api.project}/traces", json={"traces": [make_trace(trace_id="g-1")]})
+        assert ok.status_code == 200 and ok.json()["accepted"] == 1, ok.text
+        other = await shipper.post(f"/v3/{'f' * 32}/traces", json={"traces": [make_trace()]})
+        assert other.status_code == 403 and other.json()["error_code"] == "CTS.0403"
+        webhook = await shipper.post(f"/v3/{api.project}/sources/kubernetes", json=event_list("g-2"))
+        assert webhook.status_code == 403 and "to its project's ingest API" in webhook.json()["error_msg"]
+        reading = await shipper.get(f"/v3/{api.project}/traces", params={"trace_type": "system"})
+        assert reading.status_code == 403
+    stored = (await api.list(trace_type="system", trace_id="g-1")).json()["traces"]
+    assert [t["submitter"]["auth"] for t in stored] == ["source"]
+    assert stored[0]["submitter"]["user_name"] == "shipper"

@@ -98,7 +98,8 @@ def require(
             if principal.source is not None:
                 raise Forbidden(
                     f"permission denied: source token {principal.user_name!r} may only send"
-                    f" {principal.source} events to its project's webhook, not {action}"
+                    f" {principal.source} events to its project's "
+                    f"{'ingest API' if principal.source == 'generic' else 'webhook'}, not {action}"
                 )
             raise Forbidden(f"permission denied: {action} is not granted to user {principal.user_name}")
         return principal

@@ -32,7 +32,9 @@ class CreateSourceTokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(max_length=64)
-    source: str = Field("kubernetes", max_length=16, description="kubernetes (default), s3 or generic")
+    source: str = Field(
+        "kubernetes", max_length=16, description="kubernetes (default), s3, or generic (the ingest API)"
+    )
 
 
 @router.post(_PATH, name="createSourceToken", status_code=201, summary="Create a source token (shown once)")

@@ -33,7 +33,9 @@ KMS_READ_ONLY = "KMS ReadOnlyAccess"
 SOURCE_ACTIONS: dict[str, str] = {
     "kubernetes": "cts:kubernetesAudit:put",
     "s3": "cts:bucketEvents:put",
-    "generic": "cts:sourceEvents:put",
+    # CTS-format traces through the ingest API (POST /v3/{project_id}/traces), from a producer that cannot
+    # sign requests: a script with curl, a log shipper's HTTP output
+    "generic": "cts:traces:put",
 }
 
 #: the cloud services served here, IAM aside: what the Tenant roles span

@@ -3,8 +3,9 @@
 A Kubernetes API server's audit webhook and an S3 bucket-notification target send a fixed
 ``Authorization: Bearer TOKEN`` header and nothing else: they cannot make SDK-HMAC signatures, and a password
 token expires in a day. A source token is the narrowest credential that fits: it ingests into one project,
-from one named source (``kubernetes``, ``s3``, or ``generic`` for producers to come), and may call nothing
-else, not even the ingest API itself (:meth:`opencts.iam.principal.Principal.can`). Like every token and
+from one named source, and may call nothing else (:meth:`opencts.iam.principal.Principal.can`): a
+``kubernetes`` or ``s3`` token only its webhook, a ``generic`` one only the ingest API (CTS-format traces
+from a script or a log shipper's HTTP output). Like every token and
 secret here it is shown once, at creation, and only its SHA-256 is stored; revoking it is immediate on this
 process and within the authenticator's cache time on others.
 """
