@@ -1,8 +1,9 @@
 """The Functions, Archive and Dashboard pages in a real browser: headless Chromium (Debian's, at
 /usr/bin/chromium) driven by Playwright against a live server. A function made from the login-whitelist
 template, a CTS trigger through the Create Trigger dialog, a test invocation with the pre-filled login
-event whose alarm reaches SMN, its log; the archive after a real transfer, and a query over it; the
-dashboard's tops. A failing step leaves a screenshot in the test's tmp_path."""
+event whose alarm reaches SMN, its log; the archive after a real transfer, and a query over it; "Verify
+now" on a validated archive, clean and then with a changed file; the dashboard's tops. A failing step
+leaves a screenshot in the test's tmp_path."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from console.conftest import CHROMIUM
 from console_helpers import log_in_page as log_in
 from cts_helpers import TraceFactory
 from opencts.archive.storage import LocalStore
+from opencts.clock import HOUR_MS, now_ms
+from opencts.consumers import ConsumerRunner
+from opencts.ledger.consumer import LedgerConsumer
 from opencts.testing.server import RunningServer, running_server
 
 pytestmark = [
@@ -189,6 +193,57 @@ async def test_the_archive_page_lists_files_and_runs_a_query_and_the_dashboard_s
         await page.get_by_role("textbox", name="SQL").fill("DELETE FROM traces")
         await page.get_by_role("button", name="Run query").click()
         await expect(page.get_by_role("alert")).to_contain_text("The query did not run")
+    except BaseException:
+        await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
+    finally:
+        await context.close()
+
+
+async def test_verify_now_shows_verified_then_names_a_changed_file(
+    server: RunningServer, browser: Browser, make_trace: TraceFactory, tmp_path: Path
+) -> None:
+    services = server.app.state.services
+    assert isinstance(services.storage, LocalStore)
+    services.storage.create_bucket("sealed-archive")
+    tracker = {
+        "tracker_type": "system",
+        "tracker_name": "system",
+        "obs_info": {"bucket_name": "sealed-archive"},
+        "is_support_validate": True,
+    }
+    assert (await server.client.put(f"/v3/{server.project}/tracker", json=tracker)).status_code == 200
+    start = now_ms()
+    await services.digests.run_once()  # the chain starts this hour
+    traces = [make_trace() for _ in range(5)]
+    assert (
+        await server.client.post(f"/v3/{server.project}/traces", json={"traces": traces})
+    ).status_code == 200
+    await services.transfer.drain()
+    await ConsumerRunner(services.db, LedgerConsumer(services.db)).drain()
+    services.digests.clock = lambda: start + 2 * HOUR_MS  # the hour is over: its digest is written
+    await services.digests.run_once()
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await log_in(page, server)
+        await page.get_by_role("link", name="Archive").click()
+        await page.get_by_role("link", name="system", exact=True).click()
+        result = page.locator("div.verification")
+        await page.get_by_role("button", name="Verify now").click()
+        await expect(result).to_contain_text("Verified", timeout=20_000)  # the page refreshes while it runs
+        await expect(result).to_contain_text("nothing altered, removed or added")
+
+        bucket = services.storage.root / "sealed-archive"
+        victim = next(bucket.rglob("CloudTrace_*.json.gz"))
+        victim.write_bytes(victim.read_bytes()[:-1])
+        await page.get_by_label("also check every trace against the Merkle tree (slower)").check()
+        await page.get_by_role("button", name="Verify now").click()
+        await expect(result).to_contain_text("Failed", timeout=20_000)
+        failures = page.locator("table", has=page.locator("caption", has_text="What failed"))
+        await expect(failures).to_contain_text(victim.relative_to(bucket).as_posix())
+        await expect(failures).to_contain_text("hash value doesn't match")
     except BaseException:
         await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise

@@ -90,6 +90,14 @@ async def _overview(
     return await services.db.read(read)
 
 
+def _refresh_url(tracker: str | None, wait: str) -> str:
+    """Where the page reloads itself while a verification runs: a query that changes on every round, since
+    a browser treats a URL that differs only by its #fragment as a scroll, not a reload."""
+    n = int(wait) + 1 if wait.isdigit() and len(wait) < 6 else 1
+    query = urllib.parse.urlencode({**({"tracker": tracker} if tracker else {}), "wait": n})
+    return f"/console/archive?{query}#verification"
+
+
 def _every(seconds: float) -> str:
     """The schedule's interval in words ("" when off)."""
     if seconds <= 0:
@@ -135,6 +143,7 @@ async def _page(
         "settings_interval": _every(services.settings.archive_verify_interval),
         "max_rows": MAX_ROWS,
         "quote": urllib.parse.quote,
+        "refresh_url": _refresh_url(overview["chosen"], params.get("wait", "0")),
     }
     return render(request, "archive.html", context, status=status_code)
 
