@@ -4,7 +4,8 @@ Not a benchmark; it lives beside them for their scaffolding. It serves OpenCTS i
 posts the demo week (``opencts.traces.demo``), logs in through the login form in headless Chromium
 (Debian's ``/usr/bin/chromium``, driven by Playwright) and photographs each page at laptop size, plus the
 Trace List at phone size; then makes a function from the login-whitelist template and photographs the
-Functions pages, and transfers the traces to a bucket and photographs the Archive page with a query.
+Functions pages, and transfers the traces to a bucket and photographs the Archive page with a query and
+a verification.
 
     .venv/bin/python benchmarks/console_screenshots.py [--out docs/screenshots]
 """
@@ -17,9 +18,11 @@ from pathlib import Path
 
 from _measure import console
 from _server import scratch_space
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 
-from opencts.clock import now_ms
+from opencts.clock import HOUR_MS, now_ms
+from opencts.consumers import ConsumerRunner
+from opencts.ledger.consumer import LedgerConsumer
 from opencts.testing.server import RunningServer, running_server
 from opencts.traces.demo import demo_week
 
@@ -138,7 +141,12 @@ async def photograph_functions_and_archive(server: RunningServer, page: Page, ou
     await page.get_by_label("Verify trace files (digest files)").check()
     await page.get_by_role("button", name="Save").click()
     await page.wait_for_url("**/console/trackers?**")
+    start = now_ms()
+    await services.digests.run_once()  # validation's chain starts this hour
     await services.transfer.drain()
+    await ConsumerRunner(services.db, LedgerConsumer(services.db)).drain()
+    services.digests.clock = lambda: start + 2 * HOUR_MS  # the hour is over: its digest is written
+    await services.digests.run_once()
     await page.goto(f"{server.url}/console/archive")
     await page.locator("a[href*='day=']").first.click()
     await page.get_by_role("textbox", name="SQL").fill(
@@ -149,6 +157,13 @@ async def photograph_functions_and_archive(server: RunningServer, page: Page, ou
     await shoot(page, out, "archive")
     await page.get_by_role("heading", name="Query the archive (SQL)").evaluate("e => e.scrollIntoView()")
     await shoot(page, out, "archive-query")
+    await page.goto(f"{server.url}/console/archive?tracker=system")
+    await page.get_by_role("button", name="Verify now").click()
+    await expect(page.locator("div.verification")).to_contain_text("Verified", timeout=30_000)
+    await page.get_by_role("heading", name="Verification of tracker system").evaluate(
+        "e => e.scrollIntoView()"
+    )
+    await shoot(page, out, "archive-verify")
 
 
 async def main() -> None:
