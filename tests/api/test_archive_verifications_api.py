@@ -5,10 +5,6 @@ read-only user reads results but cannot start a run."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
-
 from cts_helpers import TraceFactory, create_member, in_process_api, signed_client
 from opencts.archive import layout
 from opencts.clock import HOUR_MS, now_ms
@@ -17,19 +13,9 @@ from opencts.consumers import ConsumerRunner
 from opencts.iam.bootstrap import BootstrapCredentials
 from opencts.iam.permissions import CTS_READ_ONLY
 from opencts.ledger.consumer import LedgerConsumer
-from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY
+from opencts.testing.s3 import s3_client
 
 BUCKET = "verified-archive"
-
-
-def s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-    )
 
 
 async def test_verify_on_the_server_then_a_changed_file_is_named(
@@ -67,7 +53,7 @@ async def test_verify_on_the_server_then_a_changed_file_is_named(
         assert done["status"] == "verified", done
         assert done["digests"] >= 1 and done["files"] >= 1 and done["failure_count"] == 0
 
-        client = s3(s3_settings.s3_endpoint or "")
+        client = s3_client(s3_settings.s3_endpoint or "")
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]]
         victim = next(k for k in keys if (p := layout.parse_key(k)) is not None and p.kind == "trace")
         blob = client.get_object(Bucket=BUCKET, Key=victim)["Body"].read()

@@ -3,9 +3,6 @@ signed (the signature also as object metadata), and a final digest when the trac
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
 from sqlalchemy import Connection
 
 from cts_helpers import TraceFactory, in_process_api
@@ -16,17 +13,7 @@ from opencts.config import Settings
 from opencts.consumers import ConsumerRunner
 from opencts.ledger import checkpoint, hashing
 from opencts.ledger.consumer import LedgerConsumer
-from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY
-
-
-def s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-    )
+from opencts.testing.s3 import s3_client
 
 
 async def test_a_validating_tracker_gets_signed_hourly_digests_on_s3(
@@ -62,7 +49,7 @@ async def test_a_validating_tracker_gets_signed_hourly_digests_on_s3(
 
         keys = services.db.read_sync(published)
 
-    client = s3(s3_settings.s3_endpoint or "")
+    client = s3_client(s3_settings.s3_endpoint or "")
     listing = client.list_objects_v2(Bucket="audit-bucket")["Contents"]
     names = sorted(o["Key"] for o in listing if (k := layout.parse_key(o["Key"])) and k.kind == "digest")
     assert len(names) == 3

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import boto3
 import httpx
 import pytest
 from huaweicloudsdkcts.v3 import (
@@ -29,25 +27,15 @@ from opencts.archive import encoding, envelope, layout
 from opencts.client.signing import HmacAuth
 from opencts.config import Settings
 from opencts.kms.service import KeyService, open_key_service
-from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY
+from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY, s3_client
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 
-def s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-    )
-
-
 def listed(url: str, bucket: str) -> dict[str, bytes]:
-    client = s3(url)
+    client = s3_client(url)
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
     keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
@@ -79,7 +67,7 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
         "OPENCTS_S3_REGION": "us-east-1",
     }
     s3_url = s3_server
-    s3(s3_url).create_bucket(Bucket="mgmt-files")
+    s3_client(s3_url).create_bucket(Bucket="mgmt-files")
     with ServerProcess(tmp_path / "data", env) as server:
         client = admin_sdk_client(CtsClient, server)
         creds = server.creds
@@ -177,7 +165,7 @@ def test_sdk_trackers_produce_files_any_s3_client_lists(
     names = [layout.parse_key(k) for k in mgmt_files]
     assert all(k is not None and k.prefix == "audit" and k.service and k.encrypted for k in names)
     assert all(n == 1 for n in mgmt.values())
-    rules = s3(s3_url).get_bucket_lifecycle_configuration(Bucket="data-files")["Rules"]
+    rules = s3_client(s3_url).get_bucket_lifecycle_configuration(Bucket="data-files")["Rules"]
     assert [(r["Expiration"]["Days"], r["Status"]) for r in rules] == [(30, "Enabled")]
     data_files = listed(s3_url, "data-files")
     assert all(k.endswith(".json") for k in data_files)

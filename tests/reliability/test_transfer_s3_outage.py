@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from cts_helpers import TraceFactory
 from opencts.archive import encoding, layout
-from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Server
+from opencts.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Server, s3_client
 from opencts.testing.server import ServerProcess
 from opencts.testing.waiting import wait_for
 
@@ -39,13 +38,7 @@ def moto() -> Iterator[S3Server]:
 
 
 def s3(moto: S3Server) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-    )
+    return s3_client(moto.url)
 
 
 def s3_env(moto: S3Server) -> dict[str, str]:

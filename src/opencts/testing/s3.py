@@ -102,3 +102,17 @@ def accept_date_signed_requests() -> None:
 
     IAMRequestBase._create_aws_request = create_aws_request  # type: ignore[method-assign]
     IAMRequestBase._opencts_sigv4_as_s3 = True  # type: ignore[attr-defined]
+
+
+def s3_client(url: str) -> Any:
+    """A plain boto3 S3 client of moto's credentials at ``url``: what a user (or a tamperer) with the
+    bucket's keys holds, apart from OpenCTS's own store."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
