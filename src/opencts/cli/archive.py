@@ -2,7 +2,8 @@
 
 ``opencts archive keys`` lists (through the API) the keys that sign digests and checkpoints;
 ``opencts archive status`` and ``opencts archive files`` show (through the API) how far each tracker's
-transfer is behind the log and which files it wrote.
+transfer is behind the log and which files it wrote; ``opencts archive verifications`` runs and lists the
+server's verifications of a tracker's archive (``cli/archive_verifications.py``).
 
 The settings name the database (trackers, and the key service for encrypted files) and the object store;
 the files are read, decrypted and loaded into DuckDB here (``opencts.archive.query``), with a progress bar
@@ -25,6 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from opencts.cli.archive_verifications import app as verifications_app
 from opencts.cli.client import ApiClient, CliError, resolve_target
 from opencts.cli.common import (
     CliGroup,
@@ -53,6 +55,7 @@ app = typer.Typer(
 
 keys_app = typer.Typer(help="The keys that sign checkpoints and digests.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(verifications_app, name="verifications")
 
 
 @keys_app.callback(invoke_without_command=True)
