@@ -91,6 +91,10 @@ def test_the_banners_hints_work_on_a_non_default_port(tmp_path: Path) -> None:
     with serving(tmp_path / "data with space", port, "--log-level", "warning") as lines:
         hints = [line.removeprefix("try:").strip() for line in lines if line.startswith("try:")]
         assert len(hints) == 2
+        # the banner names the console, and the address it prints leads to its login page
+        console_url = next(line.split("console:")[1].split()[0] for line in lines if "console:" in line)
+        page = httpx.get(console_url, follow_redirects=True, timeout=10)
+        assert page.status_code == 200 and 'name="password"' in page.text
         for hint in hints:
             args = shlex.split(hint)
             assert f"http://127.0.0.1:{port}" in args  # the hint says where the server is

@@ -189,6 +189,7 @@ def _banner(settings: Settings, creds: BootstrapCredentials) -> None:
     console.print(
         Panel.fit(
             f"[bold]OpenCTS[/bold] is starting at [link={url}]{url}[/link]  (API docs: {url}/docs)\n"
+            f"console:      [link={url}/console/]{url}/console/[/link]\n"
             f"data dir:     {settings.data_dir.resolve()}\n"
             f"database:     {settings.resolved_database_url.split('?')[0]}\n"
             f"log in as:    user [bold]{creds.user_name}[/bold] in account {creds.domain_name}\n"
