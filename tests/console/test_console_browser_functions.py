@@ -249,3 +249,64 @@ async def test_verify_now_shows_verified_then_names_a_changed_file(
         raise
     finally:
         await context.close()
+
+
+async def test_the_code_editor_indents_with_the_keyboard_and_lets_it_leave(
+    server: RunningServer, browser: Browser, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await log_in(page, server)
+        await page.goto(f"{server.url}/console/functions/new")
+        code = page.get_by_label("Code")
+        await expect(page.locator("#code-keys")).to_be_visible()  # the hint shows only with the script
+        await code.fill("")
+        await code.focus()
+        # Enter keeps the indentation, one level more after a colon; Shift+Tab on an empty line dedents
+        await page.keyboard.type("def handler(event, context):")
+        await page.keyboard.press("Enter")
+        await page.keyboard.type("if event:")
+        await page.keyboard.press("Enter")
+        await page.keyboard.type("return 1")
+        await page.keyboard.press("Enter")
+        await page.keyboard.press("Shift+Tab")
+        await page.keyboard.type("x = [")
+        await page.keyboard.press("Enter")
+        await page.keyboard.type("1]")
+        await page.keyboard.press("Enter")
+        await page.keyboard.press("Shift+Tab")
+        await page.keyboard.type("return")
+        await page.keyboard.press("Tab")  # a Tab in mid-line pads to the next multiple of four
+        await page.keyboard.type("0")
+        written = "\n".join(
+            [
+                "def handler(event, context):",
+                "    if event:",
+                "        return 1",
+                "    x = [",
+                "        1]",
+                "    return  0",
+            ]
+        )
+        await expect(code).to_have_value(written)
+        await expect(code).to_be_focused()
+
+        # a selection is indented and dedented line by line, and undo takes an indent back
+        await page.keyboard.press("Control+a")
+        await page.keyboard.press("Tab")
+        await expect(code).to_have_value("\n".join("    " + line for line in written.split("\n")))
+        await page.keyboard.press("Shift+Tab")
+        await expect(code).to_have_value(written)
+        await page.keyboard.press("Control+z")
+        await expect(code).to_have_value("\n".join("    " + line for line in written.split("\n")))
+
+        # Escape, then Tab, moves on: the keyboard is never trapped
+        await page.keyboard.press("Escape")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("button", name="Create function")).to_be_focused()
+    except BaseException:
+        await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
+    finally:
+        await context.close()
