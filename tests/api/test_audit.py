@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from cts_helpers import Api
+from opencts.traces.self_audit import NUL_SHOWN
 
 
 def login_body(api: Api, password: str) -> dict[str, Any]:
@@ -91,3 +92,27 @@ async def test_a_disabled_management_tracker_records_no_audit_trace_and_warns_of
     assert (await api.client.put(f"/v3/{api.project}/tracker", json=tracker("enabled"))).status_code == 200
     recorded = {t["trace_name"] for t in await trail(api)}
     assert "createGroup" not in recorded and "updateTracker" in recorded
+
+
+async def test_a_nul_or_an_overlong_name_does_not_keep_an_attempt_out_of_the_trail(api: Api) -> None:
+    # ingest refuses NUL and over-long fields; the audit of such a call is fitted instead of lost
+    bare = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://127.0.0.1:8080")
+    body = login_body(api, "wrong-password")
+    body["auth"]["identity"]["password"]["user"]["name"] = "adm\x00in"
+    async with bare:
+        bad = await bare.post("/v3/auth/tokens", json=body)
+    assert bad.status_code == 401
+    gone = await api.client.delete(f"/v2/{api.project}/notifications/topics/urn%00smn")
+    assert gone.status_code == 404, gone.text
+    long_id = "t" * 3000
+    missing = await api.client.delete(f"/v2/{api.project}/notifications/topics/{long_id}")
+    assert missing.status_code in (400, 404), missing.text
+
+    (login,) = await trail(api, trace_name="login")
+    assert login["code"] == "401" and login["user"]["name"] == f"adm{NUL_SHOWN}in"
+    deletes = await trail(api, trace_name="deleteTopic")
+    assert [t["message"] for t in deletes] == [
+        f"DELETE /v2/{api.project}/notifications/topics/{long_id}",
+        f"DELETE /v2/{api.project}/notifications/topics/urn{NUL_SHOWN}smn",
+    ]
+    assert deletes[0]["resource_id"] == "t" * 349 + "…"

@@ -3,7 +3,15 @@ from __future__ import annotations
 import orjson
 
 from opencts.traces.model import TraceIn
-from opencts.traces.self_audit import AuditedCall, audit_trace, body_text, rating_of, redact, resource_type_of
+from opencts.traces.self_audit import (
+    NUL_SHOWN,
+    AuditedCall,
+    audit_trace,
+    body_text,
+    rating_of,
+    redact,
+    resource_type_of,
+)
 
 
 def test_redaction_reaches_every_depth() -> None:
@@ -62,3 +70,29 @@ def test_an_audit_trace_is_a_valid_trace() -> None:
         "201",
         "v3",
     )
+
+
+def test_hostile_names_and_paths_are_fitted_into_the_trail_not_refused() -> None:
+    # a NUL in the path, the name and the user name, an over-long id: ingest would refuse each as it is,
+    # and the caller's attempt would leave no trace
+    call = AuditedCall(
+        operation="deleteTopic",
+        method="DELETE",
+        path="/v2/p/notifications/topics/a\x00b",
+        status=404,
+        request_body=b'{"name": "x\\u0000y"}',
+        response_body=None,
+        request_id="r",
+        source_ip="127.0.0.1",
+        time=1_800_000_000_000,
+        user={"name": "ad\x00min", "domain": {"name": "d\x00"}},
+        resource_id="i" * 3000,
+        resource_name="n\x00" * 200,
+    )
+    body = audit_trace(call)
+    trace = TraceIn.model_validate(body)
+    assert "\x00" not in orjson.dumps(body).decode("unicode_escape")
+    assert trace.message == f"DELETE /v2/p/notifications/topics/a{NUL_SHOWN}b"
+    assert trace.resource_id == "i" * 349 + "…" and len(trace.resource_name or "") == 256
+    assert body["user"] == {"name": f"ad{NUL_SHOWN}min", "domain": {"name": f"d{NUL_SHOWN}"}}
+    assert trace.request == '{"name":"x\\u0000y"}'  # the body's text keeps the escape, which stores fine

@@ -93,7 +93,34 @@ class AuditedCall:
     service_type: str | None = None
 
 
+#: what a NUL character of the caller's input becomes in the trail (U+2400 SYMBOL FOR NULL)
+NUL_SHOWN = "\u2400"
+#: the trace structure's limits on the fields that carry the caller's input (opencts.traces.model)
+_LIMITS = {"resource_id": 350, "resource_name": 256, "request_id": 256, "api_version": 64}
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every NUL shown as ``NUL_SHOWN``, at any depth.
+
+    No backend stores NUL in text, so ingest refuses a trace holding one; left in, a NUL in a path, a
+    name or a user name would keep the caller's attempt out of the trail altogether.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_SHOWN) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    """Fit a field the caller chose (a 3,000-character resource id) instead of losing the trace."""
+    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
 def audit_trace(call: AuditedCall) -> dict[str, Any]:
+    """The call as a trace that ingest always accepts, whatever the caller put in its path, names or body."""
     trace: dict[str, Any] = {
         "trace_id": str(uuid.uuid4()),
         "trace_name": call.operation,
@@ -114,7 +141,9 @@ def audit_trace(call: AuditedCall) -> dict[str, Any]:
         "read_only": call.method in ("GET", "HEAD"),
         "message": f"{call.method} {call.path}",
     }
-    return {k: v for k, v in trace.items() if v is not None}
+    for name, limit in _LIMITS.items():
+        trace[name] = _cut(trace[name], limit)
+    return {k: _storable(v) for k, v in trace.items() if v is not None}
 
 
 async def record(writer: TraceWriter, project_id: str, call: AuditedCall) -> None:
