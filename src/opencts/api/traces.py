@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from opencts.api.auth import require
 from opencts.api.bodies import json_response
 from opencts.api.deps import ServicesDep, read_body, require_json
+from opencts.api.errors import request_id
 from opencts.clock import now_ms
 from opencts.errors import BadRequest
 from opencts.iam.principal import Principal
@@ -56,7 +57,12 @@ async def put_traces(project_id: str, request: Request, services: ServicesDep, c
     status = 200
     if body["rejected"] == len(body["results"]):
         status = 400
-        body = {"error_code": "CTS.0001", "error_msg": "no trace in the batch is valid", **body}
+        body = {
+            "error_code": "CTS.0001",
+            "error_msg": "no trace in the batch is valid",
+            "request_id": request_id(request),
+            **body,
+        }
     return json_response(body, status)
 
 

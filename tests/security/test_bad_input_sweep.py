@@ -1,0 +1,364 @@
+"""Hostile input on every route: never a 5xx, always the API's error shape with a request id, nothing lost.
+
+Two sweeps over the routes the OpenAPI document lists, so a new route is swept without touching this file:
+
+1. every path parameter, a set of query parameters and a set of raw bodies made hostile;
+2. for the write operations, a body the API accepts (checked), then each of its fields, at any depth,
+   replaced in turn by each hostile value, so validation deep inside a body is reached too.
+
+Afterwards the traces ingested before the sweep are all still listed, and the audit trail refused none of
+the calls (a refused audit trace would be an attempt missing from the trail).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cts_helpers import Api, TraceFactory
+
+#: the confirmation and unsubscribe links a subscriber opens in a browser answer with HTML pages
+BROWSER_PAGES = ("/v2/notifications/subscriptions/confirm", "/v2/notifications/subscriptions/unsubscribe")
+
+HOSTILE_SEGMENTS = [
+    "nope",
+    "%00",
+    "..%2F..%2Fetc%2Fpasswd",
+    "x" * 3000,
+    "%C3%A9%E2%9C%93",
+    "'%20OR%201=1--",
+    "-1",
+]
+HOSTILE_QUERIES: list[dict[str, str]] = [
+    {"limit": "-1"},
+    {"limit": "abc"},
+    {"limit": "99999999999999999999"},
+    {"limit": "0"},
+    {"offset": "-3"},
+    {"marker": "garbage!!"},
+    {"from": "x", "to": "-5"},
+    {"start_time": "9" * 30, "end_time": "1"},
+    {"trace_id": "%"},
+    {"tracker_name": "x" * 500},
+    {"day": "2026-13-45"},
+    {"tree_size": "-1"},
+    {"first": "5", "second": "2"},
+    {"trace_type": "nope"},
+    {"name": "\x00"},
+]
+HOSTILE_BODIES: list[bytes] = [
+    b"",
+    b"{nope",
+    b"[]",
+    b"null",
+    b'"text"',
+    b"1e999",
+    b"[" * 5000 + b"]" * 5000,
+    b'{"a": ' * 3000 + b"1" + b"}" * 3000,
+    b"{}",
+    "\ud800".encode("utf-8", "surrogatepass"),
+]
+#: what each field of an accepted body is replaced with, in turn
+HOSTILE_VALUES: list[Any] = [
+    None,
+    -1,
+    2**70,
+    1.5,
+    True,
+    "",
+    "x" * 5000,
+    "\x00",
+    "../../etc/passwd",
+    [],
+    {},
+    [{}],
+    {"a": [None]},
+]
+
+
+def routes(api: Api) -> Iterator[tuple[str, str, str]]:
+    """(method, path template, operation) of every route in the OpenAPI document."""
+    for path, item in api.app.openapi()["paths"].items():
+        for method, operation in item.items():
+            yield method.upper(), path, str(operation.get("operationId", "")).split("_")[0]
+
+
+def fill(template: str, values: dict[str, str], hostile: tuple[str, str] | None = None) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match[1]
+        if hostile is not None and name == hostile[0]:
+            return hostile[1]
+        return values.get(name, "nope")
+
+    return re.sub(r"{(\w+)(?::\w+)?}", one, template)
+
+
+class Findings:
+    """What broke the rules, gathered so that one run names every offender."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.requests = 0
+
+    def check(self, resp: httpx.Response, method: str, path: str, what: str) -> None:
+        self.requests += 1
+        where = f"{method} {path[:120]} ({what[:80]})"
+        if resp.status_code >= 500:
+            self.problems.append(f"{where}: {resp.status_code} {resp.text[:300]}")
+        elif not resp.headers.get("x-request-id"):
+            self.problems.append(f"{where}: {resp.status_code} without X-Request-Id")
+        elif resp.status_code >= 400 and not path.startswith(BROWSER_PAGES):
+            try:
+                body = resp.json()
+            except ValueError:
+                self.problems.append(f"{where}: {resp.status_code} is not JSON: {resp.text[:100]}")
+                return
+            shaped = isinstance(body, dict) and (
+                {"error_code", "error_msg"} <= body.keys() or {"code", "message"} <= body.keys()
+            )
+            if not shaped or not body.get("request_id"):
+                self.problems.append(f"{where}: {resp.status_code} not in the error shape: {resp.text[:200]}")
+
+
+async def send(
+    api: Api, method: str, path: str, *, params: Any = None, body: bytes | None = None
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    return await api.client.request(method, path, params=params, content=body, headers=headers)
+
+
+def field_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path to every field of a body, containers included, lists through their first item."""
+    if prefix:
+        yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from field_paths(item, (*prefix, key))
+    elif isinstance(value, list) and value:
+        yield from field_paths(value[0], (*prefix, 0))
+
+
+def replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    out = copy.deepcopy(body)
+    holder = out
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = value
+    return out
+
+
+VECTORS = Path(__file__).parent.parent / "sources" / "vectors"
+
+
+def source_events() -> tuple[dict[str, Any], dict[str, Any]]:
+    """One Kubernetes audit event and one bucket event, as their producers send them, stamped now."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    events = orjson.loads((VECTORS / "k8s_audit_eventlist.json").read_bytes())
+    events["items"] = events["items"][:1]
+    events["items"][0].update(requestReceivedTimestamp=stamp, stageTimestamp=stamp)
+    bucket = orjson.loads((VECTORS / "minio_put_object.json").read_bytes())
+    bucket["Records"][0]["eventTime"] = stamp
+    bucket["Records"][0]["s3"]["bucket"]["name"] = "source-bucket"
+    return events, bucket
+
+
+def inline_code(source: str) -> dict[str, str]:
+    return {"file": base64.b64encode(source.encode()).decode()}
+
+
+async def resources(api: Api, trace: dict[str, Any]) -> dict[str, str]:
+    """One of each kind of resource the routes name, made through the API: the sweep's path values."""
+    project = api.creds.project_id
+    values = {"project_id": project, "domain_id": api.creds.domain_id}
+    topic = await api.client.post(
+        f"/v2/{project}/notifications/topics", json={"name": "sweep", "display_name": "s"}
+    )
+    assert topic.status_code == 200, topic.text
+    values["topic_urn"] = topic.json()["topic_urn"]
+    made = await api.client.post(
+        f"/v2/{project}/fgs/functions",
+        json={
+            "func_name": "sweep",
+            "package": "default",
+            "runtime": "Python3.10",
+            "handler": "index.handler",
+            "memory_size": 128,
+            "timeout": 3,
+            "code_type": "inline",
+            "func_code": inline_code("def handler(event, context):\n    return 1\n"),
+        },
+    )
+    assert made.status_code == 200, made.text
+    values["function_urn"] = made.json()["func_urn"]
+    key = await api.client.post(f"/v1.0/{project}/kms/create-key", json={"key_alias": "sweep"})
+    assert key.status_code == 200, key.text
+    values["key_id"] = key.json()["key_info"]["key_id"]
+    tracker = await api.client.get(f"/v3/{project}/trackers", params={"tracker_name": "system"})
+    values["tracker_id"] = tracker.json()["trackers"][0]["id"]
+    values["trace_id"] = trace["trace_id"]
+    return values
+
+
+def accepted_bodies(values: dict[str, str], trace: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """A body each write operation accepts, keyed by (method, path template)."""
+    topic, key = values["topic_urn"], values["key_id"]
+    kubernetes, bucket = source_events()
+    return {
+        ("POST", "/v3/{project_id}/traces"): {"traces": [trace]},
+        ("POST", "/v3/{project_id}/tracker"): {
+            "tracker_type": "data",
+            "tracker_name": "sweep",
+            "obs_info": {
+                "bucket_name": "sweep-bucket",
+                "file_prefix_name": "p",
+                "is_obs_created": True,
+                "bucket_lifecycle": 30,
+                "compress_type": "gzip",
+                "is_sort_by_service": True,
+            },
+            "data_bucket": {"data_bucket_name": "source-bucket", "data_event": ["READ", "WRITE"]},
+            "is_support_validate": True,
+        },
+        ("PUT", "/v3/{project_id}/tracker"): {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "status": "enabled",
+            "is_support_validate": False,
+            "management_event_selector": {"exclude_service": ["KMS"]},
+        },
+        ("POST", "/v3/{project_id}/notifications"): {
+            "notification_name": "sweep",
+            "operation_type": "customized",
+            "operations": [{"service_type": "IAM", "resource_type": "user", "trace_names": ["login"]}],
+            "notify_user_list": [{"user_group": "admin", "user_list": ["admin"]}],
+            "topic_id": topic,
+            "filter": {
+                "condition": "OR",
+                "is_support_filter": True,
+                "rule": ["code = 400", "trace_rating = incident"],
+            },
+        },
+        ("POST", "/v3/{domain_id}/checkbucket"): {
+            "buckets": [
+                {
+                    "bucket_name": "b1",
+                    "bucket_location": "local-1",
+                    "is_support_trace_files_encryption": False,
+                }
+            ]
+        },
+        ("POST", "/v3/{project_id}/{resource_type}/{resource_id}/tags/create"): {
+            "tags": [{"key": "k", "value": "v"}]
+        },
+        ("PUT", "/v2/{project_id}/notifications/topics/{topic_urn}"): {"display_name": "renamed"},
+        ("POST", "/v2/{project_id}/notifications/topics/{topic_urn}/subscriptions"): {
+            "protocol": "https",
+            "endpoint": "https://93.184.216.34/cts",
+            "remark": "r",
+        },
+        ("POST", "/v2/{project_id}/notifications/topics/{topic_urn}/publish"): {
+            "subject": "s",
+            "message": "m",
+        },
+        ("PUT", "/v2/{project_id}/fgs/functions/{function_urn}/config"): {
+            "func_name": "sweep",
+            "runtime": "Python3.10",
+            "handler": "index.handler",
+            "memory_size": 256,
+            "timeout": 5,
+            "user_data": '{"A": "1"}',
+        },
+        ("PUT", "/v2/{project_id}/fgs/functions/{function_urn}/code"): {
+            "code_type": "inline",
+            "func_code": inline_code("def handler(event, context):\n    return 2\n"),
+        },
+        ("POST", "/v2/{project_id}/fgs/triggers/{function_urn}"): {
+            "trigger_type_code": "CTS",
+            "trigger_status": "ACTIVE",
+            "event_data": {"name": "sweep_trigger", "operations": ["IAM:user:login"]},
+        },
+        ("POST", "/v1.0/{project_id}/kms/describe-key"): {"key_id": key},
+        ("POST", "/v1.0/{project_id}/kms/list-keys"): {"limit": "10"},
+        ("POST", "/v3/{project_id}/archive/query"): {
+            "sql": "SELECT count(*) FROM traces",
+            "tracker_name": "sweep",
+        },
+        ("POST", "/v3/projects/{project_id}/source-tokens"): {"name": "sweep", "source": "kubernetes"},
+        ("POST", "/v3/{project_id}/sources/kubernetes"): kubernetes,
+        ("POST", "/v3/{project_id}/sources/s3"): bucket,
+    }
+
+
+async def test_every_route_answers_hostile_paths_queries_and_bodies_in_its_error_shape(
+    api: Api, make_trace: TraceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    trace = make_trace()
+    stored = await api.client.post(f"/v3/{api.creds.project_id}/traces", json={"traces": [trace]})
+    assert stored.status_code == 200 and stored.json()["accepted"] == 1, stored.text
+    values = await resources(api, trace)
+    findings = Findings()
+    for method, template, _ in routes(api):
+        if method == "HEAD":
+            continue
+        names = re.findall(r"{(\w+)(?::\w+)?}", template)
+        for name in names:
+            for segment in HOSTILE_SEGMENTS:
+                path = fill(template, values, (name, segment))
+                findings.check(await send(api, method, path), method, path, f"{name}={segment}")
+        path = fill(template, values)
+        for query in HOSTILE_QUERIES:
+            findings.check(await send(api, method, path, params=query), method, path, str(query))
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            for raw in HOSTILE_BODIES:
+                findings.check(await send(api, method, path, body=raw), method, path, repr(raw[:40]))
+    assert not findings.problems, "\n".join(findings.problems)
+    assert findings.requests > 3000
+    await everything_is_still_there(api, trace, caplog)
+
+
+async def test_each_field_of_an_accepted_body_made_hostile_is_refused_or_taken(
+    api: Api, make_trace: TraceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    trace = make_trace()
+    stored = await api.client.post(f"/v3/{api.creds.project_id}/traces", json={"traces": [trace]})
+    assert stored.status_code == 200, stored.text
+    values = await resources(api, trace)
+    values["resource_type"], values["resource_id"] = "cts-tracker", values["tracker_id"]
+    bodies = accepted_bodies(values, make_trace())
+    findings = Findings()
+    for (method, template), body in bodies.items():
+        path = fill(template, values)
+        first = await send(api, method, path, body=orjson.dumps(body))
+        assert first.status_code < 300, f"the accepted body of {method} {template}: {first.text}"
+        for field in field_paths(body):
+            for value in HOSTILE_VALUES:
+                changed = json.dumps(replaced(body, field, value)).encode()  # orjson stops at 64-bit ints
+                what = f"{'.'.join(map(str, field))}={value!r}"
+                findings.check(await send(api, method, path, body=changed), method, path, what)
+    assert not findings.problems, "\n".join(findings.problems)
+    assert findings.requests > 1000
+    await everything_is_still_there(api, trace, caplog)
+
+
+async def everything_is_still_there(
+    api: Api, trace: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    found = await api.list(trace_id=trace["trace_id"])
+    assert found.status_code == 200 and [t["trace_id"] for t in found.json()["traces"]] == [trace["trace_id"]]
+    refused = [r.getMessage() for r in caplog.records if "audit trace rejected" in r.getMessage()]
+    assert not refused, refused[:5]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors[:5]
