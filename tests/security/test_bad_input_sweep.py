@@ -300,14 +300,22 @@ def accepted_bodies(values: dict[str, str], trace: dict[str, Any]) -> dict[tuple
     }
 
 
-async def test_every_route_answers_hostile_paths_queries_and_bodies_in_its_error_shape(
+@pytest.fixture
+async def world(
     api: Api, make_trace: TraceFactory, caplog: pytest.LogCaptureFixture
-) -> None:
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A trace accepted before the sweep, and the resources the routes name."""
     caplog.set_level(logging.WARNING)
     trace = make_trace()
     stored = await api.client.post(f"/v3/{api.creds.project_id}/traces", json={"traces": [trace]})
     assert stored.status_code == 200 and stored.json()["accepted"] == 1, stored.text
-    values = await resources(api, trace)
+    return trace, await resources(api, trace)
+
+
+async def test_every_route_answers_hostile_paths_queries_and_bodies_in_its_error_shape(
+    api: Api, world: tuple[dict[str, Any], dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    trace, values = world
     findings = Findings()
     for method, template, _ in routes(api):
         if method == "HEAD":
@@ -329,13 +337,12 @@ async def test_every_route_answers_hostile_paths_queries_and_bodies_in_its_error
 
 
 async def test_each_field_of_an_accepted_body_made_hostile_is_refused_or_taken(
-    api: Api, make_trace: TraceFactory, caplog: pytest.LogCaptureFixture
+    api: Api,
+    world: tuple[dict[str, Any], dict[str, str]],
+    make_trace: TraceFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING)
-    trace = make_trace()
-    stored = await api.client.post(f"/v3/{api.creds.project_id}/traces", json={"traces": [trace]})
-    assert stored.status_code == 200, stored.text
-    values = await resources(api, trace)
+    trace, values = world
     values["resource_type"], values["resource_id"] = "cts-tracker", values["tracker_id"]
     bodies = accepted_bodies(values, make_trace())
     findings = Findings()
