@@ -1,0 +1,89 @@
+"""What the sweeps of hostile input share: filling route templates, judging answers, the resources the
+routes name (tests/security/test_bad_input_sweep.py, tests/console/test_console_sweep.py)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import httpx
+
+from cts_helpers import Api
+
+#: the confirmation and unsubscribe links a subscriber opens in a browser answer with HTML pages
+BROWSER_PAGES = ("/v2/notifications/subscriptions/confirm", "/v2/notifications/subscriptions/unsubscribe")
+
+
+def fill(template: str, values: dict[str, str], hostile: tuple[str, str] | None = None) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match[1]
+        if hostile is not None and name == hostile[0]:
+            return hostile[1]
+        return values.get(name, "nope")
+
+    return re.sub(r"{(\w+)(?::\w+)?}", one, template)
+
+
+class Findings:
+    """What broke the rules, gathered so that one run names every offender."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.requests = 0
+
+    def check(self, resp: httpx.Response, method: str, path: str, what: str) -> None:
+        self.requests += 1
+        where = f"{method} {path[:120]} ({what[:80]})"
+        if resp.status_code >= 500:
+            self.problems.append(f"{where}: {resp.status_code} {resp.text[:300]}")
+        elif not resp.headers.get("x-request-id"):
+            self.problems.append(f"{where}: {resp.status_code} without X-Request-Id")
+        elif resp.status_code >= 400 and not path.startswith(BROWSER_PAGES):
+            try:
+                body = resp.json()
+            except ValueError:
+                self.problems.append(f"{where}: {resp.status_code} is not JSON: {resp.text[:100]}")
+                return
+            shaped = isinstance(body, dict) and (
+                {"error_code", "error_msg"} <= body.keys() or {"code", "message"} <= body.keys()
+            )
+            if not shaped or not body.get("request_id"):
+                self.problems.append(f"{where}: {resp.status_code} not in the error shape: {resp.text[:200]}")
+
+
+def inline_code(source: str) -> dict[str, str]:
+    return {"file": base64.b64encode(source.encode()).decode()}
+
+
+async def resources(api: Api, trace: dict[str, Any]) -> dict[str, str]:
+    """One of each kind of resource the routes name, made through the API: the sweep's path values."""
+    project = api.creds.project_id
+    values = {"project_id": project, "domain_id": api.creds.domain_id}
+    topic = await api.client.post(
+        f"/v2/{project}/notifications/topics", json={"name": "sweep", "display_name": "s"}
+    )
+    assert topic.status_code == 200, topic.text
+    values["topic_urn"] = topic.json()["topic_urn"]
+    made = await api.client.post(
+        f"/v2/{project}/fgs/functions",
+        json={
+            "func_name": "sweep",
+            "package": "default",
+            "runtime": "Python3.10",
+            "handler": "index.handler",
+            "memory_size": 128,
+            "timeout": 3,
+            "code_type": "inline",
+            "func_code": inline_code("def handler(event, context):\n    return 1\n"),
+        },
+    )
+    assert made.status_code == 200, made.text
+    values["function_urn"] = made.json()["func_urn"]
+    key = await api.client.post(f"/v1.0/{project}/kms/create-key", json={"key_alias": "sweep"})
+    assert key.status_code == 200, key.text
+    values["key_id"] = key.json()["key_info"]["key_id"]
+    tracker = await api.client.get(f"/v3/{project}/trackers", params={"tracker_name": "system"})
+    values["tracker_id"] = tracker.json()["trackers"][0]["id"]
+    values["trace_id"] = trace["trace_id"]
+    return values
