@@ -5,14 +5,33 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from cts_helpers import Api
+from cts_helpers import Api, in_process_api
+from opencts.config import Settings
 
 #: the confirmation and unsubscribe links a subscriber opens in a browser answer with HTML pages
 BROWSER_PAGES = ("/v2/notifications/subscriptions/confirm", "/v2/notifications/subscriptions/unsubscribe")
+
+
+#: the backends a sweep runs on: PostgreSQL refuses what SQLite stores (NUL, integers past 64 bits), so
+#: hostile input must be met before it reaches either
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@asynccontextmanager
+async def backend_api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    """The in-process app on the backend ``request.param`` names."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    settings = Settings(data_dir=tmp_path / "data", bind="127.0.0.1:8080", ingest_workers=0, database_url=url)
+    async with in_process_api(settings) as live:
+        yield live
 
 
 def fill(template: str, values: dict[str, str], hostile: tuple[str, str] | None = None) -> str:

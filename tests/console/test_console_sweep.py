@@ -6,14 +6,23 @@ they can, so the pages render past their lookups before meeting the hostile para
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.routing import BaseRoute, Mount
 
 from console_helpers import csrf_of, logged_in
 from cts_helpers import Api, TraceFactory
-from sweep_helpers import Findings, fill, resources
+from sweep_helpers import BACKENDS, Findings, backend_api, fill, resources
+
+
+@pytest.fixture(params=BACKENDS)
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    async with backend_api(request, tmp_path) as live:
+        yield live
+
 
 SEGMENTS = ["nope", "%00", "x" * 2000, "..%2F..%2Fetc", "'%20OR%201=1--"]
 QUERIES: list[dict[str, str]] = [

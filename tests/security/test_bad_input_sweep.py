@@ -16,7 +16,7 @@ import copy
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,14 @@ import orjson
 import pytest
 
 from cts_helpers import Api, TraceFactory
-from sweep_helpers import Findings, fill, inline_code, resources
+from sweep_helpers import BACKENDS, Findings, backend_api, fill, inline_code, resources
+
+
+@pytest.fixture(params=BACKENDS)
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    async with backend_api(request, tmp_path) as live:
+        yield live
+
 
 HOSTILE_SEGMENTS = [
     "nope",
