@@ -4,6 +4,7 @@ client builders. Fixtures live in conftest.py; scaffolding the benchmarks share 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
 from opencts.api.app import create_app
+from opencts.api.smn import SmnRoute
 from opencts.client.signing import HmacAuth
 from opencts.config import Settings
 from opencts.iam import credentials, groups, users
@@ -178,6 +180,35 @@ PUBLIC_ROUTES = frozenset(
         "unsubscribe",
     }
 )
+
+
+def error_shape_problem(route: APIRoute, resp: httpx.Response) -> str | None:
+    """What is wrong with an error answer, or None: a 4xx, an ``X-Request-Id``, and the body of the
+    route's API (CTS and KMS ``error_code``/``error_msg``, SMN ``code``/``message``) carrying the same
+    request id."""
+    where = f"{route.path} ({route.name}) answered {resp.status_code}: {resp.text[:300]}"
+    if not 400 <= resp.status_code < 500:
+        return where
+    request_id = resp.headers.get("x-request-id", "")
+    if not re.fullmatch(r"[0-9a-f]{32}", request_id):
+        return f"{where} (X-Request-Id {request_id!r})"
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"{where} (not JSON)"
+    if not isinstance(body, dict) or body.get("request_id") != request_id:
+        return f"{where} (no request_id in the body)"
+    code, message = ("code", "message") if isinstance(route, SmnRoute) else ("error_code", "error_msg")
+    pattern = r"SMN\.\w+" if isinstance(route, SmnRoute) else r"(CTS|KMS)\.\d{4}"
+    if body.get("error_code") == "CTS.0404" and str(body.get("error_msg")).startswith("no such API"):
+        return None  # the path no longer names the route (an encoded "/" in a value): the app's own 404
+    if (
+        not re.fullmatch(pattern, str(body.get(code)))
+        or not isinstance(body.get(message), str)
+        or not body[message]
+    ):
+        return f"{where} (not the {code}/{message} shape)"
+    return None
 
 
 def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:

@@ -12,13 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
-from cts_helpers import Api, in_process_api
+from cts_helpers import Api, error_shape_problem, in_process_api
 from opencts.config import Settings
-
-#: the confirmation and unsubscribe links a subscriber opens in a browser answer with HTML pages
-BROWSER_PAGES = ("/v2/notifications/subscriptions/confirm", "/v2/notifications/subscriptions/unsubscribe")
-
 
 #: the backends a sweep runs on: PostgreSQL refuses what SQLite stores (NUL, integers past 64 bits), so
 #: hostile input must be met before it reaches either
@@ -51,24 +48,16 @@ class Findings:
         self.problems: list[str] = []
         self.requests = 0
 
-    def check(self, resp: httpx.Response, method: str, path: str, what: str) -> None:
+    def check(self, resp: httpx.Response, route: APIRoute | None, method: str, path: str, what: str) -> None:
+        """Never a 5xx, always a request id; an error of an API route in that API's shape."""
         self.requests += 1
         where = f"{method} {path[:120]} ({what[:80]})"
-        if resp.status_code >= 500:
+        if resp.status_code >= 500 or not resp.headers.get("x-request-id"):
             self.problems.append(f"{where}: {resp.status_code} {resp.text[:300]}")
-        elif not resp.headers.get("x-request-id"):
-            self.problems.append(f"{where}: {resp.status_code} without X-Request-Id")
-        elif resp.status_code >= 400 and not path.startswith(BROWSER_PAGES):
-            try:
-                body = resp.json()
-            except ValueError:
-                self.problems.append(f"{where}: {resp.status_code} is not JSON: {resp.text[:100]}")
-                return
-            shaped = isinstance(body, dict) and (
-                {"error_code", "error_msg"} <= body.keys() or {"code", "message"} <= body.keys()
-            )
-            if not shaped or not body.get("request_id"):
-                self.problems.append(f"{where}: {resp.status_code} not in the error shape: {resp.text[:200]}")
+        elif route is not None and resp.status_code >= 400:
+            problem = error_shape_problem(route, resp)
+            if problem is not None:
+                self.problems.append(f"{where}: {problem}")
 
 
 def inline_code(source: str) -> dict[str, str]:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from cts_helpers import PUBLIC_ROUTES, Api, api_routes
-from opencts.api.smn import SmnRoute
+from cts_helpers import PUBLIC_ROUTES, Api, api_routes, error_shape_problem
 
 _PARAM = re.compile(r"{(\w+)}")
 
@@ -30,21 +28,9 @@ def url(route: APIRoute, project_id: str, domain_id: str) -> str:
     return _PARAM.sub(lambda m: fill.get(m[1], f"no-such-{m[1].replace('_', '-')}"), route.path)
 
 
-def assert_error_shape(route: APIRoute, resp: httpx.Response) -> dict[str, Any]:
-    where = f"{route.path} ({route.name}) answered {resp.status_code}: {resp.text[:300]}"
-    assert 400 <= resp.status_code < 500, where
-    assert re.fullmatch(r"[0-9a-f]{32}", resp.headers.get("x-request-id", "")), where
-    body = resp.json()
-    assert isinstance(body, dict), where
-    if isinstance(route, SmnRoute):
-        assert re.fullmatch(r"SMN\.\w+", str(body.get("code"))), where
-        assert isinstance(body.get("message"), str) and body["message"], where
-        assert body.get("request_id") == resp.headers["x-request-id"], where
-    else:
-        assert re.fullmatch(r"CTS\.\d{4}", str(body.get("error_code"))), where
-        assert isinstance(body.get("error_msg"), str) and body["error_msg"], where
-        assert body.get("request_id") == resp.headers["x-request-id"], where
-    return body
+def assert_error_shape(route: APIRoute, resp: httpx.Response) -> None:
+    problem = error_shape_problem(route, resp)
+    assert problem is None, problem
 
 
 async def call(client: httpx.AsyncClient, route: APIRoute, method: str, path: str) -> httpx.Response:

@@ -94,8 +94,6 @@ async def test_every_page_and_form_answers_hostile_input_without_a_server_error(
                         else:  # the form's fields are the hostile ones, with a valid CSRF token
                             form: dict[str, Any] = {"csrf_token": csrf, **query}
                             resp = await client.request(method, path, data=form)
-                        findings.requests += 1
-                        if resp.status_code >= 500 or not resp.headers.get("x-request-id"):
-                            findings.problems.append(f"{method} {path[:100]} {query}: {resp.status_code}")
+                        findings.check(resp, None, method, path, str(query))  # pages: HTML errors
     assert not findings.problems, "\n".join(findings.problems)
     assert findings.requests > 1000

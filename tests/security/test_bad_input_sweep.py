@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from fastapi.routing import APIRoute
 
-from cts_helpers import Api, TraceFactory
+from cts_helpers import Api, TraceFactory, api_routes
 from sweep_helpers import BACKENDS, Findings, backend_api, fill, inline_code, resources
 
 
@@ -91,17 +92,22 @@ HOSTILE_VALUES: list[Any] = [
 ]
 
 
-def routes(api: Api) -> Iterator[tuple[str, str, str]]:
-    """(method, path template, operation) of every route in the OpenAPI document."""
-    for path, item in api.app.openapi()["paths"].items():
-        for method, operation in item.items():
-            yield method.upper(), path, str(operation.get("operationId", "")).split("_")[0]
+def routes(api: Api) -> dict[tuple[str, str], APIRoute]:
+    """Every API route by (method, path template), read from the app, so a new route is swept too."""
+    return {
+        (method, route.path): route
+        for route in api_routes(api.app.routes)
+        if not route.path.startswith("/console")
+        for method in sorted((route.methods or set()) - {"HEAD"})
+    }
 
 
 async def send(
     api: Api, method: str, path: str, *, params: Any = None, body: bytes | None = None
 ) -> httpx.Response:
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     return await api.client.request(method, path, params=params, content=body, headers=headers)
 
 
@@ -247,20 +253,18 @@ async def test_every_route_answers_hostile_paths_queries_and_bodies_in_its_error
 ) -> None:
     trace, values = world
     findings = Findings()
-    for method, template, _ in routes(api):
-        if method == "HEAD":
-            continue
+    for (method, template), route in routes(api).items():
         names = re.findall(r"{(\w+)(?::\w+)?}", template)
         for name in names:
             for segment in HOSTILE_SEGMENTS:
                 path = fill(template, values, (name, segment))
-                findings.check(await send(api, method, path), method, path, f"{name}={segment}")
+                findings.check(await send(api, method, path), route, method, path, f"{name}={segment}")
         path = fill(template, values)
         for query in HOSTILE_QUERIES:
-            findings.check(await send(api, method, path, params=query), method, path, str(query))
+            findings.check(await send(api, method, path, params=query), route, method, path, str(query))
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             for raw in HOSTILE_BODIES:
-                findings.check(await send(api, method, path, body=raw), method, path, repr(raw[:40]))
+                findings.check(await send(api, method, path, body=raw), route, method, path, repr(raw[:40]))
     assert not findings.problems, "\n".join(findings.problems)
     assert findings.requests > 3000
     await everything_is_still_there(api, trace, caplog)
@@ -276,6 +280,7 @@ async def test_each_field_of_an_accepted_body_made_hostile_is_refused_or_taken(
     values["resource_type"], values["resource_id"] = "cts-tracker", values["tracker_id"]
     bodies = accepted_bodies(values, make_trace())
     findings = Findings()
+    known = routes(api)
     for (method, template), body in bodies.items():
         path = fill(template, values)
         first = await send(api, method, path, body=orjson.dumps(body))
@@ -284,7 +289,8 @@ async def test_each_field_of_an_accepted_body_made_hostile_is_refused_or_taken(
             for value in HOSTILE_VALUES:
                 changed = json.dumps(replaced(body, field, value)).encode()  # orjson stops at 64-bit ints
                 what = f"{'.'.join(map(str, field))}={value!r}"
-                findings.check(await send(api, method, path, body=changed), method, path, what)
+                resp = await send(api, method, path, body=changed)
+                findings.check(resp, known[method, template], method, path, what)
     assert not findings.problems, "\n".join(findings.problems)
     assert findings.requests > 1000
     await everything_is_still_there(api, trace, caplog)
