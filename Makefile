@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/archive_verify.py
 	$(BIN)/python benchmarks/backup.py
 	$(BIN)/python benchmarks/console_page.py
+	$(BIN)/python benchmarks/term_index_tenants.py
 	$(BIN)/python benchmarks/client_overhead.py
 
 clean:
