@@ -263,22 +263,13 @@ async def test_the_code_editor_indents_with_the_keyboard_and_lets_it_leave(
         await expect(page.locator("#code-keys")).to_be_visible()  # the hint shows only with the script
         await code.fill("")
         await code.focus()
-        # Enter keeps the indentation, one level more after a colon; Shift+Tab on an empty line dedents
-        await page.keyboard.type("def handler(event, context):")
-        await page.keyboard.press("Enter")
-        await page.keyboard.type("if event:")
-        await page.keyboard.press("Enter")
-        await page.keyboard.type("return 1")
-        await page.keyboard.press("Enter")
-        await page.keyboard.press("Shift+Tab")
-        await page.keyboard.type("x = [")
-        await page.keyboard.press("Enter")
-        await page.keyboard.type("1]")
-        await page.keyboard.press("Enter")
-        await page.keyboard.press("Shift+Tab")
-        await page.keyboard.type("return")
-        await page.keyboard.press("Tab")  # a Tab in mid-line pads to the next multiple of four
-        await page.keyboard.type("0")
+        # Enter keeps the indentation, one level more after a colon or a bracket; Shift+Tab on an empty line
+        # dedents; a Tab in mid-line pads to the next multiple of four. A key is pressed, anything else typed.
+        keys = ("Enter", "Shift+Tab", "Tab")
+        strokes = ["def handler(event, context):", "Enter", "if event:", "Enter", "return 1", "Enter"]
+        strokes += ["Shift+Tab", "x = [", "Enter", "1]", "Enter", "Shift+Tab", "return", "Tab", "0"]
+        for stroke in strokes:
+            await (page.keyboard.press if stroke in keys else page.keyboard.type)(stroke)
         written = "\n".join(
             [
                 "def handler(event, context):",
